@@ -1,0 +1,210 @@
+//! The normalised claim the rules see, whichever transaction it came from.
+
+use super::money::{Fen, Price, Qty};
+use chrono::{NaiveDate, NaiveDateTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Gender {
+    Male,
+    Female,
+}
+
+impl Gender {
+    /// `gend` code table: 1 男, 2 女; 0 未知 and 9 未说明 are not a known gender.
+    pub fn from_code(code: &str) -> Option<Gender> {
+        match code.trim() {
+            "1" | "男" | "M" | "m" => Some(Gender::Male),
+            "2" | "女" | "F" | "f" => Some(Gender::Female),
+            _ => None,
+        }
+    }
+    pub fn text(self) -> &'static str {
+        match self {
+            Gender::Male => "男",
+            Gender::Female => "女",
+        }
+    }
+}
+
+/// 门诊 / 住院 / 药店购药.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Visit {
+    Outpatient,
+    Inpatient,
+    Pharmacy,
+}
+
+impl Visit {
+    pub fn text(self) -> &'static str {
+        match self {
+            Visit::Outpatient => "门诊",
+            Visit::Inpatient => "住院",
+            Visit::Pharmacy => "药店购药",
+        }
+    }
+    /// From `med_type`: 1x/5x(51)/8x → 门诊, 2x/52 → 住院, 41 → 药店. Province sub-codes keep the
+    /// national first two digits (140104 → 14).
+    pub fn from_med_type(mt: &str) -> Option<Visit> {
+        let b = mt.as_bytes();
+        if b.len() < 2 {
+            return None;
+        }
+        match (b[0], b[1]) {
+            (b'1', _) | (b'8', _) | (b'5', b'1') => Some(Visit::Outpatient),
+            (b'2', _) | (b'5', b'2') => Some(Visit::Inpatient),
+            (b'4', b'1') => Some(Visit::Pharmacy),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of catalogue item, from the shape of its national code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemClass {
+    /// 西药, `X` + 22.
+    WesternDrug,
+    /// 中成药, `Z` + 22.
+    PatentDrug,
+    /// 中药饮片 (`T`-prefixed provincial codes; the national format is unconfirmed).
+    Herbal,
+    /// 医疗服务项目, 15 digits (+ optional local suffix).
+    Service,
+    /// 医用耗材, `C` + digits.
+    Material,
+    Other,
+}
+
+impl ItemClass {
+    pub fn of_code(code: &str) -> ItemClass {
+        let b = code.as_bytes();
+        match b.first() {
+            Some(b'X') if b.len() >= 10 => ItemClass::WesternDrug,
+            Some(b'Z') if b.len() >= 10 => ItemClass::PatentDrug,
+            Some(b'T') if b.len() >= 10 => ItemClass::Herbal,
+            Some(b'C') if b.len() >= 10 && b[1..10].iter().all(u8::is_ascii_digit) => ItemClass::Material,
+            Some(b'0'..=b'9') if b.len() >= 15 && b[..15].iter().all(u8::is_ascii_digit) => ItemClass::Service,
+            _ => ItemClass::Other,
+        }
+    }
+    pub fn is_drug(self) -> bool {
+        matches!(self, ItemClass::WesternDrug | ItemClass::PatentDrug | ItemClass::Herbal)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// ICD-10 (医保版) code, e.g. `M10.900`.
+    pub code: String,
+    pub name: String,
+    pub main: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Patient {
+    /// 人员编号. Personal data: never logged in clear.
+    pub psn_no: String,
+    pub gender: Option<Gender>,
+    pub birth: Option<NaiveDate>,
+    pub insutype: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Encounter {
+    pub mdtrt_id: String,
+    pub visit: Option<Visit>,
+    pub med_type: Option<String>,
+    pub admitted: Option<NaiveDateTime>,
+    pub discharged: Option<NaiveDateTime>,
+    /// `None`: nobody told claimgate the diagnoses; `Some(vec![])`: told there are none.
+    pub diagnoses: Option<Vec<Diagnosis>>,
+    pub dept_code: Option<String>,
+    /// 科别 (national department category) from 2201 `caty`.
+    pub caty: Option<String>,
+    /// Institution tier: 3 三级, 2 二级, 1 一级.
+    pub tier: Option<u8>,
+}
+
+impl Encounter {
+    pub fn main_diagnosis(&self) -> Option<&Diagnosis> {
+        let d = self.diagnoses.as_ref()?;
+        d.iter().find(|d| d.main).or_else(|| d.first())
+    }
+}
+
+/// One fee line or order.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// `feedetl_sn` (2204/2301) or `rx_id` (3101): the line's id in hits.
+    pub id: String,
+    /// National code `med_list_codg` / `hilist_code`.
+    pub code: String,
+    /// HIS code `medins_list_codg` / `hosplist_code`.
+    pub his_code: String,
+    /// Item name where the message carries one (3101 `hilist_name`).
+    pub name: Option<String>,
+    /// `med_chrgitm_type` where the message carries it (3101 `chrg_type`).
+    pub category: Option<String>,
+    pub class: ItemClass,
+    pub qty: Qty,
+    pub price: Price,
+    pub amount: Fen,
+    /// Service time: `fee_ocur_time` or `drord_begn_date`. Rules use this, never the wall clock.
+    pub time: NaiveDateTime,
+    pub dept_code: String,
+    pub dept_name: String,
+    pub doctor_code: String,
+    pub doctor_name: String,
+    /// Days of medicine supplied (`prd_days`, or the order's stop − start).
+    pub days_supply: Option<Qty>,
+    /// 出院带药.
+    pub discharge_drug: bool,
+    /// 退费: the `feedetl_sn` this negative line reverses.
+    pub reverses: Option<String>,
+}
+
+impl Line {
+    pub fn date(&self) -> NaiveDate {
+        self.time.date()
+    }
+    pub fn is_refund(&self) -> bool {
+        self.qty.units() < 0 || self.reverses.is_some()
+    }
+}
+
+/// Where in the flow a claim is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// 3101 事前分析 (doctor ordering).
+    Order,
+    /// 3102 事中分析.
+    Analysis,
+    /// 2204 / 2301 fee upload.
+    Upload,
+    /// 2206 / 2303.
+    PreSettle,
+    /// 2207 / 2304.
+    Settle,
+    /// 2401 (or 3101 trig_scen 3 住院登记).
+    Admission,
+}
+
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub infno: &'static str,
+    pub stage: Stage,
+    /// 3101/3102 `trig_scen`.
+    pub trig_scen: Option<u8>,
+    pub fixmedins_code: String,
+    pub patient: Patient,
+    pub encounter: Encounter,
+    pub lines: Vec<Line>,
+}
+
+impl Claim {
+    pub fn is_admission(&self) -> bool {
+        self.stage == Stage::Admission || self.trig_scen == Some(3)
+    }
+    pub fn total(&self) -> Fen {
+        self.lines.iter().fold(Fen::ZERO, |a, l| a + l.amount)
+    }
+}

@@ -1,0 +1,529 @@
+//! From wire transactions to one [`Claim`] model. A 2301 upload and a 3101 事前 request for the same
+//! orders give the same claim. Facts the message does not carry (gender, birth date, insutype,
+//! med_type, diagnoses) come from [`Facts`], what claimgate learnt from earlier exchanges.
+
+use super::model::*;
+use super::money::{Fen, Price, Qty};
+use super::time::{parse_date, parse_datetime};
+use crate::wire::tx::{self, Analysis, FeeUploadInput, Settle, VisitInfoInput};
+use crate::wire::{ParseError, Text};
+use chrono::{NaiveDate, NaiveDateTime};
+use rustc_hash::FxHashSet;
+use std::sync::Arc;
+
+/// What claimgate knows about a person from a 1101 answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonFacts {
+    pub gender: Option<Gender>,
+    pub birth: Option<NaiveDate>,
+    /// Set only when the person has exactly one insurance type.
+    pub insutype: Option<String>,
+}
+
+/// What claimgate knows about a visit from 2201/2203/2401/2402 and accepted uploads.
+#[derive(Debug, Clone, Default)]
+pub struct VisitFacts {
+    pub psn_no: String,
+    pub visit: Option<Visit>,
+    pub insutype: Option<String>,
+    pub med_type: Option<String>,
+    pub admitted: Option<NaiveDateTime>,
+    pub discharged: Option<NaiveDateTime>,
+    pub diagnoses: Option<Vec<Diagnosis>>,
+    pub dept_code: Option<String>,
+    pub caty: Option<String>,
+    /// Lines the gateway accepted for this visit and that were not revoked.
+    pub lines: Vec<Line>,
+}
+
+/// The source of facts that do not travel in the claim.
+pub trait Facts {
+    fn person(&self, psn_no: &str) -> Option<Arc<PersonFacts>>;
+    fn visit(&self, mdtrt_id: &str) -> Option<Arc<VisitFacts>>;
+    /// The hospital's own tier (configured), used when the message does not carry `medins_lv`.
+    fn institution_tier(&self) -> Option<u8>;
+}
+
+/// No facts at all: what `claimgate check` knows from a single file.
+pub struct NoFacts;
+
+impl Facts for NoFacts {
+    fn person(&self, _: &str) -> Option<Arc<PersonFacts>> {
+        None
+    }
+    fn visit(&self, _: &str) -> Option<Arc<VisitFacts>> {
+        None
+    }
+    fn institution_tier(&self) -> Option<u8> {
+        None
+    }
+}
+
+/// The largest quantity on one line that is taken as real (a 1,000,000-unit line is a typo or an attack).
+const MAX_QTY: i64 = 1_000_000 * Qty::SCALE;
+/// The largest amount on one line: 100 million 元.
+const MAX_AMOUNT: i64 = 10_000_000_000;
+
+fn req<'a>(t: &'a Text, path: impl FnOnce() -> String) -> Result<&'a str, ParseError> {
+    t.opt().ok_or_else(|| ParseError::Missing(path()))
+}
+
+fn req_time(t: &Text, path: impl Fn() -> String) -> Result<NaiveDateTime, ParseError> {
+    let s = req(t, &path)?;
+    parse_datetime(s).ok_or_else(|| ParseError::field(path(), format!("not a date-time: {s:?}")))
+}
+
+fn opt_time(t: &Text, path: impl Fn() -> String) -> Result<Option<NaiveDateTime>, ParseError> {
+    match t.opt() {
+        None => Ok(None),
+        Some(s) => parse_datetime(s)
+            .map(Some)
+            .ok_or_else(|| ParseError::field(path(), format!("not a date-time: {s:?}"))),
+    }
+}
+
+fn check_qty(q: Qty, path: impl Fn() -> String) -> Result<Qty, ParseError> {
+    if q.units().abs() > MAX_QTY {
+        return Err(ParseError::field(path(), "quantity out of range (more than 1,000,000 units)"));
+    }
+    Ok(q)
+}
+
+fn check_amount(a: Fen, path: impl Fn() -> String) -> Result<Fen, ParseError> {
+    if a.get().abs() > MAX_AMOUNT {
+        return Err(ParseError::field(path(), "amount out of range"));
+    }
+    Ok(a)
+}
+
+fn check_price(p: Price, path: impl Fn() -> String) -> Result<Price, ParseError> {
+    if p.micro() < 0 {
+        return Err(ParseError::field(path(), "negative unit price"));
+    }
+    if p.micro() > MAX_AMOUNT * 10_000 {
+        return Err(ParseError::field(path(), "unit price out of range"));
+    }
+    Ok(p)
+}
+
+fn flag(t: &Text) -> bool {
+    t.as_str() == "1"
+}
+
+/// `medins_lv` → tier. The code table is unconfirmed (domain.md): 1/01 三级, 2/02 二级, 3/03 一级.
+pub fn tier_from_medins_lv(lv: &str) -> Option<u8> {
+    match lv.trim().trim_start_matches('0') {
+        "1" => Some(3),
+        "2" => Some(2),
+        "3" => Some(1),
+        _ => None,
+    }
+}
+
+fn merge_patient(psn_no: String, facts: &dyn Facts, visit: Option<&VisitFacts>) -> Patient {
+    let p = facts.person(&psn_no);
+    let insutype = visit
+        .and_then(|v| v.insutype.clone())
+        .or_else(|| p.as_ref().and_then(|p| p.insutype.clone()));
+    Patient {
+        gender: p.as_ref().and_then(|p| p.gender),
+        birth: p.as_ref().and_then(|p| p.birth),
+        insutype,
+        psn_no,
+    }
+}
+
+fn encounter_from(mdtrt_id: String, v: Option<&VisitFacts>, default_visit: Visit, facts: &dyn Facts) -> Encounter {
+    let med_type = v.and_then(|v| v.med_type.clone());
+    let visit = med_type
+        .as_deref()
+        .and_then(Visit::from_med_type)
+        .or_else(|| v.and_then(|v| v.visit))
+        .or(Some(default_visit));
+    Encounter {
+        mdtrt_id,
+        visit,
+        med_type,
+        admitted: v.and_then(|v| v.admitted),
+        discharged: v.and_then(|v| v.discharged),
+        diagnoses: v.and_then(|v| v.diagnoses.clone()),
+        dept_code: v.and_then(|v| v.dept_code.clone()),
+        caty: v.and_then(|v| v.caty.clone()),
+        tier: facts.institution_tier(),
+    }
+}
+
+/// 2204 / 2301: `input.feedetail[]`.
+///
+/// # Errors
+/// A missing or malformed required field, lines of more than one visit or person, a duplicate
+/// `feedetl_sn`, an absurd quantity or amount.
+pub fn fee_upload(
+    infno: &'static str,
+    fixmedins_code: String,
+    input: FeeUploadInput,
+    facts: &dyn Facts,
+) -> Result<Claim, ParseError> {
+    if input.feedetail.is_empty() {
+        return Err(ParseError::Missing("input.feedetail".into()));
+    }
+    let inpatient = infno == "2301";
+    let mut lines = Vec::with_capacity(input.feedetail.len());
+    let mut seen: FxHashSet<String> = FxHashSet::default();
+    let mut mdtrt_id: Option<String> = None;
+    let mut psn_no: Option<String> = None;
+    let mut line_med_type: Option<String> = None;
+    for (i, d) in input.feedetail.into_iter().enumerate() {
+        let p = |f: &str| format!("input.feedetail[{i}].{f}");
+        let id = req(&d.feedetl_sn, || p("feedetl_sn"))?.to_owned();
+        let m = req(&d.mdtrt_id, || p("mdtrt_id"))?;
+        match &mdtrt_id {
+            None => mdtrt_id = Some(m.to_owned()),
+            Some(first) if first != m => {
+                return Err(ParseError::field(p("mdtrt_id"), "lines of more than one visit in one upload"))
+            }
+            _ => {}
+        }
+        let ps = req(&d.psn_no, || p("psn_no"))?;
+        match &psn_no {
+            None => psn_no = Some(ps.to_owned()),
+            Some(first) if first != ps => {
+                return Err(ParseError::field(p("psn_no"), "lines of more than one person in one upload"))
+            }
+            _ => {}
+        }
+        if line_med_type.is_none() {
+            line_med_type = d.med_type.opt().map(str::to_owned);
+        }
+        let time = req_time(&d.fee_ocur_time, || p("fee_ocur_time"))?;
+        let code = req(&d.med_list_codg, || p("med_list_codg"))?.to_owned();
+        let amount = d.det_item_fee_sumamt.ok_or_else(|| ParseError::Missing(p("det_item_fee_sumamt")))?;
+        let amount = check_amount(Fen::new(amount.0), || p("det_item_fee_sumamt"))?;
+        let qty = d.cnt.ok_or_else(|| ParseError::Missing(p("cnt")))?;
+        let qty = check_qty(Qty::from_units(qty.0), || p("cnt"))?;
+        let price = d.pric.ok_or_else(|| ParseError::Missing(p("pric")))?;
+        let price = check_price(Price::from_micro(price.0), || p("pric"))?;
+        let days_supply = match d.prd_days {
+            Some(q) if q.0 < 0 => return Err(ParseError::field(p("prd_days"), "negative days")),
+            Some(q) => Some(check_qty(Qty::from_units(q.0), || p("prd_days"))?),
+            None => None,
+        };
+        if !seen.insert(id.clone()) {
+            return Err(ParseError::field(p("feedetl_sn"), format!("duplicate feedetl_sn {id} in one upload")));
+        }
+        let class = ItemClass::of_code(&code);
+        lines.push(Line {
+            id,
+            his_code: d.medins_list_codg.take().unwrap_or_default(),
+            name: None,
+            category: None,
+            class,
+            qty,
+            price,
+            amount,
+            time,
+            dept_code: d.bilg_dept_codg.take().unwrap_or_default(),
+            dept_name: d.bilg_dept_name.take().unwrap_or_default(),
+            doctor_code: d.bilg_dr_codg.take().unwrap_or_default(),
+            doctor_name: d.bilg_dr_name.take().unwrap_or_default(),
+            days_supply,
+            discharge_drug: flag(&d.dscg_tkdrug_flag),
+            reverses: d.init_feedetl_sn.take(),
+            code,
+        });
+    }
+    let mdtrt_id = mdtrt_id.unwrap_or_default();
+    let psn_no = psn_no.unwrap_or_default();
+    let vf = facts.visit(&mdtrt_id);
+    let patient = merge_patient(psn_no, facts, vf.as_deref());
+    let default_visit = if inpatient { Visit::Inpatient } else { Visit::Outpatient };
+    let mut encounter = encounter_from(mdtrt_id, vf.as_deref(), default_visit, facts);
+    if let Some(mt) = line_med_type {
+        encounter.visit = Visit::from_med_type(&mt).or(encounter.visit);
+        encounter.med_type = Some(mt);
+    }
+    Ok(Claim {
+        infno,
+        stage: Stage::Upload,
+        trig_scen: None,
+        fixmedins_code,
+        patient,
+        encounter,
+        lines,
+    })
+}
+
+/// 2206/2207/2303/2304: the claim is the visit's accepted lines, as claimgate learnt them.
+///
+/// # Errors
+/// A missing `mdtrt_id` or `psn_no`.
+pub fn settlement(
+    infno: &'static str,
+    fixmedins_code: String,
+    data: Settle,
+    facts: &dyn Facts,
+) -> Result<Claim, ParseError> {
+    let mdtrt_id = req(&data.mdtrt_id, || "input.data.mdtrt_id".into())?.to_owned();
+    let psn_no = req(&data.psn_no, || "input.data.psn_no".into())?.to_owned();
+    let vf = facts.visit(&mdtrt_id);
+    let mut patient = merge_patient(psn_no, facts, vf.as_deref());
+    if let Some(it) = data.insutype.opt() {
+        patient.insutype = Some(it.to_owned());
+    }
+    let inpatient = matches!(infno, "2303" | "2304");
+    let default_visit = if inpatient { Visit::Inpatient } else { Visit::Outpatient };
+    let mut encounter = encounter_from(mdtrt_id, vf.as_deref(), default_visit, facts);
+    if let Some(mt) = data.med_type.opt() {
+        encounter.med_type = Some(mt.to_owned());
+        encounter.visit = Visit::from_med_type(mt).or(encounter.visit);
+    }
+    let lines = vf.map(|v| v.lines.clone()).unwrap_or_default();
+    Ok(Claim {
+        infno,
+        stage: if matches!(infno, "2206" | "2303") { Stage::PreSettle } else { Stage::Settle },
+        trig_scen: None,
+        fixmedins_code,
+        patient,
+        encounter,
+        lines,
+    })
+}
+
+/// `diseinfo[]` of 2203/2401/2402 → diagnoses.
+pub fn diagnoses_from(dise: &[tx::DiseInfo], main_code: Option<&str>) -> Vec<Diagnosis> {
+    let mut v: Vec<Diagnosis> = dise
+        .iter()
+        .filter(|d| !d.diag_code.is_empty() && d.vali_flag.as_str() != "0")
+        .map(|d| Diagnosis {
+            code: d.diag_code.as_str().to_owned(),
+            name: d.diag_name.as_str().to_owned(),
+            main: d.maindiag_flag.as_str() == "1" || d.diag_srt_no.as_str() == "1",
+        })
+        .collect();
+    if let Some(mc) = main_code.filter(|c| !c.is_empty()) {
+        if !v.iter().any(|d| d.code == mc) {
+            v.insert(0, Diagnosis { code: mc.to_owned(), name: String::new(), main: true });
+        }
+    }
+    v
+}
+
+/// 2401 入院办理: an admission claim with no lines (the 低标入院 and 分解住院 checks).
+///
+/// # Errors
+/// A missing `psn_no` or an unreadable `begntime`.
+pub fn admission(fixmedins_code: String, input: VisitInfoInput, facts: &dyn Facts) -> Result<Claim, ParseError> {
+    let m = &input.mdtrtinfo;
+    let psn_no = req(&m.psn_no, || "input.mdtrtinfo.psn_no".into())?.to_owned();
+    let admitted = opt_time(&m.begntime, || "input.mdtrtinfo.begntime".into())?;
+    let main = m.dscg_maindiag_code.opt().or_else(|| m.dise_codg.opt());
+    let mut patient = merge_patient(psn_no, facts, None);
+    if let Some(it) = m.insutype.opt() {
+        patient.insutype = Some(it.to_owned());
+    }
+    let med_type = m.med_type.opt().map(str::to_owned);
+    Ok(Claim {
+        infno: "2401",
+        stage: Stage::Admission,
+        trig_scen: None,
+        fixmedins_code,
+        patient,
+        encounter: Encounter {
+            mdtrt_id: m.mdtrt_id.as_str().to_owned(),
+            visit: Some(Visit::Inpatient),
+            med_type,
+            admitted,
+            discharged: None,
+            diagnoses: Some(diagnoses_from(&input.diseinfo, main)),
+            dept_code: m.adm_dept_codg.opt().map(str::to_owned),
+            caty: None,
+            tier: facts.institution_tier(),
+        },
+        lines: Vec::new(),
+    })
+}
+
+/// 3101/3102: one claim per patient, for the current encounter (`curr_mdtrt_id`, else the first).
+///
+/// # Errors
+/// No patients, a patient without encounters, a malformed order.
+pub fn analysis(
+    infno: &'static str,
+    fixmedins_code: &str,
+    data: Analysis,
+    facts: &dyn Facts,
+) -> Result<Vec<Claim>, ParseError> {
+    if data.patient_dtos.is_empty() {
+        return Err(ParseError::Missing("input.data.patient_dtos".into()));
+    }
+    let trig_scen = data.trig_scen.opt().and_then(|t| t.parse::<u8>().ok());
+    let stage = if infno == "3101" { Stage::Order } else { Stage::Analysis };
+    let mut claims = Vec::with_capacity(data.patient_dtos.len());
+    for (pi, p) in data.patient_dtos.into_iter().enumerate() {
+        let pp = |f: &str| format!("input.data.patient_dtos[{pi}].{f}");
+        let psn_no = req(&p.patn_id, || pp("patn_id"))?.to_owned();
+        let known = facts.person(&psn_no);
+        let gender = Gender::from_code(p.gend.as_str()).or_else(|| known.as_ref().and_then(|k| k.gender));
+        let birth = match p.brdy.opt() {
+            Some(s) => Some(parse_date(s).ok_or_else(|| ParseError::field(pp("brdy"), format!("not a date: {s:?}")))?),
+            None => known.as_ref().and_then(|k| k.birth),
+        };
+        let curr = p.curr_mdtrt_id.opt().map(str::to_owned);
+        let n = p.fsi_encounter_dtos.len();
+        if n == 0 {
+            return Err(ParseError::Missing(pp("fsi_encounter_dtos")));
+        }
+        let idx = curr
+            .as_deref()
+            .and_then(|c| p.fsi_encounter_dtos.iter().position(|e| e.mdtrt_id.as_str() == c))
+            .unwrap_or(0);
+        let e = p.fsi_encounter_dtos.into_iter().nth(idx).unwrap_or_default();
+        let ep = |f: &str| format!("input.data.patient_dtos[{pi}].fsi_encounter_dtos[{idx}].{f}");
+        let med_type = e.med_type.opt().map(str::to_owned);
+        let visit = med_type.as_deref().and_then(Visit::from_med_type).or(match e.med_mdtrt_type.as_str() {
+            "1" => Some(Visit::Outpatient),
+            "2" => Some(Visit::Inpatient),
+            "3" => Some(Visit::Pharmacy),
+            _ => None,
+        });
+        let mut diagnoses: Vec<Diagnosis> = e
+            .fsi_diagnose_dtos
+            .iter()
+            .filter(|d| !d.dise_codg.is_empty())
+            .map(|d| Diagnosis {
+                code: d.dise_codg.as_str().to_owned(),
+                name: d.dise_name.as_str().to_owned(),
+                main: d.maindise_flag.as_str() == "1",
+            })
+            .collect();
+        if let Some(mc) = e.dscg_main_dise_codg.opt() {
+            if !diagnoses.iter().any(|d| d.code == mc) {
+                diagnoses.insert(
+                    0,
+                    Diagnosis { code: mc.to_owned(), name: e.dscg_main_dise_name.as_str().to_owned(), main: true },
+                );
+            }
+        }
+        let mut lines = Vec::with_capacity(e.fsi_order_dtos.len());
+        let mut seen: FxHashSet<String> = FxHashSet::default();
+        for (oi, o) in e.fsi_order_dtos.into_iter().enumerate() {
+            let op = |f: &str| {
+                format!("input.data.patient_dtos[{pi}].fsi_encounter_dtos[{idx}].fsi_order_dtos[{oi}].{f}")
+            };
+            let id = req(&o.rx_id, || op("rx_id"))?.to_owned();
+            if !seen.insert(id.clone()) {
+                return Err(ParseError::field(op("rx_id"), format!("duplicate rx_id {id}")));
+            }
+            let code = req(&o.hilist_code, || op("hilist_code"))?.to_owned();
+            let time = req_time(&o.drord_begn_date, || op("drord_begn_date"))?;
+            let stop = opt_time(&o.drord_stop_date, || op("drord_stop_date"))?;
+            let qty = check_qty(Qty::from_units(o.cnt.ok_or_else(|| ParseError::Missing(op("cnt")))?.0), || op("cnt"))?;
+            let price = check_price(
+                Price::from_micro(o.pric.ok_or_else(|| ParseError::Missing(op("pric")))?.0),
+                || op("pric"),
+            )?;
+            let amount = match o.sumamt {
+                Some(a) => check_amount(Fen::new(a.0), || op("sumamt"))?,
+                None => price.times(qty),
+            };
+            let class = ItemClass::of_code(&code);
+            let days_supply = match stop {
+                Some(s) if class.is_drug() && s.date() > time.date() => {
+                    Some(Qty::whole((s.date() - time.date()).num_days()))
+                }
+                _ => None,
+            };
+            lines.push(Line {
+                id,
+                his_code: o.hosplist_code.take().unwrap_or_default(),
+                name: o.hilist_name.take(),
+                category: o.chrg_type.take(),
+                class,
+                qty,
+                price,
+                amount,
+                time,
+                dept_code: o.drord_dept_codg.take().unwrap_or_default(),
+                dept_name: o.drord_dept_name.take().unwrap_or_default(),
+                doctor_code: o.drord_dr_codg.take().unwrap_or_default(),
+                doctor_name: o.drord_dr_name.take().unwrap_or_default(),
+                days_supply,
+                discharge_drug: o.drord_bhvr.as_str() == "1",
+                reverses: None,
+                code,
+            });
+        }
+        let insutype = e.insutype.take().or_else(|| known.as_ref().and_then(|k| k.insutype.clone()));
+        let encounter = Encounter {
+            mdtrt_id: e.mdtrt_id.as_str().to_owned(),
+            visit,
+            med_type,
+            admitted: opt_time(&e.adm_date, || ep("adm_date"))?,
+            discharged: opt_time(&e.dscg_date, || ep("dscg_date"))?,
+            diagnoses: Some(diagnoses),
+            dept_code: e.adm_dept_codg.opt().map(str::to_owned),
+            caty: None,
+            tier: tier_from_medins_lv(e.medins_lv.as_str()).or_else(|| facts.institution_tier()),
+        };
+        claims.push(Claim {
+            infno,
+            stage,
+            trig_scen,
+            fixmedins_code: e.medins_id.opt().unwrap_or(fixmedins_code).to_owned(),
+            patient: Patient { psn_no, gender, birth, insutype },
+            encounter,
+            lines,
+        });
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(json: &str) -> Result<Claim, ParseError> {
+        let input: FeeUploadInput = crate::wire::parse_body(json, "input")?;
+        fee_upload("2204", "H1".into(), input, &NoFacts)
+    }
+
+    const LINE: &str = r#"{"feedetl_sn":"F1","mdtrt_id":"M1","psn_no":"P1","fee_ocur_time":"2025-03-05 08:30:00",
+        "med_list_codg":"XA11DAW036A001010104127","medins_list_codg":"YP1","det_item_fee_sumamt":0.60,
+        "cnt":6,"pric":"0.10","prd_days":"3"}"#;
+
+    #[test]
+    fn a_fee_line_becomes_a_claim_line_with_exact_money() {
+        let c = upload(&format!(r#"{{"feedetail":[{LINE}]}}"#)).unwrap();
+        let l = &c.lines[0];
+        assert_eq!(l.amount, Fen::new(60));
+        assert_eq!(l.qty, Qty::whole(6));
+        assert_eq!(l.price, Price::from_micro(100_000));
+        assert_eq!(l.class, ItemClass::WesternDrug);
+        assert_eq!(l.days_supply, Some(Qty::whole(3)));
+        assert_eq!(c.encounter.visit, Some(Visit::Outpatient));
+        assert_eq!(c.patient.gender, None);
+    }
+
+    #[test]
+    fn missing_and_bad_fields_are_named() {
+        let e = upload(r#"{"feedetail":[{"feedetl_sn":"F1"}]}"#).unwrap_err();
+        assert_eq!(e.to_string(), "input.feedetail[0].mdtrt_id: required field is missing or empty");
+        let bad = LINE.replace("2025-03-05 08:30:00", "yesterday");
+        let e = upload(&format!(r#"{{"feedetail":[{bad}]}}"#)).unwrap_err();
+        assert!(e.to_string().starts_with("input.feedetail[0].fee_ocur_time"), "{e}");
+        let huge = LINE.replace("\"cnt\":6", "\"cnt\":99999999");
+        let e = upload(&format!(r#"{{"feedetail":[{huge}]}}"#)).unwrap_err();
+        assert!(e.to_string().contains("cnt: quantity out of range"), "{e}");
+        let e = upload(&format!(r#"{{"feedetail":[{LINE},{LINE}]}}"#)).unwrap_err();
+        assert!(e.to_string().contains("duplicate feedetl_sn"), "{e}");
+        let e = upload(r#"{"feedetail":[]}"#).unwrap_err();
+        assert!(matches!(e, ParseError::Missing(_)));
+    }
+
+    #[test]
+    fn medins_lv_tiers() {
+        assert_eq!(tier_from_medins_lv("02"), Some(2));
+        assert_eq!(tier_from_medins_lv("1"), Some(3));
+        assert_eq!(tier_from_medins_lv("9"), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! claimgate: a pre-settlement claim interceptor between a hospital HIS and the national
+//! medical-insurance settlement gateway (医保前置机 / 医保平台).
+//!
+//! # Layout
+//! - [`wire`]: the national envelope and transaction bodies (the only module that knows JSON field names).
+//! - [`claim`]: the normalised claim model (money as integer fen, dates as service dates).
+//! - [`rules`]: rule packs — source format, compile to an indexed form, evaluate, explain.
+//! - [`history`]: what claimgate learnt from earlier exchanges (visit context).
+//! - [`pipeline`]: parse → normalise → evaluate for one message, without HTTP; the pack test runner.
+//! - [`gate`]: the HTTP server (proxy route, check API, admin API).
+//! - [`sim`]: the simulated settlement gateway.
+//! - [`telemetry`]: tracing, metrics, masking of personal data.
+
+#![forbid(unsafe_code)]
+
+pub mod claim;
+pub mod history;
+pub mod pipeline;
+pub mod rules;
+pub mod wire;

@@ -1,0 +1,332 @@
+//! Evaluation: claim + compiled rule set → decision. No I/O, no failure, no panic on bad data,
+//! no allocation on a clean claim beyond the decision itself (scratch space is per thread and reused).
+
+use super::compile::{class_bit, CompiledRule, CompiledRuleSet, Entry, Matcher, WhenC};
+use super::decision::{Decision, Fact, Hit, Outcome, RulesetRef, Unchecked};
+use super::kinds::{Out, RuleCx, Scope, NO_ROW};
+use crate::claim::{Claim, Line};
+use std::cell::RefCell;
+use std::time::Instant;
+
+#[derive(Default)]
+struct Scratch {
+    cands: Vec<Entry>,
+    /// `(rule, line, tag)` for group-scope rules.
+    members: Vec<(u32, u32, u32)>,
+    group: Vec<(u32, u32)>,
+    out: Out,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Indexed,
+    /// Every rule against every line through its own matcher list: the reference the index is
+    /// tested against.
+    Naive,
+}
+
+/// Evaluates `claim` against `rs`.
+pub fn evaluate(rs: &CompiledRuleSet, claim: &Claim) -> Decision {
+    run(rs, claim, Mode::Indexed)
+}
+
+/// The unindexed reference evaluator (for differential tests and benches).
+#[doc(hidden)]
+pub fn evaluate_naive(rs: &CompiledRuleSet, claim: &Claim) -> Decision {
+    run(rs, claim, Mode::Naive)
+}
+
+fn run(rs: &CompiledRuleSet, claim: &Claim, mode: Mode) -> Decision {
+    let start = Instant::now();
+    SCRATCH.with(|cell| {
+        // A panic inside a kind would leave the RefCell borrowed only for its own unwinding; a
+        // fresh scratch is taken if it is somehow still borrowed.
+        match cell.try_borrow_mut() {
+            Ok(mut s) => {
+                collect(rs, claim, mode, &mut s);
+                render(rs, claim, &s.out, start)
+            }
+            Err(_) => {
+                let mut s = Scratch::default();
+                collect(rs, claim, mode, &mut s);
+                render(rs, claim, &s.out, start)
+            }
+        }
+    })
+}
+
+fn matches_naive(rs: &CompiledRuleSet, m: &Matcher, line: &Line) -> bool {
+    match m {
+        Matcher::Exact(c) => line.code == **c,
+        Matcher::His(c) => !line.his_code.is_empty() && line.his_code == **c,
+        Matcher::Prefix(p) => line.code.starts_with(&**p),
+        Matcher::CodeRe(i) => rs.code_res[*i].is_match(&line.code),
+        Matcher::NameRe(i) => line.name.as_deref().is_some_and(|n| rs.name_res[*i].is_match(n)),
+    }
+}
+
+fn candidates(rs: &CompiledRuleSet, line: &Line, mode: Mode, cands: &mut Vec<Entry>) {
+    cands.clear();
+    match mode {
+        Mode::Naive => {
+            for (ri, r) in rs.rules.iter().enumerate() {
+                if r.scope == Scope::Claim {
+                    continue;
+                }
+                if r.selects_all {
+                    cands.push(Entry { rule: ri as u32, tag: NO_ROW, prio: 0 });
+                }
+                for (m, tag, prio) in &r.matchers {
+                    if matches_naive(rs, m, line) {
+                        cands.push(Entry { rule: ri as u32, tag: *tag, prio: *prio });
+                    }
+                }
+            }
+        }
+        Mode::Indexed => {
+            let ix = &rs.index;
+            let code = line.code.as_str();
+            if let Some(v) = ix.exact.get(code) {
+                cands.extend_from_slice(v);
+            }
+            if !line.his_code.is_empty() {
+                if let Some(v) = ix.his.get(line.his_code.as_str()) {
+                    cands.extend_from_slice(v);
+                }
+            }
+            for &len in &ix.prefix_lens {
+                if let Some(p) = code.get(..len) {
+                    if let Some(v) = ix.prefix.get(p) {
+                        cands.extend_from_slice(v);
+                    }
+                }
+            }
+            if let Some(set) = &ix.code_set {
+                if set.is_match(code) {
+                    for i in set.matches(code).iter() {
+                        cands.extend_from_slice(&ix.code_entries[i]);
+                    }
+                }
+            }
+            if let (Some(set), Some(name)) = (&ix.name_set, line.name.as_deref()) {
+                if set.is_match(name) {
+                    for i in set.matches(name).iter() {
+                        cands.extend_from_slice(&ix.name_entries[i]);
+                    }
+                }
+            }
+            for &r in &ix.all_lines {
+                cands.push(Entry { rule: r, tag: NO_ROW, prio: 0 });
+            }
+        }
+    }
+    cands.sort_unstable_by_key(|e| (e.rule, e.prio, e.tag));
+}
+
+/// Claim-level `when`: `Ok(true)` in scope, `Ok(false)` out of scope, `Err(fact)` unknown.
+fn when_claim(w: &WhenC, claim: &Claim) -> Result<bool, Fact> {
+    if let Some(v) = w.visit {
+        match claim.encounter.visit {
+            None => return Err(Fact::Visit),
+            Some(cv) if cv != v => return Ok(false),
+            _ => {}
+        }
+    }
+    if !w.med_types.is_empty() {
+        match claim.encounter.med_type.as_deref() {
+            None => return Err(Fact::MedType),
+            Some(mt) if !w.med_types.iter().any(|m| &**m == mt) => return Ok(false),
+            _ => {}
+        }
+    }
+    if !w.insutypes.is_empty() {
+        match claim.patient.insutype.as_deref() {
+            None => return Err(Fact::Insutype),
+            Some(it) if !w.insutypes.iter().any(|m| &**m == it) => return Ok(false),
+            _ => {}
+        }
+    }
+    Ok(true)
+}
+
+/// Whether the rule applies to this line at all (dates, classes, categories, scope).
+fn applies(r: &CompiledRule, ri: u32, claim: &Claim, li: u32, line: &Line, out: &mut Out) -> bool {
+    // A refund (退费) line is never a violation by itself; group kinds still count it.
+    if r.scope == Scope::Line && line.is_refund() {
+        return false;
+    }
+    if !r.in_effect(line.date()) {
+        return false;
+    }
+    if r.classes != 0 && r.classes & class_bit(line.class) == 0 {
+        return false;
+    }
+    if !r.categories.is_empty() {
+        match line.category.as_deref() {
+            None => {
+                out.unchecked(ri, li, Fact::Category);
+                return false;
+            }
+            Some(c) if !r.categories.iter().any(|x| &**x == c) => return false,
+            _ => {}
+        }
+    }
+    if !r.when.is_claim_trivial() {
+        match when_claim(&r.when, claim) {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(f) => {
+                out.unchecked(ri, li, f);
+                return false;
+            }
+        }
+    }
+    if !r.when.depts.is_empty() {
+        if line.dept_code.is_empty() {
+            out.unchecked(ri, li, Fact::Department);
+            return false;
+        }
+        if !r.when.depts.matches(&line.dept_code) {
+            return false;
+        }
+    }
+    if !r.when.not_depts.is_empty() && r.when.not_depts.matches(&line.dept_code) {
+        return false;
+    }
+    true
+}
+
+fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
+    s.out.clear();
+    s.members.clear();
+    for (li, line) in claim.lines.iter().enumerate() {
+        let li = li as u32;
+        candidates(rs, line, mode, &mut s.cands);
+        let mut i = 0;
+        while i < s.cands.len() {
+            let e = s.cands[i];
+            let r = &rs.rules[e.rule as usize];
+            // The run of candidates of this rule.
+            let mut j = i + 1;
+            while j < s.cands.len() && s.cands[j].rule == e.rule {
+                j += 1;
+            }
+            if applies(r, e.rule, claim, li, line, &mut s.out) {
+                let cx = RuleCx { index: e.rule, row_names: &r.row_names };
+                let mut last_tag = None;
+                for k in i..j {
+                    let tag = s.cands[k].tag;
+                    if last_tag == Some(tag) {
+                        continue;
+                    }
+                    last_tag = Some(tag);
+                    match r.scope {
+                        Scope::Line => r.logic.line(&cx, claim, li, tag, &mut s.out),
+                        Scope::Group => s.members.push((e.rule, li, tag)),
+                        Scope::Claim => {}
+                    }
+                    if !r.multi_tag {
+                        break;
+                    }
+                }
+            }
+            i = j;
+        }
+    }
+    s.members.sort_unstable();
+    s.members.dedup();
+    let mut i = 0;
+    while i < s.members.len() {
+        let rule = s.members[i].0;
+        s.group.clear();
+        while i < s.members.len() && s.members[i].0 == rule {
+            s.group.push((s.members[i].1, s.members[i].2));
+            i += 1;
+        }
+        let r = &rs.rules[rule as usize];
+        let cx = RuleCx { index: rule, row_names: &r.row_names };
+        r.logic.group(&cx, claim, &s.group, &mut s.out);
+    }
+    let claim_date = claim
+        .encounter
+        .admitted
+        .map(|t| t.date())
+        .or_else(|| claim.lines.first().map(Line::date));
+    for &ri in &rs.index.claim_rules {
+        let r = &rs.rules[ri as usize];
+        if claim_date.is_some_and(|d| !r.in_effect(d)) {
+            continue;
+        }
+        match when_claim(&r.when, claim) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(f) => {
+                s.out.unchecked(ri, NO_ROW, f);
+                continue;
+            }
+        }
+        let cx = RuleCx { index: ri, row_names: &r.row_names };
+        r.logic.claim(&cx, claim, &mut s.out);
+    }
+}
+
+fn render(rs: &CompiledRuleSet, claim: &Claim, out: &Out, start: Instant) -> Decision {
+    let mut order: Vec<usize> = (0..out.hits.len()).collect();
+    order.sort_by_key(|&i| (out.hits[i].rule, out.hits[i].lines.first().copied().unwrap_or(u32::MAX)));
+    let mut decision = Outcome::Pass;
+    let mut hits = Vec::with_capacity(out.hits.len());
+    for i in order {
+        let h = &out.hits[i];
+        let r = &rs.rules[h.rule as usize];
+        decision = decision.max(r.action.into());
+        let valid: Vec<&Line> = h.lines.iter().filter_map(|&l| claim.lines.get(l as usize)).collect();
+        hits.push(Hit {
+            rule_id: r.id.clone(),
+            rule_name: r.name.clone(),
+            action: r.action,
+            severity: r.severity,
+            message: r.message.render(&r.name, &h.ev),
+            lines: valid.iter().map(|l| l.id.clone()).collect(),
+            line_amounts: valid.iter().map(|l| l.amount).collect(),
+            amount: h.amount,
+            overridable: r.overridable,
+            basis: r.basis.clone(),
+            evidence: h.ev.clone(),
+        });
+    }
+    let mut unchecked: Vec<Unchecked> = Vec::new();
+    if !out.unchecked.is_empty() {
+        let mut u = out.unchecked.clone();
+        u.sort_unstable_by_key(|&(rule, line, fact)| (fact, line, rule));
+        for (rule, line, fact) in u {
+            let idx = match unchecked.iter().position(|x| x.fact == fact.field()) {
+                Some(i) => i,
+                None => {
+                    unchecked.push(Unchecked { fact: fact.field(), reason: fact.reason(), lines: vec![], rules: vec![] });
+                    unchecked.len() - 1
+                }
+            };
+            let g = &mut unchecked[idx];
+            if let Some(l) = claim.lines.get(line as usize) {
+                if g.lines.last() != Some(&l.id) && !g.lines.contains(&l.id) {
+                    g.lines.push(l.id.clone());
+                }
+            }
+            let rid = &rs.rules[rule as usize].id;
+            if !g.rules.contains(rid) {
+                g.rules.push(rid.clone());
+            }
+        }
+    }
+    Decision {
+        decision,
+        ruleset: RulesetRef { name: rs.name.clone(), version: rs.version.clone() },
+        hits,
+        unchecked,
+        elapsed_us: start.elapsed().as_micros() as u64,
+    }
+}

@@ -1,0 +1,120 @@
+//! 限定频次 (两库 第八批-1): units of one item per service day above a maximum — bed fee 1/日,
+//! 级别护理 1/日, 心电监测 24 小时/日. Counts every line of the claim for that day; refund lines
+//! (negative `cnt`) count negative. The excess units are the hit's amount.
+
+use super::*;
+use crate::claim::{Fen, Qty};
+use crate::rules::decision::Val;
+use chrono::NaiveDate;
+
+pub(crate) static SPEC: KindSpec = KindSpec {
+    name: "daily_units",
+    vars: &["item", "code", "date", "count", "max", "excess"],
+    scope: Scope::Group,
+    table: TableShape::Rows,
+    multi_tag: false,
+    compile,
+};
+
+fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
+    compile_units(i, true)
+}
+
+pub(crate) fn compile_units(i: &KindInput<'_>, per_day: bool) -> Result<Compiled, String> {
+    only_params(i.params, &["max"])?;
+    let max = RowParams::build(i, "max", |v| parse_qty(&value_text(v)?), parse_qty)?;
+    Ok(Compiled { logic: Box::new(UnitsLogic { max, per_day }), matchers: vec![] })
+}
+
+pub(crate) struct UnitsLogic {
+    max: RowParams<Qty>,
+    per_day: bool,
+}
+
+impl Logic for UnitsLogic {
+    fn group(&self, r: &RuleCx<'_>, c: &Claim, members: &[(u32, u32)], out: &mut Out) {
+        // Key: the knowledge point (table row), or the code itself when matched by a list.
+        let mut keyed: Vec<(u32, &str, Option<NaiveDate>, u32)> = members
+            .iter()
+            .filter_map(|&(li, tag)| {
+                let l = c.lines.get(li as usize)?;
+                let code = if tag == NO_ROW { l.code.as_str() } else { "" };
+                Some((tag, code, self.per_day.then(|| l.date()), li))
+            })
+            .collect();
+        keyed.sort_unstable();
+        let mut i = 0;
+        while i < keyed.len() {
+            let (tag, code, date, _) = keyed[i];
+            let mut j = i;
+            let mut total = Qty::ZERO;
+            while j < keyed.len() && (keyed[j].0, keyed[j].1, keyed[j].2) == (tag, code, date) {
+                total += c.lines[keyed[j].3 as usize].qty;
+                j += 1;
+            }
+            if let Some(&max) = self.max.get(tag) {
+                if total > max {
+                    let group = &keyed[i..j];
+                    let lines: Vec<u32> = group
+                        .iter()
+                        .map(|g| g.3)
+                        .filter(|&li| c.lines[li as usize].qty > Qty::ZERO)
+                        .collect();
+                    let excess = total - max;
+                    let last = &c.lines[group[j - i - 1].3 as usize];
+                    let amount: Fen = last.price.times(excess);
+                    let mut ev = vec![
+                        ("item", Val::Str(r.item_name(last, tag))),
+                        ("code", Val::Str(last.code.clone())),
+                        ("count", Val::Qty(total)),
+                        ("max", Val::Qty(max)),
+                        ("excess", Val::Qty(excess)),
+                    ];
+                    if let Some(d) = date {
+                        ev.push(("date", Val::Date(d)));
+                    }
+                    out.hit(r.index, lines, amount, ev);
+                }
+            }
+            i = j;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use crate::rules::evaluate;
+
+    fn rs() -> crate::rules::CompiledRuleSet {
+        let y = rule("daily_units", "{date}【{item}】计{count}，限{max}/日", "    select: { table: tables/f.csv }\n");
+        let t = "code,name,param\n001109000010000,普通病房床位费,1\n003107010220000,心电监测,24\n";
+        try_ruleset(&y, &[("tables/f.csv", t)]).unwrap()
+    }
+
+    #[test]
+    fn two_bed_days_on_one_date_are_hit_one_per_date_is_not() {
+        let mut c = claim();
+        c.lines.push(line("B1", "001109000010000", 1, 3000, "2025-06-01 00:00:01"));
+        c.lines.push(line("B2", "001109000010000", 1, 3000, "2025-06-01 23:00:00"));
+        c.lines.push(line("B3", "001109000010000", 1, 3000, "2025-06-02 00:00:01"));
+        let d = evaluate(&rs(), &c);
+        assert_eq!(hits(&d), one("R1", &["B1", "B2"]));
+        assert_eq!(d.hits[0].message, "2025-06-01【普通病房床位费】计2，限1/日");
+        assert_eq!(d.hits[0].amount.get(), 3000);
+    }
+
+    #[test]
+    fn monitoring_24_hours_is_the_boundary_and_refunds_net_out() {
+        let mut c = claim();
+        c.lines.push(line("M1", "003107010220000", 20, 300, "2025-06-01 08:00:00"));
+        c.lines.push(line("M2", "003107010220000", 4, 300, "2025-06-01 20:00:00"));
+        assert!(evaluate(&rs(), &c).hits.is_empty());
+        c.lines.push(line("M3", "003107010220000", 2, 300, "2025-06-01 22:00:00"));
+        let d = evaluate(&rs(), &c);
+        assert_eq!(hits(&d), one("R1", &["M1", "M2", "M3"]));
+        assert_eq!(d.hits[0].amount.get(), 600);
+        c.lines.push(line("M4", "003107010220000", -2, 300, "2025-06-01 23:00:00"));
+        assert!(evaluate(&rs(), &c).hits.is_empty());
+    }
+}

@@ -1,0 +1,126 @@
+//! 限定支付范围 / 限适应症: an item payable only with certain diagnoses on the claim.
+
+use super::*;
+use crate::rules::decision::{Fact, Val};
+use regex::Regex;
+
+pub(crate) static SPEC: KindSpec = KindSpec {
+    name: "diagnosis_required",
+    vars: &["item", "code", "required", "diagnoses"],
+    scope: Scope::Line,
+    table: TableShape::Rows,
+    multi_tag: false,
+    compile,
+};
+
+struct Required {
+    prefixes: CodeList,
+    patterns: Vec<Regex>,
+    text: String,
+}
+
+impl Required {
+    fn matches(&self, code: &str) -> bool {
+        self.prefixes.matches(code) || self.patterns.iter().any(|r| r.is_match(code))
+    }
+}
+
+struct DiagLogic {
+    req: RowParams<Required>,
+}
+
+fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
+    only_params(i.params, &["diagnoses", "diagnosis_patterns", "description"])?;
+    let patterns = match i.params.get("diagnosis_patterns") {
+        Some(v) => value_list(v)?
+            .iter()
+            .map(|p| Regex::new(p).map_err(|e| format!("params.diagnosis_patterns: invalid regex {p:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![],
+    };
+    let description = i.params.get("description").map(value_text).transpose()?;
+    let default = match i.params.get("diagnoses") {
+        Some(v) => {
+            let list = value_list(v)?;
+            let prefixes = CodeList::parse_prefixes(&list)?;
+            let text = description.clone().unwrap_or_else(|| prefixes.text());
+            Some(Required { prefixes, patterns, text })
+        }
+        None if !patterns.is_empty() => {
+            Some(Required { prefixes: CodeList::default(), patterns, text: description.clone().unwrap_or_default() })
+        }
+        None => None,
+    };
+    let mut rows = Vec::with_capacity(i.rows.len());
+    for (line, r) in i.rows {
+        if r.param.trim().is_empty() {
+            if default.is_none() {
+                return Err(format!("table line {line}: no param and no params.diagnoses default"));
+            }
+            rows.push(None);
+        } else {
+            let list: Vec<String> = r.param.split('|').map(str::to_owned).collect();
+            let prefixes = CodeList::parse_prefixes(&list).map_err(|e| format!("table line {line}: {e}"))?;
+            let text = prefixes.text();
+            rows.push(Some(Required { prefixes, patterns: vec![], text }));
+        }
+    }
+    if default.is_none() && i.rows.is_empty() {
+        return Err("params.diagnoses or params.diagnosis_patterns is required".into());
+    }
+    Ok(Compiled { logic: Box::new(DiagLogic { req: RowParams { default, rows } }), matchers: vec![] })
+}
+
+impl Logic for DiagLogic {
+    fn line(&self, r: &RuleCx<'_>, c: &Claim, li: u32, tag: u32, out: &mut Out) {
+        let (Some(req), Some(line)) = (self.req.get(tag), c.lines.get(li as usize)) else { return };
+        let Some(diags) = c.encounter.diagnoses.as_ref() else {
+            out.unchecked(r.index, li, Fact::Diagnoses);
+            return;
+        };
+        if diags.iter().any(|d| req.matches(&d.code)) {
+            return;
+        }
+        let shown = if diags.is_empty() {
+            "无".to_owned()
+        } else {
+            diags.iter().map(|d| d.code.as_str()).collect::<Vec<_>>().join("、")
+        };
+        out.hit(
+            r.index,
+            vec![li],
+            line.amount,
+            vec![
+                ("item", Val::Str(r.item_name(line, tag))),
+                ("code", Val::Str(line.code.clone())),
+                ("required", Val::Str(req.text.clone())),
+                ("diagnoses", Val::Str(shown)),
+            ],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use crate::claim::Diagnosis;
+    use crate::rules::evaluate;
+
+    #[test]
+    fn albumin_without_a_qualifying_diagnosis_is_hit() {
+        let rs = ruleset(&rule(
+            "diagnosis_required",
+            "【{item}】限{required}，本次诊断{diagnoses}",
+            "    select: { code_prefixes: [XB05AAR] }\n    params: { diagnoses: [R57, K74, \"K70.3\"], description: 休克或肝硬化 }\n",
+        ));
+        let mut c = claim();
+        c.lines.push(line("F1", "XB05AAR001B002010100001", 1, 40000, "2025-06-01 09:00:00"));
+        c.encounter.diagnoses = Some(vec![Diagnosis { code: "I10.x00".into(), name: "高血压".into(), main: true }]);
+        let d = evaluate(&rs, &c);
+        assert_eq!(d.hits[0].message, "【XB05AAR001B002010100001】限休克或肝硬化，本次诊断I10.x00");
+        c.encounter.diagnoses.as_mut().unwrap().push(Diagnosis { code: "K74.600".into(), name: "肝硬化".into(), main: false });
+        assert!(evaluate(&rs, &c).hits.is_empty());
+        c.encounter.diagnoses = None;
+        assert_eq!(evaluate(&rs, &c).unchecked[0].fact, "diagnoses");
+    }
+}

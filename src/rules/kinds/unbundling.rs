@@ -1,0 +1,163 @@
+//! 分解收费: components billed beside the package that includes them (重复), or enough components
+//! billed on one day without the package that the package should have been billed (分解).
+
+use super::*;
+use crate::claim::Fen;
+use crate::rules::decision::Val;
+use chrono::NaiveDate;
+
+pub(crate) static SPEC: KindSpec = KindSpec {
+    name: "unbundling",
+    vars: &["package", "package_code", "components", "count", "pattern", "date"],
+    scope: Scope::Group,
+    table: TableShape::Rows,
+    multi_tag: true,
+    compile,
+};
+
+struct UnbundleLogic {
+    package_name: String,
+    package_code: String,
+    component_names: Vec<String>,
+    min_components: Option<usize>,
+}
+
+fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
+    only_params(i.params, &["package", "components", "min_components"])?;
+    let pkg = i.params.get("package").and_then(|v| v.as_object()).ok_or("params.package: expected {code, name}")?;
+    let package_code = pkg.get("code").map(value_text).transpose()?.filter(|c| !c.is_empty()).ok_or("params.package.code is required")?;
+    let package_name = pkg.get("name").map(value_text).transpose()?.unwrap_or_else(|| package_code.clone());
+    let mut comps: Vec<(String, String)> = Vec::new();
+    if let Some(v) = i.params.get("components") {
+        for (n, c) in v.as_array().ok_or("params.components: expected a list")?.iter().enumerate() {
+            match c {
+                serde_json::Value::Object(o) => {
+                    let code = o.get("code").map(value_text).transpose()?.ok_or(format!("params.components[{n}].code is required"))?;
+                    let name = o.get("name").map(value_text).transpose()?.unwrap_or_else(|| code.clone());
+                    comps.push((code, name));
+                }
+                other => {
+                    let code = value_text(other)?;
+                    comps.push((code.clone(), code));
+                }
+            }
+        }
+    }
+    for (_, r) in i.rows {
+        comps.push((r.code.clone(), if r.name.is_empty() { r.code.clone() } else { r.name.clone() }));
+    }
+    if comps.is_empty() {
+        return Err("params.components (or a table) is required".into());
+    }
+    let min_components = i
+        .params
+        .get("min_components")
+        .map(|v| value_text(v)?.parse::<usize>().map_err(|_| "params.min_components: not a number".to_owned()))
+        .transpose()?;
+    if min_components.is_some_and(|m| m < 2 || m > comps.len()) {
+        return Err(format!("params.min_components must be between 2 and {}", comps.len()));
+    }
+    let mut matchers = vec![(package_code.clone(), 0)];
+    matchers.extend(comps.iter().enumerate().map(|(n, (c, _))| (c.clone(), n as u32 + 1)));
+    Ok(Compiled {
+        logic: Box::new(UnbundleLogic {
+            package_name,
+            package_code,
+            component_names: comps.into_iter().map(|(_, n)| n).collect(),
+            min_components,
+        }),
+        matchers,
+    })
+}
+
+impl Logic for UnbundleLogic {
+    fn group(&self, r: &RuleCx<'_>, c: &Claim, members: &[(u32, u32)], out: &mut Out) {
+        let mut m: Vec<(NaiveDate, u32, u32)> = members
+            .iter()
+            .filter_map(|&(li, tag)| {
+                let l = c.lines.get(li as usize)?;
+                (!l.is_refund()).then(|| (l.date(), tag, li))
+            })
+            .collect();
+        m.sort_unstable();
+        let mut i = 0;
+        while i < m.len() {
+            let d = m[i].0;
+            let mut j = i;
+            while j < m.len() && m[j].0 == d {
+                j += 1;
+            }
+            let day = &m[i..j];
+            i = j;
+            let has_package = day.iter().any(|x| x.1 == 0);
+            let comps: Vec<u32> = day.iter().filter(|x| x.1 > 0 && !day.iter().any(|y| y.1 == 0 && y.2 == x.2)).map(|x| x.2).collect();
+            let mut kinds: Vec<u32> = day.iter().filter(|x| x.1 > 0).map(|x| x.1).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            let pattern = if has_package && !comps.is_empty() {
+                format!("与组合项目【{}】同日重复收费", self.package_name)
+            } else if !has_package && self.min_components.is_some_and(|min| kinds.len() >= min) {
+                format!("分项收取，应按组合项目【{}】收费", self.package_name)
+            } else {
+                continue;
+            };
+            let mut lines = comps.clone();
+            lines.sort_unstable();
+            lines.dedup();
+            let names: Vec<&str> = kinds
+                .iter()
+                .filter_map(|&k| self.component_names.get(k as usize - 1).map(String::as_str))
+                .collect();
+            let amount = lines.iter().fold(Fen::ZERO, |a, &l| a + c.lines[l as usize].amount);
+            out.hit(
+                r.index,
+                lines,
+                amount,
+                vec![
+                    ("package", Val::Str(self.package_name.clone())),
+                    ("package_code", Val::Str(self.package_code.clone())),
+                    ("components", Val::Str(names.join("、"))),
+                    ("count", Val::Int(kinds.len() as i64)),
+                    ("pattern", Val::Str(pattern)),
+                    ("date", Val::Date(d)),
+                ],
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use crate::rules::evaluate;
+
+    fn rs() -> crate::rules::CompiledRuleSet {
+        ruleset(&rule(
+            "unbundling",
+            "{date}【{components}】{pattern}",
+            "    params:\n      package: { code: \"002503000000000\", name: 电解质组合 }\n      components:\n        - { code: \"002503010010000\", name: 钾测定 }\n        - { code: \"002503010020000\", name: 钠测定 }\n        - { code: \"002503010030000\", name: 氯测定 }\n      min_components: 3\n",
+        ))
+    }
+
+    #[test]
+    fn components_beside_the_package_are_hit() {
+        let mut c = claim();
+        c.lines.push(line("P", "002503000000000", 1, 3000, "2025-06-01 08:00:00"));
+        c.lines.push(line("K", "002503010010000", 1, 800, "2025-06-01 08:00:00"));
+        let d = evaluate(&rs(), &c);
+        assert_eq!(hits(&d), one("R1", &["K"]));
+        assert_eq!(d.hits[0].message, "2025-06-01【钾测定】与组合项目【电解质组合】同日重复收费");
+    }
+
+    #[test]
+    fn three_components_without_the_package_are_unbundling_two_are_not() {
+        let mut c = claim();
+        c.lines.push(line("K", "002503010010000", 1, 800, "2025-06-01 08:00:00"));
+        c.lines.push(line("N", "002503010020000", 1, 800, "2025-06-01 08:00:00"));
+        assert!(evaluate(&rs(), &c).hits.is_empty());
+        c.lines.push(line("C", "002503010030000", 1, 800, "2025-06-01 08:00:00"));
+        let d = evaluate(&rs(), &c);
+        assert_eq!(hits(&d), one("R1", &["K", "N", "C"]));
+        assert_eq!(d.hits[0].amount.get(), 2400);
+    }
+}

@@ -1,0 +1,65 @@
+//! The national envelope (国家医保平台 通用报文): request and response headers.
+
+use super::text::Text;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The request envelope with `input` left as raw JSON, so that the route can be decided by `infno`
+/// before the body is parsed, and a relayed transaction is never parsed beyond its header.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct RequestHead<'a> {
+    pub infno: Text,
+    pub msgid: Text,
+    pub mdtrtarea_admvs: Text,
+    pub insuplc_admdvs: Text,
+    pub recer_sys_code: Text,
+    pub infver: Text,
+    pub opter_type: Text,
+    pub opter: Text,
+    pub opter_name: Text,
+    pub inf_time: Text,
+    pub fixmedins_code: Text,
+    pub fixmedins_name: Text,
+    pub sign_no: Text,
+    /// `"SM4"` when `input` is Base64 ciphertext (吉林).
+    pub enc_type: Text,
+    #[serde(borrow)]
+    pub input: Option<&'a RawValue>,
+}
+
+/// The response envelope as the gateway sends it (and as claimgate answers in its place).
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
+#[serde(default)]
+pub struct ResponseEnvelope {
+    /// 0 success, -1 failure. Some gateways send it as a string.
+    pub infcode: Text,
+    pub inf_refmsgid: Text,
+    pub refmsg_time: Text,
+    pub respond_time: Text,
+    pub err_msg: Option<String>,
+    pub warn_msg: Option<String>,
+    pub output: Option<serde_json::Value>,
+}
+
+impl ResponseEnvelope {
+    /// Success as the gateways mean it: `infcode` 0 and no error text
+    /// (湖南 answers `infcode=0` with a non-empty `err_msg` on failure).
+    pub fn is_success(&self) -> bool {
+        let err_empty = self.err_msg.as_deref().is_none_or(|e| e.trim().is_empty());
+        self.infcode.as_str() == "0" && err_empty
+    }
+}
+
+/// The answer claimgate writes itself (a block, a local 3101/3102/3103 answer, an error).
+/// Field order follows the gateways' own answers.
+#[derive(Debug, Serialize)]
+pub struct OwnResponse<'a, T: Serialize> {
+    pub infcode: i32,
+    pub inf_refmsgid: &'a str,
+    pub refmsg_time: &'a str,
+    pub respond_time: &'a str,
+    pub err_msg: Option<&'a str>,
+    pub warn_msg: Option<&'a str>,
+    pub output: T,
+}

@@ -1,0 +1,307 @@
+//! Fixed-point decimals as the national interface sends them.
+//!
+//! Amounts (`N16,2`), unit prices (`N16,6`) and quantities (`N16,4`) arrive as JSON numbers or as
+//! strings, depending on the HIS. They are parsed into an `i64` count of `10^-SCALE` units from their
+//! decimal text, never through float arithmetic. A JSON number reaches us as the `f64` that serde_json
+//! parsed (correctly rounded, `float_roundtrip`); its shortest round-trip text (ryu) is the decimal the
+//! sender wrote for every value with at most 15 significant digits, which covers every `N16,2` amount
+//! below 10^13 元. That text is then parsed exactly like a string.
+
+use serde::de::{self, Deserializer, Visitor};
+use std::fmt;
+
+/// Why a decimal was refused. Static strings: this sits on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NumError {
+    #[error("not a decimal number")]
+    Syntax,
+    #[error("too many decimal places")]
+    Precision,
+    #[error("number out of range")]
+    Range,
+}
+
+/// Parses decimal text (`-12.50`, `+3`, `1e2`, `0.600`) into units of `10^-scale`.
+/// Trailing zeros beyond `scale` are accepted; any other extra digit is a [`NumError::Precision`].
+pub fn parse_fixed(text: &str, scale: u32) -> Result<i64, NumError> {
+    let s = text.trim().as_bytes();
+    if s.is_empty() {
+        return Err(NumError::Syntax);
+    }
+    let (neg, mut i) = match s[0] {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
+    };
+    // Collect the significant digits and the position of the decimal point.
+    let mut mantissa: i128 = 0;
+    let mut frac_digits: i32 = 0;
+    let mut seen_digit = false;
+    let mut seen_point = false;
+    let mut dropped_nonzero = false;
+    let mut digits = 0u32;
+    while i < s.len() {
+        let c = s[i];
+        match c {
+            b'0'..=b'9' => {
+                seen_digit = true;
+                if digits < 30 {
+                    mantissa = mantissa * 10 + i128::from(c - b'0');
+                    if mantissa != 0 {
+                        digits += 1;
+                    }
+                    if seen_point {
+                        frac_digits += 1;
+                    }
+                } else if !seen_point {
+                    return Err(NumError::Range);
+                } else if c != b'0' {
+                    dropped_nonzero = true;
+                }
+            }
+            b'.' if !seen_point => seen_point = true,
+            b'e' | b'E' => break,
+            _ => return Err(NumError::Syntax),
+        }
+        i += 1;
+    }
+    if !seen_digit {
+        return Err(NumError::Syntax);
+    }
+    let mut exp: i32 = 0;
+    if i < s.len() {
+        // Exponent part.
+        i += 1;
+        let (eneg, start) = match s.get(i) {
+            Some(b'-') => (true, i + 1),
+            Some(b'+') => (false, i + 1),
+            _ => (false, i),
+        };
+        if start >= s.len() {
+            return Err(NumError::Syntax);
+        }
+        for &c in &s[start..] {
+            if !c.is_ascii_digit() {
+                return Err(NumError::Syntax);
+            }
+            exp = exp.saturating_mul(10).saturating_add(i32::from(c - b'0'));
+            if exp > 400 {
+                return Err(NumError::Range);
+            }
+        }
+        if eneg {
+            exp = -exp;
+        }
+    }
+    if dropped_nonzero {
+        return Err(NumError::Precision);
+    }
+    // value = mantissa * 10^(exp - frac_digits); we want value * 10^scale.
+    let shift = exp - frac_digits + scale as i32;
+    let mut v = mantissa;
+    if shift >= 0 {
+        for _ in 0..shift {
+            v = v.checked_mul(10).ok_or(NumError::Range)?;
+            if v > i128::from(i64::MAX) {
+                return Err(NumError::Range);
+            }
+        }
+    } else {
+        for _ in 0..(-shift) {
+            if v % 10 != 0 {
+                return Err(NumError::Precision);
+            }
+            v /= 10;
+        }
+    }
+    if v > i128::from(i64::MAX) {
+        return Err(NumError::Range);
+    }
+    let v = v as i64;
+    Ok(if neg { -v } else { v })
+}
+
+/// Formats `units` of `10^-scale` as plain decimal text with exactly `min_frac` to `scale` decimals
+/// (trailing zeros beyond `min_frac` trimmed).
+pub fn format_fixed(units: i64, scale: u32, min_frac: u32) -> String {
+    let neg = units < 0;
+    let abs = units.unsigned_abs();
+    let div = 10u64.pow(scale);
+    let int = abs / div;
+    let mut frac = abs % div;
+    let mut width = scale;
+    while width > min_frac && frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    let sign = if neg { "-" } else { "" };
+    if width == 0 {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac:0width$}", width = width as usize)
+    }
+}
+
+/// A fixed-point wire decimal with `S` decimal places. `None` inside `Option<Fixed<S>>` is an
+/// absent field, a JSON `null` or an empty string (real HIS systems send all three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Fixed<const S: u32>(pub i64);
+
+/// `N16,2` amounts in fen.
+pub type Amount = Fixed<2>;
+/// `N16,4` quantities in 1/10000 units.
+pub type Quantity = Fixed<4>;
+/// `N16,6` unit prices in 1/1000000 元.
+pub type UnitPrice = Fixed<6>;
+
+struct FixedVisitor<const S: u32>;
+
+impl<'de, const S: u32> Visitor<'de> for FixedVisitor<S> {
+    type Value = Option<Fixed<S>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a decimal number with at most {S} decimal places, as a number or a string")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        let m = 10i64.pow(S);
+        v.checked_mul(m)
+            .map(|x| Some(Fixed(x)))
+            .ok_or_else(|| E::custom(NumError::Range))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        let v = i64::try_from(v).map_err(|_| E::custom(NumError::Range))?;
+        self.visit_i64(v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        if !v.is_finite() {
+            return Err(E::custom(NumError::Range));
+        }
+        let mut buf = ryu::Buffer::new();
+        let text = buf.format_finite(v);
+        parse_fixed(text, S)
+            .map(|x| Some(Fixed(x)))
+            .map_err(E::custom)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if v.trim().is_empty() {
+            return Ok(None);
+        }
+        parse_fixed(v, S).map(|x| Some(Fixed(x))).map_err(E::custom)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Deserializes an optional fixed decimal (absent, null and "" are `None`).
+pub fn opt_fixed<'de, D: Deserializer<'de>, const S: u32>(d: D) -> Result<Option<Fixed<S>>, D::Error> {
+    d.deserialize_any(FixedVisitor::<S>)
+}
+
+impl<'de, const S: u32> serde::Deserialize<'de> for Fixed<S> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_any(FixedVisitor::<S>)? {
+            Some(v) => Ok(v),
+            None => Err(de::Error::custom("empty value")),
+        }
+    }
+}
+
+impl<const S: u32> serde::Serialize for Fixed<S> {
+    /// Serialized as a JSON number text with `min(S,2)` decimals (`30.00`, `0.6`→`0.60`).
+    fn serialize<Se: serde::Serializer>(&self, s: Se) -> Result<Se::Ok, Se::Error> {
+        let text = format_fixed(self.0, S, S.min(2));
+        // serde_json's Number has no exact-decimal constructor without arbitrary_precision, so the
+        // exact text goes out through RawValue.
+        let raw = serde_json::value::RawValue::from_string(text).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<const S: u32> fmt::Display for Fixed<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_fixed(self.0, S, S.min(2)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_decimals_exactly() {
+        assert_eq!(parse_fixed("0.60", 2), Ok(60));
+        assert_eq!(parse_fixed("30", 2), Ok(3000));
+        assert_eq!(parse_fixed("-1.5", 2), Ok(-150));
+        assert_eq!(parse_fixed("+2.00", 2), Ok(200));
+        assert_eq!(parse_fixed("0.000100", 6), Ok(100));
+        assert_eq!(parse_fixed("1e2", 2), Ok(10000));
+        assert_eq!(parse_fixed("1.5E-1", 2), Ok(15));
+        assert_eq!(parse_fixed(" 12.3400 ", 2), Ok(1234));
+    }
+
+    #[test]
+    fn refuses_extra_precision_and_garbage() {
+        assert_eq!(parse_fixed("0.605", 2), Err(NumError::Precision));
+        assert_eq!(parse_fixed("1e-3", 2), Err(NumError::Precision));
+        assert_eq!(parse_fixed("abc", 2), Err(NumError::Syntax));
+        assert_eq!(parse_fixed("1.2.3", 2), Err(NumError::Syntax));
+        assert_eq!(parse_fixed("-", 2), Err(NumError::Syntax));
+        assert_eq!(parse_fixed("1e", 2), Err(NumError::Syntax));
+        assert_eq!(parse_fixed("NaN", 2), Err(NumError::Syntax));
+        assert_eq!(parse_fixed("99999999999999999999", 2), Err(NumError::Range));
+        assert_eq!(parse_fixed("1e400", 2), Err(NumError::Range));
+    }
+
+    #[test]
+    fn json_numbers_and_strings_give_the_same_value() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            a: Amount,
+            #[serde(default, deserialize_with = "opt_fixed")]
+            b: Option<UnitPrice>,
+        }
+        let x: T = serde_json::from_str(r#"{"a":0.6,"b":"0.100000"}"#).unwrap();
+        assert_eq!(x.a, Fixed(60));
+        assert_eq!(x.b, Some(Fixed(100_000)));
+        let y: T = serde_json::from_str(r#"{"a":"0.60","b":""}"#).unwrap();
+        assert_eq!(y.a, Fixed(60));
+        assert_eq!(y.b, None);
+        assert!(serde_json::from_str::<T>(r#"{"a":0.605}"#).is_err());
+        assert!(serde_json::from_str::<T>(r#"{"a":""}"#).is_err());
+        assert!(serde_json::from_str::<T>(r#"{"a":true}"#).is_err());
+    }
+
+    #[test]
+    fn float_round_trip_is_exact_for_every_cent_below_a_million() {
+        for fen in (0..100_000_000i64).step_by(9_973) {
+            let text = format_fixed(fen, 2, 2);
+            let f: f64 = text.parse().unwrap();
+            let mut buf = ryu::Buffer::new();
+            assert_eq!(parse_fixed(buf.format_finite(f), 2), Ok(fen), "{text}");
+        }
+    }
+
+    #[test]
+    fn formats_with_minimum_decimals() {
+        assert_eq!(format_fixed(3000, 2, 2), "30.00");
+        assert_eq!(format_fixed(-5, 2, 2), "-0.05");
+        assert_eq!(format_fixed(100_000, 6, 2), "0.10");
+        assert_eq!(format_fixed(123_456, 6, 2), "0.123456");
+        assert_eq!(format_fixed(60_000, 4, 0), "6");
+    }
+}
