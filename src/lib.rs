@@ -14,6 +14,12 @@
 #![forbid(unsafe_code)]
 
 pub mod claim;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod gate;
+pub mod sim;
+pub mod telemetry;
 pub mod history;
 pub mod pipeline;
 pub mod rules;

@@ -1,1 +1,153 @@
-fn main() {}
+//! The `claimgate` binary: a thin CLI over the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "claimgate", version, about = "医保结算前智能审核网关 — pre-settlement claim interceptor")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the interceptor.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        listen: Option<String>,
+        #[arg(long)]
+        upstream: Option<String>,
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Run the simulated settlement gateway.
+    SimGateway {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+    },
+    /// Start claimgate and a simulated gateway, replay a day of sample claims, print what happened.
+    Demo {
+        #[arg(long, default_value = "./rulesets")]
+        rules: Vec<PathBuf>,
+    },
+    /// Evaluate the last file (earlier files are context exchanges) and print the decision JSON.
+    Check {
+        #[arg(long, default_value = "./rulesets")]
+        rules: Vec<PathBuf>,
+        /// This hospital's tier (1/2/3) for 限医疗机构级别.
+        #[arg(long)]
+        tier: Option<String>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Rule pack tools.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Compile packs and run their own test cases.
+    Test {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of a rule file.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check { rules, tier, files } => {
+            let (_, rs) = match claimgate::cli::load_rules(&rules) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let tier = tier.as_deref().and_then(claimgate::history::context::parse_tier);
+            let (code, out) = claimgate::cli::check(&rs, &files, tier);
+            match out {
+                Ok(json) => println!("{json}"),
+                Err(e) => eprintln!("claimgate check: {e}"),
+            }
+            ExitCode::from(code as u8)
+        }
+        Cmd::Rules { cmd: RulesCmd::Test { dirs } } => match claimgate::cli::rules_test(&dirs, None) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(s) => {
+                eprint!("{s}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Rules { cmd: RulesCmd::Schema } => {
+            print!("{}", claimgate::rules::source::rule_file_schema());
+            ExitCode::SUCCESS
+        }
+        Cmd::Serve { config, listen, upstream, rules, data } => {
+            let cfg = claimgate::config::Config::load(
+                config.as_deref(),
+                |c| {
+                    if let Some(l) = listen {
+                        c.listen = l;
+                    }
+                    if upstream.is_some() {
+                        c.upstream = upstream;
+                    }
+                    if !rules.is_empty() {
+                        c.rules = rules;
+                    }
+                    if let Some(d) = data {
+                        c.data = d;
+                    }
+                },
+                &claimgate::config::ProcessEnv,
+            );
+            let cfg = match cfg {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("claimgate: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            claimgate::telemetry::init(cfg.log_json);
+            match claimgate::gate::run_blocking(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("claimgate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::SimGateway { listen } => {
+            claimgate::telemetry::init(false);
+            match claimgate::sim::run_blocking(&listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sim-gateway: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Demo { rules } => match claimgate::demo::run_blocking(&rules) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,114 @@
+//! The offline commands (`check`, `rules test`, `rules schema`), as functions the binary and the
+//! tests share.
+
+use crate::config::pack_dirs;
+use crate::history::ContextStore;
+use crate::pipeline::{decide, packtest, prepare, Prepared};
+use crate::rules::{self, CompiledRuleSet};
+use crate::wire::{parse_head, ResponseEnvelope};
+use std::path::PathBuf;
+
+/// Exit codes of `claimgate check` (design.md).
+pub const EXIT_PASS: i32 = 0;
+pub const EXIT_BLOCK: i32 = 3;
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// Loads the packs under `dirs` (see [`pack_dirs`]).
+///
+/// # Errors
+/// Every problem of every pack, as text.
+pub fn load_rules(dirs: &[PathBuf]) -> Result<(Vec<rules::PackSource>, CompiledRuleSet), String> {
+    rules::load(&pack_dirs(dirs)).map_err(|e| e.to_string())
+}
+
+/// `claimgate check`: evaluates the last file with the earlier ones as context.
+/// Returns the exit code and what to print (decision JSON on stdout, or an error for stderr).
+pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32, Result<String, String>) {
+    let Some((last, context)) = files.split_last() else {
+        return (EXIT_BAD_INPUT, Err("no input file".into()));
+    };
+    let ctx = ContextStore::ephemeral(tier);
+    let read = |p: &PathBuf| -> Result<serde_json::Value, String> {
+        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if meta.len() > crate::wire::DEFAULT_BODY_LIMIT as u64 {
+            return Err(format!("{}: larger than {} bytes", p.display(), crate::wire::DEFAULT_BODY_LIMIT));
+        }
+        let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", p.display()))
+    };
+    // An exchange is {"request": …, "response": …}; anything else is a bare request envelope.
+    let split = |v: serde_json::Value| -> (serde_json::Value, Option<serde_json::Value>) {
+        match v {
+            serde_json::Value::Object(mut m) if m.contains_key("request") && !m.contains_key("infno") => {
+                let req = m.remove("request").unwrap_or_default();
+                (req, m.remove("response"))
+            }
+            other => (other, None),
+        }
+    };
+    for p in context {
+        let v = match read(p) {
+            Ok(v) => v,
+            Err(e) => return (EXIT_BAD_INPUT, Err(e)),
+        };
+        let (req, resp) = split(v);
+        let bytes = serde_json::to_vec(&req).unwrap_or_default();
+        let head = match parse_head(&bytes) {
+            Ok(h) => h,
+            Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: {e}", p.display()))),
+        };
+        let resp: Option<ResponseEnvelope> = match resp.map(serde_json::from_value).transpose() {
+            Ok(r) => r,
+            Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: response: {e}", p.display()))),
+        };
+        ctx.learn(&head, resp.as_ref());
+    }
+    let v = match read(last) {
+        Ok(v) => v,
+        Err(e) => return (EXIT_BAD_INPUT, Err(e)),
+    };
+    let (req, _) = split(v);
+    let bytes = serde_json::to_vec(&req).unwrap_or_default();
+    let head = match parse_head(&bytes) {
+        Ok(h) => h,
+        Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),
+    };
+    match prepare(&head, &ctx) {
+        Ok(Prepared::Claims { claims, .. }) => {
+            let d = decide(rs, &claims);
+            let code = if d.decision == rules::Outcome::Block { EXIT_BLOCK } else { EXIT_PASS };
+            (code, Ok(serde_json::to_string_pretty(&d).unwrap_or_default()))
+        }
+        Ok(_) => (EXIT_BAD_INPUT, Err(format!("{}: infno {}: not a checked claim transaction", last.display(), head.infno.as_str()))),
+        Err(e) => (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),
+    }
+}
+
+/// `claimgate rules test DIR`: compiles the packs and runs their cases. `Ok` is the summary.
+///
+/// # Errors
+/// The compile problems, or the failed cases and the rules without a passing case.
+pub fn rules_test(dirs: &[PathBuf], tier: Option<u8>) -> Result<String, String> {
+    let (packs, rs) = load_rules(dirs)?;
+    let report = packtest::run(&rs, &packs, tier);
+    let mut s = String::new();
+    for f in &report.failures {
+        s.push_str(&format!("FAIL {f}\n"));
+    }
+    if !report.untested.is_empty() {
+        s.push_str(&format!("rules without a passing test case: {}\n", report.untested.join(", ")));
+    }
+    s.push_str(&format!(
+        "{} passed, {} failed ({} rules, {} knowledge points, {})\n",
+        report.passed,
+        report.failures.len(),
+        rs.rules.len(),
+        rs.knowledge_points,
+        rs.revision()
+    ));
+    if report.failures.is_empty() && report.untested.is_empty() {
+        Ok(s)
+    } else {
+        Err(s)
+    }
+}

@@ -1,0 +1,183 @@
+//! Configuration: defaults ← YAML file ← command-line flags ← `CLAIMGATE_*` environment variables.
+//! See `deploy/claimgate.example.yaml` for every key.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HIS-facing server listens on.
+    pub listen: String,
+    /// The settlement gateway. `{infno}` in the URL is replaced (provinces that put it in the path).
+    /// Absent: check-only mode, claim transactions are answered by claimgate itself.
+    pub upstream: Option<String>,
+    /// Rule pack folders, or folders of packs (each subfolder with a manifest.yaml).
+    pub rules: Vec<PathBuf>,
+    /// Where durable state lives.
+    pub data: PathBuf,
+    /// Bearer token for `/admin/*`; admin routes are refused when unset.
+    pub admin_token: Option<String>,
+    /// This hospital's tier (1/2/3 or 一级/二级/三级) for 限医疗机构级别 on 2204/2301.
+    pub institution_tier: Option<String>,
+    /// The intercepted route.
+    pub proxy_path: String,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    pub upstream_connect_timeout_ms: u64,
+    /// Whole-call timeout to the gateway.
+    pub upstream_timeout_ms: u64,
+    /// claimgate's own time budget per message (parse + rules); past it the fallback is counted.
+    pub check_budget_ms: u64,
+    /// On an internal failure: true forwards the claim unchecked (journaled), false answers an error.
+    pub fail_open: bool,
+    /// Structured JSON logs.
+    pub log_json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            upstream: None,
+            rules: vec![PathBuf::from("./rulesets")],
+            data: PathBuf::from("./data"),
+            admin_token: None,
+            institution_tier: None,
+            proxy_path: "/fsi/api/rsfComIfsService/callService".into(),
+            body_limit: crate::wire::DEFAULT_BODY_LIMIT,
+            upstream_connect_timeout_ms: 2_000,
+            upstream_timeout_ms: 30_000,
+            check_budget_ms: 50,
+            fail_open: true,
+            log_json: false,
+        }
+    }
+}
+
+/// The source of environment variables (a trait so tests need not touch the process environment).
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Reads the file (if any), applies `flags` (already parsed), then the environment.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, an invalid value.
+    pub fn load(file: Option<&std::path::Path>, apply_flags: impl FnOnce(&mut Config), env: &dyn Env) -> anyhow::Result<Config> {
+        let mut c = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("config {}: {e}", p.display()))?;
+                serde_norway::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        apply_flags(&mut c);
+        if let Some(v) = env.get("CLAIMGATE_LISTEN") {
+            c.listen = v;
+        }
+        if let Some(v) = env.get("CLAIMGATE_UPSTREAM") {
+            c.upstream = Some(v);
+        }
+        if let Some(v) = env.get("CLAIMGATE_RULES") {
+            c.rules = v.split(',').map(PathBuf::from).collect();
+        }
+        if let Some(v) = env.get("CLAIMGATE_DATA") {
+            c.data = PathBuf::from(v);
+        }
+        if let Some(v) = env.get("CLAIMGATE_ADMIN_TOKEN") {
+            c.admin_token = Some(v);
+        }
+        if let Some(v) = env.get("CLAIMGATE_INSTITUTION_TIER") {
+            c.institution_tier = Some(v);
+        }
+        if let Some(v) = env.get("CLAIMGATE_FAIL_OPEN") {
+            c.fail_open = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
+            c.log_json = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// # Errors
+    /// A value that cannot work.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.body_limit >= 1024, "body_limit must be at least 1024 bytes");
+        anyhow::ensure!(self.proxy_path.starts_with('/'), "proxy_path must start with /");
+        anyhow::ensure!(!self.rules.is_empty(), "at least one rules folder is required");
+        if let Some(u) = &self.upstream {
+            anyhow::ensure!(u.starts_with("http://") || u.starts_with("https://"), "upstream must be an http(s) URL: {u}");
+        }
+        if let Some(t) = &self.institution_tier {
+            anyhow::ensure!(crate::history::context::parse_tier(t).is_some(), "institution_tier: not a tier: {t}");
+        }
+        Ok(())
+    }
+
+    pub fn tier(&self) -> Option<u8> {
+        self.institution_tier.as_deref().and_then(crate::history::context::parse_tier)
+    }
+}
+
+/// Expands rule folders: a folder with `manifest.yaml` is a pack; otherwise each direct subfolder
+/// with one is (so `./rulesets` loads `national-baseline` but not `examples/*`).
+pub fn pack_dirs(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for r in roots {
+        if r.join("manifest.yaml").is_file() {
+            out.push(r.clone());
+            continue;
+        }
+        let mut subs: Vec<PathBuf> = std::fs::read_dir(r)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("manifest.yaml").is_file())
+            .collect();
+        subs.sort();
+        if subs.is_empty() {
+            out.push(r.clone()); // reported as a missing manifest by the loader
+        }
+        out.extend(subs);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+    impl Env for FakeEnv {
+        fn get(&self, key: &str) -> Option<String> {
+            self.0.get(key).map(|s| (*s).to_owned())
+        }
+    }
+
+    #[test]
+    fn environment_overrides_flags_which_override_defaults() {
+        let env = FakeEnv(HashMap::from([("CLAIMGATE_LISTEN", "127.0.0.1:9999"), ("CLAIMGATE_ADMIN_TOKEN", "t")]));
+        let c = Config::load(None, |c| {
+            c.listen = "0.0.0.0:1".into();
+            c.upstream = Some("http://127.0.0.1:9090/x".into());
+        }, &env)
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9999");
+        assert_eq!(c.upstream.as_deref(), Some("http://127.0.0.1:9090/x"));
+        assert_eq!(c.admin_token.as_deref(), Some("t"));
+        assert!(Config::load(None, |c| c.upstream = Some("ftp://x".into()), &FakeEnv(HashMap::new())).is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! The intercepted gateway route and `/v1/check`.
+//!
+//! Phases (docs/pipeline.md): read body (bounded) → parse head → route by infno →
+//! [3101/3102: answer locally | 3103: record | claim: normalise → evaluate → overrides → decide] →
+//! block: answer in the envelope | pass/remind/relay: forward the same bytes → learn from the answer → relay.
+
+use super::overrides::{fingerprint, FeedbackOutcome, JrRecord};
+use super::rescue::{bad_input, envelope, error};
+use super::{Active, State};
+use crate::pipeline::{analysis, decide, decide_each, prepare, Prepared};
+use crate::rules::{Action, Decision, Outcome};
+use crate::telemetry::metrics::{self, infno_label};
+use crate::wire::{parse_head, Infno, ParseError, RequestHead, ResponseEnvelope};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Reads the body, refusing more than `limit` bytes before buffering them.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, ParseError> {
+    if let Some(len) = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(ParseError::TooLarge(limit));
+        }
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ParseError::Json(format!("body could not be read: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ParseError::TooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn with_headers(mut r: HttpResponse, decision: &str, ruleset: &str) -> HttpResponse {
+    let h = r.headers_mut();
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(decision) {
+        h.insert(actix_web::http::header::HeaderName::from_static("x-claimgate-decision"), v);
+    }
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(ruleset) {
+        h.insert(actix_web::http::header::HeaderName::from_static("x-claimgate-ruleset"), v);
+    }
+    r
+}
+
+fn count_hits(d: &Decision) {
+    for h in &d.hits {
+        let a = if h.action == Action::Block { "block" } else { "remind" };
+        metrics::RULE_HITS.with_label_values(&[&h.rule_id, a]).inc();
+    }
+}
+
+/// `POST /fsi/api/rsfComIfsService/callService`.
+pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
+    let t0 = Instant::now();
+    let body = match read_body(&req, payload, st.cfg.body_limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            metrics::REQUESTS.with_label_values(&["other", "error"]).inc();
+            return bad_input("", &e);
+        }
+    };
+    let head = match parse_head(&body) {
+        Ok(h) => h,
+        Err(e) => {
+            metrics::REQUESTS.with_label_values(&["other", "error"]).inc();
+            return bad_input("", &e);
+        }
+    };
+    let label = infno_label(head.infno.as_str());
+    let resp = route(&req, &body, &head, &st, label).await;
+    metrics::REQUEST_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
+    resp
+}
+
+async fn route(req: &HttpRequest, body: &Bytes, head: &RequestHead<'_>, st: &State, label: &'static str) -> HttpResponse {
+    let area = head.mdtrtarea_admvs.as_str();
+    let infno = Infno::parse(head.infno.as_str());
+    let active = st.rules.load_full();
+    if infno.is_local_analysis() {
+        let Some(active) = active else {
+            return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪");
+        };
+        return local_analysis(head, st, &active, label);
+    }
+    if !infno.is_checked() {
+        metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
+        return forward(req, body, head, st, None, label).await;
+    }
+    let Some(active) = active else {
+        // No rule set: fail-open forwards unchecked, fail-closed refuses.
+        if st.cfg.fail_open {
+            metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
+            metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
+            return forward(req, body, head, st, Some(("unchecked", "none".into())), label).await;
+        }
+        metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
+        return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪，暂停结算");
+    };
+    let t_check = Instant::now();
+    let claims = match prepare(head, &st.ctx) {
+        Ok(Prepared::Claims { claims, .. }) => claims,
+        Ok(_) => vec![],
+        Err(ParseError::Encrypted(_)) => {
+            metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
+            return forward(req, body, head, st, Some(("unchecked", active.rs.revision())), label).await;
+        }
+        Err(e) => {
+            metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+            return with_headers(bad_input(area, &e), "error", &active.rs.revision());
+        }
+    };
+    let mut d = decide(&active.rs, &claims);
+    if let Some(c) = claims.first() {
+        let removed = st.overrides.apply(c, &mut d);
+        for _ in &removed {
+            metrics::OVERRIDES.with_label_values(&["applied"]).inc();
+        }
+    }
+    let spent = t_check.elapsed();
+    metrics::CHECK_SECONDS.with_label_values(&[label]).observe(spent.as_secs_f64());
+    if spent.as_millis() as u64 > st.cfg.check_budget_ms {
+        metrics::FALLBACKS.with_label_values(&["budget"]).inc();
+        tracing::warn!(infno = label, elapsed_ms = spent.as_millis() as u64, "check exceeded its time budget");
+    }
+    count_hits(&d);
+    let rev = active.rs.revision();
+    let hv = d.header_value();
+    metrics::REQUESTS.with_label_values(&[label, hv]).inc();
+    if !d.hits.is_empty() {
+        tracing::info!(infno = label, decision = hv, hits = d.hits.len(), rules = ?d.hits.iter().map(|h| h.rule_id.to_string()).collect::<Vec<_>>(), "claim checked");
+    }
+    if d.decision == Outcome::Block {
+        let msg = format!("claimgate 医保智能审核拦截：{}", d.summary(Some(Action::Block)));
+        let warn = d.summary(Some(Action::Remind));
+        let out = serde_json::json!({"claimgate": &d});
+        let r = envelope(StatusCode::OK, area, -1, Some(&msg), (!warn.is_empty()).then_some(warn.as_str()), out);
+        return with_headers(r, "block", &rev);
+    }
+    if st.upstream.is_none() {
+        // Check-only mode: answer the claim ourselves.
+        let warn = d.summary(None);
+        let r = envelope(StatusCode::OK, area, 0, None, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({"claimgate": &d}));
+        return with_headers(r, hv, &rev);
+    }
+    forward(req, body, head, st, Some((hv, rev)), label).await
+}
+
+/// 3101/3102 answered in the national format; 3103 recorded.
+fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, label: &'static str) -> HttpResponse {
+    let area = head.mdtrtarea_admvs.as_str();
+    let rev = active.rs.revision();
+    match prepare(head, &st.ctx) {
+        Ok(Prepared::Claims { claims, task_id, .. }) => {
+            let decisions = decide_each(&active.rs, &claims);
+            let results = analysis::results(&claims, &decisions, task_id.as_deref().unwrap_or(""));
+            // Remember what each jr_id stood for, for the doctor's 3103 answer.
+            for r in &results {
+                let claim = claims.iter().find(|c| c.encounter.mdtrt_id == r.mdtrt_id && c.patient.psn_no == r.patn_id);
+                let overridable = decisions
+                    .iter()
+                    .flat_map(|d| d.hits.iter())
+                    .find(|h| *h.rule_id == *r.rule_id)
+                    .is_some_and(|h| h.overridable || h.action == Action::Remind);
+                let lines = r
+                    .judge_result_detail_dtos
+                    .iter()
+                    .filter_map(|j| claim.and_then(|c| fingerprint(c, &j.rx_id)).map(|fp| (j.rx_id.clone(), fp)))
+                    .collect();
+                st.overrides.remember(
+                    &r.jr_id,
+                    JrRecord { rule_id: r.rule_id.clone(), mdtrt_id: r.mdtrt_id.clone(), lines, overridable },
+                );
+            }
+            let mut merged: Option<Decision> = None;
+            for d in decisions {
+                count_hits(&d);
+                match &mut merged {
+                    Some(m) => m.merge(d),
+                    None => merged = Some(d),
+                }
+            }
+            let hv = merged.as_ref().map_or("pass", |m| m.header_value());
+            metrics::REQUESTS.with_label_values(&[label, hv]).inc();
+            with_headers(envelope(StatusCode::OK, area, 0, None, None, serde_json::json!({"result": results})), hv, &rev)
+        }
+        Ok(Prepared::Feedback(fb)) => {
+            let mut notes = Vec::new();
+            for (i, w) in fb.warns.iter().enumerate() {
+                let way = w.dspo_way.as_str();
+                let outcome = st.overrides.answer(w.warn_rslt_id.as_str(), way, w.dspo_way_rea.as_str());
+                metrics::OVERRIDES.with_label_values(&[if way == "1" { "1" } else { "2" }]).inc();
+                match outcome {
+                    FeedbackOutcome::MissingReason => {
+                        return error(StatusCode::OK, area, &format!("claimgate: input.data.warns[{i}].dspo_way_rea: 继续执行医嘱时必须填写理由"));
+                    }
+                    FeedbackOutcome::UnknownJr => notes.push(format!("{}：未找到该审核结果", w.warn_rslt_id.as_str())),
+                    FeedbackOutcome::NotOverridable => notes.push(format!("{}：该规则为不可继续执行的拦截，结算时仍将拦截", w.warn_rslt_id.as_str())),
+                    FeedbackOutcome::Granted | FeedbackOutcome::Modify => {}
+                }
+                tracing::info!(jr_id = w.warn_rslt_id.as_str(), dspo_way = way, outcome = ?outcome, "3103 feedback recorded");
+            }
+            metrics::REQUESTS.with_label_values(&[label, "pass"]).inc();
+            let warn = notes.join("；");
+            envelope(StatusCode::OK, area, 0, None, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({}))
+        }
+        Ok(Prepared::Relay(_)) => error(StatusCode::OK, area, "claimgate: 不支持的交易"),
+        Err(e) => {
+            metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+            bad_input(area, &e)
+        }
+    }
+}
+
+/// Sends the original bytes upstream and relays the answer byte for byte.
+async fn forward(
+    req: &HttpRequest,
+    body: &Bytes,
+    head: &RequestHead<'_>,
+    st: &State,
+    checked: Option<(&str, String)>,
+    label: &'static str,
+) -> HttpResponse {
+    let area = head.mdtrtarea_admvs.as_str();
+    let Some(up) = &st.upstream else {
+        return error(StatusCode::BAD_GATEWAY, area, "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发");
+    };
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers()
+        .iter()
+        .filter(|(k, _)| !super::upstream::is_hop_by_hop(k.as_str()))
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let t0 = Instant::now();
+    let result = up.call(head.infno.as_str(), &headers, body.clone()).await;
+    metrics::UPSTREAM_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
+    let finish = |r: HttpResponse| match &checked {
+        Some((d, rev)) => with_headers(r, d, rev),
+        None => r,
+    };
+    let answer = match result {
+        Ok(a) => a,
+        Err(e) => {
+            metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
+            tracing::warn!(infno = label, kind = e.kind(), error = %e, "gateway call failed");
+            let status = if e.kind() == "timeout" { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+            return finish(error(status, area, &format!("claimgate: {e}")));
+        }
+    };
+    let encoded = answer.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
+    let parsed: Option<ResponseEnvelope> = if encoded { None } else { serde_json::from_slice(&answer.body).ok() };
+    if !encoded && parsed.is_none() {
+        let e = super::upstream::UpstreamError::Garbage { status: answer.status, len: answer.body.len(), ms: t0.elapsed().as_millis() };
+        metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
+        return finish(error(StatusCode::BAD_GATEWAY, area, &format!("claimgate: {e}")));
+    }
+    if let Some(env) = &parsed {
+        st.ctx.learn(head, Some(env));
+    }
+    let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));
+    for (k, v) in &answer.headers {
+        if let (Ok(n), Ok(v)) = (
+            actix_web::http::header::HeaderName::from_bytes(k.as_bytes()),
+            actix_web::http::header::HeaderValue::from_bytes(v),
+        ) {
+            b.append_header((n, v));
+        }
+    }
+    finish(b.body(answer.body))
+}
+
+/// `POST /v1/check`: the decision JSON for an envelope; never forwards, never learns.
+pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
+    let bad = |msg: String| HttpResponse::BadRequest().json(serde_json::json!({"error": msg}));
+    let body = match read_body(&req, payload, st.cfg.body_limit).await {
+        Ok(b) => b,
+        Err(e @ ParseError::TooLarge(_)) => return HttpResponse::PayloadTooLarge().json(serde_json::json!({"error": e.to_string()})),
+        Err(e) => return bad(e.to_string()),
+    };
+    let Some(active) = st.rules.load_full() else {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "no rule set is active"}));
+    };
+    let head = match parse_head(&body) {
+        Ok(h) => h,
+        Err(e) => return bad(e.to_string()),
+    };
+    match prepare(&head, &st.ctx) {
+        Ok(Prepared::Claims { claims, .. }) => {
+            let d = decide(&active.rs, &claims);
+            let hv = d.header_value();
+            with_headers(HttpResponse::Ok().json(&d), hv, &active.rs.revision())
+        }
+        Ok(_) => bad(format!("infno {}: not a checked claim transaction", head.infno.as_str())),
+        Err(e) => bad(e.to_string()),
+    }
+}

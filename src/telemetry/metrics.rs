@@ -1,0 +1,95 @@
+//! Prometheus metrics, registered once as statics. Labels carry no personal data: `infno` is one of
+//! the known transaction codes or `other`, `rule` is a rule id.
+
+use once_cell::sync::Lazy;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+pub static REGISTRY: Lazy<Registry> = Lazy::new(Registry::new);
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("metric definition");
+    REGISTRY.register(Box::new(h.clone())).expect("metric registered once");
+    h
+}
+
+const LAT: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Requests by transaction and decision (`pass`, `remind`, `block`, `unchecked`, `relay`, `error`).
+pub static REQUESTS: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_requests_total", "Requests by infno and decision", &["infno", "decision"]));
+/// Time spent in claimgate itself (parse + rules), by infno.
+pub static CHECK_SECONDS: Lazy<HistogramVec> =
+    Lazy::new(|| histogram("claimgate_check_seconds", "claimgate's own work per message", &["infno"], LAT.to_vec()));
+/// Whole request latency as the HIS sees it, by infno.
+pub static REQUEST_SECONDS: Lazy<HistogramVec> =
+    Lazy::new(|| histogram("claimgate_request_seconds", "End-to-end latency seen by the HIS", &["infno"], LAT.to_vec()));
+pub static RULE_HITS: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_rule_hits_total", "Rule hits by rule id and action", &["rule", "action"]));
+/// Upstream failures by kind (`connect`, `timeout`, `garbage`, `status`, `io`).
+pub static UPSTREAM_ERRORS: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_upstream_errors_total", "Gateway failures by kind", &["kind"]));
+pub static UPSTREAM_SECONDS: Lazy<HistogramVec> =
+    Lazy::new(|| histogram("claimgate_upstream_seconds", "Gateway call latency", &["infno"], LAT.to_vec()));
+/// Fallbacks: `budget` (over the time budget), `internal_open`, `internal_closed`.
+pub static FALLBACKS: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_fallbacks_total", "Checks that fell back", &["reason"]));
+pub static OVERRIDES: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_overrides_total", "3103 doctor answers by way", &["dspo_way"]));
+pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
+    let g = IntGauge::new("claimgate_ruleset_rules", "Rules in the active rule set").expect("metric definition");
+    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
+
+/// Bounded label for a transaction code.
+pub fn infno_label(code: &str) -> &'static str {
+    match code {
+        "1101" => "1101",
+        "2201" => "2201",
+        "2203" => "2203",
+        "2204" => "2204",
+        "2205" => "2205",
+        "2206" => "2206",
+        "2207" => "2207",
+        "2208" => "2208",
+        "2301" => "2301",
+        "2302" => "2302",
+        "2303" => "2303",
+        "2304" => "2304",
+        "2305" => "2305",
+        "2401" => "2401",
+        "2402" => "2402",
+        "3101" => "3101",
+        "3102" => "3102",
+        "3103" => "3103",
+        "3505" => "3505",
+        "9001" => "9001",
+        _ => "other",
+    }
+}
+
+/// Forces every metric into existence so `/metrics` lists them from the start.
+pub fn touch() {
+    Lazy::force(&REQUESTS);
+    Lazy::force(&CHECK_SECONDS);
+    Lazy::force(&REQUEST_SECONDS);
+    Lazy::force(&RULE_HITS);
+    Lazy::force(&UPSTREAM_ERRORS);
+    Lazy::force(&UPSTREAM_SECONDS);
+    Lazy::force(&FALLBACKS);
+    Lazy::force(&OVERRIDES);
+    Lazy::force(&RULESET_RULES);
+}
+
+/// The Prometheus text exposition.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&REGISTRY.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
