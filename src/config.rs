@@ -31,6 +31,9 @@ pub struct Config {
     pub check_budget_ms: u64,
     /// On an internal failure: true forwards the claim unchecked (journaled), false answers an error.
     pub fail_open: bool,
+    /// Add reminder texts to the gateway answer's `warn_msg` (the answer is then re-serialised;
+    /// off by default so the gateway's bytes are relayed untouched).
+    pub warn_msg_reminders: bool,
     /// Structured JSON logs.
     pub log_json: bool,
 }
@@ -50,6 +53,7 @@ impl Default for Config {
             upstream_timeout_ms: 30_000,
             check_budget_ms: 50,
             fail_open: true,
+            warn_msg_reminders: false,
             log_json: false,
         }
     }
@@ -102,6 +106,9 @@ impl Config {
         }
         if let Some(v) = env.get("CLAIMGATE_FAIL_OPEN") {
             c.fail_open = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = env.get("CLAIMGATE_WARN_MSG_REMINDERS") {
+            c.warn_msg_reminders = matches!(v.as_str(), "1" | "true" | "yes");
         }
         if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
             c.log_json = matches!(v.as_str(), "1" | "true" | "yes");

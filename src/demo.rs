@@ -162,6 +162,7 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
             upstream: Some(format!("http://{sim_addr}/fsi/api/rsfComIfsService/callService")),
             rules: rules.to_vec(),
             institution_tier: Some("2".into()),
+            warn_msg_reminders: true,
             ..Config::default()
         };
         let g = gate::build(cfg)?;

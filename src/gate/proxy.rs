@@ -89,14 +89,14 @@ async fn route(req: &HttpRequest, body: &Bytes, head: &RequestHead<'_>, st: &Sta
     }
     if !infno.is_checked() {
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
-        return forward(req, body, head, st, None, label).await;
+        return forward(req, body, head, st, None, None, label).await;
     }
     let Some(active) = active else {
         // No rule set: fail-open forwards unchecked, fail-closed refuses.
         if st.cfg.fail_open {
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Some(("unchecked", "none".into())), label).await;
+            return forward(req, body, head, st, Some(("unchecked", "none".into())), None, label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
         return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪，暂停结算");
@@ -107,7 +107,7 @@ async fn route(req: &HttpRequest, body: &Bytes, head: &RequestHead<'_>, st: &Sta
         Ok(_) => vec![],
         Err(ParseError::Encrypted(_)) => {
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Some(("unchecked", active.rs.revision())), label).await;
+            return forward(req, body, head, st, Some(("unchecked", active.rs.revision())), None, label).await;
         }
         Err(e) => {
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
@@ -147,7 +147,9 @@ async fn route(req: &HttpRequest, body: &Bytes, head: &RequestHead<'_>, st: &Sta
         let r = envelope(StatusCode::OK, area, 0, None, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({"claimgate": &d}));
         return with_headers(r, hv, &rev);
     }
-    forward(req, body, head, st, Some((hv, rev)), label).await
+    let reminders = d.summary(Some(Action::Remind));
+    let reminders = (!reminders.is_empty()).then(|| format!("claimgate 医保智能审核提醒：{reminders}"));
+    forward(req, body, head, st, Some((hv, rev)), reminders, label).await
 }
 
 /// 3101/3102 answered in the national format; 3103 recorded.
@@ -206,7 +208,8 @@ fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, labe
             }
             metrics::REQUESTS.with_label_values(&[label, "pass"]).inc();
             let warn = notes.join("；");
-            envelope(StatusCode::OK, area, 0, None, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({}))
+            let r = envelope(StatusCode::OK, area, 0, None, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({}));
+            with_headers(r, "pass", &rev)
         }
         Ok(Prepared::Relay(_)) => error(StatusCode::OK, area, "claimgate: 不支持的交易"),
         Err(e) => {
@@ -223,6 +226,7 @@ async fn forward(
     head: &RequestHead<'_>,
     st: &State,
     checked: Option<(&str, String)>,
+    reminders: Option<String>,
     label: &'static str,
 ) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
@@ -270,7 +274,18 @@ async fn forward(
             b.append_header((n, v));
         }
     }
-    finish(b.body(answer.body))
+    let mut out = answer.body;
+    if let (Some(w), true, Some(_)) = (reminders, st.cfg.warn_msg_reminders, &parsed) {
+        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&out) {
+            let merged = match v.get("warn_msg").and_then(|x| x.as_str()).filter(|x| !x.is_empty()) {
+                Some(prev) => format!("{prev}；{w}"),
+                None => w,
+            };
+            v["warn_msg"] = serde_json::Value::String(merged);
+            out = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        }
+    }
+    finish(b.body(out))
 }
 
 /// `POST /v1/check`: the decision JSON for an envelope; never forwards, never learns.

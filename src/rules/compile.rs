@@ -147,15 +147,18 @@ impl CompiledRuleSet {
     }
 }
 
-/// Finds the line of `- id: X` in a YAML text (for locating rule-level problems).
-fn line_of_id(text: &str, id: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim_start().trim_start_matches('-').trim_start();
-        t.strip_prefix("id:")
-            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == id)
-            .unwrap_or(false)
-    })
-    .map(|i| i + 1)
+/// Finds the line of the `nth` (0-based) `- id: X` in a YAML text (for locating rule-level problems).
+fn line_of_id(text: &str, id: &str, nth: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start().trim_start_matches('-').trim_start();
+            t.strip_prefix("id:")
+                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == id)
+                .unwrap_or(false)
+        })
+        .nth(nth)
+        .map(|(i, _)| i + 1)
 }
 
 fn parse_date(field: &str, s: &Option<String>) -> Result<Option<NaiveDate>, String> {
@@ -371,8 +374,12 @@ pub fn compile(packs: &[PackSource]) -> Result<CompiledRuleSet, CompileError> {
         let pack_name: Arc<str> = pack.manifest.name.as_str().into();
         let mut ids: FxHashMap<String, (String, Option<usize>)> = FxHashMap::default();
         for (file, text, rf) in &pack.rule_files {
+            let mut seen_in_file: FxHashMap<&str, usize> = FxHashMap::default();
+            let file = &format!("{}/{file}", pack.manifest.name);
             for src in &rf.rules {
-                let line = line_of_id(text, src.id.trim());
+                let nth = seen_in_file.entry(src.id.trim()).or_insert(0);
+                let line = line_of_id(text, src.id.trim(), *nth);
+                *nth += 1;
                 if let Some((f0, l0)) = ids.get(src.id.trim()) {
                     problems.push(Problem {
                         file: file.clone(),
@@ -395,7 +402,7 @@ pub fn compile(packs: &[PackSource]) -> Result<CompiledRuleSet, CompileError> {
                             rules.push(r);
                         }
                     }
-                    Err(reason) => problems.push(Problem { file: format!("{}/{file}", pack.manifest.name), line, reason }),
+                    Err(reason) => problems.push(Problem { file: file.clone(), line, reason }),
                 }
             }
         }
@@ -467,8 +474,9 @@ mod tests {
     #[test]
     fn finds_the_line_of_a_rule_id() {
         let t = "rules:\n  - id: A\n    name: x\n  - id: \"B\"\n";
-        assert_eq!(line_of_id(t, "A"), Some(2));
-        assert_eq!(line_of_id(t, "B"), Some(4));
-        assert_eq!(line_of_id(t, "C"), None);
+        assert_eq!(line_of_id(t, "A", 0), Some(2));
+        assert_eq!(line_of_id(t, "B", 0), Some(4));
+        assert_eq!(line_of_id(t, "C", 0), None);
+        assert_eq!(line_of_id(t, "A", 1), None);
     }
 }

@@ -1,0 +1,80 @@
+use crate::helpers::root;
+use std::process::Command;
+
+fn claimgate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_claimgate")).args(args).current_dir(root()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn check_with_context_blocks_with_one_hit_per_problem_and_exits_3() {
+    let f = "tests/fixtures/outpatient/";
+    let (code, out, err) = claimgate(&[
+        "check", "--rules", "rulesets/national-baseline",
+        &format!("{f}01-1101-exchange.json"), &format!("{f}02-2201-exchange.json"), &format!("{f}03-2203-request.json"), &format!("{f}04-2204-violations.json"),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hits: Vec<(String, Vec<String>)> = d["hits"].as_array().unwrap().iter()
+        .map(|h| (h["rule_id"].as_str().unwrap().to_owned(), h["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect()))
+        .collect();
+    assert_eq!(hits, vec![
+        ("GZ10000102012000-004".to_owned(), vec!["MZ202509150004".to_owned()]),
+        ("GZ10000302004000-001".to_owned(), vec!["MZ202509150002".to_owned()]),
+        ("CG-DAYS-001".to_owned(), vec!["MZ202509150005".to_owned()]),
+    ]);
+    assert_eq!(d["decision"], "block");
+    assert!(d.get("unchecked").is_none());
+}
+
+#[test]
+fn the_same_orders_as_one_3101_give_the_same_rule_ids() {
+    let (code, out, _) = claimgate(&["check", "--rules", "rulesets/national-baseline", "tests/fixtures/outpatient/3101-same-orders.json"]);
+    assert_eq!(code, 3);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut ids: Vec<&str> = d["hits"].as_array().unwrap().iter().map(|h| h["rule_id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["CG-DAYS-001", "GZ10000102012000-004", "GZ10000302004000-001"]);
+}
+
+#[test]
+fn the_upload_alone_names_its_unchecked_lines_and_facts() {
+    let (_, out, _) = claimgate(&["check", "--rules", "rulesets/national-baseline", "tests/fixtures/outpatient/04-2204-violations.json"]);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let u = d["unchecked"].as_array().unwrap();
+    let gend = u.iter().find(|x| x["fact"] == "gend").unwrap();
+    assert_eq!(gend["lines"], serde_json::json!(["MZ202509150002"]));
+    assert!(u.iter().any(|x| x["fact"] == "med_type"));
+}
+
+#[test]
+fn bad_input_exits_2_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.json");
+    std::fs::write(&p, r#"{"infno":"2204","input":{"feedetail":[{"feedetl_sn":"1","cnt":[1]}]}}"#).unwrap();
+    let (code, _, err) = claimgate(&["check", "--rules", "rulesets/national-baseline", p.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("input.feedetail[0].cnt"), "{err}");
+    std::fs::write(&p, "not json").unwrap();
+    assert_eq!(claimgate(&["check", "--rules", "rulesets/national-baseline", p.to_str().unwrap()]).0, 2);
+}
+
+#[test]
+fn a_clean_upload_exits_0() {
+    let f = "tests/fixtures/outpatient/";
+    let (code, out, err) = claimgate(&[
+        "check", "--rules", "rulesets/national-baseline",
+        &format!("{f}01-1101-exchange.json"), &format!("{f}02-2201-exchange.json"), &format!("{f}03-2203-request.json"), &format!("{f}05-2204-clean.json"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"decision\": \"pass\""));
+}
+
+#[test]
+fn the_demo_runs_and_shows_pass_remind_and_block() {
+    let (code, out, err) = claimgate(&["demo"]);
+    assert_eq!(code, 0, "{err}");
+    for want in ["通过", "提醒", "拦截", "GZ10000302004000-001", "被拦截的交易未发往医保网关"] {
+        assert!(out.contains(want), "demo output lacks {want}:\n{out}");
+    }
+}

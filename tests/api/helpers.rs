@@ -1,0 +1,161 @@
+use claimgate::config::Config;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> Value {
+    let p = root().join("tests/fixtures").join(rel);
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub sim: String,
+    pub client: reqwest::Client,
+}
+
+pub struct Options {
+    pub upstream: Upstream,
+    pub upstream_timeout_ms: u64,
+    pub body_limit: usize,
+}
+
+pub enum Upstream {
+    Sim,
+    None,
+    /// A loopback port where nothing listens.
+    Refused,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { upstream: Upstream::Sim, upstream_timeout_ms: 5_000, body_limit: claimgate::wire::DEFAULT_BODY_LIMIT }
+    }
+}
+
+/// Starts the simulated gateway and claimgate (national-baseline, 二级) on free loopback ports.
+pub async fn spawn_app_with(o: Options) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        claimgate::telemetry::init(false);
+    }
+    let (sim_addr, sim_server) = claimgate::sim::build("127.0.0.1:0").unwrap();
+    actix_web::rt::spawn(sim_server);
+    let sim = format!("http://{sim_addr}");
+    let upstream = match o.upstream {
+        Upstream::Sim => Some(format!("{sim}/fsi/api/rsfComIfsService/callService")),
+        Upstream::None => None,
+        Upstream::Refused => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = l.local_addr().unwrap();
+            drop(l);
+            Some(format!("http://{a}/fsi/api/rsfComIfsService/callService"))
+        }
+    };
+    let cfg = Config {
+        listen: "127.0.0.1:0".into(),
+        upstream,
+        rules: vec![root().join("rulesets/national-baseline")],
+        institution_tier: Some("2".into()),
+        upstream_timeout_ms: o.upstream_timeout_ms,
+        upstream_connect_timeout_ms: 1_000,
+        body_limit: o.body_limit,
+        admin_token: Some("secret-token".into()),
+        ..Config::default()
+    };
+    let app = claimgate::gate::build(cfg).unwrap();
+    assert!(app.state.rules.load().is_some(), "rules must activate");
+    let base = format!("http://{}", app.addr);
+    actix_web::rt::spawn(app.server);
+    TestApp { base, sim, client: reqwest::Client::new() }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub decision: Option<String>,
+    pub ruleset: Option<String>,
+    pub json: Value,
+}
+
+impl TestApp {
+    pub async fn post_raw(&self, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
+        let mut rb = self.client.post(format!("{}/fsi/api/rsfComIfsService/callService", self.base)).body(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().await.unwrap();
+        let h = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (decision, ruleset, status) = (h("x-claimgate-decision"), h("x-claimgate-ruleset"), r.status().as_u16());
+        let bytes = r.bytes().await.unwrap().to_vec();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, decision, ruleset, json }
+    }
+
+    pub async fn call(&self, env: &Value) -> Reply {
+        self.post_raw(serde_json::to_vec(env).unwrap(), &[("content-type", "application/json")]).await
+    }
+
+    pub async fn check(&self, env: &Value) -> (u16, Value) {
+        let r = self.client.post(format!("{}/v1/check", self.base)).json(env).send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut rb = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let r = rb.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// What the simulated gateway received so far.
+    pub async fn received(&self) -> Vec<Value> {
+        self.client.get(format!("{}/sim/received", self.sim)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn sim_mode(&self, mode: &str, delay_ms: u64) {
+        self.client.post(format!("{}/sim/mode", self.sim)).json(&json!({"mode": mode, "delay_ms": delay_ms})).send().await.unwrap();
+    }
+}
+
+/// A full envelope around `input`.
+pub fn envelope(infno: &str, msgid: &str, input: Value) -> Value {
+    json!({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "410700", "insuplc_admdvs": "410700", "recer_sys_code": "HIS",
+        "dev_no": "", "dev_safe_info": "", "cainfo": "", "signtype": "", "infver": "V1.0", "opter_type": "1", "opter": "0153",
+        "opter_name": "收费员", "inf_time": "2025-06-10 09:00:00", "fixmedins_code": "H41070100001", "fixmedins_name": "新乡市某县人民医院",
+        "sign_no": "410700202506100800001234567890", "input": input})
+}
+
+/// Registers a person (1101) and a visit (2201 + 2203) through the proxy; returns (psn_no, mdtrt_id).
+pub async fn register(app: &TestApp, certno: &str, med_type: &str, seq: u32) -> (String, String) {
+    let r = app
+        .call(&envelope("1101", &format!("H41070100001202506100900{seq:02}01"), json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "certno": certno, "psn_cert_type": "01", "psn_name": "测试"}})))
+        .await;
+    let psn = r.json["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_owned();
+    let r = app
+        .call(&envelope("2201", &format!("H41070100001202506100900{seq:02}02"), json!({"data": {"psn_no": psn, "insutype": "310", "begntime": "2025-06-10 09:00:00", "mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "ipt_otp_no": format!("MZ{seq}"), "atddr_no": "D1", "dr_name": "王医生", "dept_code": "100301", "dept_name": "内科", "caty": "A03"}})))
+        .await;
+    let visit = r.json["output"]["data"]["mdtrt_id"].as_str().unwrap().to_owned();
+    app.call(&envelope("2203", &format!("H41070100001202506100900{seq:02}03"), json!({"mdtrtinfo": {"mdtrt_id": visit, "psn_no": psn, "med_type": med_type, "begntime": "2025-06-10 09:00:00", "dise_codg": "I10.x00", "dise_name": "原发性高血压"}, "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "I10.x00", "diag_name": "原发性高血压", "vali_flag": "1"}]})))
+        .await;
+    (psn, visit)
+}
+
+/// One 2204 line.
+pub fn line(sn: &str, visit: &str, psn: &str, code: &str, cnt: u32, pric: &str, amt: &str, prd_days: Option<u32>) -> Value {
+    let mut v = json!({"feedetl_sn": sn, "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": "B1", "fee_ocur_time": "2025-06-10 09:10:00",
+        "med_list_codg": code, "medins_list_codg": format!("H-{code}"), "det_item_fee_sumamt": amt, "cnt": cnt, "pric": pric,
+        "bilg_dept_codg": "100301", "bilg_dept_name": "内科", "bilg_dr_codg": "D1", "bilg_dr_name": "王医生", "hosp_appr_flag": "0"});
+    if let Some(d) = prd_days {
+        v["prd_days"] = json!(d);
+    }
+    v
+}
