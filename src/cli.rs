@@ -79,7 +79,10 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
             let code = if d.decision == rules::Outcome::Block { EXIT_BLOCK } else { EXIT_PASS };
             (code, Ok(serde_json::to_string_pretty(&d).unwrap_or_default()))
         }
-        Ok(_) => (EXIT_BAD_INPUT, Err(format!("{}: infno {}: not a checked claim transaction", last.display(), head.infno.as_str()))),
+        Ok(_) => (
+            EXIT_BAD_INPUT,
+            Err(format!("{}: infno {}: not a checked claim transaction", last.display(), head.infno.as_str())),
+        ),
         Err(e) => (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),
     }
 }

@@ -77,7 +77,11 @@ impl Config {
     ///
     /// # Errors
     /// An unreadable or invalid file, an invalid value.
-    pub fn load(file: Option<&std::path::Path>, apply_flags: impl FnOnce(&mut Config), env: &dyn Env) -> anyhow::Result<Config> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        apply_flags: impl FnOnce(&mut Config),
+        env: &dyn Env,
+    ) -> anyhow::Result<Config> {
         let mut c = match file {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("config {}: {e}", p.display()))?;
@@ -124,7 +128,10 @@ impl Config {
         anyhow::ensure!(self.proxy_path.starts_with('/'), "proxy_path must start with /");
         anyhow::ensure!(!self.rules.is_empty(), "at least one rules folder is required");
         if let Some(u) = &self.upstream {
-            anyhow::ensure!(u.starts_with("http://") || u.starts_with("https://"), "upstream must be an http(s) URL: {u}");
+            anyhow::ensure!(
+                u.starts_with("http://") || u.starts_with("https://"),
+                "upstream must be an http(s) URL: {u}"
+            );
         }
         if let Some(t) = &self.institution_tier {
             anyhow::ensure!(crate::history::context::parse_tier(t).is_some(), "institution_tier: not a tier: {t}");
@@ -177,10 +184,14 @@ mod tests {
     #[test]
     fn environment_overrides_flags_which_override_defaults() {
         let env = FakeEnv(HashMap::from([("CLAIMGATE_LISTEN", "127.0.0.1:9999"), ("CLAIMGATE_ADMIN_TOKEN", "t")]));
-        let c = Config::load(None, |c| {
-            c.listen = "0.0.0.0:1".into();
-            c.upstream = Some("http://127.0.0.1:9090/x".into());
-        }, &env)
+        let c = Config::load(
+            None,
+            |c| {
+                c.listen = "0.0.0.0:1".into();
+                c.upstream = Some("http://127.0.0.1:9090/x".into());
+            },
+            &env,
+        )
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:9999");
         assert_eq!(c.upstream.as_deref(), Some("http://127.0.0.1:9090/x"));

@@ -95,12 +95,8 @@ pub async fn replay(base: &str, script: &str) -> anyhow::Result<Vec<Row>> {
             .body(serde_json::to_vec(&env)?)
             .send()
             .await?;
-        let decision = resp
-            .headers()
-            .get("x-claimgate-decision")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("relay")
-            .to_owned();
+        let decision =
+            resp.headers().get("x-claimgate-decision").and_then(|v| v.to_str().ok()).unwrap_or("relay").to_owned();
         let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap_or_default()).unwrap_or(Value::Null);
         let out = body.get("output").cloned().unwrap_or(Value::Null);
         for (kind, name) in &step.save {
@@ -122,7 +118,9 @@ pub async fn replay(base: &str, script: &str) -> anyhow::Result<Vec<Row>> {
             if let Some(r) = out.get("result").and_then(Value::as_array) {
                 message = r
                     .iter()
-                    .map(|x| format!("[{}]{}", x["rule_id"].as_str().unwrap_or(""), x["vola_cont"].as_str().unwrap_or("")))
+                    .map(|x| {
+                        format!("[{}]{}", x["rule_id"].as_str().unwrap_or(""), x["vola_cont"].as_str().unwrap_or(""))
+                    })
                     .collect::<Vec<_>>()
                     .join("；");
             }
@@ -178,7 +176,15 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
         let rows = replay(&base, DAY).await?;
         println!("{:>3}  {:<8} {:<26} {:<5} {:<4} 说明", "#", "患者", "业务", "交易", "结果");
         for (i, r) in rows.iter().enumerate() {
-            println!("{:>3}  {:<8} {:<26} {:<5} {:<4} {}", i + 1, r.who, r.what, r.infno, label(&r.decision), r.message);
+            println!(
+                "{:>3}  {:<8} {:<26} {:<5} {:<4} {}",
+                i + 1,
+                r.who,
+                r.what,
+                r.infno,
+                label(&r.decision),
+                r.message
+            );
         }
         let count = |d: &str| rows.iter().filter(|r| r.decision == d).count();
         println!(

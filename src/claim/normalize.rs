@@ -64,7 +64,7 @@ const MAX_QTY: i64 = 1_000_000 * Qty::SCALE;
 /// The largest amount on one line: 100 million 元.
 const MAX_AMOUNT: i64 = 10_000_000_000;
 
-fn req<'a>(t: &'a Text, path: impl FnOnce() -> String) -> Result<&'a str, ParseError> {
+fn req(t: &Text, path: impl FnOnce() -> String) -> Result<&str, ParseError> {
     t.opt().ok_or_else(|| ParseError::Missing(path()))
 }
 
@@ -76,9 +76,9 @@ fn req_time(t: &Text, path: impl Fn() -> String) -> Result<NaiveDateTime, ParseE
 fn opt_time(t: &Text, path: impl Fn() -> String) -> Result<Option<NaiveDateTime>, ParseError> {
     match t.opt() {
         None => Ok(None),
-        Some(s) => parse_datetime(s)
-            .map(Some)
-            .ok_or_else(|| ParseError::field(path(), format!("not a date-time: {s:?}"))),
+        Some(s) => {
+            parse_datetime(s).map(Some).ok_or_else(|| ParseError::field(path(), format!("not a date-time: {s:?}")))
+        }
     }
 }
 
@@ -122,24 +122,14 @@ pub fn tier_from_medins_lv(lv: &str) -> Option<u8> {
 
 fn merge_patient(psn_no: String, facts: &dyn Facts, visit: Option<&VisitFacts>) -> Patient {
     let p = facts.person(&psn_no);
-    let insutype = visit
-        .and_then(|v| v.insutype.clone())
-        .or_else(|| p.as_ref().and_then(|p| p.insutype.clone()));
-    Patient {
-        gender: p.as_ref().and_then(|p| p.gender),
-        birth: p.as_ref().and_then(|p| p.birth),
-        insutype,
-        psn_no,
-    }
+    let insutype = visit.and_then(|v| v.insutype.clone()).or_else(|| p.as_ref().and_then(|p| p.insutype.clone()));
+    Patient { gender: p.as_ref().and_then(|p| p.gender), birth: p.as_ref().and_then(|p| p.birth), insutype, psn_no }
 }
 
 fn encounter_from(mdtrt_id: String, v: Option<&VisitFacts>, default_visit: Visit, facts: &dyn Facts) -> Encounter {
     let med_type = v.and_then(|v| v.med_type.clone());
-    let visit = med_type
-        .as_deref()
-        .and_then(Visit::from_med_type)
-        .or_else(|| v.and_then(|v| v.visit))
-        .or(Some(default_visit));
+    let visit =
+        med_type.as_deref().and_then(Visit::from_med_type).or_else(|| v.and_then(|v| v.visit)).or(Some(default_visit));
     Encounter {
         mdtrt_id,
         visit,
@@ -242,15 +232,7 @@ pub fn fee_upload(
         encounter.visit = Visit::from_med_type(&mt).or(encounter.visit);
         encounter.med_type = Some(mt);
     }
-    Ok(Claim {
-        infno,
-        stage: Stage::Upload,
-        trig_scen: None,
-        fixmedins_code,
-        patient,
-        encounter,
-        lines,
-    })
+    Ok(Claim { infno, stage: Stage::Upload, trig_scen: None, fixmedins_code, patient, encounter, lines })
 }
 
 /// 2206/2207/2303/2304: the claim is the visit's accepted lines, as claimgate learnt them.
@@ -407,9 +389,8 @@ pub fn analysis(
         let mut lines = Vec::with_capacity(e.fsi_order_dtos.len());
         let mut seen: FxHashSet<String> = FxHashSet::default();
         for (oi, o) in e.fsi_order_dtos.into_iter().enumerate() {
-            let op = |f: &str| {
-                format!("input.data.patient_dtos[{pi}].fsi_encounter_dtos[{idx}].fsi_order_dtos[{oi}].{f}")
-            };
+            let op =
+                |f: &str| format!("input.data.patient_dtos[{pi}].fsi_encounter_dtos[{idx}].fsi_order_dtos[{oi}].{f}");
             let id = req(&o.rx_id, || op("rx_id"))?.to_owned();
             if !seen.insert(id.clone()) {
                 return Err(ParseError::field(op("rx_id"), format!("duplicate rx_id {id}")));
@@ -418,10 +399,10 @@ pub fn analysis(
             let time = req_time(&o.drord_begn_date, || op("drord_begn_date"))?;
             let stop = opt_time(&o.drord_stop_date, || op("drord_stop_date"))?;
             let qty = check_qty(Qty::from_units(o.cnt.ok_or_else(|| ParseError::Missing(op("cnt")))?.0), || op("cnt"))?;
-            let price = check_price(
-                Price::from_micro(o.pric.ok_or_else(|| ParseError::Missing(op("pric")))?.0),
-                || op("pric"),
-            )?;
+            let price =
+                check_price(Price::from_micro(o.pric.ok_or_else(|| ParseError::Missing(op("pric")))?.0), || {
+                    op("pric")
+                })?;
             let amount = match o.sumamt {
                 Some(a) => check_amount(Fen::new(a.0), || op("sumamt"))?,
                 None => price.times(qty),

@@ -115,9 +115,12 @@ async fn metrics_route() -> HttpResponse {
 }
 
 /// Constant-time comparison of the bearer token; admin is refused outright when no token is set.
-fn authorized(req: &HttpRequest, st: &State) -> Result<(), HttpResponse> {
+fn authorized(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
     let Some(token) = st.cfg.admin_token.as_deref() else {
-        return Err(HttpResponse::Forbidden().json(serde_json::json!({"error": "admin API disabled: no admin token configured"})));
+        return Err(Box::new(
+            HttpResponse::Forbidden()
+                .json(serde_json::json!({"error": "admin API disabled: no admin token configured"})),
+        ));
     };
     let given = req
         .headers()
@@ -133,13 +136,13 @@ fn authorized(req: &HttpRequest, st: &State) -> Result<(), HttpResponse> {
     if diff == 0 && !a.is_empty() {
         Ok(())
     } else {
-        Err(HttpResponse::Unauthorized().json(serde_json::json!({"error": "missing or wrong bearer token"})))
+        Err(Box::new(HttpResponse::Unauthorized().json(serde_json::json!({"error": "missing or wrong bearer token"}))))
     }
 }
 
 async fn admin_ruleset(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
     if let Err(r) = authorized(&req, &st) {
-        return r;
+        return *r;
     }
     let last_error = st.last_error.lock().ok().and_then(|g| g.clone());
     let a = st.rules.load_full();

@@ -93,9 +93,10 @@ impl Overrides {
                 return true;
             }
             let Some(granted) = self.granted.get(&key(&claim.encounter.mdtrt_id, &h.rule_id)) else { return true };
-            let all = h.lines.iter().all(|l| {
-                fingerprint(claim, l).is_some_and(|fp| granted.iter().any(|(gl, gfp)| gl == l && *gfp == fp))
-            });
+            let all = h
+                .lines
+                .iter()
+                .all(|l| fingerprint(claim, l).is_some_and(|fp| granted.iter().any(|(gl, gfp)| gl == l && *gfp == fp)));
             if all {
                 removed.push(h.rule_id.to_string());
             }

@@ -20,7 +20,9 @@ use std::time::Instant;
 
 /// Reads the body, refusing more than `limit` bytes before buffering them.
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, ParseError> {
-    if let Some(len) = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(len) =
+        req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+    {
         if len > limit {
             return Err(ParseError::TooLarge(limit));
         }
@@ -77,7 +79,13 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     resp
 }
 
-async fn route(req: &HttpRequest, body: &Bytes, head: &RequestHead<'_>, st: &State, label: &'static str) -> HttpResponse {
+async fn route(
+    req: &HttpRequest,
+    body: &Bytes,
+    head: &RequestHead<'_>,
+    st: &State,
+    label: &'static str,
+) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
     let infno = Infno::parse(head.infno.as_str());
     let active = st.rules.load_full();
@@ -144,7 +152,14 @@ async fn route(req: &HttpRequest, body: &Bytes, head: &RequestHead<'_>, st: &Sta
     if st.upstream.is_none() {
         // Check-only mode: answer the claim ourselves.
         let warn = d.summary(None);
-        let r = envelope(StatusCode::OK, area, 0, None, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({"claimgate": &d}));
+        let r = envelope(
+            StatusCode::OK,
+            area,
+            0,
+            None,
+            (!warn.is_empty()).then_some(warn.as_str()),
+            serde_json::json!({"claimgate": &d}),
+        );
         return with_headers(r, hv, &rev);
     }
     let reminders = d.summary(Some(Action::Remind));
@@ -188,7 +203,11 @@ fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, labe
             }
             let hv = merged.as_ref().map_or("pass", |m| m.header_value());
             metrics::REQUESTS.with_label_values(&[label, hv]).inc();
-            with_headers(envelope(StatusCode::OK, area, 0, None, None, serde_json::json!({"result": results})), hv, &rev)
+            with_headers(
+                envelope(StatusCode::OK, area, 0, None, None, serde_json::json!({"result": results})),
+                hv,
+                &rev,
+            )
         }
         Ok(Prepared::Feedback(fb)) => {
             let mut notes = Vec::new();
@@ -198,17 +217,30 @@ fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, labe
                 metrics::OVERRIDES.with_label_values(&[if way == "1" { "1" } else { "2" }]).inc();
                 match outcome {
                     FeedbackOutcome::MissingReason => {
-                        return error(StatusCode::OK, area, &format!("claimgate: input.data.warns[{i}].dspo_way_rea: 继续执行医嘱时必须填写理由"));
+                        return error(
+                            StatusCode::OK,
+                            area,
+                            &format!("claimgate: input.data.warns[{i}].dspo_way_rea: 继续执行医嘱时必须填写理由"),
+                        );
                     }
                     FeedbackOutcome::UnknownJr => notes.push(format!("{}：未找到该审核结果", w.warn_rslt_id.as_str())),
-                    FeedbackOutcome::NotOverridable => notes.push(format!("{}：该规则为不可继续执行的拦截，结算时仍将拦截", w.warn_rslt_id.as_str())),
+                    FeedbackOutcome::NotOverridable => {
+                        notes.push(format!("{}：该规则为不可继续执行的拦截，结算时仍将拦截", w.warn_rslt_id.as_str()))
+                    }
                     FeedbackOutcome::Granted | FeedbackOutcome::Modify => {}
                 }
                 tracing::info!(jr_id = w.warn_rslt_id.as_str(), dspo_way = way, outcome = ?outcome, "3103 feedback recorded");
             }
             metrics::REQUESTS.with_label_values(&[label, "pass"]).inc();
             let warn = notes.join("；");
-            let r = envelope(StatusCode::OK, area, 0, None, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({}));
+            let r = envelope(
+                StatusCode::OK,
+                area,
+                0,
+                None,
+                (!warn.is_empty()).then_some(warn.as_str()),
+                serde_json::json!({}),
+            );
             with_headers(r, "pass", &rev)
         }
         Ok(Prepared::Relay(_)) => error(StatusCode::OK, area, "claimgate: 不支持的交易"),
@@ -258,7 +290,11 @@ async fn forward(
     let encoded = answer.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
     let parsed: Option<ResponseEnvelope> = if encoded { None } else { serde_json::from_slice(&answer.body).ok() };
     if !encoded && parsed.is_none() {
-        let e = super::upstream::UpstreamError::Garbage { status: answer.status, len: answer.body.len(), ms: t0.elapsed().as_millis() };
+        let e = super::upstream::UpstreamError::Garbage {
+            status: answer.status,
+            len: answer.body.len(),
+            ms: t0.elapsed().as_millis(),
+        };
         metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
         return finish(error(StatusCode::BAD_GATEWAY, area, &format!("claimgate: {e}")));
     }
@@ -293,7 +329,9 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     let bad = |msg: String| HttpResponse::BadRequest().json(serde_json::json!({"error": msg}));
     let body = match read_body(&req, payload, st.cfg.body_limit).await {
         Ok(b) => b,
-        Err(e @ ParseError::TooLarge(_)) => return HttpResponse::PayloadTooLarge().json(serde_json::json!({"error": e.to_string()})),
+        Err(e @ ParseError::TooLarge(_)) => {
+            return HttpResponse::PayloadTooLarge().json(serde_json::json!({"error": e.to_string()}))
+        }
         Err(e) => return bad(e.to_string()),
     };
     let Some(active) = st.rules.load_full() else {

@@ -33,15 +33,8 @@ pub fn envelope(
 ) -> HttpResponse {
     let now = chrono::Local::now().format("%Y%m%d%H%M%S%3f").to_string();
     let id = refmsgid(admdvs);
-    let body = OwnResponse {
-        infcode,
-        inf_refmsgid: &id,
-        refmsg_time: &now,
-        respond_time: &now,
-        err_msg,
-        warn_msg,
-        output,
-    };
+    let body =
+        OwnResponse { infcode, inf_refmsgid: &id, refmsg_time: &now, respond_time: &now, err_msg, warn_msg, output };
     HttpResponse::build(status)
         .content_type("application/json;charset=utf-8")
         .body(serde_json::to_vec(&body).unwrap_or_default())
@@ -52,6 +45,7 @@ pub fn error(status: StatusCode, admdvs: &str, msg: &str) -> HttpResponse {
 }
 
 pub fn bad_input(admdvs: &str, e: &crate::wire::ParseError) -> HttpResponse {
-    let status = if matches!(e, crate::wire::ParseError::TooLarge(_)) { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::OK };
+    let status =
+        if matches!(e, crate::wire::ParseError::TooLarge(_)) { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::OK };
     error(status, admdvs, &format!("claimgate: 报文无法处理：{e}"))
 }

@@ -44,8 +44,17 @@ pub struct Answer {
 pub fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name.to_ascii_lowercase().as_str(),
-        "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "proxy-connection" | "te"
-            | "trailer" | "transfer-encoding" | "upgrade" | "host" | "content-length"
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
     )
 }
 
@@ -72,10 +81,9 @@ impl Upstream {
         let url = self.url.replace("{infno}", infno);
         let mut rb = self.client.post(url);
         for (k, v) in headers {
-            if let (Ok(n), Ok(v)) = (
-                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
-                reqwest::header::HeaderValue::from_bytes(v),
-            ) {
+            if let (Ok(n), Ok(v)) =
+                (reqwest::header::HeaderName::from_bytes(k.as_bytes()), reqwest::header::HeaderValue::from_bytes(v))
+            {
                 rb = rb.header(n, v);
             }
         }

@@ -56,7 +56,9 @@ impl ContextStore {
         let output = response.and_then(|r| r.output.as_ref());
         match Infno::parse(head.infno.as_str()) {
             Infno::PersonQuery => {
-                let Some(out) = output.and_then(|o| serde_json::from_value::<PersonOutput>(o.clone()).ok()) else { return };
+                let Some(out) = output.and_then(|o| serde_json::from_value::<PersonOutput>(o.clone()).ok()) else {
+                    return;
+                };
                 let Some(psn_no) = out.baseinfo.psn_no.opt() else { return };
                 let mut types: Vec<&str> = out.insuinfo.iter().filter_map(|i| i.insutype.opt()).collect();
                 types.sort_unstable();

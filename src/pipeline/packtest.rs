@@ -58,7 +58,8 @@ pub fn run_case(rs: &CompiledRuleSet, case: &TestCase, tier: Option<u8>) -> Resu
         problems.push(format!("decision {} (want {})", d.decision.as_str(), want.decision));
     }
     if let Some(hits) = &want.hits {
-        let mut got: Vec<(String, Vec<String>)> = d.hits.iter().map(|h| (h.rule_id.to_string(), sorted(&h.lines))).collect();
+        let mut got: Vec<(String, Vec<String>)> =
+            d.hits.iter().map(|h| (h.rule_id.to_string(), sorted(&h.lines))).collect();
         let mut exp: Vec<(String, Vec<String>)> = hits.iter().map(|h| (h.rule_id.clone(), sorted(&h.lines))).collect();
         got.sort();
         exp.sort();
@@ -68,13 +69,17 @@ pub fn run_case(rs: &CompiledRuleSet, case: &TestCase, tier: Option<u8>) -> Resu
     }
     for f in &want.unchecked {
         if !d.unchecked.iter().any(|u| u.fact == f) {
-            problems.push(format!("fact {f} not reported unchecked (unchecked: {:?})", d.unchecked.iter().map(|u| u.fact).collect::<Vec<_>>()));
+            problems.push(format!(
+                "fact {f} not reported unchecked (unchecked: {:?})",
+                d.unchecked.iter().map(|u| u.fact).collect::<Vec<_>>()
+            ));
         }
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; ") + &format!("\n    messages: {:?}", d.hits.iter().map(|h| &h.message).collect::<Vec<_>>()))
+        Err(problems.join("; ")
+            + &format!("\n    messages: {:?}", d.hits.iter().map(|h| &h.message).collect::<Vec<_>>()))
     }
 }
 

@@ -153,9 +153,7 @@ fn line_of_id(text: &str, id: &str, nth: usize) -> Option<usize> {
         .enumerate()
         .filter(|(_, l)| {
             let t = l.trim_start().trim_start_matches('-').trim_start();
-            t.strip_prefix("id:")
-                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == id)
-                .unwrap_or(false)
+            t.strip_prefix("id:").map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == id).unwrap_or(false)
         })
         .nth(nth)
         .map(|(i, _)| i + 1)
@@ -246,8 +244,9 @@ fn compile_rule(
     pack_name: &Arc<str>,
     src: &RuleSource,
 ) -> Result<(CompiledRule, usize), String> {
-    let spec = kinds::find(&src.kind)
-        .ok_or_else(|| format!("rule {}: unknown kind {:?}; known kinds: {}", src.id, src.kind, kinds::names().join(", ")))?;
+    let spec = kinds::find(&src.kind).ok_or_else(|| {
+        format!("rule {}: unknown kind {:?}; known kinds: {}", src.id, src.kind, kinds::names().join(", "))
+    })?;
     let ctx = |e: String| format!("rule {}: {e}", src.id);
     if src.id.trim().is_empty() {
         return Err("rule with an empty id".into());
@@ -264,10 +263,9 @@ fn compile_rule(
     let when = parse_when(&src.when).map_err(ctx)?;
     let table = match (&src.select.table, spec.table) {
         (None, _) => None,
-        (Some(t), shape) => Some(
-            pack.table(t, shape == TableShape::Pairs)
-                .map_err(|p| ctx(format!("{}: {}", p.file, p.reason) + &p.line.map(|l| format!(" (line {l})")).unwrap_or_default()))?,
-        ),
+        (Some(t), shape) => Some(pack.table(t, shape == TableShape::Pairs).map_err(|p| {
+            ctx(format!("{}: {}", p.file, p.reason) + &p.line.map(|l| format!(" (line {l})")).unwrap_or_default())
+        })?),
     };
     let (rows, pairs) = match &table {
         Some(Table::Rows(r)) => (r.as_slice(), &[][..]),
@@ -291,7 +289,9 @@ fn compile_rule(
         }
         _ if !compiled.matchers.is_empty() || spec.table == TableShape::Pairs => {
             if src.select.has_identity() && src.select.table.is_none() {
-                return Err(ctx("this kind selects its own codes (pairs/package); select lists are not allowed".into()));
+                return Err(
+                    ctx("this kind selects its own codes (pairs/package); select lists are not allowed".into()),
+                );
             }
             for (code, tag) in &compiled.matchers {
                 let m = code_matcher(code).ok_or_else(|| ctx(format!("empty code in pair/package {tag}")))?;

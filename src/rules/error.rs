@@ -28,7 +28,12 @@ pub struct CompileError {
 
 impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rule pack refused ({} problem{})", self.problems.len(), if self.problems.len() == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "rule pack refused ({} problem{})",
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             write!(f, "\n  {p}")?;
         }

@@ -251,11 +251,7 @@ fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
         let cx = RuleCx { index: rule, row_names: &r.row_names };
         r.logic.group(&cx, claim, &s.group, &mut s.out);
     }
-    let claim_date = claim
-        .encounter
-        .admitted
-        .map(|t| t.date())
-        .or_else(|| claim.lines.first().map(Line::date));
+    let claim_date = claim.encounter.admitted.map(|t| t.date()).or_else(|| claim.lines.first().map(Line::date));
     for &ri in &rs.index.claim_rules {
         let r = &rs.rules[ri as usize];
         if claim_date.is_some_and(|d| !r.in_effect(d)) {
@@ -306,7 +302,12 @@ fn render(rs: &CompiledRuleSet, claim: &Claim, out: &Out, start: Instant) -> Dec
             let idx = match unchecked.iter().position(|x| x.fact == fact.field()) {
                 Some(i) => i,
                 None => {
-                    unchecked.push(Unchecked { fact: fact.field(), reason: fact.reason(), lines: vec![], rules: vec![] });
+                    unchecked.push(Unchecked {
+                        fact: fact.field(),
+                        reason: fact.reason(),
+                        lines: vec![],
+                        rules: vec![],
+                    });
                     unchecked.len() - 1
                 }
             };
@@ -328,5 +329,127 @@ fn render(rs: &CompiledRuleSet, claim: &Claim, out: &Out, start: Instant) -> Dec
         hits,
         unchecked,
         elapsed_us: start.elapsed().as_micros() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim::{Facts, Gender, NoFacts, Qty, Visit};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn baseline() -> &'static CompiledRuleSet {
+        static RS: OnceLock<CompiledRuleSet> = OnceLock::new();
+        RS.get_or_init(|| {
+            let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let dirs = [root.join("rulesets/national-baseline"), root.join("rulesets/examples/xinxiang-2025")];
+            match crate::rules::load(&dirs) {
+                Ok((_, rs)) => rs,
+                Err(e) => panic!("{e}"),
+            }
+        })
+    }
+
+    /// Every code the packs know, plus neighbours that share a prefix but are not listed.
+    fn codes() -> Vec<String> {
+        let mut v: Vec<String> = crate::gen::ITEMS.iter().map(|i| i.0.to_owned()).collect();
+        for r in &baseline().rules {
+            for (m, _, _) in &r.matchers {
+                match m {
+                    Matcher::Exact(c) => v.push(c.to_string()),
+                    Matcher::Prefix(p) => {
+                        v.push(format!("{p}{}", "0".repeat(23usize.saturating_sub(p.len()))));
+                        v.push(p.to_string());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        v.push("001201000030001".into());
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn claim_from(seed: u64, n: usize, tweak: u8) -> Claim {
+        let env = if tweak % 3 == 0 {
+            crate::gen::analysis_3101(seed, n)
+        } else {
+            crate::gen::fee_upload(seed, n, tweak % 3 == 2)
+        };
+        let body = serde_json::to_vec(&env).unwrap_or_default();
+        let head = crate::wire::parse_head(&body).expect("generated envelope");
+        let facts: &dyn Facts = &NoFacts;
+        match crate::pipeline::prepare(&head, facts).expect("generated claim") {
+            crate::pipeline::Prepared::Claims { mut claims, .. } => claims.remove(0),
+            _ => unreachable!("generated claims are claim transactions"),
+        }
+    }
+
+    fn summary(d: &Decision) -> String {
+        serde_json::to_string(&(&d.decision, &d.hits, &d.unchecked)).unwrap_or_default()
+    }
+
+    #[test]
+    fn generated_claims_exercise_many_rules_so_the_comparison_is_not_vacuous() {
+        let rs = baseline();
+        let mut fired = std::collections::BTreeSet::new();
+        for seed in 0..300u64 {
+            let d = evaluate(rs, &claim_from(seed, 30, seed as u8));
+            fired.extend(d.hits.iter().map(|h| h.rule_id.to_string()));
+        }
+        assert!(fired.len() >= 10, "only {} rules fired: {fired:?}", fired.len());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The indexed evaluator agrees with the naive one (every rule × every line through its own
+        /// matcher list) on random claims built from the packs' own codes and their neighbours.
+        #[test]
+        fn indexed_evaluation_agrees_with_the_naive_reference(
+            seed in any::<u64>(), n in 1usize..40, tweak in any::<u8>(),
+            picks in proptest::collection::vec((any::<prop::sample::Index>(), 1i64..5, 0u32..3), 0..12),
+            gender in 0u8..3, age in 0u32..90, med in 0usize..5, tier in 0u8..4,
+        ) {
+            let all = codes();
+            let mut c = claim_from(seed, n, tweak);
+            for (i, (ix, q, day)) in picks.into_iter().enumerate() {
+                let mut l = c.lines[i % c.lines.len()].clone();
+                l.id = format!("P{i}");
+                l.code = ix.get(&all).clone();
+                l.class = crate::claim::ItemClass::of_code(&l.code);
+                l.qty = Qty::whole(q);
+                l.amount = l.price.times(l.qty);
+                l.time += chrono::Duration::days(i64::from(day));
+                l.days_supply = if l.class.is_drug() { Some(Qty::whole(q * 3)) } else { None };
+                c.lines.push(l);
+            }
+            c.patient.gender = [None, Some(Gender::Male), Some(Gender::Female)][gender as usize];
+            c.patient.birth = chrono::NaiveDate::from_ymd_opt(2025 - age as i32, 3, 1);
+            c.encounter.med_type = [None, Some("11"), Some("13"), Some("14"), Some("21")][med].map(str::to_owned);
+            if med == 4 { c.encounter.visit = Some(Visit::Inpatient); }
+            c.encounter.tier = [None, Some(1), Some(2), Some(3)][tier as usize];
+            let rs = baseline();
+            prop_assert_eq!(summary(&evaluate(rs, &c)), summary(&evaluate_naive(rs, &c)));
+        }
+
+        /// Evaluating twice gives the same decision, and every hit's amount is within the claim's total.
+        #[test]
+        fn evaluation_is_deterministic_and_money_stays_in_bounds(seed in any::<u64>(), n in 1usize..60, tweak in any::<u8>()) {
+            let c = claim_from(seed, n, tweak);
+            let rs = baseline();
+            let a = evaluate(rs, &c);
+            prop_assert_eq!(summary(&a), summary(&evaluate(rs, &c)));
+            let total: i64 = c.lines.iter().map(|l| l.amount.get().abs()).sum();
+            for h in &a.hits {
+                prop_assert!(h.amount.get() >= 0 && h.amount.get() <= total, "hit {} amount {} of total {}", h.rule_id, h.amount.get(), total);
+                for (l, amt) in h.lines.iter().zip(&h.line_amounts) {
+                    let line = c.lines.iter().find(|x| &x.id == l).expect("hit names a claim line");
+                    prop_assert_eq!(line.amount, *amt);
+                }
+            }
+        }
     }
 }

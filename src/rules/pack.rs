@@ -133,14 +133,9 @@ pub fn load_pack(dir: &Path) -> Result<PackSource, CompileError> {
     }
     let digest = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>();
     match manifest {
-        Some(manifest) if problems.is_empty() => Ok(PackSource {
-            dir: dir.to_path_buf(),
-            manifest,
-            rule_files,
-            table_texts,
-            test_files,
-            digest,
-        }),
+        Some(manifest) if problems.is_empty() => {
+            Ok(PackSource { dir: dir.to_path_buf(), manifest, rule_files, table_texts, test_files, digest })
+        }
         _ => Err(CompileError { problems }),
     }
 }

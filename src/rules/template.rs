@@ -40,10 +40,8 @@ impl Template {
                             None => return Err(format!("message: unclosed '{{' in {src:?}")),
                         }
                     }
-                    let var = std::iter::once(&"rule")
-                        .chain(vars.iter())
-                        .find(|v| **v == name.trim())
-                        .ok_or_else(|| {
+                    let var =
+                        std::iter::once(&"rule").chain(vars.iter()).find(|v| **v == name.trim()).ok_or_else(|| {
                             format!("message: unknown variable {{{name}}}; this kind offers: rule, {}", vars.join(", "))
                         })?;
                     if !lit.is_empty() {

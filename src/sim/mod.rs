@@ -118,7 +118,11 @@ impl Sim {
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
         let data = input.get("data").cloned().unwrap_or(Value::Null);
         match infno {
-            "9001" => (0, None, json!({"signinoutb": {"sign_time": now, "sign_no": format!("{area}{}{seq:010}", chrono::Local::now().format("%Y%m%d%H%M%S"))}})),
+            "9001" => (
+                0,
+                None,
+                json!({"signinoutb": {"sign_time": now, "sign_no": format!("{area}{}{seq:010}", chrono::Local::now().format("%Y%m%d%H%M%S"))}}),
+            ),
             "1101" => {
                 let cert = text(&data, "certno");
                 let cert = if cert.is_empty() { text(&data, "mdtrt_cert_no") } else { cert };
@@ -126,21 +130,40 @@ impl Sim {
                 let tail: String = cert.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
                 let psn_no = format!("{area:0>6}{:0>20}", tail);
                 let insutype = if cert.as_bytes().get(15).is_some_and(|d| d % 2 == 0) { "310" } else { "390" };
-                (0, None, json!({
-                    "baseinfo": {"psn_no": psn_no, "psn_cert_type": "01", "certno": cert, "psn_name": text(&data, "psn_name"), "gend": gend, "naty": "01", "brdy": brdy, "age": 0},
-                    "insuinfo": [{"balc": 0, "insutype": insutype, "psn_type": if insutype == "310" {"11"} else {"15"}, "psn_insu_stas": "1", "psn_insu_date": "2020-01-01", "paus_insu_date": null, "cvlserv_flag": "0", "insuplc_admdvs": area, "emp_name": ""}],
-                    "idetinfo": []
-                }))
+                (
+                    0,
+                    None,
+                    json!({
+                        "baseinfo": {"psn_no": psn_no, "psn_cert_type": "01", "certno": cert, "psn_name": text(&data, "psn_name"), "gend": gend, "naty": "01", "brdy": brdy, "age": 0},
+                        "insuinfo": [{"balc": 0, "insutype": insutype, "psn_type": if insutype == "310" {"11"} else {"15"}, "psn_insu_stas": "1", "psn_insu_date": "2020-01-01", "paus_insu_date": null, "cvlserv_flag": "0", "insuplc_admdvs": area, "emp_name": ""}],
+                        "idetinfo": []
+                    }),
+                )
             }
             "2201" => {
                 let id = format!("{area:0>6}G{seq:010}");
-                g.visits.insert(id.clone(), Visit { psn_no: text(&data, "psn_no"), insutype: text(&data, "insutype"), ..Visit::default() });
-                (0, None, json!({"data": {"mdtrt_id": id, "psn_no": text(&data, "psn_no"), "ipt_otp_no": text(&data, "ipt_otp_no")}}))
+                g.visits.insert(
+                    id.clone(),
+                    Visit { psn_no: text(&data, "psn_no"), insutype: text(&data, "insutype"), ..Visit::default() },
+                );
+                (
+                    0,
+                    None,
+                    json!({"data": {"mdtrt_id": id, "psn_no": text(&data, "psn_no"), "ipt_otp_no": text(&data, "ipt_otp_no")}}),
+                )
             }
             "2401" => {
                 let m = input.get("mdtrtinfo").cloned().unwrap_or(Value::Null);
                 let id = format!("{area:0>6}Z{seq:010}");
-                g.visits.insert(id.clone(), Visit { psn_no: text(&m, "psn_no"), insutype: text(&m, "insutype"), inpatient: true, ..Visit::default() });
+                g.visits.insert(
+                    id.clone(),
+                    Visit {
+                        psn_no: text(&m, "psn_no"),
+                        insutype: text(&m, "insutype"),
+                        inpatient: true,
+                        ..Visit::default()
+                    },
+                );
                 (0, None, json!({"result": {"mdtrt_id": id}}))
             }
             "2204" | "2301" => {
@@ -171,7 +194,9 @@ impl Sim {
             "2205" | "2302" => {
                 let id = text(&data, "mdtrt_id");
                 let sn = text(&data, "feedetl_sn");
-                let Some(v) = g.visits.get_mut(&id) else { return (-1, Some(format!("就诊信息不存在：{id}")), json!({})) };
+                let Some(v) = g.visits.get_mut(&id) else {
+                    return (-1, Some(format!("就诊信息不存在：{id}")), json!({}));
+                };
                 if infno == "2205" || sn == "0000" || sn.is_empty() {
                     v.lines.retain(|_, (_, s)| s.is_some());
                 } else {
@@ -181,8 +206,11 @@ impl Sim {
             }
             "2206" | "2207" | "2303" | "2304" => {
                 let id = text(&data, "mdtrt_id");
-                let Some(v) = g.visits.get(&id).cloned() else { return (-1, Some(format!("就诊信息不存在：{id}")), json!({})) };
-                let insutype = if text(&data, "insutype").is_empty() { v.insutype.clone() } else { text(&data, "insutype") };
+                let Some(v) = g.visits.get(&id).cloned() else {
+                    return (-1, Some(format!("就诊信息不存在：{id}")), json!({}));
+                };
+                let insutype =
+                    if text(&data, "insutype").is_empty() { v.insutype.clone() } else { text(&data, "insutype") };
                 let total: i64 = v.lines.values().filter(|(_, s)| s.is_none()).map(|(a, _)| *a).sum();
                 let (deductible, ratio) = policy(&insutype, v.inpatient);
                 let base = (total - deductible).max(0);
@@ -199,21 +227,27 @@ impl Sim {
                     g.setls.insert(setl_id.clone(), Setl { mdtrt_id: id.clone() });
                 }
                 let fund_code = if insutype.starts_with("31") { "310100" } else { "390100" };
-                (0, None, json!({
-                    "setlinfo": {"mdtrt_id": id, "setl_id": setl_id, "psn_no": v.psn_no, "insutype": insutype, "setl_time": now,
-                        "medfee_sumamt": fen_text(total), "fulamt_ownpay_amt": "0.00", "overlmt_selfpay": "0.00", "preselfpay_amt": "0.00",
-                        "inscp_scp_amt": fen_text(total), "act_pay_dedc": fen_text(deductible.min(total)), "hifp_pay": fen_text(fund),
-                        "pool_prop_selfpay": format!("{}", ratio as f64 / 100.0), "cvlserv_pay": "0.00", "hifes_pay": "0.00", "hifmi_pay": "0.00",
-                        "hifob_pay": "0.00", "maf_pay": "0.00", "oth_pay": "0.00", "fund_pay_sumamt": fen_text(fund), "psn_part_amt": fen_text(cash),
-                        "acct_pay": "0.00", "psn_cash_pay": fen_text(cash), "hosp_part_amt": "0.00", "balc": "0.00", "acct_mulaid_pay": "0.00",
-                        "medins_setl_id": format!("M{seq}"), "clr_optins": area, "clr_way": "1", "clr_type": "11"},
-                    "setldetail": [{"fund_pay_type": fund_code, "fund_pay_type_name": if fund_code == "310100" {"职工基本医疗保险统筹基金"} else {"城乡居民基本医疗保险基金"},
-                        "inscp_scp_amt": fen_text(total), "crt_payb_lmt_amt": fen_text(fund), "fund_payamt": fen_text(fund), "setl_proc_info": ""}]
-                }))
+                (
+                    0,
+                    None,
+                    json!({
+                        "setlinfo": {"mdtrt_id": id, "setl_id": setl_id, "psn_no": v.psn_no, "insutype": insutype, "setl_time": now,
+                            "medfee_sumamt": fen_text(total), "fulamt_ownpay_amt": "0.00", "overlmt_selfpay": "0.00", "preselfpay_amt": "0.00",
+                            "inscp_scp_amt": fen_text(total), "act_pay_dedc": fen_text(deductible.min(total)), "hifp_pay": fen_text(fund),
+                            "pool_prop_selfpay": format!("{}", ratio as f64 / 100.0), "cvlserv_pay": "0.00", "hifes_pay": "0.00", "hifmi_pay": "0.00",
+                            "hifob_pay": "0.00", "maf_pay": "0.00", "oth_pay": "0.00", "fund_pay_sumamt": fen_text(fund), "psn_part_amt": fen_text(cash),
+                            "acct_pay": "0.00", "psn_cash_pay": fen_text(cash), "hosp_part_amt": "0.00", "balc": "0.00", "acct_mulaid_pay": "0.00",
+                            "medins_setl_id": format!("M{seq}"), "clr_optins": area, "clr_way": "1", "clr_type": "11"},
+                        "setldetail": [{"fund_pay_type": fund_code, "fund_pay_type_name": if fund_code == "310100" {"职工基本医疗保险统筹基金"} else {"城乡居民基本医疗保险基金"},
+                            "inscp_scp_amt": fen_text(total), "crt_payb_lmt_amt": fen_text(fund), "fund_payamt": fen_text(fund), "setl_proc_info": ""}]
+                    }),
+                )
             }
             "2208" | "2305" => {
                 let sid = text(&data, "setl_id");
-                let Some(s) = g.setls.remove(&sid) else { return (-1, Some(format!("结算信息不存在：{sid}")), json!({})) };
+                let Some(s) = g.setls.remove(&sid) else {
+                    return (-1, Some(format!("结算信息不存在：{sid}")), json!({}));
+                };
                 if let Some(v) = g.visits.get_mut(&s.mdtrt_id) {
                     for (_, st) in v.lines.values_mut().filter(|(_, st)| st.as_deref() == Some(sid.as_str())) {
                         *st = None;
@@ -251,7 +285,9 @@ async fn call(req: HttpRequest, body: web::Bytes, sim: web::Data<Sim>) -> HttpRe
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         Mode::Slow => tokio::time::sleep(Duration::from_millis(delay)).await,
-        Mode::Garbage => return HttpResponse::Ok().content_type("text/html").body("<html><body>502 Bad Gateway</body></html>"),
+        Mode::Garbage => {
+            return HttpResponse::Ok().content_type("text/html").body("<html><body>502 Bad Gateway</body></html>")
+        }
         _ => {}
     }
     let area = text(&parsed, "mdtrtarea_admvs");
@@ -308,7 +344,8 @@ async fn received(sim: web::Data<Sim>) -> HttpResponse {
 }
 
 async fn reset(sim: web::Data<Sim>) -> HttpResponse {
-    *sim.inner.lock().unwrap_or_else(|p| p.into_inner()) = Sim::default().inner.into_inner().unwrap_or_else(|p| p.into_inner());
+    *sim.inner.lock().unwrap_or_else(|p| p.into_inner()) =
+        Sim::default().inner.into_inner().unwrap_or_else(|p| p.into_inner());
     HttpResponse::Ok().json(json!({"reset": true}))
 }
 

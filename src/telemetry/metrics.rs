@@ -18,7 +18,8 @@ fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> Hist
     h
 }
 
-const LAT: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LAT: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Requests by transaction and decision (`pass`, `remind`, `block`, `unchecked`, `relay`, `error`).
 pub static REQUESTS: Lazy<IntCounterVec> =
@@ -27,8 +28,9 @@ pub static REQUESTS: Lazy<IntCounterVec> =
 pub static CHECK_SECONDS: Lazy<HistogramVec> =
     Lazy::new(|| histogram("claimgate_check_seconds", "claimgate's own work per message", &["infno"], LAT.to_vec()));
 /// Whole request latency as the HIS sees it, by infno.
-pub static REQUEST_SECONDS: Lazy<HistogramVec> =
-    Lazy::new(|| histogram("claimgate_request_seconds", "End-to-end latency seen by the HIS", &["infno"], LAT.to_vec()));
+pub static REQUEST_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
+    histogram("claimgate_request_seconds", "End-to-end latency seen by the HIS", &["infno"], LAT.to_vec())
+});
 pub static RULE_HITS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_rule_hits_total", "Rule hits by rule id and action", &["rule", "action"]));
 /// Upstream failures by kind (`connect`, `timeout`, `garbage`, `status`, `io`).

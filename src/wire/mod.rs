@@ -51,8 +51,17 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
 /// # Errors
 /// [`ParseError::Field`] or [`ParseError::Json`].
 pub fn parse_body<'a, T: serde::Deserialize<'a>>(raw: &'a str, prefix: &str) -> Result<T, ParseError> {
-    let de = &mut serde_json::Deserializer::from_str(raw);
-    serde_path_to_error::deserialize(de).map_err(|e| ParseError::from_path(prefix, e))
+    // The fast path is plain serde; the path-tracking parse runs only to explain a failure.
+    match serde_json::from_str(raw) {
+        Ok(v) => Ok(v),
+        Err(plain) => {
+            let de = &mut serde_json::Deserializer::from_str(raw);
+            match serde_path_to_error::deserialize::<_, T>(de) {
+                Err(e) => Err(ParseError::from_path(prefix, e)),
+                Ok(_) => Err(ParseError::Json(plain.to_string())),
+            }
+        }
+    }
 }
 
 /// Refuses JSON nested deeper than [`MAX_DEPTH`] before any structure is built.

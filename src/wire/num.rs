@@ -166,9 +166,7 @@ impl<'de, const S: u32> Visitor<'de> for FixedVisitor<S> {
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
         let m = 10i64.pow(S);
-        v.checked_mul(m)
-            .map(|x| Some(Fixed(x)))
-            .ok_or_else(|| E::custom(NumError::Range))
+        v.checked_mul(m).map(|x| Some(Fixed(x))).ok_or_else(|| E::custom(NumError::Range))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
@@ -182,9 +180,7 @@ impl<'de, const S: u32> Visitor<'de> for FixedVisitor<S> {
         }
         let mut buf = ryu::Buffer::new();
         let text = buf.format_finite(v);
-        parse_fixed(text, S)
-            .map(|x| Some(Fixed(x)))
-            .map_err(E::custom)
+        parse_fixed(text, S).map(|x| Some(Fixed(x))).map_err(E::custom)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {

@@ -3,33 +3,58 @@ use std::process::Command;
 
 fn claimgate(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_claimgate")).args(args).current_dir(root()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn check_with_context_blocks_with_one_hit_per_problem_and_exits_3() {
     let f = "tests/fixtures/outpatient/";
     let (code, out, err) = claimgate(&[
-        "check", "--rules", "rulesets/national-baseline",
-        &format!("{f}01-1101-exchange.json"), &format!("{f}02-2201-exchange.json"), &format!("{f}03-2203-request.json"), &format!("{f}04-2204-violations.json"),
+        "check",
+        "--rules",
+        "rulesets/national-baseline",
+        &format!("{f}01-1101-exchange.json"),
+        &format!("{f}02-2201-exchange.json"),
+        &format!("{f}03-2203-request.json"),
+        &format!("{f}04-2204-violations.json"),
     ]);
     assert_eq!(code, 3, "{err}");
     let d: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let hits: Vec<(String, Vec<String>)> = d["hits"].as_array().unwrap().iter()
-        .map(|h| (h["rule_id"].as_str().unwrap().to_owned(), h["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect()))
+    let hits: Vec<(String, Vec<String>)> = d["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["rule_id"].as_str().unwrap().to_owned(),
+                h["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect(),
+            )
+        })
         .collect();
-    assert_eq!(hits, vec![
-        ("GZ10000102012000-004".to_owned(), vec!["MZ202509150004".to_owned()]),
-        ("GZ10000302004000-001".to_owned(), vec!["MZ202509150002".to_owned()]),
-        ("CG-DAYS-001".to_owned(), vec!["MZ202509150005".to_owned()]),
-    ]);
+    assert_eq!(
+        hits,
+        vec![
+            ("GZ10000102012000-004".to_owned(), vec!["MZ202509150004".to_owned()]),
+            ("GZ10000302004000-001".to_owned(), vec!["MZ202509150002".to_owned()]),
+            ("CG-DAYS-001".to_owned(), vec!["MZ202509150005".to_owned()]),
+        ]
+    );
     assert_eq!(d["decision"], "block");
     assert!(d.get("unchecked").is_none());
 }
 
 #[test]
 fn the_same_orders_as_one_3101_give_the_same_rule_ids() {
-    let (code, out, _) = claimgate(&["check", "--rules", "rulesets/national-baseline", "tests/fixtures/outpatient/3101-same-orders.json"]);
+    let (code, out, _) = claimgate(&[
+        "check",
+        "--rules",
+        "rulesets/national-baseline",
+        "tests/fixtures/outpatient/3101-same-orders.json",
+    ]);
     assert_eq!(code, 3);
     let d: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut ids: Vec<&str> = d["hits"].as_array().unwrap().iter().map(|h| h["rule_id"].as_str().unwrap()).collect();
@@ -39,7 +64,12 @@ fn the_same_orders_as_one_3101_give_the_same_rule_ids() {
 
 #[test]
 fn the_upload_alone_names_its_unchecked_lines_and_facts() {
-    let (_, out, _) = claimgate(&["check", "--rules", "rulesets/national-baseline", "tests/fixtures/outpatient/04-2204-violations.json"]);
+    let (_, out, _) = claimgate(&[
+        "check",
+        "--rules",
+        "rulesets/national-baseline",
+        "tests/fixtures/outpatient/04-2204-violations.json",
+    ]);
     let d: serde_json::Value = serde_json::from_str(&out).unwrap();
     let u = d["unchecked"].as_array().unwrap();
     let gend = u.iter().find(|x| x["fact"] == "gend").unwrap();
@@ -63,8 +93,13 @@ fn bad_input_exits_2_with_the_field_named() {
 fn a_clean_upload_exits_0() {
     let f = "tests/fixtures/outpatient/";
     let (code, out, err) = claimgate(&[
-        "check", "--rules", "rulesets/national-baseline",
-        &format!("{f}01-1101-exchange.json"), &format!("{f}02-2201-exchange.json"), &format!("{f}03-2203-request.json"), &format!("{f}05-2204-clean.json"),
+        "check",
+        "--rules",
+        "rulesets/national-baseline",
+        &format!("{f}01-1101-exchange.json"),
+        &format!("{f}02-2201-exchange.json"),
+        &format!("{f}03-2203-request.json"),
+        &format!("{f}05-2204-clean.json"),
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"decision\": \"pass\""));

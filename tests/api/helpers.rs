@@ -122,7 +122,12 @@ impl TestApp {
     }
 
     pub async fn sim_mode(&self, mode: &str, delay_ms: u64) {
-        self.client.post(format!("{}/sim/mode", self.sim)).json(&json!({"mode": mode, "delay_ms": delay_ms})).send().await.unwrap();
+        self.client
+            .post(format!("{}/sim/mode", self.sim))
+            .json(&json!({"mode": mode, "delay_ms": delay_ms}))
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -150,7 +155,17 @@ pub async fn register(app: &TestApp, certno: &str, med_type: &str, seq: u32) -> 
 }
 
 /// One 2204 line.
-pub fn line(sn: &str, visit: &str, psn: &str, code: &str, cnt: u32, pric: &str, amt: &str, prd_days: Option<u32>) -> Value {
+#[allow(clippy::too_many_arguments)]
+pub fn line(
+    sn: &str,
+    visit: &str,
+    psn: &str,
+    code: &str,
+    cnt: u32,
+    pric: &str,
+    amt: &str,
+    prd_days: Option<u32>,
+) -> Value {
     let mut v = json!({"feedetl_sn": sn, "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": "B1", "fee_ocur_time": "2025-06-10 09:10:00",
         "med_list_codg": code, "medins_list_codg": format!("H-{code}"), "det_item_fee_sumamt": amt, "cnt": cnt, "pric": pric,
         "bilg_dept_codg": "100301", "bilg_dept_name": "内科", "bilg_dr_codg": "D1", "bilg_dr_name": "王医生", "hosp_appr_flag": "0"});

@@ -2,7 +2,10 @@ use crate::helpers::root;
 
 #[test]
 fn every_shipped_pack_passes_its_own_test_cases() {
-    for dirs in [vec![root().join("rulesets/national-baseline")], vec![root().join("rulesets/national-baseline"), root().join("rulesets/examples/xinxiang-2025")]] {
+    for dirs in [
+        vec![root().join("rulesets/national-baseline")],
+        vec![root().join("rulesets/national-baseline"), root().join("rulesets/examples/xinxiang-2025")],
+    ] {
         match claimgate::cli::rules_test(&dirs, None) {
             Ok(summary) => assert!(summary.contains(" passed, 0 failed"), "{summary}"),
             Err(report) => panic!("{report}"),
@@ -13,7 +16,11 @@ fn every_shipped_pack_passes_its_own_test_cases() {
 #[test]
 fn the_shipped_json_schema_is_current() {
     let shipped = std::fs::read_to_string(root().join("rulesets/rule-file.schema.json")).unwrap_or_default();
-    assert_eq!(shipped, claimgate::rules::source::rule_file_schema(), "regenerate with: claimgate rules schema > rulesets/rule-file.schema.json");
+    assert_eq!(
+        shipped,
+        claimgate::rules::source::rule_file_schema(),
+        "regenerate with: claimgate rules schema > rulesets/rule-file.schema.json"
+    );
 }
 
 #[test]
@@ -33,5 +40,8 @@ fn a_bad_pack_is_refused_with_file_line_and_reason() {
     std::fs::write(p.join("rules/b.yaml"), "rules: []\n").unwrap();
     let err = claimgate::cli::rules_test(&[p.to_path_buf()], None).unwrap_err();
     assert!(err.contains("bad/rules/a.yaml:2") && err.contains("invalid regex"), "{err}");
-    assert!(err.contains("bad/rules/a.yaml:11") && err.contains("duplicate id (first defined at bad/rules/a.yaml:2)"), "{err}");
+    assert!(
+        err.contains("bad/rules/a.yaml:11") && err.contains("duplicate id (first defined at bad/rules/a.yaml:2)"),
+        "{err}"
+    );
 }

@@ -9,15 +9,28 @@ async fn a_clean_claim_passes_and_the_gateway_receives_the_identical_bytes_and_h
     // Arrange
     let app = spawn_app().await;
     let (psn, visit) = register(&app, MAN, "11", 1).await;
-    let env = envelope("2204", "H41070100001202506100910000001", json!({"feedetail": [
-        line("F1", &visit, &psn, "001102000010000", 1, "20.00", "20.00", None),
-        line("F2", &visit, &psn, AML, 14, "1.5", "21.00", Some(7)),
-    ]}));
+    let env = envelope(
+        "2204",
+        "H41070100001202506100910000001",
+        json!({"feedetail": [
+            line("F1", &visit, &psn, "001102000010000", 1, "20.00", "20.00", None),
+            line("F2", &visit, &psn, AML, 14, "1.5", "21.00", Some(7)),
+        ]}),
+    );
     // Non-canonical spacing on purpose: the bytes must arrive exactly as sent.
     let body = serde_json::to_string_pretty(&env).unwrap().into_bytes();
     // Act
     let r = app
-        .post_raw(body.clone(), &[("content-type", "application/json"), ("x-tif-paasid", "hosp01"), ("x-tif-signature", "abc123"), ("x-tif-timestamp", "1749517800"), ("x-tif-nonce", "n1")])
+        .post_raw(
+            body.clone(),
+            &[
+                ("content-type", "application/json"),
+                ("x-tif-paasid", "hosp01"),
+                ("x-tif-signature", "abc123"),
+                ("x-tif-timestamp", "1749517800"),
+                ("x-tif-nonce", "n1"),
+            ],
+        )
         .await;
     // Assert
     assert_eq!(r.decision.as_deref(), Some("pass"));
@@ -36,9 +49,13 @@ async fn a_clean_claim_passes_and_the_gateway_receives_the_identical_bytes_and_h
 async fn a_violating_claim_is_blocked_in_the_envelope_and_never_reaches_the_gateway() {
     let app = spawn_app().await;
     let (psn, visit) = register(&app, MAN, "11", 2).await;
-    let env = envelope("2204", "H41070100001202506100910000002", json!({"feedetail": [
-        line("F1", &visit, &psn, "002202020010000", 1, "120", "120.00", None),
-    ]}));
+    let env = envelope(
+        "2204",
+        "H41070100001202506100910000002",
+        json!({"feedetail": [
+            line("F1", &visit, &psn, "002202020010000", 1, "120", "120.00", None),
+        ]}),
+    );
     let r = app.call(&env).await;
     assert_eq!(r.decision.as_deref(), Some("block"));
     assert_eq!(r.json["infcode"], -1);
@@ -52,9 +69,13 @@ async fn a_violating_claim_is_blocked_in_the_envelope_and_never_reaches_the_gate
 async fn a_reminder_is_forwarded_with_its_decision_header() {
     let app = spawn_app().await;
     let (psn, visit) = register(&app, MAN, "11", 3).await;
-    let env = envelope("2204", "H41070100001202506100910000003", json!({"feedetail": [
-        line("F1", &visit, &psn, AML, 20, "1.5", "30.00", Some(10)),
-    ]}));
+    let env = envelope(
+        "2204",
+        "H41070100001202506100910000003",
+        json!({"feedetail": [
+            line("F1", &visit, &psn, AML, 20, "1.5", "30.00", Some(10)),
+        ]}),
+    );
     let r = app.call(&env).await;
     assert_eq!(r.decision.as_deref(), Some("remind"));
     assert_eq!(r.json["infcode"], 0);
@@ -62,9 +83,11 @@ async fn a_reminder_is_forwarded_with_its_decision_header() {
 }
 
 fn nursing_orders(psn: &str, visit: &str, cnt2: u32) -> serde_json::Value {
-    let order = |id: &str, code: &str, name: &str, cnt: u32, pric: u32| json!({"rx_id": id, "rxno": "R1", "hilist_type": "201", "chrg_type": "07",
+    let order = |id: &str, code: &str, name: &str, cnt: u32, pric: u32| {
+        json!({"rx_id": id, "rxno": "R1", "hilist_type": "201", "chrg_type": "07",
         "hilist_code": code, "hilist_name": name, "cnt": cnt, "pric": pric, "sumamt": cnt * pric, "drord_begn_date": "2025-06-10 10:00:00",
-        "drord_dept_codg": "100201", "drord_dept_name": "呼吸内科", "drord_dr_codg": "D3", "drord_dr_name": "孙医生"});
+        "drord_dept_codg": "100201", "drord_dept_name": "呼吸内科", "drord_dr_codg": "D3", "drord_dr_name": "孙医生"})
+    };
     json!({"data": {"syscode": "HIS", "task_id": "T1", "trig_scen": "5", "rule_ids": [], "patient_dtos": [{"patn_id": psn, "gend": "1", "brdy": "1980-03-15",
         "curr_mdtrt_id": visit, "fsi_encounter_dtos": [{"mdtrt_id": visit, "medins_lv": "2", "med_mdtrt_type": "2", "med_type": "21", "insutype": "310",
         "fsi_diagnose_dtos": [{"maindise_flag": "1", "dise_codg": "S72.000", "dise_name": "股骨颈骨折"}],
@@ -72,16 +95,28 @@ fn nursing_orders(psn: &str, visit: &str, cnt2: u32) -> serde_json::Value {
 }
 
 fn nursing_upload(psn: &str, visit: &str, cnt2: u32, msgid: &str) -> serde_json::Value {
-    let l = |sn: &str, code: &str, cnt: u32, pric: u32| json!({"feedetl_sn": sn, "init_feedetl_sn": "", "mdtrt_id": visit, "psn_no": psn, "med_type": "21",
+    let l = |sn: &str, code: &str, cnt: u32, pric: u32| {
+        json!({"feedetl_sn": sn, "init_feedetl_sn": "", "mdtrt_id": visit, "psn_no": psn, "med_type": "21",
         "fee_ocur_time": "2025-06-10 10:00:00", "med_list_codg": code, "medins_list_codg": "H", "det_item_fee_sumamt": cnt * pric, "cnt": cnt, "pric": pric,
-        "bilg_dept_codg": "100201", "bilg_dept_name": "呼吸内科", "bilg_dr_codg": "D3", "bilg_dr_name": "孙医生"});
-    envelope("2301", msgid, json!({"feedetail": [l("N1", "001201000030000", 1, 15), l("N2", "001201000040000", cnt2, 10)]}))
+        "bilg_dept_codg": "100201", "bilg_dept_name": "呼吸内科", "bilg_dr_codg": "D3", "bilg_dr_name": "孙医生"})
+    };
+    envelope(
+        "2301",
+        msgid,
+        json!({"feedetail": [l("N1", "001201000030000", 1, 15), l("N2", "001201000040000", cnt2, 10)]}),
+    )
 }
 
 #[actix_web::test]
 async fn a_3103_continue_with_reason_passes_an_overridable_block_for_the_same_lines_only() {
     let app = spawn_app().await;
-    let r = app.call(&envelope("1101", "H41070100001202506101000000001", json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": MAN, "certno": MAN}}))).await;
+    let r = app
+        .call(&envelope(
+            "1101",
+            "H41070100001202506101000000001",
+            json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": MAN, "certno": MAN}}),
+        ))
+        .await;
     let psn = r.json["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_owned();
     let r = app.call(&envelope("2401", "H41070100001202506101000000002", json!({"mdtrtinfo": {"psn_no": psn, "insutype": "310", "begntime": "2025-06-10 09:30:00",
         "med_type": "21", "dscg_maindiag_code": "S72.000", "dscg_maindiag_name": "股骨颈骨折", "adm_dept_codg": "100201"}, "diseinfo": [{"diag_type": "1", "maindiag_flag": "1", "diag_code": "S72.000", "diag_name": "股骨颈骨折"}]}))).await;
@@ -113,7 +148,11 @@ async fn a_3103_continue_with_reason_passes_an_overridable_block_for_the_same_li
 #[actix_web::test]
 async fn sign_in_and_person_query_are_relayed_untouched() {
     let app = spawn_app().await;
-    let env = envelope("9001", "H41070100001202506100800000001", json!({"signIn": {"opter_no": "0153", "mac": "00-16-3E-00-00-01", "ip": "10.0.0.21"}}));
+    let env = envelope(
+        "9001",
+        "H41070100001202506100800000001",
+        json!({"signIn": {"opter_no": "0153", "mac": "00-16-3E-00-00-01", "ip": "10.0.0.21"}}),
+    );
     let body = serde_json::to_vec(&env).unwrap();
     let r = app.post_raw(body.clone(), &[("content-type", "application/json")]).await;
     assert_eq!(r.json["infcode"], 0);
@@ -159,7 +198,11 @@ async fn bad_input_is_answered_in_the_envelope_naming_the_field() {
     let app = spawn_app_with(Options { body_limit: 4096, ..Options::default() }).await;
     let r = app.post_raw(b"{not json".to_vec(), &[]).await;
     assert_eq!(r.json["infcode"], -1);
-    let env = envelope("2204", "M4", json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": "V", "psn_no": "P", "cnt": "abc"}]}));
+    let env = envelope(
+        "2204",
+        "M4",
+        json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": "V", "psn_no": "P", "cnt": "abc"}]}),
+    );
     let r = app.call(&env).await;
     assert!(r.json["err_msg"].as_str().unwrap().contains("input.feedetail[0].cnt"), "{}", r.json);
     let env = envelope("2204", "M5", json!({"feedetail": [line("F1", "V", "P", AML, 1, "1", "1.00", None)]}));
@@ -212,7 +255,11 @@ async fn v1_check_returns_the_decision_json_and_never_forwards() {
 #[actix_web::test]
 async fn without_an_upstream_claimgate_answers_claims_itself() {
     let app = spawn_app_with(Options { upstream: Upstream::None, ..Options::default() }).await;
-    let env = envelope("2204", "M7", json!({"feedetail": [line("F1", "V1", "P1", "001102000010000", 1, "20", "20.00", None)]}));
+    let env = envelope(
+        "2204",
+        "M7",
+        json!({"feedetail": [line("F1", "V1", "P1", "001102000010000", 1, "20", "20.00", None)]}),
+    );
     let r = app.call(&env).await;
     assert_eq!(r.json["infcode"], 0, "{}", r.json);
     assert_eq!(r.json["output"]["claimgate"]["decision"], "pass");

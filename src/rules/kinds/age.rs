@@ -150,7 +150,8 @@ mod tests {
 
     fn rs() -> crate::rules::CompiledRuleSet {
         let y = rule("age", "【{item}】限{range}，患者{age}", "    select: { table: tables/a.csv }\n");
-        let t = "code,name,param\n001201000070000,新生儿护理,0d-28d\nXC01CAS%,儿童专用药,-18y\nXJ01MAZ%,喹诺酮类,18y-\n";
+        let t =
+            "code,name,param\n001201000070000,新生儿护理,0d-28d\nXC01CAS%,儿童专用药,-18y\nXJ01MAZ%,喹诺酮类,18y-\n";
         try_ruleset(&y, &[("tables/a.csv", t)]).unwrap()
     }
 

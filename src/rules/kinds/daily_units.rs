@@ -55,11 +55,8 @@ impl Logic for UnitsLogic {
             if let Some(&max) = self.max.get(tag) {
                 if total > max {
                     let group = &keyed[i..j];
-                    let lines: Vec<u32> = group
-                        .iter()
-                        .map(|g| g.3)
-                        .filter(|&li| c.lines[li as usize].qty > Qty::ZERO)
-                        .collect();
+                    let lines: Vec<u32> =
+                        group.iter().map(|g| g.3).filter(|&li| c.lines[li as usize].qty > Qty::ZERO).collect();
                     let excess = total - max;
                     let last = &c.lines[group[j - i - 1].3 as usize];
                     let amount: Fen = last.price.times(excess);

@@ -118,7 +118,11 @@ mod tests {
         c.encounter.diagnoses = Some(vec![Diagnosis { code: "I10.x00".into(), name: "高血压".into(), main: true }]);
         let d = evaluate(&rs, &c);
         assert_eq!(d.hits[0].message, "【XB05AAR001B002010100001】限休克或肝硬化，本次诊断I10.x00");
-        c.encounter.diagnoses.as_mut().unwrap().push(Diagnosis { code: "K74.600".into(), name: "肝硬化".into(), main: false });
+        c.encounter.diagnoses.as_mut().unwrap().push(Diagnosis {
+            code: "K74.600".into(),
+            name: "肝硬化".into(),
+            main: false,
+        });
         assert!(evaluate(&rs, &c).hits.is_empty());
         c.encounter.diagnoses = None;
         assert_eq!(evaluate(&rs, &c).unchecked[0].fact, "diagnoses");

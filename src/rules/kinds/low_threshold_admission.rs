@@ -33,7 +33,7 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
         return Err("params.diagnoses (or a table) with non-empty ICD-10 codes is required".into());
     }
     // Longest prefix first, so the most specific name is shown.
-    list.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    list.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
     Ok(Compiled { logic: Box::new(LowLogic { list }), matchers: vec![] })
 }
 
@@ -66,7 +66,11 @@ mod tests {
 
     #[test]
     fn admission_for_a_listed_diagnosis_is_reminded_other_stages_are_not() {
-        let y = rule("low_threshold_admission", "主要诊断{diagnosis}（{diagnosis_name}）属低标准入院病种", "    select: { table: tables/l.csv }\n");
+        let y = rule(
+            "low_threshold_admission",
+            "主要诊断{diagnosis}（{diagnosis_name}）属低标准入院病种",
+            "    select: { table: tables/l.csv }\n",
+        );
         let rs = try_ruleset(&y, &[("tables/l.csv", "code,name\nJ06.9,急性上呼吸道感染\nI10,原发性高血压\n")]).unwrap();
         let mut c = claim();
         c.stage = Stage::Admission;
@@ -78,7 +82,8 @@ mod tests {
         assert!(evaluate(&rs, &c).hits.is_empty());
         c.trig_scen = Some(3);
         assert_eq!(evaluate(&rs, &c).hits.len(), 1);
-        c.encounter.diagnoses = Some(vec![Diagnosis { code: "S72.000".into(), name: "股骨颈骨折".into(), main: true }]);
+        c.encounter.diagnoses =
+            Some(vec![Diagnosis { code: "S72.000".into(), name: "股骨颈骨折".into(), main: true }]);
         assert!(evaluate(&rs, &c).hits.is_empty());
         c.encounter.diagnoses = None;
         assert_eq!(evaluate(&rs, &c).unchecked[0].fact, "diagnoses");

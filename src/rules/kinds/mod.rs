@@ -176,7 +176,9 @@ impl<P> RowParams<P> {
                 }
                 rows.push(None);
             } else {
-                rows.push(Some(from_row(r.param.trim()).map_err(|e| format!("table line {line}: param {:?}: {e}", r.param))?));
+                rows.push(Some(
+                    from_row(r.param.trim()).map_err(|e| format!("table line {line}: param {:?}: {e}", r.param))?,
+                ));
             }
         }
         if default.is_none() && input.rows.is_empty() {

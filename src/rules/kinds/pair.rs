@@ -95,7 +95,15 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
 }
 
 impl PairLogic {
-    fn emit(&self, r: &RuleCx<'_>, c: &Claim, p: &Pair, mains: &[u32], subs: &[u32], date: Option<NaiveDate>, out: &mut Out) {
+    fn emit(
+        &self,
+        r: &RuleCx<'_>,
+        c: &Claim,
+        p: &Pair,
+        (mains, subs): (&[u32], &[u32]),
+        date: Option<NaiveDate>,
+        out: &mut Out,
+    ) {
         let (Some(&m0), Some(&s0)) = (mains.first(), subs.first()) else { return };
         let name = |li: u32, given: &str| {
             let l = &c.lines[li as usize];
@@ -105,7 +113,8 @@ impl PairLogic {
                 l.name.clone().unwrap_or_else(|| l.code.clone())
             }
         };
-        let mut lines: Vec<u32> = if self.exclusive { mains.iter().chain(subs).copied().collect() } else { subs.to_vec() };
+        let mut lines: Vec<u32> =
+            if self.exclusive { mains.iter().chain(subs).copied().collect() } else { subs.to_vec() };
         lines.sort_unstable();
         lines.dedup();
         let amount = subs.iter().fold(crate::claim::Fen::ZERO, |a, &s| a + c.lines[s as usize].amount);
@@ -153,7 +162,7 @@ impl Logic for PairLogic {
                 continue;
             }
             match p.window {
-                Window::Visit => self.emit(r, c, p, &mains, &subs, None, out),
+                Window::Visit => self.emit(r, c, p, (&mains, &subs), None, out),
                 Window::Day => {
                     let mut dates: Vec<NaiveDate> = subs.iter().map(|&s| c.lines[s as usize].date()).collect();
                     dates.sort_unstable();
@@ -162,7 +171,7 @@ impl Logic for PairLogic {
                         let dm: Vec<u32> = mains.iter().copied().filter(|&x| c.lines[x as usize].date() == d).collect();
                         let ds: Vec<u32> = subs.iter().copied().filter(|&x| c.lines[x as usize].date() == d).collect();
                         if !dm.is_empty() {
-                            self.emit(r, c, p, &dm, &ds, Some(d), out);
+                            self.emit(r, c, p, (&dm, &ds), Some(d), out);
                         }
                     }
                 }
@@ -175,7 +184,7 @@ impl Logic for PairLogic {
                             .filter(|&x| (c.lines[x as usize].time - ts).num_seconds().abs() < h * 3600)
                             .collect();
                         if !near.is_empty() {
-                            self.emit(r, c, p, &near, &[s], None, out);
+                            self.emit(r, c, p, (&near, &[s]), None, out);
                         }
                     }
                 }
@@ -238,7 +247,11 @@ mod tests {
 
     #[test]
     fn select_lists_are_refused_for_pairs() {
-        let y = rule("pair", "{main}", "    select: { codes: [X] }\n    params: { pairs: [{ main: A, sub: B, window: day }] }\n");
+        let y = rule(
+            "pair",
+            "{main}",
+            "    select: { codes: [X] }\n    params: { pairs: [{ main: A, sub: B, window: day }] }\n",
+        );
         assert!(try_ruleset(&y, &[]).err().unwrap().to_string().contains("select lists are not allowed"));
     }
 }

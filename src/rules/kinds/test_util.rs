@@ -8,7 +8,8 @@ use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
 pub fn try_ruleset(yaml: &str, tables: &[(&str, &str)]) -> Result<CompiledRuleSet, CompileError> {
-    let rf: RuleFile = serde_norway::from_str(yaml).map_err(|e| CompileError::one("rules/t.yaml", None, e.to_string()))?;
+    let rf: RuleFile =
+        serde_norway::from_str(yaml).map_err(|e| CompileError::one("rules/t.yaml", None, e.to_string()))?;
     let pack = PackSource {
         dir: "/nonexistent".into(),
         manifest: Manifest { name: "t".into(), version: "1".into(), description: String::new(), region: String::new() },

@@ -25,14 +25,23 @@ struct UnbundleLogic {
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     only_params(i.params, &["package", "components", "min_components"])?;
     let pkg = i.params.get("package").and_then(|v| v.as_object()).ok_or("params.package: expected {code, name}")?;
-    let package_code = pkg.get("code").map(value_text).transpose()?.filter(|c| !c.is_empty()).ok_or("params.package.code is required")?;
+    let package_code = pkg
+        .get("code")
+        .map(value_text)
+        .transpose()?
+        .filter(|c| !c.is_empty())
+        .ok_or("params.package.code is required")?;
     let package_name = pkg.get("name").map(value_text).transpose()?.unwrap_or_else(|| package_code.clone());
     let mut comps: Vec<(String, String)> = Vec::new();
     if let Some(v) = i.params.get("components") {
         for (n, c) in v.as_array().ok_or("params.components: expected a list")?.iter().enumerate() {
             match c {
                 serde_json::Value::Object(o) => {
-                    let code = o.get("code").map(value_text).transpose()?.ok_or(format!("params.components[{n}].code is required"))?;
+                    let code = o
+                        .get("code")
+                        .map(value_text)
+                        .transpose()?
+                        .ok_or(format!("params.components[{n}].code is required"))?;
                     let name = o.get("name").map(value_text).transpose()?.unwrap_or_else(|| code.clone());
                     comps.push((code, name));
                 }
@@ -90,7 +99,8 @@ impl Logic for UnbundleLogic {
             let day = &m[i..j];
             i = j;
             let has_package = day.iter().any(|x| x.1 == 0);
-            let comps: Vec<u32> = day.iter().filter(|x| x.1 > 0 && !day.iter().any(|y| y.1 == 0 && y.2 == x.2)).map(|x| x.2).collect();
+            let comps: Vec<u32> =
+                day.iter().filter(|x| x.1 > 0 && !day.iter().any(|y| y.1 == 0 && y.2 == x.2)).map(|x| x.2).collect();
             let mut kinds: Vec<u32> = day.iter().filter(|x| x.1 > 0).map(|x| x.1).collect();
             kinds.sort_unstable();
             kinds.dedup();
@@ -104,10 +114,8 @@ impl Logic for UnbundleLogic {
             let mut lines = comps.clone();
             lines.sort_unstable();
             lines.dedup();
-            let names: Vec<&str> = kinds
-                .iter()
-                .filter_map(|&k| self.component_names.get(k as usize - 1).map(String::as_str))
-                .collect();
+            let names: Vec<&str> =
+                kinds.iter().filter_map(|&k| self.component_names.get(k as usize - 1).map(String::as_str)).collect();
             let amount = lines.iter().fold(Fen::ZERO, |a, &l| a + c.lines[l as usize].amount);
             out.hit(
                 r.index,

@@ -45,8 +45,7 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     let mut parts: Vec<String> = visits.iter().map(|v| v.text().to_owned()).collect();
     parts.extend(med_types.iter().map(|m| format!("医疗类别{m}")));
     Ok(Compiled {
-        logic: Box::new(VisitLogic { visits, med_types, allowed_text: parts.join("或") }),
-        matchers: vec![],
+        logic: Box::new(VisitLogic { visits, med_types, allowed_text: parts.join("或") }), matchers: vec![]
     })
 }
 
