@@ -32,8 +32,6 @@ pub struct VisitFacts {
     pub diagnoses: Option<Vec<Diagnosis>>,
     pub dept_code: Option<String>,
     pub caty: Option<String>,
-    /// Lines the gateway accepted for this visit and that were not revoked.
-    pub lines: Vec<Line>,
 }
 
 /// The source of facts that do not travel in the claim.
@@ -42,6 +40,10 @@ pub trait Facts {
     fn visit(&self, mdtrt_id: &str) -> Option<Arc<VisitFacts>>;
     /// The hospital's own tier (configured), used when the message does not carry `medins_lv`.
     fn institution_tier(&self) -> Option<u8>;
+    /// The lines the gateway accepted for this visit and that were not revoked (for settlement).
+    fn visit_lines(&self, _mdtrt_id: &str) -> Vec<Line> {
+        Vec::new()
+    }
 }
 
 /// No facts at all: what `claimgate check` knows from a single file.
@@ -259,7 +261,7 @@ pub fn settlement(
         encounter.med_type = Some(mt.to_owned());
         encounter.visit = Visit::from_med_type(mt).or(encounter.visit);
     }
-    let lines = vf.map(|v| v.lines.clone()).unwrap_or_default();
+    let lines = facts.visit_lines(&encounter.mdtrt_id);
     Ok(Claim {
         infno,
         stage: if matches!(infno, "2206" | "2303") { Stage::PreSettle } else { Stage::Settle },

@@ -2,17 +2,44 @@
 
 use crate::claim::normalize::{self, diagnoses_from, tier_from_medins_lv};
 use crate::claim::time::{parse_date, parse_datetime};
-use crate::claim::{Facts, Gender, PersonFacts, Visit, VisitFacts};
+use crate::claim::{Facts, Gender, Line, PersonFacts, Visit, VisitFacts};
 use crate::wire::tx::{self, DataInput, FeeUploadInput, PersonOutput, VisitIdOutput, VisitInfoInput};
 use crate::wire::{parse_body, Infno, RequestHead, ResponseEnvelope};
 use moka::sync::Cache;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A visit's accepted lines, indexed by `feedetl_sn` so a retry replaces and never doubles.
+#[derive(Default)]
+struct LineSet {
+    lines: Vec<Line>,
+    by_id: FxHashMap<String, usize>,
+}
+
+impl LineSet {
+    fn upsert(&mut self, l: Line) {
+        match self.by_id.get(&l.id) {
+            Some(&i) => self.lines[i] = l,
+            None => {
+                self.by_id.insert(l.id.clone(), self.lines.len());
+                self.lines.push(l);
+            }
+        }
+    }
+    fn retain(&mut self, keep: impl Fn(&Line) -> bool) {
+        self.lines.retain(keep);
+        self.by_id = self.lines.iter().enumerate().map(|(i, l)| (l.id.clone(), i)).collect();
+    }
+}
 
 /// Facts learnt from relayed exchanges, bounded in size and age.
 pub struct ContextStore {
     persons: Cache<String, Arc<PersonFacts>>,
     visits: Cache<String, Arc<VisitFacts>>,
+    /// Per visit, mutated in place. A std Mutex: held only for an in-memory update, never across
+    /// an await, and per visit, so two windows of one hospital rarely meet on it.
+    lines: Cache<String, Arc<std::sync::Mutex<LineSet>>>,
     tier: Option<u8>,
 }
 
@@ -22,6 +49,7 @@ impl ContextStore {
         ContextStore {
             persons: Cache::builder().max_capacity(capacity).time_to_idle(ttl).build(),
             visits: Cache::builder().max_capacity(capacity).time_to_idle(ttl).build(),
+            lines: Cache::builder().max_capacity(capacity).time_to_idle(ttl).build(),
             tier,
         }
     }
@@ -134,36 +162,40 @@ impl ContextStore {
                 let infno = if head.infno.as_str() == "2301" { "2301" } else { "2204" };
                 let Ok(claim) = normalize::fee_upload(infno, String::new(), req, self) else { return };
                 let id = claim.encounter.mdtrt_id.clone();
-                let psn = claim.patient.psn_no.clone();
-                self.update_visit(&id, |v| {
-                    if v.psn_no.is_empty() {
-                        v.psn_no = psn;
-                    }
-                    if v.visit.is_none() {
-                        v.visit = claim.encounter.visit;
-                    }
-                    for l in claim.lines {
-                        // A retried upload of the same feedetl_sn replaces, never doubles.
-                        match v.lines.iter_mut().find(|x| x.id == l.id) {
-                            Some(x) => *x = l,
-                            None => v.lines.push(l),
+                if id.is_empty() {
+                    return;
+                }
+                if self.visits.get(&id).is_none_or(|v| v.psn_no.is_empty() || v.visit.is_none()) {
+                    let psn = claim.patient.psn_no.clone();
+                    let visit = claim.encounter.visit;
+                    self.update_visit(&id, |v| {
+                        if v.psn_no.is_empty() {
+                            v.psn_no = psn;
                         }
-                    }
-                });
+                        if v.visit.is_none() {
+                            v.visit = visit;
+                        }
+                    });
+                }
+                let set = self.lines.get_with(id, || Arc::new(std::sync::Mutex::new(LineSet::default())));
+                let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
+                for l in claim.lines {
+                    set.upsert(l);
+                }
             }
             Infno::OutpatientFeeRevoke | Infno::InpatientFeeRevoke => {
                 let Ok(req) = parse_body::<DataInput<tx::FeeRevoke>>(input, "input") else { return };
                 let d = req.data;
                 let sn = d.feedetl_sn.as_str().to_owned();
-                self.update_visit(d.mdtrt_id.as_str(), |v| {
-                    // 2205 revokes by batch; claimgate does not keep batch numbers yet, so any 2205
-                    // and a 2302 with "0000" revoke every unsettled line.
-                    if head.infno.as_str() == "2205" || sn == "0000" || sn.is_empty() {
-                        v.lines.clear();
-                    } else {
-                        v.lines.retain(|l| l.id != sn);
-                    }
-                });
+                let Some(set) = self.lines.get(d.mdtrt_id.as_str()) else { return };
+                let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
+                // 2205 revokes by batch; claimgate does not keep batch numbers yet, so any 2205
+                // and a 2302 with "0000" revoke every unsettled line.
+                if head.infno.as_str() == "2205" || sn == "0000" || sn.is_empty() {
+                    *set = LineSet::default();
+                } else {
+                    set.retain(|l| l.id != sn);
+                }
             }
             _ => {}
         }
@@ -179,6 +211,12 @@ impl Facts for ContextStore {
     }
     fn institution_tier(&self) -> Option<u8> {
         self.tier
+    }
+    fn visit_lines(&self, mdtrt_id: &str) -> Vec<Line> {
+        match self.lines.get(mdtrt_id) {
+            Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).lines.clone(),
+            None => Vec::new(),
+        }
     }
 }
 
