@@ -78,7 +78,13 @@ fn benches(c: &mut Criterion) {
 
     let ctx = claimgate::history::ContextStore::ephemeral(Some(2));
     let mut g = c.benchmark_group("end_to_end");
-    g.bench_function("2301_1000_lines_parse_context_evaluate", |b| {
+    g.bench_function("2301_1000_lines_parse_context_evaluate_baseline", |b| {
+        b.iter(|| {
+            let claim = parse(black_box(&large), &ctx);
+            rules::evaluate(&base, &claim)
+        })
+    });
+    g.bench_function("2301_1000_lines_parse_context_evaluate_synthetic", |b| {
         b.iter(|| {
             let claim = parse(black_box(&large), &ctx);
             rules::evaluate(&synth, &claim)

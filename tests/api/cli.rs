@@ -113,3 +113,17 @@ fn the_demo_runs_and_shows_pass_remind_and_block() {
         assert!(out.contains(want), "demo output lacks {want}:\n{out}");
     }
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    struct NoEnv;
+    impl claimgate::config::Env for NoEnv {
+        fn get(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    let c =
+        claimgate::config::Config::load(Some(&root().join("deploy/claimgate.example.yaml")), |_| {}, &NoEnv).unwrap();
+    assert_eq!(c.tier(), Some(2));
+    assert!(c.upstream.is_some());
+}

@@ -101,21 +101,8 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     let min = i.params.get("min").map(|v| value_text(v).and_then(|t| Bound::parse(&t))).transpose()?;
     let max = i.params.get("max").map(|v| value_text(v).and_then(|t| Bound::parse(&t))).transpose()?;
     let default = if min.is_some() || max.is_some() { Some(Range { min, max }) } else { None };
-    let mut rows = Vec::with_capacity(i.rows.len());
-    for (line, r) in i.rows {
-        if r.param.trim().is_empty() {
-            if default.is_none() {
-                return Err(format!("table line {line}: no param and no params.min/max default"));
-            }
-            rows.push(None);
-        } else {
-            rows.push(Some(Range::parse_row(&r.param).map_err(|e| format!("table line {line}: {e}"))?));
-        }
-    }
-    if default.is_none() && i.rows.is_empty() {
-        return Err("params.min or params.max is required".into());
-    }
-    Ok(Compiled { logic: Box::new(AgeLogic { range: RowParams { default, rows } }), matchers: vec![] })
+    let range = RowParams::with_default(i, default, "params.min or params.max", Range::parse_row)?;
+    Ok(Compiled { logic: Box::new(AgeLogic { range }), matchers: vec![] })
 }
 
 impl Logic for AgeLogic {

@@ -51,24 +51,13 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
         }
         None => None,
     };
-    let mut rows = Vec::with_capacity(i.rows.len());
-    for (line, r) in i.rows {
-        if r.param.trim().is_empty() {
-            if default.is_none() {
-                return Err(format!("table line {line}: no param and no params.diagnoses default"));
-            }
-            rows.push(None);
-        } else {
-            let list: Vec<String> = r.param.split('|').map(str::to_owned).collect();
-            let prefixes = CodeList::parse_prefixes(&list).map_err(|e| format!("table line {line}: {e}"))?;
-            let text = prefixes.text();
-            rows.push(Some(Required { prefixes, patterns: vec![], text }));
-        }
-    }
-    if default.is_none() && i.rows.is_empty() {
-        return Err("params.diagnoses or params.diagnosis_patterns is required".into());
-    }
-    Ok(Compiled { logic: Box::new(DiagLogic { req: RowParams { default, rows } }), matchers: vec![] })
+    let req = RowParams::with_default(i, default, "params.diagnoses or params.diagnosis_patterns", |param| {
+        let list: Vec<String> = param.split('|').map(str::to_owned).collect();
+        let prefixes = CodeList::parse_prefixes(&list)?;
+        let text = prefixes.text();
+        Ok(Required { prefixes, patterns: vec![], text })
+    })?;
+    Ok(Compiled { logic: Box::new(DiagLogic { req }), matchers: vec![] })
 }
 
 impl Logic for DiagLogic {

@@ -168,11 +168,21 @@ impl<P> RowParams<P> {
         from_row: impl Fn(&str) -> Result<P, String>,
     ) -> Result<Self, String> {
         let default = input.params.get(key).map(&from_value).transpose().map_err(|e| format!("params.{key}: {e}"))?;
+        Self::with_default(input, default, &format!("params.{key}"), from_row)
+    }
+
+    /// Like [`RowParams::build`] for kinds whose default comes from several keys (`what` names them).
+    pub fn with_default(
+        input: &KindInput<'_>,
+        default: Option<P>,
+        what: &str,
+        from_row: impl Fn(&str) -> Result<P, String>,
+    ) -> Result<Self, String> {
         let mut rows = Vec::with_capacity(input.rows.len());
         for (line, r) in input.rows {
             if r.param.trim().is_empty() {
                 if default.is_none() {
-                    return Err(format!("table line {line}: no param and no params.{key} default"));
+                    return Err(format!("table line {line}: no param and no {what} default"));
                 }
                 rows.push(None);
             } else {
@@ -182,7 +192,7 @@ impl<P> RowParams<P> {
             }
         }
         if default.is_none() && input.rows.is_empty() {
-            return Err(format!("params.{key} is required"));
+            return Err(format!("{what} is required"));
         }
         Ok(RowParams { default, rows })
     }
