@@ -97,14 +97,14 @@ async fn route(
     }
     if !infno.is_checked() {
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
-        return forward(req, body, head, st, None, None, label).await;
+        return forward(req, body, head, st, None, label).await;
     }
     let Some(active) = active else {
         // No rule set: fail-open forwards unchecked, fail-closed refuses.
         if st.cfg.fail_open {
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Some(("unchecked", "none".into())), None, label).await;
+            return forward(req, body, head, st, Checked::unchecked("none".into()), label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
         return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪，暂停结算");
@@ -115,7 +115,7 @@ async fn route(
         Ok(_) => vec![],
         Err(ParseError::Encrypted(_)) => {
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Some(("unchecked", active.rs.revision())), None, label).await;
+            return forward(req, body, head, st, Checked::unchecked(active.rs.revision()), label).await;
         }
         Err(e) => {
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
@@ -164,7 +164,8 @@ async fn route(
     }
     let reminders = d.summary(Some(Action::Remind));
     let reminders = (!reminders.is_empty()).then(|| format!("claimgate 医保智能审核提醒：{reminders}"));
-    forward(req, body, head, st, Some((hv, rev)), reminders, label).await
+    let learnt = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims);
+    forward(req, body, head, st, Some(Checked { decision: hv, revision: rev, reminders, learnt }), label).await
 }
 
 /// 3101/3102 answered in the national format; 3103 recorded.
@@ -251,14 +252,31 @@ fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, labe
     }
 }
 
+/// What the check left for the forwarding phase.
+struct Checked {
+    /// `x-claimgate-decision` value.
+    decision: &'static str,
+    /// `x-claimgate-ruleset` value.
+    revision: String,
+    /// Reminder texts for `warn_msg` (when configured).
+    reminders: Option<String>,
+    /// The upload's claims, learnt from when the gateway accepts them.
+    learnt: Option<Vec<crate::claim::Claim>>,
+}
+
+impl Checked {
+    fn unchecked(revision: String) -> Option<Checked> {
+        Some(Checked { decision: "unchecked", revision, reminders: None, learnt: None })
+    }
+}
+
 /// Sends the original bytes upstream and relays the answer byte for byte.
 async fn forward(
     req: &HttpRequest,
     body: &Bytes,
     head: &RequestHead<'_>,
     st: &State,
-    checked: Option<(&str, String)>,
-    reminders: Option<String>,
+    mut checked: Option<Checked>,
     label: &'static str,
 ) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
@@ -274,8 +292,12 @@ async fn forward(
     let t0 = Instant::now();
     let result = up.call(head.infno.as_str(), &headers, body.clone()).await;
     metrics::UPSTREAM_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
+    let (reminders, learnt) = match &mut checked {
+        Some(c) => (c.reminders.take(), c.learnt.take()),
+        None => (None, None),
+    };
     let finish = |r: HttpResponse| match &checked {
-        Some((d, rev)) => with_headers(r, d, rev),
+        Some(c) => with_headers(r, c.decision, &c.revision),
         None => r,
     };
     let answer = match result {
@@ -298,8 +320,11 @@ async fn forward(
         metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
         return finish(error(StatusCode::BAD_GATEWAY, area, &format!("claimgate: {e}")));
     }
-    if let Some(env) = &parsed {
-        st.ctx.learn(head, Some(env));
+    match (&parsed, learnt) {
+        // An accepted upload: learn its lines from the claim already built for the check.
+        (Some(env), Some(claims)) if env.is_success() => claims.into_iter().for_each(|c| st.ctx.learn_upload(c)),
+        (Some(env), _) => st.ctx.learn(head, Some(env)),
+        (None, _) => {}
     }
     let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (k, v) in &answer.headers {

@@ -73,6 +73,32 @@ impl ContextStore {
         self.visits.insert(mdtrt_id.to_owned(), Arc::new(v));
     }
 
+    /// Learns the lines of a fee upload the gateway accepted (the claim the check already built,
+    /// so the body is not parsed twice).
+    pub fn learn_upload(&self, claim: crate::claim::Claim) {
+        let id = claim.encounter.mdtrt_id.clone();
+        if id.is_empty() {
+            return;
+        }
+        if self.visits.get(&id).is_none_or(|v| v.psn_no.is_empty() || v.visit.is_none()) {
+            let psn = claim.patient.psn_no.clone();
+            let visit = claim.encounter.visit;
+            self.update_visit(&id, |v| {
+                if v.psn_no.is_empty() {
+                    v.psn_no = psn;
+                }
+                if v.visit.is_none() {
+                    v.visit = visit;
+                }
+            });
+        }
+        let set = self.lines.get_with(id, || Arc::new(std::sync::Mutex::new(LineSet::default())));
+        let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
+        for l in claim.lines {
+            set.upsert(l);
+        }
+    }
+
     /// Learns from one exchange. `response` is the gateway's answer; `None` means the request is
     /// taken as accepted (a CLI context file without an answer). A rejected exchange teaches nothing.
     /// Malformed bodies are ignored: learning never fails the exchange.
@@ -161,27 +187,7 @@ impl ContextStore {
                 let Ok(req) = parse_body::<FeeUploadInput>(input, "input") else { return };
                 let infno = if head.infno.as_str() == "2301" { "2301" } else { "2204" };
                 let Ok(claim) = normalize::fee_upload(infno, String::new(), req, self) else { return };
-                let id = claim.encounter.mdtrt_id.clone();
-                if id.is_empty() {
-                    return;
-                }
-                if self.visits.get(&id).is_none_or(|v| v.psn_no.is_empty() || v.visit.is_none()) {
-                    let psn = claim.patient.psn_no.clone();
-                    let visit = claim.encounter.visit;
-                    self.update_visit(&id, |v| {
-                        if v.psn_no.is_empty() {
-                            v.psn_no = psn;
-                        }
-                        if v.visit.is_none() {
-                            v.visit = visit;
-                        }
-                    });
-                }
-                let set = self.lines.get_with(id, || Arc::new(std::sync::Mutex::new(LineSet::default())));
-                let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
-                for l in claim.lines {
-                    set.upsert(l);
-                }
+                self.learn_upload(claim);
             }
             Infno::OutpatientFeeRevoke | Infno::InpatientFeeRevoke => {
                 let Ok(req) = parse_body::<DataInput<tx::FeeRevoke>>(input, "input") else { return };

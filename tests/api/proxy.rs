@@ -264,3 +264,34 @@ async fn without_an_upstream_claimgate_answers_claims_itself() {
     assert_eq!(r.json["infcode"], 0, "{}", r.json);
     assert_eq!(r.json["output"]["claimgate"]["decision"], "pass");
 }
+
+#[actix_web::test]
+async fn settlement_sees_the_accepted_lines_and_a_revocation_removes_them() {
+    let app = spawn_app().await;
+    let (psn, visit) = register(&app, MAN, "11", 4).await;
+    let up = envelope(
+        "2204",
+        "H41070100001202506100910000041",
+        json!({"feedetail": [line("F1", &visit, &psn, AML, 20, "1.5", "30.00", Some(10))]}),
+    );
+    assert_eq!(app.call(&up).await.decision.as_deref(), Some("remind"));
+    let settle = |msgid: &str| {
+        envelope(
+            "2206",
+            msgid,
+            json!({"data": {"psn_no": psn, "mdtrt_id": visit, "med_type": "11", "insutype": "310", "medfee_sumamt": "30.00"}}),
+        )
+    };
+    let r = app.call(&settle("H41070100001202506100910000042")).await;
+    assert_eq!(r.decision.as_deref(), Some("remind"), "the learnt 10-day line is seen at pre-settlement");
+    assert_eq!(r.json["output"]["setlinfo"]["medfee_sumamt"], "30.00");
+    let revoke = envelope(
+        "2205",
+        "H41070100001202506100910000043",
+        json!({"data": {"mdtrt_id": visit, "chrg_bchno": "0000", "psn_no": psn}}),
+    );
+    assert_eq!(app.call(&revoke).await.json["infcode"], 0);
+    let r = app.call(&settle("H41070100001202506100910000044")).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"));
+    assert_eq!(r.json["output"]["setlinfo"]["medfee_sumamt"], "0.00");
+}
