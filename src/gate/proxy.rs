@@ -110,24 +110,48 @@ async fn route(
         return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪，暂停结算");
     };
     let t_check = Instant::now();
-    let claims = match prepare(head, &st.ctx) {
-        Ok(Prepared::Claims { claims, .. }) => claims,
-        Ok(_) => vec![],
-        Err(ParseError::Encrypted(_)) => {
+    // An internal failure (a bug in a kind) must not take the request down: it is caught, counted
+    // and handled as configured — forwarded unchecked (fail-open) or refused (fail-closed).
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let prepared = prepare(head, &st.ctx)?;
+        let claims = match prepared {
+            Prepared::Claims { claims, .. } => claims,
+            _ => vec![],
+        };
+        let mut d = decide(&active.rs, &claims);
+        let removed = claims.first().map(|c| st.overrides.apply(c, &mut d)).unwrap_or_default();
+        Ok::<_, ParseError>((claims, d, removed))
+    }));
+    let (claims, mut d, removed) = match checked {
+        Ok(Ok(x)) => x,
+        Ok(Err(ParseError::Encrypted(_))) => {
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
             return forward(req, body, head, st, Checked::unchecked(active.rs.revision()), label).await;
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
             return with_headers(bad_input(area, &e), "error", &active.rs.revision());
         }
-    };
-    let mut d = decide(&active.rs, &claims);
-    if let Some(c) = claims.first() {
-        let removed = st.overrides.apply(c, &mut d);
-        for _ in &removed {
-            metrics::OVERRIDES.with_label_values(&["applied"]).inc();
+        Err(_) if st.cfg.fail_open => {
+            tracing::error!(infno = label, "internal failure while checking; forwarded unchecked (fail-open)");
+            metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
+            metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
+            return forward(req, body, head, st, Checked::unchecked(active.rs.revision()), label).await;
         }
+        Err(_) => {
+            tracing::error!(infno = label, "internal failure while checking; refused (fail-closed)");
+            metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
+            metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                area,
+                "claimgate: 审核内部错误，已按配置暂停该笔结算，请联系信息科",
+            );
+        }
+    };
+    d.elapsed_us = t_check.elapsed().as_micros() as u64;
+    for _ in &removed {
+        metrics::OVERRIDES.with_label_values(&["applied"]).inc();
     }
     let spent = t_check.elapsed();
     metrics::CHECK_SECONDS.with_label_values(&[label]).observe(spent.as_secs_f64());
