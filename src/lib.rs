@@ -20,6 +20,7 @@ pub mod demo;
 pub mod gate;
 pub mod gen;
 pub mod history;
+pub mod journal;
 pub mod pipeline;
 pub mod rules;
 pub mod sim;

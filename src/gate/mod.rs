@@ -33,6 +33,8 @@ pub struct State {
     pub ctx: ContextStore,
     pub upstream: Option<upstream::Upstream>,
     pub overrides: overrides::Overrides,
+    /// The decision journal under `data/`.
+    pub journal: crate::journal::Journal,
     /// `(when, what)` of the last failed activation. A std Mutex: held only to copy a string,
     /// never across an await.
     pub last_error: Mutex<Option<(String, String)>>,
@@ -46,7 +48,9 @@ impl State {
             Some(u) => Some(upstream::Upstream::new(u, cfg.upstream_connect_timeout_ms, cfg.upstream_timeout_ms)?),
             None => None,
         };
+        let journal = crate::journal::Journal::open(&cfg.data, 8192)?;
         Ok(State {
+            journal,
             ctx: ContextStore::new(500_000, Duration::from_secs(7 * 24 * 3600), cfg.tier()),
             upstream,
             overrides: overrides::Overrides::default(),

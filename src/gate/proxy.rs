@@ -7,6 +7,7 @@
 use super::overrides::{fingerprint, FeedbackOutcome, JrRecord};
 use super::rescue::{bad_input, envelope, error};
 use super::{Active, State};
+use crate::journal::{HitRecord, Record};
 use crate::pipeline::{analysis, decide, decide_each, prepare, Prepared};
 use crate::rules::{Action, Decision, Outcome};
 use crate::telemetry::metrics::{self, infno_label};
@@ -93,7 +94,7 @@ async fn route(
         let Some(active) = active else {
             return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪");
         };
-        return local_analysis(head, st, &active, label);
+        return local_analysis(head, st, &active, label).await;
     }
     if !infno.is_checked() {
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
@@ -104,7 +105,7 @@ async fn route(
         if st.cfg.fail_open {
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Checked::unchecked("none".into()), label).await;
+            return forward(req, body, head, st, Checked::unchecked(st, head, "none".into()), label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
         return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪，暂停结算");
@@ -126,7 +127,7 @@ async fn route(
         Ok(Ok(x)) => x,
         Ok(Err(ParseError::Encrypted(_))) => {
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Checked::unchecked(active.rs.revision()), label).await;
+            return forward(req, body, head, st, Checked::unchecked(st, head, active.rs.revision()), label).await;
         }
         Ok(Err(e)) => {
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
@@ -136,7 +137,7 @@ async fn route(
             tracing::error!(infno = label, "internal failure while checking; forwarded unchecked (fail-open)");
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Checked::unchecked(active.rs.revision()), label).await;
+            return forward(req, body, head, st, Checked::unchecked(st, head, active.rs.revision()), label).await;
         }
         Err(_) => {
             tracing::error!(infno = label, "internal failure while checking; refused (fail-closed)");
@@ -166,6 +167,9 @@ async fn route(
     if !d.hits.is_empty() {
         tracing::info!(infno = label, decision = hv, hits = d.hits.len(), rules = ?d.hits.iter().map(|h| h.rule_id.to_string()).collect::<Vec<_>>(), "claim checked");
     }
+    if d.decision == Outcome::Block || st.upstream.is_none() {
+        st.journal.record(record_of(st, head, &claims, Some(&d), &rev)).await;
+    }
     if d.decision == Outcome::Block {
         let msg = format!("claimgate 医保智能审核拦截：{}", d.summary(Some(Action::Block)));
         let warn = d.summary(Some(Action::Remind));
@@ -188,12 +192,13 @@ async fn route(
     }
     let reminders = d.summary(Some(Action::Remind));
     let reminders = (!reminders.is_empty()).then(|| format!("claimgate 医保智能审核提醒：{reminders}"));
+    let record = record_of(st, head, &claims, Some(&d), &rev);
     let learnt = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims);
-    forward(req, body, head, st, Some(Checked { decision: hv, revision: rev, reminders, learnt }), label).await
+    forward(req, body, head, st, Some(Checked { decision: hv, revision: rev, reminders, learnt, record }), label).await
 }
 
 /// 3101/3102 answered in the national format; 3103 recorded.
-fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, label: &'static str) -> HttpResponse {
+async fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, label: &'static str) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
     let rev = active.rs.revision();
     match prepare(head, &st.ctx) {
@@ -226,6 +231,7 @@ fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, labe
                     None => merged = Some(d),
                 }
             }
+            st.journal.record(record_of(st, head, &claims, merged.as_ref(), &rev)).await;
             let hv = merged.as_ref().map_or("pass", |m| m.header_value());
             metrics::REQUESTS.with_label_values(&[label, hv]).inc();
             with_headers(
@@ -239,6 +245,16 @@ fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, labe
             for (i, w) in fb.warns.iter().enumerate() {
                 let way = w.dspo_way.as_str();
                 let outcome = st.overrides.answer(w.warn_rslt_id.as_str(), way, w.dspo_way_rea.as_str());
+                // The doctor's answer and reason are kept for the 医保办 and for 记分 defence.
+                st.journal
+                    .feedback(crate::journal::Feedback {
+                        at: chrono::Local::now().to_rfc3339(),
+                        jr_id: w.warn_rslt_id.as_str().to_owned(),
+                        dspo_way: way.to_owned(),
+                        reason: w.dspo_way_rea.as_str().to_owned(),
+                        outcome: format!("{outcome:?}"),
+                    })
+                    .await;
                 metrics::OVERRIDES.with_label_values(&[if way == "1" { "1" } else { "2" }]).inc();
                 match outcome {
                     FeedbackOutcome::MissingReason => {
@@ -276,6 +292,36 @@ fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, labe
     }
 }
 
+/// The journal record of a checked message, before the gateway's outcome is known.
+fn record_of(
+    st: &State,
+    head: &RequestHead<'_>,
+    claims: &[crate::claim::Claim],
+    d: Option<&Decision>,
+    revision: &str,
+) -> Record {
+    let c = claims.first();
+    let first = c.and_then(|c| c.lines.first());
+    Record {
+        at: chrono::Local::now().to_rfc3339(),
+        infno: head.infno.as_str().to_owned(),
+        msgid: head.msgid.as_str().to_owned(),
+        fixmedins_code: head.fixmedins_code.as_str().to_owned(),
+        mdtrt_id: c.map(|c| c.encounter.mdtrt_id.clone()).unwrap_or_default(),
+        psn_hash: c.map(|c| st.journal.pseudo.hash(&c.patient.psn_no)).unwrap_or_default(),
+        dept_code: first
+            .map(|l| l.dept_code.clone())
+            .or_else(|| c.and_then(|c| c.encounter.dept_code.clone()))
+            .unwrap_or_default(),
+        doctor_code: first.map(|l| l.doctor_code.clone()).unwrap_or_default(),
+        decision: d.map_or("unchecked", |d| d.header_value()).to_owned(),
+        ruleset: revision.to_owned(),
+        elapsed_us: d.map_or(0, |d| d.elapsed_us),
+        gateway_infcode: None,
+        hits: d.map(HitRecord::from_decision).unwrap_or_default(),
+    }
+}
+
 /// What the check left for the forwarding phase.
 struct Checked {
     /// `x-claimgate-decision` value.
@@ -286,11 +332,14 @@ struct Checked {
     reminders: Option<String>,
     /// The upload's claims, learnt from when the gateway accepts them.
     learnt: Option<Vec<crate::claim::Claim>>,
+    /// Journaled once the gateway's outcome is known.
+    record: Record,
 }
 
 impl Checked {
-    fn unchecked(revision: String) -> Option<Checked> {
-        Some(Checked { decision: "unchecked", revision, reminders: None, learnt: None })
+    fn unchecked(st: &State, head: &RequestHead<'_>, revision: String) -> Option<Checked> {
+        let record = record_of(st, head, &[], None, &revision);
+        Some(Checked { decision: "unchecked", revision, reminders: None, learnt: None, record })
     }
 }
 
@@ -316,17 +365,33 @@ async fn forward(
     let t0 = Instant::now();
     let result = up.call(head.infno.as_str(), &headers, body.clone()).await;
     metrics::UPSTREAM_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
-    let (reminders, learnt) = match &mut checked {
-        Some(c) => (c.reminders.take(), c.learnt.take()),
-        None => (None, None),
+    let (reminders, learnt, record) = match &mut checked {
+        Some(c) => (
+            c.reminders.take(),
+            c.learnt.take(),
+            Some(std::mem::replace(&mut c.record, record_of(st, head, &[], None, ""))),
+        ),
+        None => (None, None, None),
     };
     let finish = |r: HttpResponse| match &checked {
         Some(c) => with_headers(r, c.decision, &c.revision),
         None => r,
     };
+    let journal = |infcode: Option<i64>| {
+        let rec = record.clone().map(|mut r| {
+            r.gateway_infcode = infcode;
+            r
+        });
+        async move {
+            if let Some(r) = rec {
+                st.journal.record(r).await;
+            }
+        }
+    };
     let answer = match result {
         Ok(a) => a,
         Err(e) => {
+            journal(None).await;
             metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
             tracing::warn!(infno = label, kind = e.kind(), error = %e, "gateway call failed");
             let status = if e.kind() == "timeout" { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
@@ -335,6 +400,8 @@ async fn forward(
     };
     let encoded = answer.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
     let parsed: Option<ResponseEnvelope> = if encoded { None } else { serde_json::from_slice(&answer.body).ok() };
+    let infcode = parsed.as_ref().and_then(|p| p.infcode.as_str().parse::<i64>().ok());
+    journal(infcode).await;
     if !encoded && parsed.is_none() {
         let e = super::upstream::UpstreamError::Garbage {
             status: answer.status,

@@ -43,6 +43,23 @@ pub static FALLBACKS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_fallbacks_total", "Checks that fell back", &["reason"]));
 pub static OVERRIDES: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_overrides_total", "3103 doctor answers by way", &["dspo_way"]));
+/// Journal writes that had to wait for room in the queue (back-pressure, never a drop).
+pub static JOURNAL_BACKPRESSURE: Lazy<prometheus::IntCounter> = Lazy::new(|| {
+    let c = prometheus::IntCounter::new(
+        "claimgate_journal_backpressure_total",
+        "Journal writes that waited for queue room",
+    )
+    .expect("metric definition");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
+    c
+});
+/// Journal failures (a batch that could not be written is retried, not dropped).
+pub static JOURNAL_ERRORS: Lazy<prometheus::IntCounter> = Lazy::new(|| {
+    let c = prometheus::IntCounter::new("claimgate_journal_errors_total", "Journal write failures")
+        .expect("metric definition");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
+    c
+});
 pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
     let g = IntGauge::new("claimgate_ruleset_rules", "Rules in the active rule set").expect("metric definition");
     REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
@@ -87,6 +104,8 @@ pub fn touch() {
     Lazy::force(&FALLBACKS);
     Lazy::force(&OVERRIDES);
     Lazy::force(&RULESET_RULES);
+    Lazy::force(&JOURNAL_BACKPRESSURE);
+    Lazy::force(&JOURNAL_ERRORS);
 }
 
 /// The Prometheus text exposition.

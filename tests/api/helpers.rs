@@ -15,6 +15,9 @@ pub struct TestApp {
     pub base: String,
     pub sim: String,
     pub client: reqwest::Client,
+    pub state: actix_web::web::Data<claimgate::gate::State>,
+    /// The data directory (journal, key); removed when the test ends.
+    pub data: tempfile::TempDir,
 }
 
 pub struct Options {
@@ -54,7 +57,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
             Some(format!("http://{a}/fsi/api/rsfComIfsService/callService"))
         }
     };
+    let data = tempfile::tempdir().unwrap();
     let cfg = Config {
+        data: data.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         upstream,
         rules: vec![root().join("rulesets/national-baseline")],
@@ -68,8 +73,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     let app = claimgate::gate::build(cfg).unwrap();
     assert!(app.state.rules.load().is_some(), "rules must activate");
     let base = format!("http://{}", app.addr);
+    let state = app.state.clone();
     actix_web::rt::spawn(app.server);
-    TestApp { base, sim, client: reqwest::Client::new() }
+    TestApp { base, sim, client: reqwest::Client::new(), state, data }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -114,6 +120,12 @@ impl TestApp {
         }
         let r = rb.send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Waits until the journal is durable and opens it for reading.
+    pub async fn journal(&self) -> rusqlite::Connection {
+        self.state.journal.flush().await;
+        rusqlite::Connection::open(&self.state.journal.path).unwrap()
     }
 
     /// What the simulated gateway received so far.

@@ -80,6 +80,28 @@ async fn a_reminder_is_forwarded_with_its_decision_header() {
     assert_eq!(r.decision.as_deref(), Some("remind"));
     assert_eq!(r.json["infcode"], 0);
     assert!(app.received().await.iter().any(|x| x["infno"] == "2204"));
+    // The reminder is journaled with its hit and the gateway's outcome; the person only as a pseudonym.
+    let db = app.journal().await;
+    let (decision, infcode, psn_hash): (String, Option<i64>, String) = db
+        .query_row(
+            "SELECT decision, gateway_infcode, psn_hash FROM decisions WHERE msgid = ?1",
+            ["H41070100001202506100910000003"],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((decision.as_str(), infcode), ("remind", Some(0)));
+    assert_eq!(psn_hash.len(), 32);
+    assert_ne!(psn_hash, psn);
+    let rule: String = db.query_row("SELECT rule_id FROM hits", [], |r| r.get(0)).unwrap();
+    assert_eq!(rule, "CG-DAYS-001");
+    drop(db);
+    // No clear psn_no or certno anywhere in the journal's files.
+    for entry in std::fs::read_dir(app.data.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for needle in [psn.as_bytes(), MAN.as_bytes()] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "clear identifier in the journal");
+        }
+    }
 }
 
 fn nursing_orders(psn: &str, visit: &str, cnt2: u32) -> serde_json::Value {
@@ -143,6 +165,19 @@ async fn a_3103_continue_with_reason_passes_an_overridable_block_for_the_same_li
     assert_eq!(r.decision.as_deref(), Some("pass"), "{}", r.json);
     let r = app.call(&nursing_upload(&psn, &visit, 2, "H41070100001202506101000000008")).await;
     assert_eq!(r.decision.as_deref(), Some("block"));
+
+    // Both answers are journaled with their reasons; the blocks with no gateway outcome.
+    let db = app.journal().await;
+    let answers: i64 = db.query_row("SELECT count(*) FROM feedback WHERE jr_id = ?1", [jr_id], |r| r.get(0)).unwrap();
+    assert_eq!(answers, 2);
+    let blocks: i64 = db
+        .query_row(
+            "SELECT count(*) FROM decisions WHERE infno = '2301' AND decision = 'block' AND gateway_infcode IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(blocks, 2);
 }
 
 #[actix_web::test]
