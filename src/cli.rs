@@ -46,13 +46,16 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
             other => (other, None),
         }
     };
+    // A file's request as bytes (the head borrows them) and its gateway answer, if any.
+    let load = |p: &PathBuf| -> Result<(Vec<u8>, Option<serde_json::Value>), String> {
+        let (req, resp) = split(read(p)?);
+        Ok((serde_json::to_vec(&req).unwrap_or_default(), resp))
+    };
     for p in context {
-        let v = match read(p) {
-            Ok(v) => v,
+        let (bytes, resp) = match load(p) {
+            Ok(x) => x,
             Err(e) => return (EXIT_BAD_INPUT, Err(e)),
         };
-        let (req, resp) = split(v);
-        let bytes = serde_json::to_vec(&req).unwrap_or_default();
         let head = match parse_head(&bytes) {
             Ok(h) => h,
             Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: {e}", p.display()))),
@@ -63,12 +66,10 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
         };
         ctx.learn(&head, resp.as_ref());
     }
-    let v = match read(last) {
-        Ok(v) => v,
+    let bytes = match load(last) {
+        Ok((b, _)) => b,
         Err(e) => return (EXIT_BAD_INPUT, Err(e)),
     };
-    let (req, _) = split(v);
-    let bytes = serde_json::to_vec(&req).unwrap_or_default();
     let head = match parse_head(&bytes) {
         Ok(h) => h,
         Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),

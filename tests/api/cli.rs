@@ -10,18 +10,19 @@ fn claimgate(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `claimgate check` of an outpatient upload after the 1101, 2201 and 2203 context exchanges.
+fn check_after_context(upload: &str) -> (i32, String, String) {
+    let f = "tests/fixtures/outpatient/";
+    let files =
+        ["01-1101-exchange.json", "02-2201-exchange.json", "03-2203-request.json", upload].map(|x| format!("{f}{x}"));
+    let mut args = vec!["check", "--rules", "rulesets/national-baseline"];
+    args.extend(files.iter().map(String::as_str));
+    claimgate(&args)
+}
+
 #[test]
 fn check_with_context_blocks_with_one_hit_per_problem_and_exits_3() {
-    let f = "tests/fixtures/outpatient/";
-    let (code, out, err) = claimgate(&[
-        "check",
-        "--rules",
-        "rulesets/national-baseline",
-        &format!("{f}01-1101-exchange.json"),
-        &format!("{f}02-2201-exchange.json"),
-        &format!("{f}03-2203-request.json"),
-        &format!("{f}04-2204-violations.json"),
-    ]);
+    let (code, out, err) = check_after_context("04-2204-violations.json");
     assert_eq!(code, 3, "{err}");
     let d: serde_json::Value = serde_json::from_str(&out).unwrap();
     let hits: Vec<(String, Vec<String>)> = d["hits"]
@@ -91,16 +92,7 @@ fn bad_input_exits_2_with_the_field_named() {
 
 #[test]
 fn a_clean_upload_exits_0() {
-    let f = "tests/fixtures/outpatient/";
-    let (code, out, err) = claimgate(&[
-        "check",
-        "--rules",
-        "rulesets/national-baseline",
-        &format!("{f}01-1101-exchange.json"),
-        &format!("{f}02-2201-exchange.json"),
-        &format!("{f}03-2203-request.json"),
-        &format!("{f}05-2204-clean.json"),
-    ]);
+    let (code, out, err) = check_after_context("05-2204-clean.json");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"decision\": \"pass\""));
 }
