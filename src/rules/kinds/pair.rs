@@ -199,7 +199,7 @@ mod tests {
     use crate::rules::evaluate;
 
     const PAIRS: &str = "main,main_name,sub,sub_name,window,basis\n\
-        001104000010000,急诊监护费,001109000010000,普通病房床位费,day,第七批\n\
+        001103000010000,急诊监护费,001109000010000,普通病房床位费,day,第七批\n\
         003107010160000,持续有创性血压监测,003107010220000,心电监测,hour,第七批\n";
 
     fn includes() -> crate::rules::CompiledRuleSet {
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn sub_item_on_the_same_day_as_its_main_item_is_hit() {
         let mut c = claim();
-        c.lines.push(line("M", "001104000010000", 1, 5000, "2025-06-01 08:00:00"));
+        c.lines.push(line("M", "001103000010000", 1, 5000, "2025-06-01 08:00:00"));
         c.lines.push(line("S", "001109000010000", 1, 3000, "2025-06-01 23:00:00"));
         c.lines.push(line("T", "001109000010000", 1, 3000, "2025-06-02 08:00:00"));
         let d = evaluate(&includes(), &c);
