@@ -349,7 +349,7 @@ async fn forward(
     body: &Bytes,
     head: &RequestHead<'_>,
     st: &State,
-    mut checked: Option<Checked>,
+    checked: Option<Checked>,
     label: &'static str,
 ) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
@@ -365,33 +365,25 @@ async fn forward(
     let t0 = Instant::now();
     let result = up.call(head.infno.as_str(), &headers, body.clone()).await;
     metrics::UPSTREAM_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
-    let (reminders, learnt, record) = match &mut checked {
-        Some(c) => (
-            c.reminders.take(),
-            c.learnt.take(),
-            Some(std::mem::replace(&mut c.record, record_of(st, head, &[], None, ""))),
-        ),
-        None => (None, None, None),
+    let (headers, reminders, learnt, record) = match checked {
+        Some(c) => (Some((c.decision, c.revision)), c.reminders, c.learnt, Some(c.record)),
+        None => (None, None, None, None),
     };
-    let finish = |r: HttpResponse| match &checked {
-        Some(c) => with_headers(r, c.decision, &c.revision),
+    let finish = |r: HttpResponse| match &headers {
+        Some((d, rev)) => with_headers(r, d, rev),
         None => r,
     };
-    let journal = |infcode: Option<i64>| {
-        let rec = record.clone().map(|mut r| {
-            r.gateway_infcode = infcode;
-            r
-        });
-        async move {
-            if let Some(r) = rec {
-                st.journal.record(r).await;
-            }
-        }
+    // The checked message is journaled once, with the gateway's outcome (None: no answer).
+    let journal = |mut r: Record, infcode: Option<i64>| async move {
+        r.gateway_infcode = infcode;
+        st.journal.record(r).await;
     };
     let answer = match result {
         Ok(a) => a,
         Err(e) => {
-            journal(None).await;
+            if let Some(r) = record {
+                journal(r, None).await;
+            }
             metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
             tracing::warn!(infno = label, kind = e.kind(), error = %e, "gateway call failed");
             let status = if e.kind() == "timeout" { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
@@ -400,8 +392,9 @@ async fn forward(
     };
     let encoded = answer.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
     let parsed: Option<ResponseEnvelope> = if encoded { None } else { serde_json::from_slice(&answer.body).ok() };
-    let infcode = parsed.as_ref().and_then(|p| p.infcode.as_str().parse::<i64>().ok());
-    journal(infcode).await;
+    if let Some(r) = record {
+        journal(r, parsed.as_ref().and_then(|p| p.infcode.as_str().parse::<i64>().ok())).await;
+    }
     if !encoded && parsed.is_none() {
         let e = super::upstream::UpstreamError::Garbage {
             status: answer.status,
