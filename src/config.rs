@@ -134,13 +134,13 @@ impl Config {
             );
         }
         if let Some(t) = &self.institution_tier {
-            anyhow::ensure!(crate::history::context::parse_tier(t).is_some(), "institution_tier: not a tier: {t}");
+            anyhow::ensure!(crate::claim::normalize::parse_tier(t).is_some(), "institution_tier: not a tier: {t}");
         }
         Ok(())
     }
 
     pub fn tier(&self) -> Option<u8> {
-        self.institution_tier.as_deref().and_then(crate::history::context::parse_tier)
+        self.institution_tier.as_deref().and_then(crate::claim::normalize::parse_tier)
     }
 }
 

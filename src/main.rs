@@ -75,7 +75,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let tier = tier.as_deref().and_then(claimgate::history::context::parse_tier);
+            let tier = tier.as_deref().and_then(claimgate::claim::normalize::parse_tier);
             let (code, out) = claimgate::cli::check(&rs, &files, tier);
             match out {
                 Ok(json) => println!("{json}"),

@@ -204,7 +204,4 @@ impl Claim {
     pub fn is_admission(&self) -> bool {
         self.stage == Stage::Admission || self.trig_scen == Some(3)
     }
-    pub fn total(&self) -> Fen {
-        self.lines.iter().fold(Fen::ZERO, |a, l| a + l.amount)
-    }
 }

@@ -112,6 +112,21 @@ fn flag(t: &Text) -> bool {
     t.as_str() == "1"
 }
 
+/// A tier written as a number or a name: `1`/`一级`, `2`/`二级`, `3`/`三级`.
+pub fn tier_from_name(s: &str) -> Option<u8> {
+    match s.trim() {
+        "1" | "一级" => Some(1),
+        "2" | "二级" => Some(2),
+        "3" | "三级" => Some(3),
+        _ => None,
+    }
+}
+
+/// The configured institution level: a tier name, else a `medins_lv` code.
+pub fn parse_tier(s: &str) -> Option<u8> {
+    tier_from_name(s).or_else(|| tier_from_medins_lv(s))
+}
+
 /// `medins_lv` → tier. The code table is unconfirmed (domain.md): 1/01 三级, 2/02 二级, 3/03 一级.
 pub fn tier_from_medins_lv(lv: &str) -> Option<u8> {
     match lv.trim().trim_start_matches('0') {

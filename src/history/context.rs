@@ -1,6 +1,6 @@
 //! The in-memory visit context.
 
-use crate::claim::normalize::{self, diagnoses_from, tier_from_medins_lv};
+use crate::claim::normalize::{self, diagnoses_from};
 use crate::claim::time::{parse_date, parse_datetime};
 use crate::claim::{Facts, Gender, Line, PersonFacts, Visit, VisitFacts};
 use crate::wire::tx::{self, DataInput, FeeUploadInput, PersonOutput, VisitIdOutput, VisitInfoInput};
@@ -57,11 +57,6 @@ impl ContextStore {
     /// A small store for one CLI run or one test case.
     pub fn ephemeral(tier: Option<u8>) -> Self {
         Self::new(100_000, Duration::from_secs(7 * 24 * 3600), tier)
-    }
-
-    pub fn visit_count(&self) -> u64 {
-        self.visits.run_pending_tasks();
-        self.visits.entry_count()
     }
 
     fn update_visit(&self, mdtrt_id: &str, f: impl FnOnce(&mut VisitFacts)) {
@@ -223,15 +218,5 @@ impl Facts for ContextStore {
             Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).lines.clone(),
             None => Vec::new(),
         }
-    }
-}
-
-/// Parses the configured institution level (`"3"`, `"三级"`, or a `medins_lv` code).
-pub fn parse_tier(s: &str) -> Option<u8> {
-    match s.trim() {
-        "三级" | "3" => Some(3),
-        "二级" | "2" => Some(2),
-        "一级" | "1" => Some(1),
-        o => tier_from_medins_lv(o),
     }
 }

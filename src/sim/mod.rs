@@ -7,7 +7,6 @@
 //! - `GET /sim/received` — the last 1,000 requests received (infno, headers, body)
 //! - `POST /sim/reset`
 
-use crate::claim::Fen;
 use crate::wire::num::{format_fixed, parse_fixed};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
@@ -385,10 +384,4 @@ pub fn run_blocking(listen: &str) -> anyhow::Result<()> {
         server.await?;
         Ok(())
     })
-}
-
-/// Fen helper re-exported for tests that compute expected fund payments.
-pub fn expected_fund(total: Fen, insutype: &str, inpatient: bool) -> Fen {
-    let (d, r) = policy(insutype, inpatient);
-    Fen::new(((total.get() - d).max(0) * r + 50) / 100)
 }

@@ -22,12 +22,7 @@ fn tier_text(t: u8) -> &'static str {
 }
 
 fn parse_tier(s: &str) -> Result<u8, String> {
-    match s.trim() {
-        "1" | "一级" => Ok(1),
-        "2" | "二级" => Ok(2),
-        "3" | "三级" => Ok(3),
-        o => Err(format!("not a tier: {o:?} (1, 2, 3)")),
-    }
+    crate::claim::normalize::tier_from_name(s).ok_or_else(|| format!("not a tier: {:?} (1, 2, 3)", s.trim()))
 }
 
 struct LevelLogic {
