@@ -223,16 +223,10 @@ async fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>
                     JrRecord { rule_id: r.rule_id.clone(), mdtrt_id: r.mdtrt_id.clone(), lines, overridable },
                 );
             }
-            let mut merged: Option<Decision> = None;
-            for d in decisions {
-                count_hits(&d);
-                match &mut merged {
-                    Some(m) => m.merge(d),
-                    None => merged = Some(d),
-                }
-            }
-            st.journal.record(record_of(st, head, &claims, merged.as_ref(), &rev)).await;
-            let hv = merged.as_ref().map_or("pass", |m| m.header_value());
+            let merged = crate::pipeline::merge(&active.rs, decisions);
+            count_hits(&merged);
+            st.journal.record(record_of(st, head, &claims, Some(&merged), &rev)).await;
+            let hv = merged.header_value();
             metrics::REQUESTS.with_label_values(&[label, hv]).inc();
             with_headers(
                 envelope(StatusCode::OK, area, 0, None, None, serde_json::json!({"result": results})),

@@ -85,13 +85,15 @@ pub fn prepare(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Prepared, Pa
 
 /// Evaluates every claim and merges the decisions (several patients in one 3101).
 pub fn decide(rs: &CompiledRuleSet, claims: &[Claim]) -> Decision {
-    let mut it = claims.iter();
-    let mut d = match it.next() {
-        Some(c) => evaluate(rs, c),
-        None => return evaluate(rs, &empty_claim()),
-    };
-    for c in it {
-        d.merge(evaluate(rs, c));
+    merge(rs, decide_each(rs, claims))
+}
+
+/// Merges per-claim decisions into one (a pass of `rs` when there are none).
+pub fn merge(rs: &CompiledRuleSet, decisions: Vec<Decision>) -> Decision {
+    let mut it = decisions.into_iter();
+    let Some(mut d) = it.next() else { return evaluate(rs, &empty_claim()) };
+    for other in it {
+        d.merge(other);
     }
     d
 }
