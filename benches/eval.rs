@@ -1,7 +1,8 @@
 //! Parse and evaluate benches (design.md performance budget). Run: `cargo bench --bench eval`.
 
 use claimgate::claim::{Claim, Facts, NoFacts};
-use claimgate::pipeline::{prepare, Prepared};
+use claimgate::history::History;
+use claimgate::pipeline::{prepare, prepare_with, Prepared};
 use claimgate::rules::{self, CompiledRuleSet};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use std::path::PathBuf;
@@ -14,6 +15,15 @@ fn baseline() -> CompiledRuleSet {
 fn parse(bytes: &[u8], facts: &dyn Facts) -> Claim {
     let head = claimgate::wire::parse_head(bytes).expect("head");
     match prepare(&head, facts).expect("claim") {
+        Prepared::Claims { mut claims, .. } => claims.remove(0),
+        _ => unreachable!("fee uploads are claims"),
+    }
+}
+
+/// Parse, normalise with the history's facts, and attach the patient's history snapshot.
+fn parse_with_history(bytes: &[u8], h: &History, lookback: Option<u32>) -> Claim {
+    let head = claimgate::wire::parse_head(bytes).expect("head");
+    match prepare_with(&head, h, lookback, None).expect("claim") {
         Prepared::Claims { mut claims, .. } => claims.remove(0),
         _ => unreachable!("fee uploads are claims"),
     }
@@ -76,20 +86,74 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    let ctx = claimgate::history::ContextStore::ephemeral(Some(2));
+    // The history the 1,000-line stay's patient has: the claim itself, learnt as accepted.
+    let ctx = History::ephemeral(Some(2));
+    let head = claimgate::wire::parse_head(&large).expect("head");
+    ctx.learn(&head, None, None).expect("learn");
+    let lookback = base.lookback_days();
     let mut g = c.benchmark_group("end_to_end");
-    g.bench_function("2301_1000_lines_parse_context_evaluate_baseline", |b| {
+    g.bench_function("2301_1000_lines_parse_history_evaluate_baseline", |b| {
         b.iter(|| {
-            let claim = parse(black_box(&large), &ctx);
+            let claim = parse_with_history(black_box(&large), &ctx, lookback);
             rules::evaluate(&base, &claim)
         })
     });
-    g.bench_function("2301_1000_lines_parse_context_evaluate_synthetic", |b| {
+    g.bench_function("2301_1000_lines_parse_history_evaluate_synthetic", |b| {
         b.iter(|| {
-            let claim = parse(black_box(&large), &ctx);
+            let claim = parse_with_history(black_box(&large), &ctx, lookback);
             rules::evaluate(&synth, &claim)
         })
     });
+    g.finish();
+    history_lookups(c, &small);
+}
+
+/// The per-claim cost of the history lookup, warm (cache) and cold (store), for SQLite and — when
+/// `CLAIMGATE_TEST_PG` names a server — PostgreSQL. The patient has 30 earlier 20-line visits.
+fn history_lookups(c: &mut Criterion, small: &[u8]) {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut stores: Vec<(&str, Arc<dyn claimgate::history::Store>)> = vec![(
+        "sqlite",
+        Arc::new(
+            claimgate::history::sqlite::SqliteStore::open(&dir.path().join("h.sqlite"), false, 4).expect("sqlite"),
+        ),
+    )];
+    if let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") {
+        stores.push(("postgres", Arc::new(claimgate::history::postgres::PgStore::connect(&url, 4).expect("postgres"))));
+    }
+    let mut g = c.benchmark_group("history_lookup");
+    for (name, store) in stores {
+        let h = History::new(store, Some(2), 10_000).expect("history");
+        // 30 earlier visits of the same patient, each a 20-line upload.
+        for i in 0..30u64 {
+            let mut env = claimgate::gen::fee_upload(7, 20, false);
+            let visit = format!("BENCHVISIT{i:04}");
+            for l in env["input"]["feedetail"].as_array_mut().expect("lines") {
+                l["mdtrt_id"] = visit.clone().into();
+            }
+            env["msgid"] = format!("BENCHMSG{i:04}{name}").into();
+            let bytes = serde_json::to_vec(&env).expect("json");
+            let head = claimgate::wire::parse_head(&bytes).expect("head");
+            h.learn(&head, None, None).expect("learn");
+        }
+        let base = parse(small, &NoFacts);
+        g.bench_function(format!("{name}_warm"), |b| {
+            b.iter(|| {
+                let mut c = base.clone();
+                h.attach(&mut c, 90).expect("attach");
+                c.history.map(|x| x.lines.len())
+            })
+        });
+        g.bench_function(format!("{name}_cold"), |b| {
+            b.iter(|| {
+                let mut c = base.clone();
+                h.forget_all();
+                h.attach(&mut c, 90).expect("attach");
+                c.history.map(|x| x.lines.len())
+            })
+        });
+    }
     g.finish();
 }
 

@@ -2,8 +2,8 @@
 //! tests share.
 
 use crate::config::pack_dirs;
-use crate::history::ContextStore;
-use crate::pipeline::{decide, packtest, prepare, Prepared};
+use crate::history::History;
+use crate::pipeline::{decide, packtest, prepare_with, Prepared};
 use crate::rules::{self, CompiledRuleSet};
 use crate::wire::{parse_head, ResponseEnvelope};
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
     let Some((last, context)) = files.split_last() else {
         return (EXIT_BAD_INPUT, Err("no input file".into()));
     };
-    let ctx = ContextStore::ephemeral(tier);
+    let ctx = History::ephemeral(tier);
     let read = |p: &PathBuf| -> Result<serde_json::Value, String> {
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.len() > crate::wire::DEFAULT_BODY_LIMIT as u64 {
@@ -64,17 +64,21 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
             Ok(r) => r,
             Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: response: {e}", p.display()))),
         };
-        ctx.learn(&head, resp.as_ref());
+        if let Err(e) = ctx.learn(&head, resp.as_ref(), None) {
+            return (EXIT_BAD_INPUT, Err(format!("{}: {e}", p.display())));
+        }
     }
-    let bytes = match load(last) {
-        Ok((b, _)) => b,
+    let (bytes, answer) = match load(last) {
+        Ok(x) => x,
         Err(e) => return (EXIT_BAD_INPUT, Err(e)),
     };
     let head = match parse_head(&bytes) {
         Ok(h) => h,
         Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),
     };
-    match prepare(&head, &ctx) {
+    // The last file may be an exchange: a pre-settlement is checked on the gateway's answer.
+    let answer: Option<ResponseEnvelope> = answer.and_then(|a| serde_json::from_value(a).ok());
+    match prepare_with(&head, &ctx, rs.lookback_days(), answer.as_ref()) {
         Ok(Prepared::Claims { claims, .. }) => {
             let d = decide(rs, &claims);
             let code = if d.decision == rules::Outcome::Block { EXIT_BLOCK } else { EXIT_PASS };

@@ -36,6 +36,13 @@ pub struct Config {
     pub warn_msg_reminders: bool,
     /// Structured JSON logs.
     pub log_json: bool,
+    /// Where patient history lives: absent = SQLite `history.sqlite` under `data`; a
+    /// `postgres://user@host:port/db` URL = the shared PostgreSQL store.
+    pub history_store: Option<String>,
+    /// History older than this many days is pruned (at least the longest rule window).
+    pub history_retention_days: u32,
+    /// SQLite: fsync every commit (survives power loss; a killed process loses nothing either way).
+    pub history_full_sync: bool,
 }
 
 impl Default for Config {
@@ -55,6 +62,9 @@ impl Default for Config {
             fail_open: true,
             warn_msg_reminders: false,
             log_json: false,
+            history_store: None,
+            history_retention_days: 400,
+            history_full_sync: false,
         }
     }
 }
@@ -113,6 +123,9 @@ impl Config {
         }
         if let Some(v) = env.get("CLAIMGATE_WARN_MSG_REMINDERS") {
             c.warn_msg_reminders = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = env.get("CLAIMGATE_HISTORY_STORE") {
+            c.history_store = Some(v);
         }
         if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
             c.log_json = matches!(v.as_str(), "1" | "true" | "yes");

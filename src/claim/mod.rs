@@ -4,11 +4,13 @@
 //! the service dates in the message, never the wall clock. Nothing here knows JSON field names
 //! beyond the wire types it converts from.
 
+pub mod history;
 pub mod model;
 pub mod money;
 pub mod normalize;
 pub mod time;
 
+pub use history::{FundAsk, History, PastLine, PastSettlement, PastVisit, TraceUse};
 pub use model::{Claim, Diagnosis, Encounter, Gender, ItemClass, Line, Patient, Stage, Visit};
 pub use money::{Fen, Price, Qty};
 pub use normalize::{Facts, NoFacts, PersonFacts, VisitFacts};

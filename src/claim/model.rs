@@ -160,6 +160,9 @@ pub struct Line {
     pub discharge_drug: bool,
     /// 退费: the `feedetl_sn` this negative line reverses.
     pub reverses: Option<String>,
+    /// 药品追溯码 of the boxes this line dispenses (`drug_trac_codg`, `drugtracinfo[]`, or the
+    /// settlement's `drug_trac_info[]`).
+    pub trace_codes: Vec<String>,
 }
 
 impl Line {
@@ -172,13 +175,14 @@ impl Line {
 }
 
 /// Where in the flow a claim is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Stage {
     /// 3101 事前分析 (doctor ordering).
     Order,
     /// 3102 事中分析.
     Analysis,
     /// 2204 / 2301 fee upload.
+    #[default]
     Upload,
     /// 2206 / 2303.
     PreSettle,
@@ -188,7 +192,7 @@ pub enum Stage {
     Admission,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Claim {
     pub infno: &'static str,
     pub stage: Stage,
@@ -198,9 +202,27 @@ pub struct Claim {
     pub patient: Patient,
     pub encounter: Encounter,
     pub lines: Vec<Line>,
+    /// 收费批次号 (`chrg_bchno`) of a 2204 upload: 2205 revokes by it.
+    pub batch: Option<String>,
+    /// The message's `msgid` (a retry carries the same one).
+    pub msgid: String,
+    /// The day the message is about: its `inf_time` date (settlement, admission), used where a
+    /// claim has no service lines of its own. Never the wall clock.
+    pub day: Option<NaiveDate>,
+    /// At pre-settlement and settlement: what the gateway computed the fund would pay.
+    pub fund: Option<super::history::FundAsk>,
+    /// The patient's history; `None` when no history was reachable (cross-claim rules then report
+    /// their lines as unchecked).
+    pub history: Option<std::sync::Arc<super::history::History>>,
+    /// Earlier, unreturned sales of the trace codes on this claim's lines; `None` when not looked up.
+    pub traces: Option<Vec<super::history::TraceUse>>,
 }
 
 impl Claim {
+    /// The day the claim is about: its own `day`, else its latest service date.
+    pub fn service_day(&self) -> Option<NaiveDate> {
+        self.day.or_else(|| self.lines.iter().map(Line::date).max())
+    }
     pub fn is_admission(&self) -> bool {
         self.stage == Stage::Admission || self.trig_scen == Some(3)
     }

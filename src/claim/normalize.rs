@@ -44,6 +44,10 @@ pub trait Facts {
     fn visit_lines(&self, _mdtrt_id: &str) -> Vec<Line> {
         Vec::new()
     }
+    /// What the gateway's pre-settlement answer computed for this visit (for the settlement).
+    fn presettled(&self, _mdtrt_id: &str) -> Option<super::history::FundAsk> {
+        None
+    }
 }
 
 /// No facts at all: what `claimgate check` knows from a single file.
@@ -106,6 +110,26 @@ fn check_price(p: Price, path: impl Fn() -> String) -> Result<Price, ParseError>
         return Err(ParseError::field(path(), "unit price out of range"));
     }
     Ok(p)
+}
+
+/// The trace codes a fee line carries, from whichever node the province uses.
+fn trace_codes(d: &tx::FeeDetail) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    let mut add = |s: &str| {
+        for c in s.split([',', ';', '，', '；', ' ']).map(str::trim).filter(|c| !c.is_empty()) {
+            if !v.iter().any(|x| x == c) {
+                v.push(c.to_owned());
+            }
+        }
+    };
+    add(d.drug_trac_codg.as_str());
+    for t in &d.drugtracinfo {
+        add(t.drug_trac_codg.as_str());
+    }
+    if let Some(s) = d.exp_content.as_ref().and_then(|e| e.get("drug_trac_codg")).and_then(|v| v.as_str()) {
+        add(s);
+    }
+    v
 }
 
 fn flag(t: &Text) -> bool {
@@ -180,6 +204,7 @@ pub fn fee_upload(
     let mut mdtrt_id: Option<String> = None;
     let mut psn_no: Option<String> = None;
     let mut line_med_type: Option<String> = None;
+    let mut batch: Option<String> = None;
     for (i, d) in input.feedetail.into_iter().enumerate() {
         let p = |f: &str| format!("input.feedetail[{i}].{f}");
         let id = req(&d.feedetl_sn, || p("feedetl_sn"))?.to_owned();
@@ -202,6 +227,9 @@ pub fn fee_upload(
         if line_med_type.is_none() {
             line_med_type = d.med_type.opt().map(str::to_owned);
         }
+        if batch.is_none() {
+            batch = d.chrg_bchno.opt().map(str::to_owned);
+        }
         let time = req_time(&d.fee_ocur_time, || p("fee_ocur_time"))?;
         let code = req(&d.med_list_codg, || p("med_list_codg"))?.to_owned();
         let amount = d.det_item_fee_sumamt.ok_or_else(|| ParseError::Missing(p("det_item_fee_sumamt")))?;
@@ -219,6 +247,7 @@ pub fn fee_upload(
             return Err(ParseError::field(p("feedetl_sn"), format!("duplicate feedetl_sn {id} in one upload")));
         }
         let class = ItemClass::of_code(&code);
+        let trace_codes = trace_codes(&d);
         lines.push(Line {
             id,
             his_code: d.medins_list_codg.take().unwrap_or_default(),
@@ -235,6 +264,7 @@ pub fn fee_upload(
             doctor_name: d.bilg_dr_name.take().unwrap_or_default(),
             days_supply,
             discharge_drug: flag(&d.dscg_tkdrug_flag),
+            trace_codes,
             reverses: d.init_feedetl_sn.take(),
             code,
         });
@@ -249,7 +279,7 @@ pub fn fee_upload(
         encounter.visit = Visit::from_med_type(&mt).or(encounter.visit);
         encounter.med_type = Some(mt);
     }
-    Ok(Claim { infno, stage: Stage::Upload, trig_scen: None, fixmedins_code, patient, encounter, lines })
+    Ok(Claim { infno, stage: Stage::Upload, fixmedins_code, patient, encounter, lines, batch, ..Claim::default() })
 }
 
 /// 2206/2207/2303/2304: the claim is the visit's accepted lines, as claimgate learnt them.
@@ -276,15 +306,27 @@ pub fn settlement(
         encounter.med_type = Some(mt.to_owned());
         encounter.visit = Visit::from_med_type(mt).or(encounter.visit);
     }
-    let lines = facts.visit_lines(&encounter.mdtrt_id);
+    let mut lines = facts.visit_lines(&encounter.mdtrt_id);
+    for t in &data.drug_trac_info {
+        let code = t.drug_trac_codg.as_str().trim();
+        if let Some(l) = lines.iter_mut().find(|l| l.id == t.feedetl_sn.as_str()) {
+            if !code.is_empty() && !l.trace_codes.iter().any(|c| c == code) {
+                l.trace_codes.push(code.to_owned());
+            }
+        }
+    }
+    let settle = matches!(infno, "2207" | "2304");
+    let fund = if settle { facts.presettled(&encounter.mdtrt_id) } else { None };
     Ok(Claim {
         infno,
-        stage: if matches!(infno, "2206" | "2303") { Stage::PreSettle } else { Stage::Settle },
+        stage: if settle { Stage::Settle } else { Stage::PreSettle },
+        fund,
         trig_scen: None,
         fixmedins_code,
         patient,
         encounter,
         lines,
+        ..Claim::default()
     })
 }
 
@@ -339,6 +381,7 @@ pub fn admission(fixmedins_code: String, input: VisitInfoInput, facts: &dyn Fact
             tier: facts.institution_tier(),
         },
         lines: Vec::new(),
+        ..Claim::default()
     })
 }
 
@@ -448,6 +491,7 @@ pub fn analysis(
                 days_supply,
                 discharge_drug: o.drord_bhvr.as_str() == "1",
                 reverses: None,
+                trace_codes: Vec::new(),
                 code,
             });
         }
@@ -471,6 +515,7 @@ pub fn analysis(
             patient: Patient { psn_no, gender, birth, insutype },
             encounter,
             lines,
+            ..Claim::default()
         });
     }
     Ok(claims)

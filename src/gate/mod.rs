@@ -11,7 +11,7 @@ pub mod upstream;
 
 use crate::cli::load_rules;
 use crate::config::Config;
-use crate::history::ContextStore;
+use crate::history::History;
 use crate::rules::CompiledRuleSet;
 use crate::telemetry::metrics;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -30,7 +30,8 @@ pub struct Active {
 pub struct State {
     pub cfg: Config,
     pub rules: ArcSwapOption<Active>,
-    pub ctx: ContextStore,
+    /// Patient history (durable store + caches).
+    pub history: Arc<History>,
     pub upstream: Option<upstream::Upstream>,
     pub overrides: overrides::Overrides,
     /// The decision journal under `data/`.
@@ -51,7 +52,7 @@ impl State {
         let journal = crate::journal::Journal::open(&cfg.data, 8192)?;
         Ok(State {
             journal,
-            ctx: ContextStore::new(500_000, Duration::from_secs(7 * 24 * 3600), cfg.tier()),
+            history: Arc::new(open_history(&cfg)?),
             upstream,
             overrides: overrides::Overrides::default(),
             rules: ArcSwapOption::empty(),
@@ -96,6 +97,26 @@ impl State {
             }
         }
     }
+}
+
+/// The configured history store: PostgreSQL when a URL is given, else SQLite under `data/`.
+///
+/// # Errors
+/// The store cannot be opened.
+pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
+    let store: Arc<dyn crate::history::Store> = match cfg.history_store.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(crate::history::postgres::PgStore::connect(url, 16)?)
+        }
+        Some(other) => anyhow::bail!("history_store: expected a postgres:// URL, got {other:?}"),
+        None => {
+            std::fs::create_dir_all(&cfg.data)?;
+            let path = cfg.data.join("history.sqlite");
+            Arc::new(crate::history::sqlite::SqliteStore::open(&path, cfg.history_full_sync, 4)?)
+        }
+    };
+    tracing::info!(store = store.kind(), "patient history opened");
+    Ok(History::new(store, cfg.tier(), 200_000)?)
 }
 
 async fn healthz() -> HttpResponse {

@@ -7,8 +7,9 @@
 use super::overrides::{fingerprint, FeedbackOutcome, JrRecord};
 use super::rescue::{bad_input, envelope, error};
 use super::{Active, State};
+use crate::claim::Claim;
 use crate::journal::{HitRecord, Record};
-use crate::pipeline::{analysis, decide, decide_each, prepare, Prepared};
+use crate::pipeline::{analysis, decide, decide_each, prepare_with, Prepared};
 use crate::rules::{Action, Decision, Outcome};
 use crate::telemetry::metrics::{self, infno_label};
 use crate::wire::{parse_head, Infno, ParseError, RequestHead, ResponseEnvelope};
@@ -80,11 +81,63 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     resp
 }
 
+/// What a check on the blocking pool came back with.
+enum CheckOutcome {
+    Done {
+        claims: Vec<Claim>,
+        d: Decision,
+        removed: usize,
+    },
+    Encrypted,
+    Bad(ParseError),
+    /// A panic inside the check (`"internal"`) or the time budget ran out (`"budget"`).
+    Failed(&'static str),
+}
+
+/// Parses, looks up history, evaluates and applies overrides on the blocking pool (history may do
+/// I/O), under the time budget. `answer`: the gateway's answer to a pre-settlement.
+async fn run_check(
+    st: &web::Data<State>,
+    body: &Bytes,
+    active: &Arc<Active>,
+    answer: Option<ResponseEnvelope>,
+) -> CheckOutcome {
+    let (st2, body, active) = (st.clone(), body.clone(), active.clone());
+    let t_check = Instant::now();
+    let job = tokio::task::spawn_blocking(move || {
+        let head = match parse_head(&body) {
+            Ok(h) => h,
+            Err(e) => return CheckOutcome::Bad(e),
+        };
+        let prepared = prepare_with(&head, &st2.history, active.rs.lookback_days(), answer.as_ref());
+        let claims = match prepared {
+            Ok(Prepared::Claims { claims, .. }) => claims,
+            Ok(_) => vec![],
+            Err(ParseError::Encrypted(_)) => return CheckOutcome::Encrypted,
+            Err(e) => return CheckOutcome::Bad(e),
+        };
+        let mut d = decide(&active.rs, &claims);
+        let removed = claims.first().map(|c| st2.overrides.apply(c, &mut d)).unwrap_or_default();
+        CheckOutcome::Done { claims, d, removed: removed.len() }
+    });
+    let budget = std::time::Duration::from_millis(st.cfg.check_budget_ms.max(1));
+    match tokio::time::timeout(budget, job).await {
+        Ok(Ok(CheckOutcome::Done { claims, mut d, removed })) => {
+            d.elapsed_us = t_check.elapsed().as_micros() as u64;
+            CheckOutcome::Done { claims, d, removed }
+        }
+        Ok(Ok(other)) => other,
+        // A panic inside a kind: caught by the blocking pool, the process keeps serving.
+        Ok(Err(_)) => CheckOutcome::Failed("internal"),
+        Err(_) => CheckOutcome::Failed("budget"),
+    }
+}
+
 async fn route(
     req: &HttpRequest,
     body: &Bytes,
     head: &RequestHead<'_>,
-    st: &State,
+    st: &web::Data<State>,
     label: &'static str,
 ) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
@@ -94,7 +147,7 @@ async fn route(
         let Some(active) = active else {
             return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪");
         };
-        return local_analysis(head, st, &active, label).await;
+        return local_analysis(body, head, st, &active, label).await;
     }
     if !infno.is_checked() {
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
@@ -110,67 +163,74 @@ async fn route(
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
         return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪，暂停结算");
     };
-    let t_check = Instant::now();
-    // An internal failure (a bug in a kind) must not take the request down: it is caught, counted
-    // and handled as configured — forwarded unchecked (fail-open) or refused (fail-closed).
-    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let prepared = prepare(head, &st.ctx)?;
-        let claims = match prepared {
-            Prepared::Claims { claims, .. } => claims,
-            _ => vec![],
-        };
-        let mut d = decide(&active.rs, &claims);
-        let removed = claims.first().map(|c| st.overrides.apply(c, &mut d)).unwrap_or_default();
-        Ok::<_, ParseError>((claims, d, removed))
-    }));
-    let (claims, mut d, removed) = match checked {
-        Ok(Ok(x)) => x,
-        Ok(Err(ParseError::Encrypted(_))) => {
+    let rev = active.rs.revision();
+    // A pre-settlement commits nothing at the gateway and the fund share it computes is what the
+    // daily caps need: it goes first, and its answer is checked on the way back.
+    let presettle = matches!(infno, Infno::OutpatientPreSettle | Infno::InpatientPreSettle);
+    let mut early_answer = None;
+    if presettle && st.upstream.is_some() {
+        match call_upstream(req, body, head, st, label).await {
+            Ok(a) => early_answer = Some(a),
+            Err(resp) => {
+                metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
+                return with_headers(resp, "unchecked", &rev);
+            }
+        }
+    }
+    let parsed_answer = early_answer.as_ref().and_then(|(_, p)| p.clone());
+    let (claims, d, removed) = match run_check(st, body, &active, parsed_answer).await {
+        CheckOutcome::Done { claims, d, removed } => (claims, d, removed),
+        CheckOutcome::Encrypted => {
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Checked::unchecked(st, head, active.rs.revision()), label).await;
+            let c = Checked::unchecked(st, head, rev);
+            return match early_answer {
+                Some(a) => relay(body, st, a, c, label).await,
+                None => forward(req, body, head, st, c, label).await,
+            };
         }
-        Ok(Err(e)) => {
+        CheckOutcome::Bad(e) => {
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
-            return with_headers(bad_input(area, &e), "error", &active.rs.revision());
+            return with_headers(bad_input(area, &e), "error", &rev);
         }
-        Err(_) if st.cfg.fail_open => {
-            tracing::error!(infno = label, "internal failure while checking; forwarded unchecked (fail-open)");
-            metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
+        CheckOutcome::Failed(why) if st.cfg.fail_open => {
+            tracing::error!(infno = label, why, "check failed; forwarded unchecked (fail-open)");
+            metrics::FALLBACKS.with_label_values(&[if why == "budget" { "budget" } else { "internal_open" }]).inc();
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
-            return forward(req, body, head, st, Checked::unchecked(st, head, active.rs.revision()), label).await;
+            let c = Checked::unchecked(st, head, rev);
+            return match early_answer {
+                Some(a) => relay(body, st, a, c, label).await,
+                None => forward(req, body, head, st, c, label).await,
+            };
         }
-        Err(_) => {
-            tracing::error!(infno = label, "internal failure while checking; refused (fail-closed)");
-            metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
+        CheckOutcome::Failed(why) => {
+            tracing::error!(infno = label, why, "check failed; refused (fail-closed)");
+            metrics::FALLBACKS
+                .with_label_values(&[if why == "budget" { "budget_closed" } else { "internal_closed" }])
+                .inc();
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                area,
-                "claimgate: 审核内部错误，已按配置暂停该笔结算，请联系信息科",
-            );
+            let msg = if why == "budget" {
+                "claimgate: 审核超时，已按配置暂停该笔结算，请稍后重试"
+            } else {
+                "claimgate: 审核内部错误，已按配置暂停该笔结算，请联系信息科"
+            };
+            return with_headers(error(StatusCode::INTERNAL_SERVER_ERROR, area, msg), "error", &rev);
         }
     };
-    d.elapsed_us = t_check.elapsed().as_micros() as u64;
-    for _ in &removed {
+    for _ in 0..removed {
         metrics::OVERRIDES.with_label_values(&["applied"]).inc();
     }
-    let spent = t_check.elapsed();
-    metrics::CHECK_SECONDS.with_label_values(&[label]).observe(spent.as_secs_f64());
-    if spent.as_millis() as u64 > st.cfg.check_budget_ms {
-        metrics::FALLBACKS.with_label_values(&["budget"]).inc();
-        tracing::warn!(infno = label, elapsed_ms = spent.as_millis() as u64, "check exceeded its time budget");
-    }
+    metrics::CHECK_SECONDS.with_label_values(&[label]).observe(d.elapsed_us as f64 / 1e6);
     count_hits(&d);
-    let rev = active.rs.revision();
     let hv = d.header_value();
     metrics::REQUESTS.with_label_values(&[label, hv]).inc();
     if !d.hits.is_empty() {
         tracing::info!(infno = label, decision = hv, hits = d.hits.len(), rules = ?d.hits.iter().map(|h| h.rule_id.to_string()).collect::<Vec<_>>(), "claim checked");
     }
-    if d.decision == Outcome::Block || st.upstream.is_none() {
-        st.journal.record(record_of(st, head, &claims, Some(&d), &rev)).await;
-    }
     if d.decision == Outcome::Block {
+        let mut record = record_of(st, head, &claims, Some(&d), &rev);
+        // A blocked pre-settlement was answered by the gateway; the HIS never sees that answer.
+        record.gateway_infcode = early_answer.as_ref().and_then(|(_, p)| p.as_ref()).and_then(infcode_of);
+        st.journal.record(record).await;
         let msg = format!("claimgate 医保智能审核拦截：{}", d.summary(Some(Action::Block)));
         let warn = d.summary(Some(Action::Remind));
         let out = serde_json::json!({"claimgate": &d});
@@ -179,6 +239,7 @@ async fn route(
     }
     if st.upstream.is_none() {
         // Check-only mode: answer the claim ourselves.
+        st.journal.record(record_of(st, head, &claims, Some(&d), &rev)).await;
         let warn = d.summary(None);
         let r = envelope(
             StatusCode::OK,
@@ -194,16 +255,44 @@ async fn route(
     let reminders = (!reminders.is_empty()).then(|| format!("claimgate 医保智能审核提醒：{reminders}"));
     let record = record_of(st, head, &claims, Some(&d), &rev);
     let learnt = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims);
-    forward(req, body, head, st, Some(Checked { decision: hv, revision: rev, reminders, learnt, record }), label).await
+    let checked = Some(Checked { decision: hv, revision: rev, reminders, learnt, record });
+    match early_answer {
+        Some(a) => relay(body, st, a, checked, label).await,
+        None => forward(req, body, head, st, checked, label).await,
+    }
+}
+
+fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
+    p.infcode.as_str().parse::<i64>().ok()
 }
 
 /// 3101/3102 answered in the national format; 3103 recorded.
-async fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>, label: &'static str) -> HttpResponse {
+async fn local_analysis(
+    body: &Bytes,
+    head: &RequestHead<'_>,
+    st: &web::Data<State>,
+    active: &Arc<Active>,
+    label: &'static str,
+) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
     let rev = active.rs.revision();
-    match prepare(head, &st.ctx) {
-        Ok(Prepared::Claims { claims, task_id, .. }) => {
-            let decisions = decide_each(&active.rs, &claims);
+    let (st2, body2, active2) = (st.clone(), body.clone(), active.clone());
+    // History (分解住院 at 入院登记, 重复开药 …) may do I/O: off the executor.
+    let job = tokio::task::spawn_blocking(move || {
+        let head = parse_head(&body2)?;
+        let p = prepare_with(&head, &st2.history, active2.rs.lookback_days(), None)?;
+        let decisions = match &p {
+            Prepared::Claims { claims, .. } => decide_each(&active2.rs, claims),
+            _ => vec![],
+        };
+        Ok::<_, ParseError>((p, decisions))
+    });
+    let Ok(prepared) = job.await else {
+        metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
+        return error(StatusCode::INTERNAL_SERVER_ERROR, area, "claimgate: 审核内部错误，请联系信息科");
+    };
+    match prepared {
+        Ok((Prepared::Claims { claims, task_id, .. }, decisions)) => {
             let results = analysis::results(&claims, &decisions, task_id.as_deref().unwrap_or(""));
             // Remember what each jr_id stood for, for the doctor's 3103 answer.
             for r in &results {
@@ -234,7 +323,7 @@ async fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>
                 &rev,
             )
         }
-        Ok(Prepared::Feedback(fb)) => {
+        Ok((Prepared::Feedback(fb), _)) => {
             let mut notes = Vec::new();
             for (i, w) in fb.warns.iter().enumerate() {
                 let way = w.dspo_way.as_str();
@@ -278,7 +367,7 @@ async fn local_analysis(head: &RequestHead<'_>, st: &State, active: &Arc<Active>
             );
             with_headers(r, "pass", &rev)
         }
-        Ok(Prepared::Relay(_)) => error(StatusCode::OK, area, "claimgate: 不支持的交易"),
+        Ok((Prepared::Relay(_), _)) => error(StatusCode::OK, area, "claimgate: 不支持的交易"),
         Err(e) => {
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
             bad_input(area, &e)
@@ -337,18 +426,24 @@ impl Checked {
     }
 }
 
-/// Sends the original bytes upstream and relays the answer byte for byte.
-async fn forward(
+/// The gateway's answer, and its envelope when it is a readable JSON one.
+type Reply = (super::upstream::Answer, Option<ResponseEnvelope>);
+
+/// Sends the original bytes upstream. `Err` is the envelope error to give the HIS.
+async fn call_upstream(
     req: &HttpRequest,
     body: &Bytes,
     head: &RequestHead<'_>,
     st: &State,
-    checked: Option<Checked>,
     label: &'static str,
-) -> HttpResponse {
+) -> Result<Reply, HttpResponse> {
     let area = head.mdtrtarea_admvs.as_str();
     let Some(up) = &st.upstream else {
-        return error(StatusCode::BAD_GATEWAY, area, "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发");
+        return Err(error(
+            StatusCode::BAD_GATEWAY,
+            area,
+            "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发",
+        ));
     };
     let headers: Vec<(String, Vec<u8>)> = req
         .headers()
@@ -359,36 +454,17 @@ async fn forward(
     let t0 = Instant::now();
     let result = up.call(head.infno.as_str(), &headers, body.clone()).await;
     metrics::UPSTREAM_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
-    let (headers, reminders, learnt, record) = match checked {
-        Some(c) => (Some((c.decision, c.revision)), c.reminders, c.learnt, Some(c.record)),
-        None => (None, None, None, None),
-    };
-    let finish = |r: HttpResponse| match &headers {
-        Some((d, rev)) => with_headers(r, d, rev),
-        None => r,
-    };
-    // The checked message is journaled once, with the gateway's outcome (None: no answer).
-    let journal = |mut r: Record, infcode: Option<i64>| async move {
-        r.gateway_infcode = infcode;
-        st.journal.record(r).await;
-    };
     let answer = match result {
         Ok(a) => a,
         Err(e) => {
-            if let Some(r) = record {
-                journal(r, None).await;
-            }
             metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
             tracing::warn!(infno = label, kind = e.kind(), error = %e, "gateway call failed");
             let status = if e.kind() == "timeout" { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
-            return finish(error(status, area, &format!("claimgate: {e}")));
+            return Err(error(status, area, &format!("claimgate: {e}")));
         }
     };
     let encoded = answer.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
     let parsed: Option<ResponseEnvelope> = if encoded { None } else { serde_json::from_slice(&answer.body).ok() };
-    if let Some(r) = record {
-        journal(r, parsed.as_ref().and_then(|p| p.infcode.as_str().parse::<i64>().ok())).await;
-    }
     if !encoded && parsed.is_none() {
         let e = super::upstream::UpstreamError::Garbage {
             status: answer.status,
@@ -396,13 +472,65 @@ async fn forward(
             ms: t0.elapsed().as_millis(),
         };
         metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
-        return finish(error(StatusCode::BAD_GATEWAY, area, &format!("claimgate: {e}")));
+        return Err(error(StatusCode::BAD_GATEWAY, area, &format!("claimgate: {e}")));
     }
-    match (&parsed, learnt) {
-        // An accepted upload: learn its lines from the claim already built for the check.
-        (Some(env), Some(claims)) if env.is_success() => claims.into_iter().for_each(|c| st.ctx.learn_upload(c)),
-        (Some(env), _) => st.ctx.learn(head, Some(env)),
-        (None, _) => {}
+    Ok((answer, parsed))
+}
+
+/// Sends the original bytes upstream and relays the answer byte for byte.
+async fn forward(
+    req: &HttpRequest,
+    body: &Bytes,
+    head: &RequestHead<'_>,
+    st: &web::Data<State>,
+    checked: Option<Checked>,
+    label: &'static str,
+) -> HttpResponse {
+    match call_upstream(req, body, head, st, label).await {
+        Ok(reply) => relay(body, st, reply, checked, label).await,
+        Err(resp) => match checked {
+            Some(c) => {
+                // Journaled with no gateway outcome: the claim did not go through.
+                st.journal.record(c.record).await;
+                with_headers(resp, c.decision, &c.revision)
+            }
+            None => resp,
+        },
+    }
+}
+
+/// Journals the checked message with the gateway's outcome, learns from an accepted answer
+/// (durably, before the HIS hears of it), and relays the answer byte for byte.
+async fn relay(
+    body: &Bytes,
+    st: &web::Data<State>,
+    (answer, parsed): Reply,
+    checked: Option<Checked>,
+    label: &'static str,
+) -> HttpResponse {
+    let (headers, reminders, learnt) = match checked {
+        Some(c) => {
+            let mut r = c.record;
+            r.gateway_infcode = parsed.as_ref().and_then(infcode_of);
+            st.journal.record(r).await;
+            (Some((c.decision, c.revision)), c.reminders, c.learnt)
+        }
+        None => (None, None, None),
+    };
+    if let Some(env) = parsed.as_ref().filter(|e| e.is_success()) {
+        // An accepted exchange becomes history before the HIS is told it was accepted: a claim
+        // that was acknowledged is never missing from history. Uploads reuse the check's claims.
+        let (st2, env, raw) = (st.clone(), env.clone(), body.clone());
+        let learn = tokio::task::spawn_blocking(move || {
+            let head = parse_head(&raw).map_err(|e| e.to_string())?;
+            st2.history.learn(&head, Some(&env), learnt.as_deref()).map_err(|e| e.to_string())
+        })
+        .await;
+        match learn {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
+            Err(_) => tracing::error!(infno = label, "learning panicked; history misses this exchange"),
+        }
     }
     let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (k, v) in &answer.headers {
@@ -424,7 +552,11 @@ async fn forward(
             out = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
         }
     }
-    finish(b.body(out))
+    let r = b.body(out);
+    match &headers {
+        Some((d, rev)) => with_headers(r, d, rev),
+        None => r,
+    }
 }
 
 /// `POST /v1/check`: the decision JSON for an envelope; never forwards, never learns.
@@ -444,13 +576,18 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
         Ok(h) => h,
         Err(e) => return bad(e.to_string()),
     };
-    match prepare(&head, &st.ctx) {
-        Ok(Prepared::Claims { claims, .. }) => {
-            let d = decide(&active.rs, &claims);
+    if !Infno::parse(head.infno.as_str()).is_checked() && !Infno::parse(head.infno.as_str()).is_local_analysis() {
+        return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
+    }
+    match run_check(&st, &body, &active, None).await {
+        CheckOutcome::Done { d, .. } => {
             let hv = d.header_value();
             with_headers(HttpResponse::Ok().json(&d), hv, &active.rs.revision())
         }
-        Ok(_) => bad(format!("infno {}: not a checked claim transaction", head.infno.as_str())),
-        Err(e) => bad(e.to_string()),
+        CheckOutcome::Bad(e) => bad(e.to_string()),
+        CheckOutcome::Encrypted => bad("input is encrypted (SM4); nothing to check".into()),
+        CheckOutcome::Failed(why) => {
+            HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("check failed: {why}")}))
+        }
     }
 }

@@ -1,12 +1,259 @@
-//! Patient history: what claimgate learnt from the exchanges it saw.
+//! Patient history: what claimgate learnt from the exchanges it relayed, durable in a [`Store`]
+//! (SQLite embedded, or PostgreSQL shared), with moka caches of hot patients and visits in front.
 //!
-//! This session's store is the in-memory visit context (`context`): person facts from 1101 answers,
-//! visit facts from 2201/2203/2401/2402, and accepted fee lines. It is bounded (moka) and lost on
-//! restart; the durable SQLite/PostgreSQL stores of the history issue replace it behind the same
-//! [`crate::claim::Facts`] trait.
+//! Flow: an accepted exchange → [`learn::events`] → [`db::apply`] (one transaction, idempotent by
+//! msgid) → caches of the touched patients and visits dropped. A claim being checked →
+//! [`History::attach`] puts the patient's snapshot (visits, lines, settlements within the rule
+//! set's lookback) and the earlier sales of its trace codes on the claim.
 //!
-//! Architecture Invariant: history never sees rule internals; rules see history only through `Facts`.
+//! Architecture Invariant: history never sees rule internals; rules see history only through the
+//! claim (`Claim::history`, `Claim::traces`) and [`crate::claim::Facts`]. Every method here may
+//! block on I/O: call it from the blocking pool, never from the async executor.
 
-pub mod context;
+pub mod db;
+pub mod learn;
+pub mod postgres;
+pub mod sqlite;
+pub mod store;
 
-pub use context::ContextStore;
+pub use store::{Store, StoreError};
+
+use crate::claim::{self, Claim, Facts, PersonFacts, VisitFacts};
+use crate::journal::Pseudonymizer;
+use crate::telemetry::metrics;
+use crate::wire::{RequestHead, ResponseEnvelope};
+use chrono::{Days, NaiveDate};
+use moka::sync::Cache;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Snapshot {
+    since: NaiveDate,
+    /// This process's generation for the patient when the snapshot was read.
+    local: u64,
+    /// The store's version (shared stores only).
+    version: i64,
+    history: Arc<claim::History>,
+}
+
+/// The history service: a store, its pseudonymisation key and the caches.
+pub struct History {
+    store: Arc<dyn Store>,
+    key: Pseudonymizer,
+    tier: Option<u8>,
+    snapshots: Cache<String, Arc<Snapshot>>,
+    /// Per patient, bumped after every applied write in this process: a snapshot read before the
+    /// write is never served after it.
+    generation: Cache<String, u64>,
+    next_gen: AtomicU64,
+    persons: Cache<String, Arc<PersonFacts>>,
+    visits: Cache<String, Arc<VisitFacts>>,
+}
+
+impl History {
+    /// # Errors
+    /// The store's key cannot be read or created.
+    pub fn new(store: Arc<dyn Store>, tier: Option<u8>, capacity: u64) -> Result<History, StoreError> {
+        let key = db::key(store.as_ref())?;
+        let key: [u8; 32] = key.try_into().map_err(|_| StoreError::Sql("h_meta.psn_key is not 32 bytes".into()))?;
+        // Another instance may change what a shared store holds: keep visit facts briefly there.
+        let ttl = if store.shared() { Duration::from_secs(2) } else { Duration::from_secs(24 * 3600) };
+        Ok(History {
+            key: Pseudonymizer::from_key(key),
+            tier,
+            snapshots: Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(3600)).build(),
+            generation: Cache::builder().max_capacity(capacity * 2).time_to_idle(Duration::from_secs(7200)).build(),
+            next_gen: AtomicU64::new(1),
+            persons: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            visits: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            store,
+        })
+    }
+
+    /// A private in-memory history: one CLI run, one pack test case, one replay.
+    ///
+    /// # Panics
+    /// Only if SQLite cannot open an in-memory database.
+    pub fn ephemeral(tier: Option<u8>) -> History {
+        let store = sqlite::SqliteStore::memory().expect("in-memory SQLite");
+        History::new(Arc::new(store), tier, 10_000).expect("in-memory history")
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The keyed hash a patient is stored under.
+    pub fn psn_key(&self, psn_no: &str) -> String {
+        self.key.hash(psn_no)
+    }
+
+    /// Learns from one exchange the gateway accepted (see [`learn::events`]); durable when this
+    /// returns. `Ok(false)`: the same msgid was learnt before, and nothing changed.
+    ///
+    /// # Errors
+    /// The store failed; nothing was learnt.
+    pub fn learn(
+        &self,
+        head: &RequestHead<'_>,
+        response: Option<&ResponseEnvelope>,
+        accepted: Option<&[Claim]>,
+    ) -> Result<bool, StoreError> {
+        let events = learn::events(head, response, accepted, &|p| self.psn_key(p));
+        if events.is_empty() {
+            return Ok(true);
+        }
+        let day =
+            crate::claim::time::parse_date(head.inf_time.as_str()).unwrap_or_else(|| chrono::Local::now().date_naive());
+        let t0 = std::time::Instant::now();
+        let r = db::apply(self.store.as_ref(), head.msgid.as_str(), head.infno.as_str(), day, &events);
+        metrics::HISTORY_SECONDS.with_label_values(&["write"]).observe(t0.elapsed().as_secs_f64());
+        // Dropped after the commit, so no reader keeps a snapshot from before it.
+        for e in &events {
+            match e {
+                db::Event::Person { psn, .. } => self.persons.invalidate(psn),
+                db::Event::Visit(db::VisitEvent { mdtrt_id, .. })
+                | db::Event::Discharge { mdtrt_id, .. }
+                | db::Event::PreSettled { mdtrt_id, .. } => self.visits.invalidate(mdtrt_id),
+                _ => {}
+            }
+        }
+        match r {
+            Ok(Some(touched)) => {
+                metrics::HISTORY_WRITES.with_label_values(&["applied"]).inc();
+                touched.iter().for_each(|p| self.bump(p));
+                Ok(true)
+            }
+            Ok(None) => {
+                metrics::HISTORY_WRITES.with_label_values(&["duplicate"]).inc();
+                Ok(false)
+            }
+            Err(e) => {
+                metrics::HISTORY_WRITES.with_label_values(&["error"]).inc();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops every cached snapshot and fact (benches measure the cold path with it).
+    pub fn forget_all(&self) {
+        self.snapshots.invalidate_all();
+        self.persons.invalidate_all();
+        self.visits.invalidate_all();
+    }
+
+    fn bump(&self, psn: &str) {
+        let g = self.next_gen.fetch_add(1, Ordering::Relaxed);
+        self.generation.insert(psn.to_owned(), g);
+        self.snapshots.invalidate(psn);
+    }
+
+    /// Puts the patient's history (`lookback_days` back from the claim's day) and the earlier
+    /// sales of its trace codes on `claim`. On a store failure the claim keeps `history: None`
+    /// (the cross-claim rules report it unchecked) and the error is returned for counting.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn attach(&self, claim: &mut Claim, lookback_days: u32) -> Result<(), StoreError> {
+        if claim.patient.psn_no.is_empty() {
+            return Ok(());
+        }
+        let key = self.psn_key(&claim.patient.psn_no);
+        let day = claim.service_day().unwrap_or_else(|| chrono::Local::now().date_naive());
+        let since = day.checked_sub_days(Days::new(u64::from(lookback_days))).unwrap_or(NaiveDate::MIN);
+        let t0 = std::time::Instant::now();
+        let local = self.generation.get(&key).unwrap_or(0);
+        let cached = self.snapshots.get(&key).filter(|s| s.since <= since && s.local == local);
+        let fresh = match cached {
+            Some(s) if !self.store.shared() => Some(s),
+            Some(s) => (db::version(self.store.as_ref(), &key)? == s.version).then_some(s),
+            None => None,
+        };
+        let snap = match fresh {
+            Some(s) => {
+                metrics::HISTORY_LOOKUPS.with_label_values(&["warm"]).inc();
+                s
+            }
+            None => {
+                metrics::HISTORY_LOOKUPS.with_label_values(&["cold"]).inc();
+                let (h, version) = db::load(self.store.as_ref(), &key, since)?;
+                let s = Arc::new(Snapshot { since, local, version, history: Arc::new(h) });
+                self.snapshots.insert(key.clone(), s.clone());
+                s
+            }
+        };
+        claim.history = Some(snap.history.clone());
+        let codes: Vec<&str> = claim.lines.iter().flat_map(|l| l.trace_codes.iter().map(String::as_str)).collect();
+        claim.traces =
+            if codes.is_empty() { Some(Vec::new()) } else { Some(db::traces(self.store.as_ref(), &codes, &key)?) };
+        metrics::HISTORY_SECONDS.with_label_values(&["read"]).observe(t0.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Prunes history older than `days` before `today`.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn prune(&self, today: NaiveDate, days: u32) -> Result<u64, StoreError> {
+        let before = today.checked_sub_days(Days::new(u64::from(days))).unwrap_or(NaiveDate::MIN);
+        let n = db::prune(self.store.as_ref(), before)?;
+        self.snapshots.invalidate_all();
+        Ok(n)
+    }
+}
+
+fn logged<T>(what: &str, r: Result<T, StoreError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            metrics::HISTORY_WRITES.with_label_values(&["read_error"]).inc();
+            tracing::warn!(error = %e, what, "history lookup failed");
+            None
+        }
+    }
+}
+
+impl Facts for History {
+    fn person(&self, psn_no: &str) -> Option<Arc<PersonFacts>> {
+        let key = self.psn_key(psn_no);
+        if let Some(p) = self.persons.get(&key) {
+            return Some(p);
+        }
+        let (gender, birth, insutype) = logged("person", db::person(self.store.as_ref(), &key))??;
+        let p = Arc::new(PersonFacts { gender, birth, insutype });
+        self.persons.insert(key, p.clone());
+        Some(p)
+    }
+    fn visit(&self, mdtrt_id: &str) -> Option<Arc<VisitFacts>> {
+        if mdtrt_id.is_empty() {
+            return None;
+        }
+        if let Some(v) = self.visits.get(mdtrt_id) {
+            return Some(v);
+        }
+        let s = logged("visit", db::visit(self.store.as_ref(), mdtrt_id))??;
+        let v = Arc::new(VisitFacts {
+            psn_no: String::new(),
+            visit: s.visit,
+            insutype: s.insutype,
+            med_type: s.med_type,
+            admitted: s.admitted,
+            discharged: s.discharged,
+            diagnoses: s.diagnoses,
+            dept_code: s.dept,
+            caty: s.caty,
+        });
+        self.visits.insert(mdtrt_id.to_owned(), v.clone());
+        Some(v)
+    }
+    fn institution_tier(&self) -> Option<u8> {
+        self.tier
+    }
+    fn visit_lines(&self, mdtrt_id: &str) -> Vec<claim::Line> {
+        logged("visit lines", db::visit_lines(self.store.as_ref(), mdtrt_id)).unwrap_or_default()
+    }
+    fn presettled(&self, mdtrt_id: &str) -> Option<claim::FundAsk> {
+        logged("pre-settlement", db::visit(self.store.as_ref(), mdtrt_id))??.presettled
+    }
+}

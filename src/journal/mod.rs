@@ -87,6 +87,10 @@ pub struct Pseudonymizer {
 }
 
 impl Pseudonymizer {
+    pub fn from_key(key: [u8; 32]) -> Pseudonymizer {
+        Pseudonymizer { key }
+    }
+
     /// Loads `journal.key` from `dir`, creating it (32 random bytes, mode 0600) on first use.
     ///
     /// # Errors

@@ -6,9 +6,10 @@ pub mod analysis;
 pub mod packtest;
 
 use crate::claim::{normalize, Claim, Facts};
+use crate::history::History;
 use crate::rules::{evaluate, CompiledRuleSet, Decision};
 use crate::wire::tx::{self, Analysis, DataInput, FeeUploadInput, Settle, VisitInfoInput};
-use crate::wire::{parse_body, Infno, ParseError, RequestHead};
+use crate::wire::{parse_body, Infno, ParseError, RequestHead, ResponseEnvelope};
 
 /// What a message is, once its head and body are read.
 #[derive(Debug)]
@@ -51,6 +52,20 @@ fn static_infno(code: &str) -> &'static str {
 /// # Errors
 /// [`ParseError`] naming the field.
 pub fn prepare(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Prepared, ParseError> {
+    let mut p = prepare_body(head, facts)?;
+    if let Prepared::Claims { claims, .. } = &mut p {
+        // The message's own day (inf_time), for claims whose lines do not say (settlement); an
+        // admission's day is its admission date.
+        let day = crate::claim::time::parse_date(head.inf_time.as_str());
+        for c in claims.iter_mut() {
+            c.msgid = head.msgid.as_str().to_owned();
+            c.day = c.encounter.admitted.filter(|_| c.is_admission()).map(|t| t.date()).or(day);
+        }
+    }
+    Ok(p)
+}
+
+fn prepare_body(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Prepared, ParseError> {
     let code = head.infno.as_str();
     let infno = Infno::parse(code);
     let fix = head.fixmedins_code.as_str().to_owned();
@@ -83,6 +98,40 @@ pub fn prepare(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Prepared, Pa
     })
 }
 
+/// [`prepare`], then what the rules need beyond the message: the fund shares of a pre-settlement
+/// answer (`answer`, checked on its way back), and each claim's history when the rule set looks
+/// back `lookback` days. A history that cannot be read leaves `history: None` (those rules report
+/// their lines unchecked); it is counted, not fatal. May block on the store.
+///
+/// # Errors
+/// [`ParseError`] naming the field.
+pub fn prepare_with(
+    head: &RequestHead<'_>,
+    history: &History,
+    lookback: Option<u32>,
+    answer: Option<&ResponseEnvelope>,
+) -> Result<Prepared, ParseError> {
+    let mut p = prepare(head, history)?;
+    if let Prepared::Claims { claims, .. } = &mut p {
+        let fund = answer
+            .filter(|a| a.is_success())
+            .and_then(|a| a.output.as_ref())
+            .and_then(|o| serde_json::from_value::<tx::SettleOutput>(o.clone()).ok())
+            .map(|o| crate::history::learn::fund_of(&o.setlinfo));
+        for c in claims.iter_mut() {
+            if c.stage == crate::claim::Stage::PreSettle && fund.is_some() {
+                c.fund = fund;
+            }
+            if let Some(days) = lookback {
+                if let Err(e) = history.attach(c, days) {
+                    tracing::warn!(error = %e, "history unavailable; cross-claim rules unchecked");
+                }
+            }
+        }
+    }
+    Ok(p)
+}
+
 /// Evaluates every claim and merges the decisions (several patients in one 3101).
 pub fn decide(rs: &CompiledRuleSet, claims: &[Claim]) -> Decision {
     merge(rs, decide_each(rs, claims))
@@ -99,15 +148,7 @@ pub fn merge(rs: &CompiledRuleSet, decisions: Vec<Decision>) -> Decision {
 }
 
 fn empty_claim() -> Claim {
-    Claim {
-        infno: "other",
-        stage: crate::claim::Stage::Upload,
-        trig_scen: None,
-        fixmedins_code: String::new(),
-        patient: Default::default(),
-        encounter: Default::default(),
-        lines: vec![],
-    }
+    Claim { infno: "other", ..Claim::default() }
 }
 
 /// Each claim's own decision, for the 3101 answer (hits must name their patient and visit).

@@ -2,8 +2,8 @@
 //! path as a real message (context exchanges learnt, envelope parsed, claim normalised, evaluated).
 //! `claimgate rules test` and `cargo test` both use it.
 
-use super::{decide, prepare, Prepared};
-use crate::history::ContextStore;
+use super::{decide, prepare_with, Prepared};
+use crate::history::History;
 use crate::rules::source::TestCase;
 use crate::rules::{CompiledRuleSet, PackSource};
 use crate::wire::{parse_head, ResponseEnvelope};
@@ -35,7 +35,7 @@ pub struct Report {
 /// # Errors
 /// The mismatch between expected and actual outcome.
 pub fn run_case(rs: &CompiledRuleSet, case: &TestCase, tier: Option<u8>) -> Result<(), String> {
-    let ctx = ContextStore::ephemeral(tier);
+    let ctx = History::ephemeral(tier);
     for (i, ex) in case.context.iter().enumerate() {
         let req = serde_json::to_vec(&ex.request).map_err(|e| e.to_string())?;
         let head = parse_head(&req).map_err(|e| format!("context[{i}].request: {e}"))?;
@@ -43,14 +43,19 @@ pub fn run_case(rs: &CompiledRuleSet, case: &TestCase, tier: Option<u8>) -> Resu
             Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| format!("context[{i}].response: {e}"))?),
             None => None,
         };
-        ctx.learn(&head, resp.as_ref());
+        ctx.learn(&head, resp.as_ref(), None).map_err(|e| format!("context[{i}]: {e}"))?;
     }
     let body = serde_json::to_vec(&case.envelope).map_err(|e| e.to_string())?;
     let head = parse_head(&body).map_err(|e| format!("envelope: {e}"))?;
-    let claims = match prepare(&head, &ctx).map_err(|e| format!("envelope: {e}"))? {
-        Prepared::Claims { claims, .. } => claims,
-        _ => return Err(format!("envelope: infno {} is not a checked transaction", head.infno.as_str())),
+    let answer: Option<ResponseEnvelope> = match &case.answer {
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| format!("answer: {e}"))?),
+        None => None,
     };
+    let claims =
+        match prepare_with(&head, &ctx, rs.lookback_days(), answer.as_ref()).map_err(|e| format!("envelope: {e}"))? {
+            Prepared::Claims { claims, .. } => claims,
+            _ => return Err(format!("envelope: infno {} is not a checked transaction", head.infno.as_str())),
+        };
     let d = decide(rs, &claims);
     let want = &case.expect;
     let mut problems = Vec::new();

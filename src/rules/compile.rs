@@ -136,6 +136,8 @@ pub struct CompiledRuleSet {
     pub(crate) name_res: Vec<Regex>,
     /// Knowledge points: table rows + listed codes + pairs.
     pub knowledge_points: usize,
+    /// How many days of patient history the rules look back (0: none needs history).
+    pub lookback: u32,
 }
 
 impl CompiledRuleSet {
@@ -144,6 +146,11 @@ impl CompiledRuleSet {
     }
     pub fn rule(&self, id: &str) -> Option<&CompiledRule> {
         self.rules.iter().find(|r| &*r.id == id)
+    }
+    /// The history the rules need, in days back from the claim's day; `None` when no rule looks
+    /// at history (the lookup is skipped).
+    pub fn lookback_days(&self) -> Option<u32> {
+        (self.lookback > 0).then_some(self.lookback)
     }
 }
 
@@ -416,11 +423,12 @@ pub fn compile(packs: &[PackSource]) -> Result<CompiledRuleSet, CompileError> {
         name: join(&|p| p.manifest.name.as_str()).into(),
         version: join(&|p| p.manifest.version.as_str()).into(),
         digest: join(&|p| p.digest.as_str()).into(),
-        rules,
         index,
         code_res: b.code_res,
         name_res: b.name_res,
         knowledge_points,
+        lookback: rules.iter().map(|r| r.logic.lookback_days()).max().unwrap_or(0),
+        rules,
     })
 }
 

@@ -90,6 +90,10 @@ pub enum Fact {
     Category,
     Department,
     DaysSupply,
+    /// The patient's history (store unreachable, or not looked up).
+    History,
+    /// The fund share of this claim (the pre-settlement answer).
+    FundShare,
 }
 
 impl Fact {
@@ -106,6 +110,8 @@ impl Fact {
             Fact::Category => "med_chrgitm_type",
             Fact::Department => "bilg_dept_codg",
             Fact::DaysSupply => "prd_days",
+            Fact::History => "history",
+            Fact::FundShare => "hifp_pay",
         }
     }
     pub fn reason(self) -> &'static str {
@@ -120,6 +126,8 @@ impl Fact {
             Fact::Category => "报文未提供收费项目类别",
             Fact::Department => "报文未提供开单科室",
             Fact::DaysSupply => "报文未提供用药周期天数",
+            Fact::History => "患者历史记录不可用（历史库无法访问）",
+            Fact::FundShare => "未知本次统筹基金支付额（缺少2206/2303预结算结果）",
         }
     }
 }

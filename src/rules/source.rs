@@ -174,6 +174,10 @@ pub struct TestCase {
     #[serde(default)]
     pub context: Vec<Exchange>,
     pub envelope: serde_json::Value,
+    /// The gateway's answer to `envelope`, for a pre-settlement (2206/2303), which is checked on
+    /// its way back with the fund shares the gateway computed.
+    #[serde(default)]
+    pub answer: Option<serde_json::Value>,
     pub expect: Expect,
 }
 

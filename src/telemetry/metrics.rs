@@ -43,6 +43,14 @@ pub static FALLBACKS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_fallbacks_total", "Checks that fell back", &["reason"]));
 pub static OVERRIDES: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_overrides_total", "3103 doctor answers by way", &["dspo_way"]));
+/// History writes: `applied`, `duplicate` (msgid seen before), `error`, `read_error`.
+pub static HISTORY_WRITES: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_history_writes_total", "History writes by outcome", &["outcome"]));
+/// History snapshot lookups: `warm` (cache) or `cold` (store).
+pub static HISTORY_LOOKUPS: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_history_lookups_total", "History lookups by cache outcome", &["cache"]));
+pub static HISTORY_SECONDS: Lazy<HistogramVec> =
+    Lazy::new(|| histogram("claimgate_history_seconds", "History store time by operation", &["op"], LAT.to_vec()));
 /// Journal writes that had to wait for room in the queue (back-pressure, never a drop).
 pub static JOURNAL_BACKPRESSURE: Lazy<prometheus::IntCounter> = Lazy::new(|| {
     let c = prometheus::IntCounter::new(

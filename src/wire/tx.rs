@@ -59,9 +59,24 @@ pub struct FeeDetail {
     pub prd_days: Option<Quantity>,
     pub medc_way_dscr: Text,
     pub memo: Text,
-    /// Regional extension object (江苏 tcmherb_prov_code …); kept raw.
+    /// 药品追溯码 where a province carries it on the fee line (several boxes comma-separated).
+    pub drug_trac_codg: Text,
+    /// The newer node: one entry per box.
+    pub drugtracinfo: Vec<DrugTrace>,
+    /// Regional extension object (江苏 tcmherb_prov_code …; some provinces put `drug_trac_codg` here).
     #[serde(rename = "expContent")]
     pub exp_content: Option<serde_json::Value>,
+}
+
+/// One box's trace code: `drugtracinfo[]` of a fee line or 3505, `drug_trac_info[]` of 2207
+/// (which names the line by `feedetl_sn`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct DrugTrace {
+    pub feedetl_sn: Text,
+    pub drug_trac_codg: Text,
+    /// 拆零标志.
+    pub trdn_flag: Text,
 }
 
 // === 2205 / 2302 revocation, 2206/2207/2303/2304 settlement, 2208/2305 cancel ===
@@ -109,6 +124,8 @@ pub struct Settle {
     pub preselfpay_amt: Option<Amount>,
     #[serde(deserialize_with = "opt_fixed")]
     pub inscp_scp_amt: Option<Amount>,
+    /// 2207 表90: the trace codes of the boxes dispensed, by fee line.
+    pub drug_trac_info: Vec<DrugTrace>,
 }
 
 /// 2208 / 2305 `data{setl_id, mdtrt_id, psn_no}`.

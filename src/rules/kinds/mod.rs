@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 mod age;
 mod claim_units;
+mod daily_cap;
 mod daily_units;
 mod days_supply;
 mod department;
@@ -21,7 +22,11 @@ mod institution_level;
 mod low_threshold_admission;
 mod pair;
 mod price_cap;
+mod readmission;
+mod repeat_item;
+mod trace_code;
 mod unbundling;
+mod visit_frequency;
 mod visit_type;
 
 /// Tag of a match that came from the rule's own lists rather than a table row.
@@ -42,6 +47,11 @@ pub(crate) static KINDS: &[&KindSpec] = &[
     &unbundling::SPEC,
     &price_cap::SPEC,
     &low_threshold_admission::SPEC,
+    &daily_cap::SPEC,
+    &readmission::SPEC,
+    &trace_code::SPEC,
+    &repeat_item::SPEC,
+    &visit_frequency::SPEC,
 ];
 
 pub(crate) fn find(name: &str) -> Option<&'static KindSpec> {
@@ -118,6 +128,10 @@ pub(crate) trait Logic: Send + Sync {
     /// `members` are `(line index, tag)`, sorted.
     fn group(&self, _r: &RuleCx<'_>, _c: &Claim, _members: &[(u32, u32)], _out: &mut Out) {}
     fn claim(&self, _r: &RuleCx<'_>, _c: &Claim, _out: &mut Out) {}
+    /// Days of patient history the rule reads (0: it reads none).
+    fn lookback_days(&self) -> u32 {
+        0
+    }
 }
 
 /// A hit before rendering.

@@ -54,6 +54,7 @@ pub fn claim() -> Claim {
             ..Encounter::default()
         },
         lines: vec![],
+        ..Claim::default()
     }
 }
 
@@ -79,6 +80,7 @@ pub fn line(id: &str, code: &str, qty: i64, price_fen: i64, time: &str) -> Line 
         days_supply: None,
         discharge_drug: false,
         reverses: None,
+        trace_codes: Vec::new(),
     }
 }
 

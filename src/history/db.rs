@@ -1,0 +1,705 @@
+//! What history means, as SQL run by any [`Store`]: the schema, the events learnt from the traffic
+//! and how each is applied, and the snapshot the rules read.
+//!
+//! Invariants:
+//! - Only what the gateway accepted is here (the caller applies events after a successful answer).
+//! - Idempotent: a message is applied once per `msgid` (`h_msg`); a line once per
+//!   `(mdtrt_id, feedetl_sn)`; a settlement once per `setl_id`. Totals are summed on read, never
+//!   kept as counters, so concurrent writers cannot lose or double an update.
+//! - Reversals undo exactly what they reverse: 2205/2302 mark lines revoked (their trace codes
+//!   return), 2208/2305 cancel the settlement and put its lines back to unsettled.
+
+use super::store::{Conn, Store, StoreError, P, V};
+use crate::claim::time::{parse_date, parse_datetime};
+use crate::claim::{
+    Diagnosis, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty, TraceUse, Visit,
+};
+use chrono::{NaiveDate, NaiveDateTime};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS h_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS h_msg (msgid TEXT PRIMARY KEY, infno TEXT NOT NULL, day TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS h_person (psn TEXT PRIMARY KEY, gend TEXT, brdy TEXT, insutype TEXT, ver BIGINT NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS h_visit (mdtrt_id TEXT PRIMARY KEY, psn TEXT, fixmedins TEXT, visit TEXT, med_type TEXT, \
+     insutype TEXT, dept TEXT, caty TEXT, admitted TEXT, discharged TEXT, diags TEXT, main_dise TEXT, main_dise_name TEXT, \
+     pre_hifp BIGINT, pre_fund BIGINT, pre_medfee BIGINT)",
+    "CREATE INDEX IF NOT EXISTS h_visit_psn ON h_visit (psn)",
+    "CREATE TABLE IF NOT EXISTS h_line (mdtrt_id TEXT NOT NULL, feedetl_sn TEXT NOT NULL, psn TEXT NOT NULL, bchno TEXT, \
+     code TEXT NOT NULL, his_code TEXT, name TEXT, category TEXT, qty BIGINT NOT NULL, price BIGINT NOT NULL, \
+     amount BIGINT NOT NULL, at TEXT NOT NULL, day TEXT NOT NULL, dept TEXT, dept_name TEXT, dr TEXT, dr_name TEXT, \
+     days_supply BIGINT, dscg BIGINT NOT NULL DEFAULT 0, reverses TEXT, state BIGINT NOT NULL, setl_id TEXT, \
+     PRIMARY KEY (mdtrt_id, feedetl_sn))",
+    "CREATE INDEX IF NOT EXISTS h_line_psn ON h_line (psn, day)",
+    "CREATE INDEX IF NOT EXISTS h_line_setl ON h_line (setl_id)",
+    "CREATE TABLE IF NOT EXISTS h_trace (code TEXT NOT NULL, mdtrt_id TEXT NOT NULL, feedetl_sn TEXT NOT NULL, \
+     psn TEXT NOT NULL, fixmedins TEXT, day TEXT NOT NULL, returned BIGINT NOT NULL DEFAULT 0, \
+     PRIMARY KEY (code, mdtrt_id, feedetl_sn))",
+    "CREATE INDEX IF NOT EXISTS h_trace_line ON h_trace (mdtrt_id, feedetl_sn)",
+    "CREATE TABLE IF NOT EXISTS h_setl (setl_id TEXT PRIMARY KEY, mdtrt_id TEXT NOT NULL, psn TEXT NOT NULL, msgid TEXT, \
+     insutype TEXT, visit TEXT, day TEXT NOT NULL, hifp BIGINT NOT NULL, fund BIGINT NOT NULL, medfee BIGINT NOT NULL, \
+     cancelled BIGINT NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS h_setl_psn ON h_setl (psn, day)",
+];
+
+/// # Errors
+/// A statement failed.
+pub fn create_schema(c: &mut dyn Conn) -> Result<(), StoreError> {
+    for s in SCHEMA {
+        c.exec(s, &[])?;
+    }
+    Ok(())
+}
+
+/// A visit as a message describes it (2201 / 2203 / 2401, or an accepted upload); absent fields
+/// leave what is known.
+#[derive(Debug, Clone, Default)]
+pub struct VisitEvent {
+    pub mdtrt_id: String,
+    pub psn: Option<String>,
+    pub fixmedins: Option<String>,
+    pub visit: Option<Visit>,
+    pub med_type: Option<String>,
+    pub insutype: Option<String>,
+    pub dept: Option<String>,
+    pub caty: Option<String>,
+    pub admitted: Option<NaiveDateTime>,
+    pub diagnoses: Option<Vec<Diagnosis>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SettleEvent {
+    pub setl_id: String,
+    pub mdtrt_id: String,
+    pub psn: String,
+    pub msgid: String,
+    pub insutype: String,
+    pub visit: Option<Visit>,
+    pub day: NaiveDate,
+    pub fund: FundAsk,
+}
+
+/// One fact learnt from an accepted exchange. `psn` is always the keyed hash, never the number.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Person {
+        psn: String,
+        gender: Option<crate::claim::Gender>,
+        birth: Option<NaiveDate>,
+        insutype: Option<String>,
+    },
+    Visit(VisitEvent),
+    Discharge {
+        mdtrt_id: String,
+        at: Option<NaiveDateTime>,
+        diagnoses: Vec<Diagnosis>,
+    },
+    Lines {
+        mdtrt_id: String,
+        psn: String,
+        fixmedins: String,
+        batch: Option<String>,
+        lines: Vec<Line>,
+    },
+    /// 2205 by batch, 2302 by line; neither (or "0000") = every unsettled line of the visit.
+    Revoke {
+        mdtrt_id: String,
+        feedetl_sn: Option<String>,
+        batch: Option<String>,
+    },
+    PreSettled {
+        mdtrt_id: String,
+        fund: FundAsk,
+    },
+    Settled(SettleEvent),
+    SettleCancelled {
+        setl_id: String,
+    },
+    /// Trace codes named at settlement (2207 `drug_trac_info[]`): `(feedetl_sn, code)`.
+    Traces {
+        mdtrt_id: String,
+        psn: String,
+        fixmedins: String,
+        day: NaiveDate,
+        items: Vec<(String, String)>,
+    },
+}
+
+impl Event {
+    /// The patient the event is about, asking the store when the message does not say.
+    fn psn(&self, c: &mut dyn Conn) -> Result<Option<String>, StoreError> {
+        let by = |c: &mut dyn Conn, sql: &str, id: &str| -> Result<Option<String>, StoreError> {
+            Ok(c.query(sql, &[id.into()])?.first().and_then(|r| r[0].text().map(str::to_owned)))
+        };
+        Ok(match self {
+            Event::Person { psn, .. } | Event::Lines { psn, .. } | Event::Traces { psn, .. } => Some(psn.clone()),
+            Event::Settled(s) => Some(s.psn.clone()),
+            Event::Visit(VisitEvent { psn: Some(p), .. }) => Some(p.clone()),
+            Event::Visit(VisitEvent { mdtrt_id, .. })
+            | Event::Discharge { mdtrt_id, .. }
+            | Event::Revoke { mdtrt_id, .. }
+            | Event::PreSettled { mdtrt_id, .. } => by(c, "SELECT psn FROM h_visit WHERE mdtrt_id = $1", mdtrt_id)?,
+            Event::SettleCancelled { setl_id } => by(c, "SELECT psn FROM h_setl WHERE setl_id = $1", setl_id)?,
+        })
+    }
+}
+
+fn visit_code(v: Option<Visit>) -> Option<&'static str> {
+    v.map(|v| match v {
+        Visit::Outpatient => "1",
+        Visit::Inpatient => "2",
+        Visit::Pharmacy => "3",
+    })
+}
+
+fn visit_of(s: &V) -> Option<Visit> {
+    match s.text()? {
+        "1" => Some(Visit::Outpatient),
+        "2" => Some(Visit::Inpatient),
+        "3" => Some(Visit::Pharmacy),
+        _ => None,
+    }
+}
+
+fn dt(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn d(t: NaiveDate) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+fn diags_text(v: &[Diagnosis]) -> String {
+    serde_json::to_string(&v.iter().map(|d| (&d.code, &d.name, d.main)).collect::<Vec<_>>()).unwrap_or_default()
+}
+
+fn diags_of(s: &str) -> Vec<Diagnosis> {
+    serde_json::from_str::<Vec<(String, String, bool)>>(s)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(code, name, main)| Diagnosis { code, name, main })
+        .collect()
+}
+
+/// Applies the events of one accepted message in one transaction. Returns the patients it touched,
+/// or `None` when the message (`msgid`) was applied before and nothing changed.
+///
+/// # Errors
+/// The store failed; nothing was applied.
+pub fn apply(
+    store: &dyn Store,
+    msgid: &str,
+    infno: &str,
+    day: NaiveDate,
+    events: &[Event],
+) -> Result<Option<Vec<String>>, StoreError> {
+    let day_s = d(day);
+    let mut touched: Vec<String> = Vec::new();
+    let applied = store.tx(&mut |c| {
+        touched.clear();
+        if !msgid.is_empty()
+            && c.exec(
+                "INSERT INTO h_msg (msgid, infno, day) VALUES ($1, $2, $3) ON CONFLICT (msgid) DO NOTHING",
+                &[msgid.into(), infno.into(), P::T(&day_s)],
+            )? == 0
+        {
+            return Ok(false);
+        }
+        for e in events {
+            if let Some(p) = e.psn(c)?.filter(|p| !p.is_empty()) {
+                if !touched.contains(&p) {
+                    touched.push(p);
+                }
+            }
+            apply_one(c, e)?;
+        }
+        // Readers on other instances revalidate their cached snapshots by this version.
+        for p in &touched {
+            c.exec(
+                "INSERT INTO h_person (psn, ver) VALUES ($1, 1) ON CONFLICT (psn) DO UPDATE SET ver = h_person.ver + 1",
+                &[p.into()],
+            )?;
+        }
+        Ok(true)
+    })?;
+    Ok(applied.then_some(touched))
+}
+
+fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<(), StoreError> {
+    match e {
+        Event::Person { psn, gender, birth, insutype } => {
+            let g = gender.map(|g| if g == crate::claim::Gender::Male { "1" } else { "2" });
+            let b = birth.map(d);
+            c.exec(
+                "INSERT INTO h_person (psn, gend, brdy, insutype, ver) VALUES ($1, $2, $3, $4, 0) ON CONFLICT (psn) DO UPDATE SET \
+                 gend = COALESCE(excluded.gend, h_person.gend), brdy = COALESCE(excluded.brdy, h_person.brdy), \
+                 insutype = excluded.insutype",
+                &[psn.into(), g.into(), b.as_ref().into(), insutype.as_ref().into()],
+            )?;
+        }
+        Event::Visit(v) => {
+            let diags = v.diagnoses.as_ref().map(|x| diags_text(x));
+            let main = v.diagnoses.as_ref().and_then(|x| x.iter().find(|d| d.main).or_else(|| x.first()));
+            let adm = v.admitted.map(dt);
+            c.exec(
+                "INSERT INTO h_visit (mdtrt_id, psn, fixmedins, visit, med_type, insutype, dept, caty, admitted, diags, main_dise, main_dise_name) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (mdtrt_id) DO UPDATE SET \
+                 psn = COALESCE(excluded.psn, h_visit.psn), fixmedins = COALESCE(excluded.fixmedins, h_visit.fixmedins), \
+                 visit = COALESCE(excluded.visit, h_visit.visit), med_type = COALESCE(excluded.med_type, h_visit.med_type), \
+                 insutype = COALESCE(excluded.insutype, h_visit.insutype), dept = COALESCE(excluded.dept, h_visit.dept), \
+                 caty = COALESCE(excluded.caty, h_visit.caty), admitted = COALESCE(excluded.admitted, h_visit.admitted), \
+                 diags = COALESCE(excluded.diags, h_visit.diags), main_dise = COALESCE(excluded.main_dise, h_visit.main_dise), \
+                 main_dise_name = COALESCE(excluded.main_dise_name, h_visit.main_dise_name)",
+                &[
+                    (&v.mdtrt_id).into(),
+                    v.psn.as_ref().into(),
+                    v.fixmedins.as_ref().into(),
+                    visit_code(v.visit).into(),
+                    v.med_type.as_ref().into(),
+                    v.insutype.as_ref().into(),
+                    v.dept.as_ref().into(),
+                    v.caty.as_ref().into(),
+                    adm.as_ref().into(),
+                    diags.as_ref().into(),
+                    main.map(|m| m.code.as_str()).into(),
+                    main.map(|m| m.name.as_str()).filter(|n| !n.is_empty()).into(),
+                ],
+            )?;
+        }
+        Event::Discharge { mdtrt_id, at, diagnoses } => {
+            let main = diagnoses.iter().find(|d| d.main).or_else(|| diagnoses.first());
+            let diags = (!diagnoses.is_empty()).then(|| diags_text(diagnoses));
+            let at = at.map(dt);
+            c.exec(
+                "INSERT INTO h_visit (mdtrt_id, visit, discharged, diags, main_dise, main_dise_name) VALUES ($1, '2', $2, $3, $4, $5) \
+                 ON CONFLICT (mdtrt_id) DO UPDATE SET discharged = excluded.discharged, \
+                 diags = COALESCE(excluded.diags, h_visit.diags), main_dise = COALESCE(excluded.main_dise, h_visit.main_dise), \
+                 main_dise_name = COALESCE(excluded.main_dise_name, h_visit.main_dise_name)",
+                &[
+                    mdtrt_id.into(),
+                    at.as_ref().into(),
+                    diags.as_ref().into(),
+                    main.map(|m| m.code.as_str()).into(),
+                    main.map(|m| m.name.as_str()).filter(|n| !n.is_empty()).into(),
+                ],
+            )?;
+        }
+        Event::Lines { mdtrt_id, psn, fixmedins, batch, lines } => {
+            for l in lines {
+                let at = dt(l.time);
+                let day = d(l.date());
+                c.exec(
+                    "INSERT INTO h_line (mdtrt_id, feedetl_sn, psn, bchno, code, his_code, name, category, qty, price, amount, at, day, \
+                     dept, dept_name, dr, dr_name, days_supply, dscg, reverses, state) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 0) \
+                     ON CONFLICT (mdtrt_id, feedetl_sn) DO UPDATE SET bchno = excluded.bchno, code = excluded.code, \
+                     his_code = excluded.his_code, name = excluded.name, category = excluded.category, qty = excluded.qty, \
+                     price = excluded.price, amount = excluded.amount, at = excluded.at, day = excluded.day, dept = excluded.dept, \
+                     dept_name = excluded.dept_name, dr = excluded.dr, dr_name = excluded.dr_name, \
+                     days_supply = excluded.days_supply, dscg = excluded.dscg, reverses = excluded.reverses, state = 0 \
+                     WHERE h_line.state <> 1",
+                    &[
+                        mdtrt_id.into(),
+                        (&l.id).into(),
+                        psn.into(),
+                        batch.as_ref().into(),
+                        (&l.code).into(),
+                        (&l.his_code).into(),
+                        l.name.as_ref().into(),
+                        l.category.as_ref().into(),
+                        l.qty.units().into(),
+                        l.price.micro().into(),
+                        l.amount.get().into(),
+                        P::T(&at),
+                        P::T(&day),
+                        (&l.dept_code).into(),
+                        (&l.dept_name).into(),
+                        (&l.doctor_code).into(),
+                        (&l.doctor_name).into(),
+                        l.days_supply.map(|q| q.units()).into(),
+                        i64::from(l.discharge_drug).into(),
+                        l.reverses.as_ref().into(),
+                    ],
+                )?;
+                if l.is_refund() {
+                    // 退费: the boxes of the reversed line come back and may be sold again.
+                    if let Some(orig) = &l.reverses {
+                        c.exec(
+                            "UPDATE h_trace SET returned = 1 WHERE mdtrt_id = $1 AND feedetl_sn = $2",
+                            &[mdtrt_id.into(), orig.into()],
+                        )?;
+                    }
+                    for code in &l.trace_codes {
+                        c.exec(
+                            "UPDATE h_trace SET returned = 1 WHERE code = $1 AND mdtrt_id = $2",
+                            &[code.into(), mdtrt_id.into()],
+                        )?;
+                    }
+                } else {
+                    for code in &l.trace_codes {
+                        insert_trace(c, code, mdtrt_id, &l.id, psn, fixmedins, &day)?;
+                    }
+                }
+            }
+        }
+        Event::Revoke { mdtrt_id, feedetl_sn, batch } => {
+            let all = |o: &Option<String>| o.as_deref().is_none_or(|s| s.is_empty() || s == "0000");
+            if let (false, Some(sn)) = (all(feedetl_sn), feedetl_sn) {
+                c.exec(
+                    "UPDATE h_line SET state = 2 WHERE mdtrt_id = $1 AND state = 0 AND feedetl_sn = $2",
+                    &[mdtrt_id.into(), sn.into()],
+                )?;
+            } else if let (false, Some(b)) = (all(batch), batch) {
+                c.exec(
+                    "UPDATE h_line SET state = 2 WHERE mdtrt_id = $1 AND state = 0 AND bchno = $2",
+                    &[mdtrt_id.into(), b.into()],
+                )?;
+            } else {
+                c.exec("UPDATE h_line SET state = 2 WHERE mdtrt_id = $1 AND state = 0", &[mdtrt_id.into()])?;
+            }
+            c.exec(
+                "UPDATE h_trace SET returned = 1 WHERE mdtrt_id = $1 AND returned = 0 AND EXISTS (SELECT 1 FROM h_line l \
+                 WHERE l.mdtrt_id = h_trace.mdtrt_id AND l.feedetl_sn = h_trace.feedetl_sn AND l.state = 2)",
+                &[mdtrt_id.into()],
+            )?;
+        }
+        Event::PreSettled { mdtrt_id, fund } => {
+            c.exec(
+                "INSERT INTO h_visit (mdtrt_id, pre_hifp, pre_fund, pre_medfee) VALUES ($1, $2, $3, $4) ON CONFLICT (mdtrt_id) \
+                 DO UPDATE SET pre_hifp = excluded.pre_hifp, pre_fund = excluded.pre_fund, pre_medfee = excluded.pre_medfee",
+                &[mdtrt_id.into(), fund.hifp_pay.get().into(), fund.fund_pay.get().into(), fund.medfee.get().into()],
+            )?;
+        }
+        Event::Settled(s) => {
+            let day = d(s.day);
+            let n = c.exec(
+                "INSERT INTO h_setl (setl_id, mdtrt_id, psn, msgid, insutype, visit, day, hifp, fund, medfee) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (setl_id) DO NOTHING",
+                &[
+                    (&s.setl_id).into(),
+                    (&s.mdtrt_id).into(),
+                    (&s.psn).into(),
+                    (&s.msgid).into(),
+                    (&s.insutype).into(),
+                    visit_code(s.visit).into(),
+                    P::T(&day),
+                    s.fund.hifp_pay.get().into(),
+                    s.fund.fund_pay.get().into(),
+                    s.fund.medfee.get().into(),
+                ],
+            )?;
+            if n > 0 {
+                c.exec(
+                    "UPDATE h_line SET state = 1, setl_id = $2 WHERE mdtrt_id = $1 AND state = 0",
+                    &[(&s.mdtrt_id).into(), (&s.setl_id).into()],
+                )?;
+                c.exec(
+                    "UPDATE h_visit SET pre_hifp = NULL, pre_fund = NULL, pre_medfee = NULL WHERE mdtrt_id = $1",
+                    &[(&s.mdtrt_id).into()],
+                )?;
+            }
+        }
+        Event::SettleCancelled { setl_id } => {
+            c.exec("UPDATE h_setl SET cancelled = 1 WHERE setl_id = $1", &[setl_id.into()])?;
+            c.exec("UPDATE h_line SET state = 0, setl_id = NULL WHERE setl_id = $1 AND state = 1", &[setl_id.into()])?;
+        }
+        Event::Traces { mdtrt_id, psn, fixmedins, day, items } => {
+            let day = d(*day);
+            for (sn, code) in items {
+                insert_trace(c, code, mdtrt_id, sn, psn, fixmedins, &day)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_trace(
+    c: &mut dyn Conn,
+    code: &str,
+    mdtrt_id: &str,
+    sn: &str,
+    psn: &str,
+    fixmedins: &str,
+    day: &str,
+) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO h_trace (code, mdtrt_id, feedetl_sn, psn, fixmedins, day, returned) VALUES ($1, $2, $3, $4, $5, $6, 0) \
+         ON CONFLICT (code, mdtrt_id, feedetl_sn) DO UPDATE SET returned = 0",
+        &[code.into(), mdtrt_id.into(), sn.into(), psn.into(), fixmedins.into(), day.into()],
+    )?;
+    Ok(())
+}
+
+const LINE_COLS: &str =
+    "mdtrt_id, feedetl_sn, code, his_code, name, category, qty, price, amount, at, dept, dept_name, dr, \
+                         dr_name, days_supply, dscg, reverses, state";
+
+fn line_of(r: &[V]) -> Option<PastLine> {
+    let code = r[2].string();
+    Some(PastLine {
+        mdtrt_id: r[0].string(),
+        settled: r[17].int() == Some(1),
+        line: Line {
+            id: r[1].string(),
+            class: ItemClass::of_code(&code),
+            code,
+            his_code: r[3].string(),
+            name: r[4].text().map(str::to_owned),
+            category: r[5].text().map(str::to_owned),
+            qty: Qty::from_units(r[6].int()?),
+            price: Price::from_micro(r[7].int()?),
+            amount: Fen::new(r[8].int()?),
+            time: parse_datetime(r[9].text()?)?,
+            dept_code: r[10].string(),
+            dept_name: r[11].string(),
+            doctor_code: r[12].string(),
+            doctor_name: r[13].string(),
+            days_supply: r[14].int().map(Qty::from_units),
+            discharge_drug: r[15].int() == Some(1),
+            reverses: r[16].text().map(str::to_owned),
+            trace_codes: Vec::new(),
+        },
+    })
+}
+
+/// The patient's snapshot from `since` on, and its version.
+///
+/// # Errors
+/// The store failed.
+pub fn load(store: &dyn Store, psn: &str, since: NaiveDate) -> Result<(History, i64), StoreError> {
+    let since_s = d(since);
+    let mut h = History { since: Some(since), ..History::default() };
+    let mut ver = 0;
+    store.read(&mut |c| {
+        ver = version_in(c, psn)?;
+        h.visits = c
+            .query(
+                "SELECT mdtrt_id, visit, fixmedins, admitted, discharged, main_dise, main_dise_name FROM h_visit \
+                 WHERE psn = $1 AND (discharged IS NULL OR discharged >= $2 OR admitted >= $2)",
+                &[psn.into(), P::T(&since_s)],
+            )?
+            .iter()
+            .map(|r| PastVisit {
+                mdtrt_id: r[0].string(),
+                visit: visit_of(&r[1]),
+                fixmedins_code: r[2].string(),
+                admitted: r[3].text().and_then(parse_datetime),
+                discharged: r[4].text().and_then(parse_datetime),
+                main_dise: r[5].text().map(str::to_owned),
+                main_dise_name: r[6].text().map(str::to_owned),
+            })
+            .collect();
+        h.lines = c
+            .query(
+                &format!("SELECT {LINE_COLS} FROM h_line WHERE psn = $1 AND day >= $2 AND state <> 2 ORDER BY at, feedetl_sn"),
+                &[psn.into(), P::T(&since_s)],
+            )?
+            .iter()
+            .filter_map(|r| line_of(r))
+            .collect();
+        h.settlements = c
+            .query(
+                "SELECT setl_id, mdtrt_id, msgid, insutype, visit, day, hifp, fund, medfee FROM h_setl \
+                 WHERE psn = $1 AND day >= $2 AND cancelled = 0 ORDER BY day, setl_id",
+                &[psn.into(), P::T(&since_s)],
+            )?
+            .iter()
+            .filter_map(|r| {
+                Some(PastSettlement {
+                    setl_id: r[0].string(),
+                    mdtrt_id: r[1].string(),
+                    msgid: r[2].string(),
+                    insutype: r[3].string(),
+                    visit: visit_of(&r[4]),
+                    day: parse_date(r[5].text()?)?,
+                    hifp_pay: Fen::new(r[6].int()?),
+                    fund_pay: Fen::new(r[7].int()?),
+                    medfee: Fen::new(r[8].int()?),
+                })
+            })
+            .collect();
+        Ok(())
+    })?;
+    Ok((h, ver))
+}
+
+fn version_in(c: &mut dyn Conn, psn: &str) -> Result<i64, StoreError> {
+    Ok(c.query("SELECT ver FROM h_person WHERE psn = $1", &[psn.into()])?.first().and_then(|r| r[0].int()).unwrap_or(0))
+}
+
+/// The patient's version: changes whenever any instance applies an event about them.
+///
+/// # Errors
+/// The store failed.
+pub fn version(store: &dyn Store, psn: &str) -> Result<i64, StoreError> {
+    let mut v = 0;
+    store.read(&mut |c| {
+        v = version_in(c, psn)?;
+        Ok(())
+    })?;
+    Ok(v)
+}
+
+/// Earlier sales of `codes` that were not returned, except by `(mdtrt_id, feedetl_sn)` itself.
+///
+/// # Errors
+/// The store failed.
+pub fn traces(store: &dyn Store, codes: &[&str], psn: &str) -> Result<Vec<TraceUse>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in codes.chunks(200) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT code, mdtrt_id, feedetl_sn, psn, fixmedins, day FROM h_trace WHERE returned = 0 AND code IN ({})",
+            marks.join(", ")
+        );
+        let params: Vec<P<'_>> = chunk.iter().map(|c| P::T(c)).collect();
+        store.read(&mut |c| {
+            for r in c.query(&sql, &params)? {
+                if let Some(day) = r[5].text().and_then(parse_date) {
+                    out.push(TraceUse {
+                        code: r[0].string(),
+                        mdtrt_id: r[1].string(),
+                        feedetl_sn: r[2].string(),
+                        same_patient: r[3].text() == Some(psn),
+                        fixmedins_code: r[4].string(),
+                        day,
+                    });
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// What the store knows of a visit (after a restart, or written by another instance).
+pub struct StoredVisit {
+    pub psn: Option<String>,
+    pub visit: Option<Visit>,
+    pub med_type: Option<String>,
+    pub insutype: Option<String>,
+    pub dept: Option<String>,
+    pub caty: Option<String>,
+    pub admitted: Option<NaiveDateTime>,
+    pub discharged: Option<NaiveDateTime>,
+    pub diagnoses: Option<Vec<Diagnosis>>,
+    pub presettled: Option<FundAsk>,
+}
+
+/// # Errors
+/// The store failed.
+pub fn visit(store: &dyn Store, mdtrt_id: &str) -> Result<Option<StoredVisit>, StoreError> {
+    let mut out = None;
+    store.read(&mut |c| {
+        out = c
+            .query(
+                "SELECT psn, visit, med_type, insutype, dept, caty, admitted, discharged, diags, pre_hifp, pre_fund, pre_medfee \
+                 FROM h_visit WHERE mdtrt_id = $1",
+                &[mdtrt_id.into()],
+            )?
+            .first()
+            .map(|r| StoredVisit {
+                psn: r[0].text().map(str::to_owned),
+                visit: visit_of(&r[1]),
+                med_type: r[2].text().map(str::to_owned),
+                insutype: r[3].text().map(str::to_owned),
+                dept: r[4].text().map(str::to_owned),
+                caty: r[5].text().map(str::to_owned),
+                admitted: r[6].text().and_then(parse_datetime),
+                discharged: r[7].text().and_then(parse_datetime),
+                diagnoses: r[8].text().map(diags_of),
+                presettled: match (r[9].int(), r[10].int(), r[11].int()) {
+                    (Some(h), Some(f), m) => Some(FundAsk {
+                        hifp_pay: Fen::new(h),
+                        fund_pay: Fen::new(f),
+                        medfee: Fen::new(m.unwrap_or(0)),
+                    }),
+                    _ => None,
+                },
+            });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The visit's accepted, unrevoked, unsettled lines (what a settlement settles).
+///
+/// # Errors
+/// The store failed.
+pub fn visit_lines(store: &dyn Store, mdtrt_id: &str) -> Result<Vec<Line>, StoreError> {
+    let mut out = Vec::new();
+    store.read(&mut |c| {
+        out = c
+            .query(
+                &format!("SELECT {LINE_COLS} FROM h_line WHERE mdtrt_id = $1 AND state = 0 ORDER BY at, feedetl_sn"),
+                &[mdtrt_id.into()],
+            )?
+            .iter()
+            .filter_map(|r| line_of(r).map(|p| p.line))
+            .collect();
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `(gender, birth, insutype)` learnt from 1101.
+pub type StoredPerson = (Option<crate::claim::Gender>, Option<NaiveDate>, Option<String>);
+
+/// # Errors
+/// The store failed.
+pub fn person(store: &dyn Store, psn: &str) -> Result<Option<StoredPerson>, StoreError> {
+    let mut out = None;
+    store.read(&mut |c| {
+        out =
+            c.query("SELECT gend, brdy, insutype FROM h_person WHERE psn = $1", &[psn.into()])?.first().and_then(|r| {
+                let g = r[0].text().and_then(crate::claim::Gender::from_code);
+                let b = r[1].text().and_then(parse_date);
+                (g.is_some() || b.is_some()).then(|| (g, b, r[2].text().map(str::to_owned)))
+            });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Deletes what is older than `before` (retention). Unsettled lines are kept: a visit still open.
+///
+/// # Errors
+/// The store failed.
+pub fn prune(store: &dyn Store, before: NaiveDate) -> Result<u64, StoreError> {
+    let b = d(before);
+    let mut n = 0;
+    store.tx(&mut |c| {
+        n = 0;
+        n += c.exec("DELETE FROM h_line WHERE day < $1 AND state <> 0", &[P::T(&b)])?;
+        n += c.exec("DELETE FROM h_setl WHERE day < $1", &[P::T(&b)])?;
+        n += c.exec("DELETE FROM h_trace WHERE day < $1", &[P::T(&b)])?;
+        n += c.exec("DELETE FROM h_visit WHERE COALESCE(discharged, admitted, '9999') < $1", &[P::T(&b)])?;
+        n += c.exec("DELETE FROM h_msg WHERE day < $1", &[P::T(&b)])?;
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
+/// The store's own pseudonymisation key (shared by every instance on a shared store), created on
+/// first use.
+///
+/// # Errors
+/// The store failed.
+pub fn key(store: &dyn Store) -> Result<Vec<u8>, StoreError> {
+    let mut k = [0u8; 32];
+    getrandom::getrandom(&mut k).map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
+    let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = String::new();
+    store.tx(&mut |c| {
+        c.exec("INSERT INTO h_meta (k, v) VALUES ('psn_key', $1) ON CONFLICT (k) DO NOTHING", &[P::T(&hex)])?;
+        out = c
+            .query("SELECT v FROM h_meta WHERE k = 'psn_key'", &[])?
+            .first()
+            .map(|r| r[0].string())
+            .unwrap_or_default();
+        Ok(true)
+    })?;
+    (0..out.len() / 2)
+        .map(|i| u8::from_str_radix(out.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| StoreError::Sql("h_meta.psn_key is not hex".into()))
+}

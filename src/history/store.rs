@@ -1,0 +1,123 @@
+//! The `Store` trait: where history lives. Two implementations — SQLite (embedded default, one file
+//! under the data directory) and PostgreSQL (shared by several instances or a whole 医共体) — run
+//! the same SQL, written once in [`super::db`]. A store only runs statements and transactions;
+//! what the statements mean is `db`'s business.
+
+use std::fmt;
+
+/// A statement parameter.
+#[derive(Debug, Clone, Copy)]
+pub enum P<'a> {
+    T(&'a str),
+    I(i64),
+    Null,
+}
+
+impl<'a> From<&'a str> for P<'a> {
+    fn from(s: &'a str) -> Self {
+        P::T(s)
+    }
+}
+impl<'a> From<&'a String> for P<'a> {
+    fn from(s: &'a String) -> Self {
+        P::T(s)
+    }
+}
+impl From<i64> for P<'_> {
+    fn from(i: i64) -> Self {
+        P::I(i)
+    }
+}
+impl<'a, T: Into<P<'a>>> From<Option<T>> for P<'a> {
+    fn from(o: Option<T>) -> Self {
+        o.map_or(P::Null, Into::into)
+    }
+}
+
+/// A column value read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V {
+    T(String),
+    I(i64),
+    Null,
+}
+
+impl V {
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            V::T(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            V::I(i) => Some(*i),
+            V::T(s) => s.parse().ok(),
+            V::Null => None,
+        }
+    }
+    pub fn string(&self) -> String {
+        self.text().unwrap_or_default().to_owned()
+    }
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The store cannot be reached (connection refused, pool exhausted, file unreadable).
+    Unavailable(String),
+    /// A statement failed.
+    Sql(String),
+    /// A transaction lost a race (serialization failure, deadlock) and may be retried.
+    Conflict(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable(e) => write!(f, "history store unavailable: {e}"),
+            StoreError::Sql(e) => write!(f, "history store error: {e}"),
+            StoreError::Conflict(e) => write!(f, "history store conflict: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// One connection inside a transaction or a read. SQL uses `$1, $2, …` placeholders.
+pub trait Conn {
+    /// Runs a statement; returns the number of rows it changed.
+    fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, StoreError>;
+    fn query(&mut self, sql: &str, params: &[P<'_>]) -> Result<Vec<Vec<V>>, StoreError>;
+}
+
+pub type TxFn<'a> = dyn FnMut(&mut dyn Conn) -> Result<bool, StoreError> + 'a;
+pub type ReadFn<'a> = dyn FnMut(&mut dyn Conn) -> Result<(), StoreError> + 'a;
+
+/// Where history lives.
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+    /// Other processes may write to this store too (a cached snapshot must be revalidated).
+    fn shared(&self) -> bool;
+    /// Runs `f` in one transaction: committed when `f` returns `Ok(true)`, rolled back on
+    /// `Ok(false)` or an error. Retried (a few times) when the store reports a lost race.
+    /// Durable once this returns `Ok`.
+    fn tx(&self, f: &mut TxFn<'_>) -> Result<bool, StoreError>;
+    /// Runs reads outside any write transaction.
+    fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError>;
+}
+
+/// Retries `attempt` while it reports a lost race.
+pub(crate) fn with_retries<T>(mut attempt: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let mut n = 0;
+    loop {
+        match attempt() {
+            Err(StoreError::Conflict(e)) if n < 8 => {
+                n += 1;
+                tracing::debug!(attempt = n, error = %e, "history transaction retried");
+                std::thread::sleep(std::time::Duration::from_millis(2 << n.min(6)));
+            }
+            other => return other,
+        }
+    }
+}
