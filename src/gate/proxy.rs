@@ -231,6 +231,11 @@ async fn route(
         // A blocked pre-settlement was answered by the gateway; the HIS never sees that answer.
         record.gateway_infcode = early_answer.as_ref().and_then(|(_, p)| p.as_ref()).and_then(infcode_of);
         st.journal.record(record).await;
+        // The fund share the gateway computed stays known for this visit (nothing is counted as
+        // paid): a settlement sent despite the block is judged on it, not waved through unchecked.
+        if let Some(env) = early_answer.as_ref().and_then(|(_, p)| p.as_ref()).filter(|e| e.is_success()) {
+            learn(st, body, env, None, label).await;
+        }
         let msg = format!("claimgate 医保智能审核拦截：{}", d.summary(Some(Action::Block)));
         let warn = d.summary(Some(Action::Remind));
         let out = serde_json::json!({"claimgate": &d});
@@ -499,6 +504,22 @@ async fn forward(
     }
 }
 
+/// Learns an accepted exchange into history on the blocking pool; durable when this returns.
+/// A store failure is logged and counted (the gateway has already committed; the answer goes on).
+async fn learn(st: &web::Data<State>, body: &Bytes, env: &ResponseEnvelope, claims: Option<Vec<Claim>>, label: &str) {
+    let (st2, env, raw) = (st.clone(), env.clone(), body.clone());
+    let learnt = tokio::task::spawn_blocking(move || {
+        let head = parse_head(&raw).map_err(|e| e.to_string())?;
+        st2.history.learn(&head, Some(&env), claims.as_deref()).map_err(|e| e.to_string())
+    })
+    .await;
+    match learnt {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
+        Err(_) => tracing::error!(infno = label, "learning panicked; history misses this exchange"),
+    }
+}
+
 /// Journals the checked message with the gateway's outcome, learns from an accepted answer
 /// (durably, before the HIS hears of it), and relays the answer byte for byte.
 async fn relay(
@@ -520,17 +541,7 @@ async fn relay(
     if let Some(env) = parsed.as_ref().filter(|e| e.is_success()) {
         // An accepted exchange becomes history before the HIS is told it was accepted: a claim
         // that was acknowledged is never missing from history. Uploads reuse the check's claims.
-        let (st2, env, raw) = (st.clone(), env.clone(), body.clone());
-        let learn = tokio::task::spawn_blocking(move || {
-            let head = parse_head(&raw).map_err(|e| e.to_string())?;
-            st2.history.learn(&head, Some(&env), learnt.as_deref()).map_err(|e| e.to_string())
-        })
-        .await;
-        match learn {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
-            Err(_) => tracing::error!(infno = label, "learning panicked; history misses this exchange"),
-        }
+        learn(st, body, env, learnt, label).await;
     }
     let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (k, v) in &answer.headers {

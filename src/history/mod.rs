@@ -55,7 +55,12 @@ impl History {
     /// # Errors
     /// The store's key cannot be read or created.
     pub fn new(store: Arc<dyn Store>, tier: Option<u8>, capacity: u64) -> Result<History, StoreError> {
-        let key = db::key(store.as_ref())?;
+        // Startup may run inside an async executor; a store's sync client must not.
+        let key = std::thread::scope(|t| {
+            t.spawn(|| db::key(store.as_ref()))
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Sql("reading the key panicked".into())))
+        })?;
         let key: [u8; 32] = key.try_into().map_err(|_| StoreError::Sql("h_meta.psn_key is not 32 bytes".into()))?;
         // Another instance may change what a shared store holds: keep visit facts briefly there.
         let ttl = if store.shared() { Duration::from_secs(2) } else { Duration::from_secs(24 * 3600) };

@@ -35,11 +35,18 @@ impl PgStore {
             .build(mgr)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let s = PgStore { pool };
-        // Two instances starting together must not both fail on CREATE TABLE.
-        s.tx(&mut |c| {
-            c.exec("SELECT pg_advisory_xact_lock(7230517)", &[])?;
-            super::db::create_schema(c)?;
-            Ok(true)
+        // Two instances starting together must not both fail on CREATE TABLE. On a thread of its
+        // own: the sync client must not run inside an async executor, and startup may be in one.
+        std::thread::scope(|t| {
+            t.spawn(|| {
+                s.tx(&mut |c| {
+                    c.exec("SELECT pg_advisory_xact_lock(7230517)", &[])?;
+                    super::db::create_schema(c)?;
+                    Ok(true)
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Sql("schema creation panicked".into())))
         })?;
         Ok(s)
     }

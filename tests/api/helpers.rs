@@ -24,6 +24,10 @@ pub struct Options {
     pub upstream: Upstream,
     pub upstream_timeout_ms: u64,
     pub body_limit: usize,
+    /// Packs under `rulesets/`.
+    pub packs: Vec<&'static str>,
+    /// `None`: SQLite under the data dir; `Some(url)`: PostgreSQL.
+    pub history_store: Option<String>,
 }
 
 pub enum Upstream {
@@ -35,7 +39,13 @@ pub enum Upstream {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { upstream: Upstream::Sim, upstream_timeout_ms: 5_000, body_limit: claimgate::wire::DEFAULT_BODY_LIMIT }
+        Options {
+            upstream: Upstream::Sim,
+            upstream_timeout_ms: 5_000,
+            body_limit: claimgate::wire::DEFAULT_BODY_LIMIT,
+            packs: vec!["national-baseline"],
+            history_store: None,
+        }
     }
 }
 
@@ -62,7 +72,10 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         data: data.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         upstream,
-        rules: vec![root().join("rulesets/national-baseline")],
+        rules: o.packs.iter().map(|p| root().join("rulesets").join(p)).collect(),
+        history_store: o.history_store,
+        // Debug builds on a loaded 2-core machine: the budget must not turn checks into fallbacks.
+        check_budget_ms: 10_000,
         institution_tier: Some("2".into()),
         upstream_timeout_ms: o.upstream_timeout_ms,
         upstream_connect_timeout_ms: 1_000,
@@ -71,7 +84,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         ..Config::default()
     };
     let app = claimgate::gate::build(cfg).unwrap();
-    assert!(app.state.rules.load().is_some(), "rules must activate");
+    assert!(app.state.rules.load().is_some(), "rules must activate: {:?}", app.state.last_error.lock().unwrap());
     let base = format!("http://{}", app.addr);
     let state = app.state.clone();
     actix_web::rt::spawn(app.server);

@@ -1,0 +1,290 @@
+//! Patient history through the real proxy and the simulated gateway, against both stores: SQLite
+//! (embedded) and PostgreSQL (shared; `CLAIMGATE_TEST_PG` names a server — `.ci/run` starts one and
+//! sets `CLAIMGATE_REQUIRE_PG`, so CI never skips these).
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+
+/// A private schema on the test server, or `None` (skipped) when no server is configured.
+fn pg(test: &str) -> Option<String> {
+    let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") else {
+        assert!(
+            std::env::var("CLAIMGATE_REQUIRE_PG").is_err(),
+            "CLAIMGATE_REQUIRE_PG is set but CLAIMGATE_TEST_PG is not"
+        );
+        eprintln!("SKIPPED {test} on PostgreSQL: CLAIMGATE_TEST_PG is not set");
+        return None;
+    };
+    let schema = format!("t_{test}_{}", std::process::id());
+    let u = url.clone();
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+    // The sync client must not run on the test's async executor.
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&u, postgres::NoTls).expect("test PostgreSQL");
+        c.batch_execute(&sql).expect("schema");
+    })
+    .join()
+    .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+async fn app(store: Option<String>, packs: Vec<&'static str>) -> TestApp {
+    spawn_app_with(Options { history_store: store, packs, ..Options::default() }).await
+}
+
+/// 1101 + 2201 for a 城乡居民 (390) outpatient on `day`; returns (psn_no, mdtrt_id).
+async fn outpatient(app: &TestApp, certno: &str, day: &str, tag: &str) -> (String, String) {
+    let at = format!("{day} 08:00:00");
+    let mut e = envelope(
+        "1101",
+        &format!("Q{tag}"),
+        json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "certno": certno, "psn_cert_type": "01", "psn_name": "测试"}}),
+    );
+    e["inf_time"] = at.clone().into();
+    let psn = app.call(&e).await.json["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_owned();
+    let mut e = envelope(
+        "2201",
+        &format!("R{tag}"),
+        json!({"data": {"psn_no": psn, "insutype": "390", "begntime": at, "mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "ipt_otp_no": format!("MZ{tag}"), "atddr_no": "D1", "dr_name": "王医生", "dept_code": "100301", "dept_name": "内科", "caty": "A03"}}),
+    );
+    e["inf_time"] = at.into();
+    let visit = app.call(&e).await.json["output"]["data"]["mdtrt_id"].as_str().unwrap().to_owned();
+    (psn, visit)
+}
+
+fn at_day(mut e: Value, day: &str) -> Value {
+    e["inf_time"] = format!("{day} 09:00:00").into();
+    e
+}
+
+/// 2204 (one 40-元-style line of `amount`), then 2206; returns the 2206 reply.
+async fn upload_and_presettle(app: &TestApp, psn: &str, visit: &str, amount: &str, tag: &str, day: &str) -> Reply {
+    let mut l = line(&format!("F{tag}"), visit, psn, "003101000010000", 1, amount, amount, None);
+    l["fee_ocur_time"] = format!("{day} 08:30:00").into();
+    let r = app.call(&at_day(envelope("2204", &format!("U{tag}"), json!({"feedetail": [l]})), day)).await;
+    assert_eq!(r.json["infcode"], 0, "{}", r.json);
+    app.call(&at_day(envelope("2206", &format!("P{tag}"), settle_input(psn, visit)), day)).await
+}
+
+fn settle_input(psn: &str, visit: &str) -> Value {
+    json!({"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": "x", "med_type": "11", "psn_setlway": "01", "mdtrt_id": visit, "chrg_bchno": "B1", "insutype": "390", "acct_used_flag": "0"}})
+}
+
+async fn settle(app: &TestApp, psn: &str, visit: &str, msgid: &str, day: &str) -> Reply {
+    app.call(&at_day(envelope("2207", msgid, settle_input(psn, visit)), day)).await
+}
+
+/// 居民 (certno digit 16 odd → 390 in the simulated gateway), 男.
+const CERT: &str = "410702195503150031";
+const DAY: &str = "2025-11-03";
+
+async fn cap_sequence(store: Option<String>) {
+    let app = app(store, vec!["national-baseline", "examples/xinxiang-2025"]).await;
+    // Claim 1: 40 元 → the fund pays 20 (居民 50%).
+    let (psn, v1) = outpatient(&app, CERT, DAY, "1").await;
+    let r = upload_and_presettle(&app, &psn, &v1, "40.00", "1", DAY).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "{}", r.json);
+    let s1 = settle(&app, &psn, &v1, "S1", DAY).await;
+    assert_eq!(s1.json["infcode"], 0);
+    let setl1 = s1.json["output"]["setlinfo"]["setl_id"].as_str().unwrap().to_owned();
+    // Claim 2: 36 元 → 18; 38 used.
+    let (_, v2) = outpatient(&app, CERT, DAY, "2").await;
+    assert_eq!(upload_and_presettle(&app, &psn, &v2, "36.00", "2", DAY).await.decision.as_deref(), Some("pass"));
+    assert_eq!(settle(&app, &psn, &v2, "S2", DAY).await.json["infcode"], 0);
+    // Claim 3: 40 元 → 20; 38 + 20 > 50: stopped at pre-settlement, with the arithmetic.
+    let (_, v3) = outpatient(&app, CERT, DAY, "3").await;
+    let r = upload_and_presettle(&app, &psn, &v3, "40.00", "3", DAY).await;
+    assert_eq!(r.decision.as_deref(), Some("block"), "{}", r.json);
+    assert_eq!(r.json["infcode"], -1);
+    let msg = r.json["err_msg"].as_str().unwrap();
+    assert!(
+        msg.contains("DAILY-CAP-390")
+            && msg.contains("单日统筹报销限额50.00元，今日已报销38.00元，本次申请20.00元，超出8.00元"),
+        "{msg}"
+    );
+    let hit = &r.json["output"]["claimgate"]["hits"][0];
+    assert_eq!(hit["amount"], "8.00");
+    // Settling anyway is stopped too (the pre-settlement's fund share is remembered).
+    let r = settle(&app, &psn, &v3, "S3", DAY).await;
+    assert_eq!(r.decision.as_deref(), Some("block"), "{}", r.json);
+    assert!(app
+        .received()
+        .await
+        .iter()
+        .all(|x| !(x["infno"] == "2207" && x["body"].as_str().unwrap().contains("\"S3\""))));
+    // A reversal in between: claim 1's settlement cancelled (2208) → 18 + 20 ≤ 50, claim 3 passes.
+    let r = app
+        .call(&at_day(envelope("2208", "C1", json!({"data": {"setl_id": setl1, "mdtrt_id": v1, "psn_no": psn}})), DAY))
+        .await;
+    assert_eq!(r.json["infcode"], 0, "{}", r.json);
+    let r = app.call(&at_day(envelope("2206", "P3b", settle_input(&psn, &v3)), DAY)).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "{}", r.json);
+    let r = settle(&app, &psn, &v3, "S3b", DAY).await;
+    assert_eq!((r.decision.as_deref(), r.json["infcode"].as_i64()), (Some("pass"), Some(0)), "{}", r.json);
+    // The next day starts from zero.
+    let (_, v4) = outpatient(&app, CERT, "2025-11-04", "4").await;
+    assert_eq!(
+        upload_and_presettle(&app, &psn, &v4, "90.00", "4", "2025-11-04").await.decision.as_deref(),
+        Some("pass")
+    );
+}
+
+#[actix_web::test]
+async fn daily_cap_sequence_sqlite() {
+    cap_sequence(None).await;
+}
+
+#[actix_web::test]
+async fn daily_cap_sequence_postgres() {
+    if let Some(url) = pg("cap") {
+        cap_sequence(Some(url)).await;
+    }
+}
+
+/// One integer from the store itself (off the async executor: the PostgreSQL client is sync).
+fn count(app: &TestApp, sql: &str) -> i64 {
+    let h = app.state.history.clone();
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let mut out = -1;
+        h.store()
+            .read(&mut |c| {
+                out = c.query(&sql, &[])?[0][0].int().unwrap_or(-1);
+                Ok(())
+            })
+            .unwrap();
+        out
+    })
+    .join()
+    .unwrap()
+}
+
+/// Settlement rows and the fund they paid.
+fn settled(app: &TestApp) -> (i64, i64) {
+    (
+        count(app, "SELECT COUNT(*) FROM h_setl WHERE cancelled = 0"),
+        count(app, "SELECT CAST(COALESCE(SUM(hifp), 0) AS BIGINT) FROM h_setl WHERE cancelled = 0"),
+    )
+}
+
+async fn retries(store: Option<String>) {
+    let app = app(store, vec!["national-baseline", "examples/xinxiang-2025"]).await;
+    let (psn, v) = outpatient(&app, CERT, DAY, "1").await;
+    assert_eq!(upload_and_presettle(&app, &psn, &v, "40.00", "1", DAY).await.decision.as_deref(), Some("pass"));
+    // 1,000 concurrent sends of the same settlement (one msgid), plus 1,000 of the same upload.
+    let body = serde_json::to_vec(&at_day(envelope("2207", "S-RETRY", settle_input(&psn, &v)), DAY)).unwrap();
+    let mut l = line("F1", &v, &psn, "003101000010000", 1, "40.00", "40.00", None);
+    l["fee_ocur_time"] = format!("{DAY} 08:30:00").into();
+    let upload = serde_json::to_vec(&at_day(envelope("2204", "U1", json!({"feedetail": [l]})), DAY)).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let (c, url, b) = (
+            app.client.clone(),
+            format!("{}/fsi/api/rsfComIfsService/callService", app.base),
+            if i % 2 == 0 { body.clone() } else { upload.clone() },
+        );
+        tasks.push(actix_web::rt::spawn(async move {
+            let r = c.post(url).header("content-type", "application/json").body(b).send().await.unwrap();
+            r.status().as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(settled(&app), (1, 2000), "the day's fund total counted once");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM h_line"), 1);
+    // And the next claim of the day sees 20 used, not 20 000.
+    let (_, v2) = outpatient(&app, CERT, DAY, "2").await;
+    let r = upload_and_presettle(&app, &psn, &v2, "80.00", "2", DAY).await;
+    assert!(
+        r.json["err_msg"].as_str().unwrap_or_default().contains("今日已报销20.00元，本次申请40.00元"),
+        "{}",
+        r.json
+    );
+}
+
+#[actix_web::test]
+async fn concurrent_retries_are_counted_once_sqlite() {
+    retries(None).await;
+}
+
+#[actix_web::test]
+async fn concurrent_retries_are_counted_once_postgres() {
+    if let Some(url) = pg("retries") {
+        retries(Some(url)).await;
+    }
+}
+
+async fn admission(app: &TestApp, psn: &str, msgid: &str, at: &str, dise: &str) -> Reply {
+    let mut e = envelope(
+        "2401",
+        msgid,
+        json!({"mdtrtinfo": {"psn_no": psn, "insutype": "390", "begntime": at, "mdtrt_cert_type": "02", "mdtrt_cert_no": CERT, "med_type": "21", "ipt_no": msgid, "atddr_no": "D1", "chfpdr_name": "李医生", "adm_dept_codg": "A03.04", "adm_dept_name": "神经内科", "dscg_maindiag_code": dise, "dscg_maindiag_name": "脑梗死", "dise_codg": dise, "dise_name": "脑梗死"},
+        "diseinfo": [{"psn_no": psn, "diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1", "diag_code": dise, "diag_name": "脑梗死", "vali_flag": "1"}]}),
+    );
+    e["inf_time"] = at.into();
+    app.call(&e).await
+}
+
+async fn stays_and_trace_codes(store: Option<String>) {
+    let app = app(store, vec!["national-baseline"]).await;
+    let (psn, _) = outpatient(&app, CERT, "2025-03-01", "0").await;
+    let r = admission(&app, &psn, "A1", "2025-03-01 08:00:00", "I63.900").await;
+    let stay = r.json["output"]["result"]["mdtrt_id"].as_str().unwrap().to_owned();
+    let mut e = envelope(
+        "2402",
+        "D1",
+        json!({"dscginfo": {"mdtrt_id": stay, "psn_no": psn, "insutype": "390", "endtime": "2025-03-10 10:00:00", "dise_codg": "I63.900", "dise_name": "脑梗死", "dscg_way": "1"}, "diseinfo": []}),
+    );
+    e["inf_time"] = "2025-03-10 10:00:00".into();
+    assert_eq!(app.call(&e).await.json["infcode"], 0);
+    // Day 9: reminded (and forwarded); day 16: not.
+    let r = admission(&app, &psn, "A2", "2025-03-19 09:00:00", "I63.901").await;
+    assert_eq!(r.decision.as_deref(), Some("remind"), "{}", r.json);
+    let j = app.journal().await;
+    let hit: String = j
+        .query_row(
+            "SELECT rule_id FROM hits JOIN decisions d ON d.id = hits.decision_id WHERE d.msgid = 'A2'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or_default();
+    assert_eq!(hit, "HIS-READMIT-001");
+    let (psn2, _) = outpatient(&app, "410702196001010051", "2025-03-01", "9").await;
+    let r = admission(&app, &psn2, "A3", "2025-03-26 09:00:00", "I63.901").await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "another patient");
+    // Trace codes: sold once; the same box to someone else is blocked; a refunded box may be sold again.
+    let (_, v1) = outpatient(&app, CERT, "2025-07-02", "5").await;
+    let (psn3, v2) = outpatient(&app, "410702196001010051", "2025-07-03", "6").await;
+    let drug = |sn: &str, visit: &str, p: &str, cnt: i32, init: &str| {
+        let mut l = line(sn, visit, p, "XB01ACA001A001010101", 1, "30.00", "30.00", Some(7));
+        l["cnt"] = cnt.into();
+        l["det_item_fee_sumamt"] = format!("{}.00", 30 * cnt).into();
+        l["drug_trac_codg"] = "81234567890123456789".into();
+        l["init_feedetl_sn"] = init.into();
+        l["med_type"] = "11".into();
+        l
+    };
+    let r = app.call(&envelope("2204", "T1", json!({"feedetail": [drug("T1", &v1, &psn, 1, "")]}))).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "{}", r.json);
+    let r = app.call(&envelope("2204", "T2", json!({"feedetail": [drug("T2", &v2, &psn3, 1, "")]}))).await;
+    assert_eq!(r.decision.as_deref(), Some("block"), "{}", r.json);
+    assert!(r.json["err_msg"].as_str().unwrap().contains("追溯码81234567890123456789已于"), "{}", r.json);
+    let r = app.call(&envelope("2204", "T1R", json!({"feedetail": [drug("T1R", &v1, &psn, -1, "T1")]}))).await;
+    assert_eq!(r.json["infcode"], 0, "{}", r.json);
+    let r = app.call(&envelope("2204", "T2b", json!({"feedetail": [drug("T2", &v2, &psn3, 1, "")]}))).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "the refunded box: {}", r.json);
+}
+
+#[actix_web::test]
+async fn readmission_and_trace_codes_sqlite() {
+    stays_and_trace_codes(None).await;
+}
+
+#[actix_web::test]
+async fn readmission_and_trace_codes_postgres() {
+    if let Some(url) = pg("stays") {
+        stays_and_trace_codes(Some(url)).await;
+    }
+}
