@@ -36,6 +36,9 @@ pub struct Config {
     pub warn_msg_reminders: bool,
     /// Structured JSON logs.
     pub log_json: bool,
+    /// Journal records (decisions, hits, 3103 answers) older than this many days are pruned;
+    /// absent or 0 keeps everything.
+    pub journal_retention_days: Option<u32>,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             fail_open: true,
             warn_msg_reminders: false,
             log_json: false,
+            journal_retention_days: None,
         }
     }
 }
@@ -113,6 +117,10 @@ impl Config {
         }
         if let Some(v) = env.get("CLAIMGATE_WARN_MSG_REMINDERS") {
             c.warn_msg_reminders = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = env.get("CLAIMGATE_JOURNAL_RETENTION_DAYS") {
+            c.journal_retention_days =
+                Some(v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_JOURNAL_RETENTION_DAYS: not a number of days: {v}"))?);
         }
         if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
             c.log_json = matches!(v.as_str(), "1" | "true" | "yes");

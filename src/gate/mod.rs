@@ -4,6 +4,7 @@
 //! snapshot at its start (`ArcSwap`) and keeps it to the end; it never sees half a pack.
 //! Phases of the proxy route are charted in `docs/pipeline.md`.
 
+pub mod office;
 pub mod overrides;
 pub mod proxy;
 pub mod rescue;
@@ -48,7 +49,10 @@ impl State {
             Some(u) => Some(upstream::Upstream::new(u, cfg.upstream_connect_timeout_ms, cfg.upstream_timeout_ms)?),
             None => None,
         };
-        let journal = crate::journal::Journal::open(&cfg.data, 8192)?;
+        let journal = crate::journal::Journal::open_with(
+            &cfg.data,
+            crate::journal::Options { queue: 8192, retention_days: cfg.journal_retention_days },
+        )?;
         Ok(State {
             journal,
             ctx: ContextStore::new(500_000, Duration::from_secs(7 * 24 * 3600), cfg.tier()),
@@ -195,6 +199,8 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_route))
             .route("/admin/v1/ruleset", web::get().to(admin_ruleset))
+            // The office: /admin/v1/stats, /admin/v1/journal and the /office pages.
+            .configure(office::routes)
     })
     .client_request_timeout(Duration::from_secs(10))
     .shutdown_timeout(30)
