@@ -80,6 +80,11 @@ fn short(h: &str) -> String {
     h.chars().take(12).collect()
 }
 
+/// `2025-06-10T09:00:00.123+08:00` as `2025-06-10 09:00:00`.
+fn time(at: &str) -> String {
+    at.chars().take(19).map(|c| if c == 'T' { ' ' } else { c }).collect()
+}
+
 fn or_dash(s: &str) -> &str {
     if s.is_empty() {
         "—"
@@ -365,7 +370,7 @@ pub fn listing_html(l: &Listing, detail: &dyn Fn(i64) -> String, page_link: &dyn
             "<tr data-decision=\"{}\"><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><span class=\"tag {}\">{}</span></td><td>{}</td><td class=\"n\">{}</td></tr>",
             esc(&e.decision),
             esc(&detail(e.id)),
-            esc(&e.at),
+            esc(&time(&e.at)),
             esc(&e.infno),
             esc(or_dash(&e.dept_code)),
             esc(or_dash(&e.doctor_code)),
@@ -440,7 +445,7 @@ pub fn decision_html(e: &Entry) -> String {
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&a.at),
+                esc(&time(&a.at)),
                 esc(&a.jr_id),
                 esc(&a.rule_id),
                 esc(way_label(&a.dspo_way)),

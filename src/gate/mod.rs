@@ -218,6 +218,8 @@ pub fn run_blocking(cfg: Config) -> anyhow::Result<()> {
         let r = build(cfg)?;
         tracing::info!(addr = %r.addr, upstream = ?r.state.cfg.upstream, "claimgate listening");
         r.server.await?;
+        // Everything queued before shutdown reaches the journal before the process exits.
+        r.state.journal.flush().await;
         Ok(())
     })
 }

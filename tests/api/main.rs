@@ -3,5 +3,6 @@
 
 mod cli;
 mod helpers;
+mod office;
 mod packs;
 mod proxy;
