@@ -119,8 +119,10 @@ impl Config {
             c.warn_msg_reminders = matches!(v.as_str(), "1" | "true" | "yes");
         }
         if let Some(v) = env.get("CLAIMGATE_JOURNAL_RETENTION_DAYS") {
-            c.journal_retention_days =
-                Some(v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_JOURNAL_RETENTION_DAYS: not a number of days: {v}"))?);
+            c.journal_retention_days = Some(
+                v.parse()
+                    .map_err(|_| anyhow::anyhow!("CLAIMGATE_JOURNAL_RETENTION_DAYS: not a number of days: {v}"))?,
+            );
         }
         if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
             c.log_json = matches!(v.as_str(), "1" | "true" | "yes");

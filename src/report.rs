@@ -191,7 +191,11 @@ pub fn trend_svg(s: &Stats) -> String {
         for (n, color) in [(d.block, "#c62828"), (d.remind, "#e67e22"), (other, "#9aa5b1")] {
             if n > 0 {
                 let (y1, y0) = (y(base + n as f64), y(base));
-                let _ = write!(o, "<rect x=\"{x:.1}\" y=\"{y1:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{color}\"/>", y0 - y1);
+                let _ = write!(
+                    o,
+                    "<rect x=\"{x:.1}\" y=\"{y1:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{color}\"/>",
+                    y0 - y1
+                );
                 base += n as f64;
             }
         }
@@ -208,7 +212,8 @@ pub fn trend_svg(s: &Stats) -> String {
         }
     }
     let ly = h - 8.0;
-    for (i, (color, name)) in [("#c62828", "拦截"), ("#e67e22", "提醒"), ("#9aa5b1", "通过/未审")].iter().enumerate() {
+    for (i, (color, name)) in [("#c62828", "拦截"), ("#e67e22", "提醒"), ("#9aa5b1", "通过/未审")].iter().enumerate()
+    {
         let lx = left + 90.0 * i as f64;
         let _ = write!(
             o,
@@ -225,9 +230,12 @@ fn card(o: &mut String, key: &str, class: &str, value: &str, label: &str) {
     let _ = write!(o, "<div class=\"card {class}\"><b data-k=\"{key}\">{}</b><span>{label}</span></div>", esc(value));
 }
 
+/// Turns `(filter key, value)` into an href.
+pub type Linker<'a> = dyn Fn(&str, &str) -> String + 'a;
+
 /// The figures (cards, trend, top tables) shared by the page and the report. `link` turns a
 /// filter change into an href (the page links drill into its own filters; the report has none).
-pub fn figures_html(s: &Stats, link: Option<&dyn Fn(&str, &str) -> String>) -> String {
+pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
     let t = &s.totals;
     let mut o = String::from("<section class=\"cards\" id=\"totals\">");
     card(&mut o, "decisions", "", &t.decisions.to_string(), "审核笔数");
@@ -338,7 +346,9 @@ pub fn figures_html(s: &Stats, link: Option<&dyn Fn(&str, &str) -> String>) -> S
     if s.feedback.is_empty() {
         o.push_str("<tr><td colspan=\"8\" class=\"muted\">无事前/事中分析提示</td></tr>");
     }
-    o.push_str("</tbody></table><p class=\"muted\">继续执行率长期很高的规则，可能需要调整阈值或改为仅提示。</p></section>");
+    o.push_str(
+        "</tbody></table><p class=\"muted\">继续执行率长期很高的规则，可能需要调整阈值或改为仅提示。</p></section>",
+    );
 
     o.push_str("<section id=\"patients\"><h2>命中最多的患者（假名）</h2><table><thead><tr><th>患者假名</th><th class=\"n\">审核笔数</th><th class=\"n\">拦截</th><th class=\"n\">命中</th><th class=\"n\">涉及金额（元）</th></tr></thead><tbody>");
     for p in &s.top_patients {
@@ -478,8 +488,22 @@ fn csv_bytes(rows: Vec<Vec<String>>) -> Vec<u8> {
 /// The decisions of a listing, one row per hit (a decision without hits has one row).
 pub fn listing_csv(l: &Listing) -> Vec<u8> {
     let mut rows = vec![[
-        "记录ID", "时间", "交易号", "报文ID", "科室", "医生", "患者假名", "结果", "规则编码", "规则名称", "动作", "金额（元）",
-        "明细行", "提示信息", "记分", "网关应答",
+        "记录ID",
+        "时间",
+        "交易号",
+        "报文ID",
+        "科室",
+        "医生",
+        "患者假名",
+        "结果",
+        "规则编码",
+        "规则名称",
+        "动作",
+        "金额（元）",
+        "明细行",
+        "提示信息",
+        "记分",
+        "网关应答",
     ]
     .map(str::to_owned)
     .to_vec()];
@@ -524,28 +548,40 @@ pub fn stats_csv(s: &Stats) -> Vec<u8> {
     let mut rows = vec![["类别", "编码", "名称", "审核笔数", "提醒", "拦截", "命中", "金额（元）", "记分", "说明"]
         .map(str::to_owned)
         .to_vec()];
-    let row = |c: &str, k: &str, n: &str, d: i64, r: i64, b: i64, h: i64, fen: i64, p: i64, note: &str| -> Vec<String> {
-        vec![
-            c.to_owned(),
-            k.to_owned(),
-            n.to_owned(),
-            d.to_string(),
-            r.to_string(),
-            b.to_string(),
-            h.to_string(),
-            stats::yuan(fen),
-            p.to_string(),
-            note.to_owned(),
-        ]
-    };
+    let row =
+        |c: &str, k: &str, n: &str, d: i64, r: i64, b: i64, h: i64, fen: i64, p: i64, note: &str| -> Vec<String> {
+            vec![
+                c.to_owned(),
+                k.to_owned(),
+                n.to_owned(),
+                d.to_string(),
+                r.to_string(),
+                b.to_string(),
+                h.to_string(),
+                stats::yuan(fen),
+                p.to_string(),
+                note.to_owned(),
+            ]
+        };
     let t = &s.totals;
-    rows.push(row("汇总", "", &scope(&s.filter), t.decisions, t.remind, t.block, t.hits, t.intercepted_fen, 0, &format!(
-        "通过 {}，未审 {}，事中拦截交易 {}，提醒涉及金额 {} 元；金额列为拦截金额",
-        t.pass,
-        t.unchecked,
-        t.intercepted,
-        stats::yuan(t.reminded_fen)
-    )));
+    rows.push(row(
+        "汇总",
+        "",
+        &scope(&s.filter),
+        t.decisions,
+        t.remind,
+        t.block,
+        t.hits,
+        t.intercepted_fen,
+        0,
+        &format!(
+            "通过 {}，未审 {}，事中拦截交易 {}，提醒涉及金额 {} 元；金额列为拦截金额",
+            t.pass,
+            t.unchecked,
+            t.intercepted,
+            stats::yuan(t.reminded_fen)
+        ),
+    ));
     for r in &s.by_rule {
         rows.push(row("规则", &r.rule_id, &r.rule_name, 0, r.remind, r.block, r.hits, r.amount_fen, r.points, ""));
     }
@@ -559,7 +595,18 @@ pub fn stats_csv(s: &Stats) -> Vec<u8> {
         rows.push(row("日期", &g.key, "", g.decisions, g.remind, g.block, g.hits, g.amount_fen, 0, ""));
     }
     for p in &s.doctor_points {
-        rows.push(row("记分预警", &p.doctor, &p.depts, 0, 0, p.blocked_items, p.blocked_items, p.amount_fen, p.points, ""));
+        rows.push(row(
+            "记分预警",
+            &p.doctor,
+            &p.depts,
+            0,
+            0,
+            p.blocked_items,
+            p.blocked_items,
+            p.amount_fen,
+            p.points,
+            "",
+        ));
     }
     for f in &s.feedback {
         rows.push(row(

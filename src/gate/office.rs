@@ -79,19 +79,19 @@ fn now() -> i64 {
 }
 
 /// For the pages: the bearer token or a live session cookie.
-fn office_auth(req: &HttpRequest, st: &State) -> Result<(), HttpResponse> {
+fn office_auth(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
     let Some(token) = st.cfg.admin_token.as_deref() else {
-        return Err(html(
+        return Err(Box::new(html(
             StatusCode::FORBIDDEN,
             report::page("医保智能审核 · 自律办公室", "", "<section><p class=\"err\">未配置管理令牌（admin_token / CLAIMGATE_ADMIN_TOKEN），办公室页面已停用。</p></section>"),
-        ));
+        )));
     };
     if req.headers().contains_key(header::AUTHORIZATION) && super::authorized(req, st).is_ok() {
         return Ok(());
     }
     match cookie(req, COOKIE) {
         Some(v) if session_valid(token, v, now()) => Ok(()),
-        _ => Err(login_page(StatusCode::UNAUTHORIZED, None)),
+        _ => Err(Box::new(login_page(StatusCode::UNAUTHORIZED, None))),
     }
 }
 
@@ -156,7 +156,10 @@ fn html(status: StatusCode, body: String) -> HttpResponse {
 }
 
 fn error_page(status: StatusCode, msg: &str) -> HttpResponse {
-    let body = format!("<section><p class=\"err\" id=\"error\">{}</p><p><a href=\"/office\">返回看板</a></p></section>", esc(msg));
+    let body = format!(
+        "<section><p class=\"err\" id=\"error\">{}</p><p><a href=\"/office\">返回看板</a></p></section>",
+        esc(msg)
+    );
     html(status, report::page("医保智能审核 · 自律办公室", "", &body))
 }
 
@@ -289,7 +292,7 @@ fn office_link(f: &Filter, key: &str, value: &str) -> String {
 
 async fn office(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
     if let Err(r) = office_auth(&req, &st) {
-        return r;
+        return *r;
     }
     let (f, p) = match filter(&req) {
         Ok(x) => x,
@@ -315,7 +318,7 @@ async fn office(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
 
 async fn decision(req: HttpRequest, path: web::Path<String>, st: web::Data<State>) -> HttpResponse {
     if let Err(r) = office_auth(&req, &st) {
-        return r;
+        return *r;
     }
     let Ok(id) = path.into_inner().parse::<i64>() else {
         return error_page(StatusCode::BAD_REQUEST, "记录编号应为整数");
@@ -332,7 +335,7 @@ async fn decision(req: HttpRequest, path: web::Path<String>, st: web::Data<State
 
 async fn export_csv(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
     if let Err(r) = office_auth(&req, &st) {
-        return r;
+        return *r;
     }
     let f = match pairs(&req).and_then(|p| Filter::from_pairs(&p, &["page", "per_page"])) {
         Ok((f, _)) => f,

@@ -334,9 +334,8 @@ impl Journal {
                 // A batch that fails stays in memory and is retried until it is written; the
                 // queue behind it fills and callers wait (back-pressure), so nothing is lost.
                 while !batch.is_empty() {
-                    match write_batch(&mut conn, &mut batch) {
-                        Ok((n, prunes)) => {
-                            c.written.fetch_add(n, Ordering::Relaxed);
+                    match write_batch(&mut conn, &mut batch, &c) {
+                        Ok(prunes) => {
                             for p in prunes {
                                 let removed = match retention {
                                     Some(days) => {
@@ -408,10 +407,9 @@ impl Journal {
 
 type PruneReply = std::sync::mpsc::Sender<u64>;
 
-/// Writes a batch in one transaction and empties it; returns the decisions written and the
+/// Writes a batch in one transaction, counts it and empties it; returns the
 /// prune requests (run by the caller once the batch is durable).
-
-fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>) -> rusqlite::Result<(u64, Vec<PruneReply>)> {
+fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>, c: &Counters) -> rusqlite::Result<Vec<PruneReply>> {
     let t = conn.transaction()?;
     let mut flushes = Vec::new();
     let mut prunes = Vec::new();
@@ -478,10 +476,12 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>) -> rusqlite::Result<
             Msg::Decision(_) | Msg::Feedback(_) => {}
         }
     }
+    // Counted before a flush is answered, so a flushed journal's counters are exact.
+    c.written.fetch_add(written, Ordering::Relaxed);
     for s in flushes {
         let _ = s.send(());
     }
-    Ok((written, prunes))
+    Ok(prunes)
 }
 
 /// Counts journaled decisions (a read connection; WAL lets it run beside the writer).
@@ -567,7 +567,14 @@ mod tests {
         new.hits = old.hits.clone();
         j.record(old).await;
         j.record(new).await;
-        j.feedback(Feedback { at: "2000-01-01T10:00:00+08:00".into(), jr_id: "JR-OLD".into(), dspo_way: "2".into(), reason: String::new(), outcome: "Modify".into() }).await;
+        j.feedback(Feedback {
+            at: "2000-01-01T10:00:00+08:00".into(),
+            jr_id: "JR-OLD".into(),
+            dspo_way: "2".into(),
+            reason: String::new(),
+            outcome: "Modify".into(),
+        })
+        .await;
         // Act
         let removed = j.prune_now().await;
         // Assert: only the old decision went, with everything hanging off it.

@@ -132,7 +132,8 @@ impl Filter {
         if let Some(d) = self.to {
             out.push(("to", d.format("%Y-%m-%d").to_string()));
         }
-        for (k, v) in [("dept", &self.dept), ("doctor", &self.doctor), ("rule", &self.rule), ("decision", &self.decision)]
+        for (k, v) in
+            [("dept", &self.dept), ("doctor", &self.doctor), ("rule", &self.rule), ("decision", &self.decision)]
         {
             if let Some(v) = v {
                 out.push((k, v.clone()));
@@ -310,7 +311,14 @@ pub fn open_read(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-fn group(c: &Connection, f: &Filter, key: &str, extra: &str, order: &str, limit: Option<u32>) -> rusqlite::Result<Vec<GroupRow>> {
+fn group(
+    c: &Connection,
+    f: &Filter,
+    key: &str,
+    extra: &str,
+    order: &str,
+    limit: Option<u32>,
+) -> rusqlite::Result<Vec<GroupRow>> {
     let (hc, mut v) = f.hit_counts();
     let (w, wv) = f.decision_where(false);
     v.extend(wv);
@@ -528,7 +536,8 @@ pub struct Listing {
     pub items: Vec<Entry>,
 }
 
-const ENTRY_COLS: &str = "d.id, d.at, d.infno, d.msgid, d.fixmedins_code, d.mdtrt_id, d.psn_hash, d.dept_code, d.doctor_code,
+const ENTRY_COLS: &str =
+    "d.id, d.at, d.infno, d.msgid, d.fixmedins_code, d.mdtrt_id, d.psn_hash, d.dept_code, d.doctor_code,
      d.decision, d.ruleset, d.elapsed_us, d.gateway_infcode";
 
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
@@ -578,7 +587,13 @@ fn fill(c: &Connection, e: &mut Entry) -> rusqlite::Result<()> {
     )?;
     e.answers = st
         .query_map([e.id], |r| {
-            Ok(AnswerRow { jr_id: r.get(0)?, rule_id: r.get(1)?, at: r.get(2)?, dspo_way: r.get(3)?, reason: r.get(4)? })
+            Ok(AnswerRow {
+                jr_id: r.get(0)?,
+                rule_id: r.get(1)?,
+                at: r.get(2)?,
+                dspo_way: r.get(3)?,
+                reason: r.get(4)?,
+            })
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(())
@@ -590,9 +605,8 @@ fn fill(c: &Connection, e: &mut Entry) -> rusqlite::Result<()> {
 /// The journal cannot be read.
 pub fn list(c: &Connection, f: &Filter, p: Paging) -> rusqlite::Result<Listing> {
     let (w, v) = f.decision_where(true);
-    let total: i64 = c.query_row(&format!("SELECT count(*) FROM decisions d WHERE {w}"), params_from_iter(v.clone()), |r| {
-        r.get(0)
-    })?;
+    let total: i64 =
+        c.query_row(&format!("SELECT count(*) FROM decisions d WHERE {w}"), params_from_iter(v.clone()), |r| r.get(0))?;
     let offset = u64::from(p.page.saturating_sub(1)) * u64::from(p.per_page);
     let mut st = c.prepare(&format!(
         "SELECT {ENTRY_COLS} FROM decisions d WHERE {w} ORDER BY d.at DESC, d.id DESC LIMIT {} OFFSET {offset}",
@@ -622,15 +636,16 @@ pub fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<Entry>> {
     }
 }
 
+/// Departments, doctors, and rules with their names.
+pub type Choices = (Vec<String>, Vec<String>, Vec<(String, String)>);
+
 /// The codes seen in the journal, for the office's filter lists: (departments, doctors, rules
 /// with names).
 ///
 /// # Errors
 /// The journal cannot be read.
-pub fn choices(c: &Connection) -> rusqlite::Result<(Vec<String>, Vec<String>, Vec<(String, String)>)> {
-    let col = |sql: &str| -> rusqlite::Result<Vec<String>> {
-        c.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
-    };
+pub fn choices(c: &Connection) -> rusqlite::Result<Choices> {
+    let col = |sql: &str| -> rusqlite::Result<Vec<String>> { c.prepare(sql)?.query_map([], |r| r.get(0))?.collect() };
     let depts = col("SELECT DISTINCT dept_code FROM decisions WHERE dept_code <> '' ORDER BY 1 LIMIT 500")?;
     let doctors = col("SELECT DISTINCT doctor_code FROM decisions WHERE doctor_code <> '' ORDER BY 1 LIMIT 500")?;
     let rules = c

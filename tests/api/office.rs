@@ -47,7 +47,10 @@ async fn the_stats_api_counts_the_demo_day_behind_the_admin_token() {
     assert_eq!(rule("GZ10000302004000-001")["points"], 2);
     // The doctor of 患者乙 continued past the 3101 reminder with a reason.
     let fb = &s["feedback"][0];
-    assert_eq!((fb["rule_id"].as_str(), fb["answered"].as_i64(), fb["continued"].as_i64()), (Some("CG-DAYS-001"), Some(1), Some(1)));
+    assert_eq!(
+        (fb["rule_id"].as_str(), fb["answered"].as_i64(), fb["continued"].as_i64()),
+        (Some("CG-DAYS-001"), Some(1), Some(1))
+    );
     assert_eq!(fb["override_rate"], 1.0);
     // 驾照式记分: the inpatient doctor's two blocked items (4 + 4), the outpatient doctor's one (2).
     let points: Vec<(String, i64)> = s["doctor_points"]
@@ -125,7 +128,8 @@ async fn the_office_login_sets_an_http_only_session_that_never_carries_the_token
     let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("Path=/office") && !cookie.contains(TOKEN));
     let session = cookie.split(';').next().unwrap().to_owned();
-    let page = |c: &str, path: &str| no_redirect.get(format!("{}{path}", app.base)).header("cookie", c.to_owned()).send();
+    let page =
+        |c: &str, path: &str| no_redirect.get(format!("{}{path}", app.base)).header("cookie", c.to_owned()).send();
     let r = page(&session, "/office").await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let csp = r.headers().get("content-security-policy").unwrap().to_str().unwrap().to_owned();
@@ -277,8 +281,15 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
     assert_eq!(rows.iter().filter(|r| r.decision == "block").count(), 2);
     let client = reqwest::Client::new();
     let page = client.get(format!("{base}/office")).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
-    let stats: Value =
-        client.get(format!("{base}/admin/v1/journal?per_page=500")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let stats: Value = client
+        .get(format!("{base}/admin/v1/journal?per_page=500"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let pid = child.id().unwrap().to_string();
     let stopped = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(stopped.success());
@@ -337,7 +348,10 @@ async fn the_report_command_writes_the_figures_in_three_formats() {
     }
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("医保智能审核月度报告") && html.contains("data-k=\"block\">2<") && html.contains("<svg"));
-    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"), "self-contained");
+    assert!(
+        !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "self-contained"
+    );
     let csv = std::fs::read_to_string(dir.path().join("report.csv")).unwrap();
     assert!(csv.starts_with('\u{feff}'), "a BOM for spreadsheet programs");
     assert!(csv.lines().any(|l| l.starts_with("规则,GZ10000302004000-001,")));
@@ -427,7 +441,11 @@ async fn the_office_page_in_headless_chromium_shows_the_demo_days_counts() {
     .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
     // Assert: logged in, and the cards show what the demo day did.
-    assert!(!dom.contains("id=\"login\""), "chromium did not get past the login: {dom}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !dom.contains("id=\"login\""),
+        "chromium did not get past the login: {dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let block = rows.iter().filter(|r| r.decision == "block").count().to_string();
     let remind = rows.iter().filter(|r| r.decision == "remind").count().to_string();
     assert_eq!(card(&dom, "block").as_deref(), Some(block.as_str()), "blocks shown");

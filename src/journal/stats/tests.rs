@@ -1,5 +1,5 @@
 use super::*;
-use crate::journal::{Feedback, HitRecord, JrLink, Journal, Record};
+use crate::journal::{Feedback, HitRecord, Journal, JrLink, Record};
 
 fn hit(rule: &str, action: &str, fen: i64, points: u32) -> HitRecord {
     HitRecord {
@@ -16,7 +16,16 @@ fn hit(rule: &str, action: &str, fen: i64, points: u32) -> HitRecord {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn rec(at: &str, infno: &str, dept: &str, doctor: &str, psn: &str, decision: &str, hits: Vec<HitRecord>, jr: Vec<JrLink>) -> Record {
+fn rec(
+    at: &str,
+    infno: &str,
+    dept: &str,
+    doctor: &str,
+    psn: &str,
+    decision: &str,
+    hits: Vec<HitRecord>,
+    jr: Vec<JrLink>,
+) -> Record {
     Record {
         at: format!("{at}T09:00:00+08:00"),
         infno: infno.into(),
@@ -42,15 +51,44 @@ async fn seed(dir: &std::path::Path) -> Journal {
     let day2 = "2025-06-11";
     j.record(rec(day1, "2204", "内科", "D1", "p1", "pass", vec![], vec![])).await;
     j.record(rec(day1, "2204", "内科", "D1", "p1", "remind", vec![hit("R-DAYS", "remind", 1500, 0)], vec![])).await;
-    j.record(rec(day1, "2204", "妇科", "D2", "p2", "block", vec![hit("R-SEX", "block", 6000, 3), hit("R-DAYS", "remind", 500, 0)], vec![])).await;
+    j.record(rec(
+        day1,
+        "2204",
+        "妇科",
+        "D2",
+        "p2",
+        "block",
+        vec![hit("R-SEX", "block", 6000, 3), hit("R-DAYS", "remind", 500, 0)],
+        vec![],
+    ))
+    .await;
     // A 3101 answer that blocks: a warning before the fact, not an interception.
-    let jr = vec![JrLink { jr_id: "JR1".into(), rule_id: "R-DAYS".into() }, JrLink { jr_id: "JR2".into(), rule_id: "R-SEX".into() }];
-    j.record(rec(day2, "3101", "妇科", "D2", "p2", "block", vec![hit("R-DAYS", "remind", 700, 0), hit("R-SEX", "block", 6000, 3)], jr)).await;
+    let jr = vec![
+        JrLink { jr_id: "JR1".into(), rule_id: "R-DAYS".into() },
+        JrLink { jr_id: "JR2".into(), rule_id: "R-SEX".into() },
+    ];
+    j.record(rec(
+        day2,
+        "3101",
+        "妇科",
+        "D2",
+        "p2",
+        "block",
+        vec![hit("R-DAYS", "remind", 700, 0), hit("R-SEX", "block", 6000, 3)],
+        jr,
+    ))
+    .await;
     j.record(rec(day2, "2301", "内科", "D3", "p3", "block", vec![hit("R-MUTEX", "block", 2000, 2)], vec![])).await;
     j.record(rec(day2, "2204", "内科", "D3", "", "unchecked", vec![], vec![])).await;
     for (jr_id, way) in [("JR1", "2"), ("JR1", "1"), ("JR2", "2")] {
-        j.feedback(Feedback { at: format!("{day2}T09:30:00+08:00"), jr_id: jr_id.into(), dspo_way: way.into(), reason: "理由".into(), outcome: "Granted".into() })
-            .await;
+        j.feedback(Feedback {
+            at: format!("{day2}T09:30:00+08:00"),
+            jr_id: jr_id.into(),
+            dspo_way: way.into(),
+            reason: "理由".into(),
+            outcome: "Granted".into(),
+        })
+        .await;
     }
     j.flush().await;
     j
@@ -76,7 +114,8 @@ async fn figures_count_what_was_journaled() {
     assert_eq!(s.by_rule[0].rule_name, "规则R-DAYS");
     let dept: Vec<(&str, i64, i64)> = s.by_dept.iter().map(|g| (g.key.as_str(), g.decisions, g.hits)).collect();
     assert_eq!(dept, vec![("妇科", 2, 4), ("内科", 4, 2)]);
-    let days: Vec<(&str, i64, i64, i64)> = s.by_day.iter().map(|g| (g.key.as_str(), g.decisions, g.block, g.hits)).collect();
+    let days: Vec<(&str, i64, i64, i64)> =
+        s.by_day.iter().map(|g| (g.key.as_str(), g.decisions, g.block, g.hits)).collect();
     assert_eq!(days, vec![("2025-06-10", 3, 1, 3), ("2025-06-11", 3, 2, 3)]);
     assert_eq!(s.top_patients[0].key, "p2");
     assert!(s.top_patients.iter().all(|p| !p.key.is_empty()), "no empty pseudonym row");
@@ -142,8 +181,9 @@ fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn query_parameters_are_checked_with_clear_messages() {
-    let (f, p) = Filter::from_pairs(&pairs(&[("from", "2025-06-01"), ("to", "2025-06-30"), ("dept", ""), ("page", "3")]), &[])
-        .unwrap();
+    let (f, p) =
+        Filter::from_pairs(&pairs(&[("from", "2025-06-01"), ("to", "2025-06-30"), ("dept", ""), ("page", "3")]), &[])
+            .unwrap();
     assert_eq!(f.from, NaiveDate::from_ymd_opt(2025, 6, 1));
     assert_eq!(f.dept, None, "an empty form field is no filter");
     assert_eq!(p, Paging { page: 3, per_page: 50 });
@@ -191,7 +231,8 @@ async fn figures_over_a_hundred_thousand_decisions_add_up() {
     let s = stats(&c, &Filter::default()).unwrap();
     let all = t0.elapsed();
     let t0 = std::time::Instant::now();
-    let narrow = stats(&c, &Filter { dept: Some("科室3".into()), rule: Some("R-SEX".into()), ..Filter::default() }).unwrap();
+    let narrow =
+        stats(&c, &Filter { dept: Some("科室3".into()), rule: Some("R-SEX".into()), ..Filter::default() }).unwrap();
     let filtered = t0.elapsed();
     let t0 = std::time::Instant::now();
     let page = list(&c, &Filter::default(), Paging { page: 10, per_page: 50 }).unwrap();
