@@ -207,8 +207,8 @@ fn yuan_has_two_decimals() {
     assert_eq!(yuan(-5), "-0.05");
 }
 
-/// Not a timing assertion: prints how long the figures take over 100,000 decisions (release
-/// numbers are in BENCHMARKS.md) and checks they add up.
+/// Not a timing assertion: prints how long the figures take over 100,000 decisions (run with
+/// `--nocapture`) and checks they add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_over_a_hundred_thousand_decisions_add_up() {
     let dir = tempfile::tempdir().unwrap();
