@@ -43,6 +43,9 @@ pub struct Config {
     pub history_retention_days: u32,
     /// SQLite: fsync every commit (survives power loss; a killed process loses nothing either way).
     pub history_full_sync: bool,
+    /// Journal records (decisions, hits, 3103 answers) older than this many days are pruned;
+    /// absent or 0 keeps everything.
+    pub journal_retention_days: Option<u32>,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             history_store: None,
             history_retention_days: 400,
             history_full_sync: false,
+            journal_retention_days: None,
         }
     }
 }
@@ -126,6 +130,12 @@ impl Config {
         }
         if let Some(v) = env.get("CLAIMGATE_HISTORY_STORE") {
             c.history_store = Some(v);
+        }
+        if let Some(v) = env.get("CLAIMGATE_JOURNAL_RETENTION_DAYS") {
+            c.journal_retention_days = Some(
+                v.parse()
+                    .map_err(|_| anyhow::anyhow!("CLAIMGATE_JOURNAL_RETENTION_DAYS: not a number of days: {v}"))?,
+            );
         }
         if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
             c.log_json = matches!(v.as_str(), "1" | "true" | "yes");

@@ -174,6 +174,8 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
         let base = format!("http://{}", g.addr);
         println!("claimgate 演示：{base} → 模拟医保网关 http://{sim_addr}（规则包 {ruleset}，二级医院）\n");
         let rows = replay(&base, DAY).await?;
+        // The journal is durable before the demo exits (the office page reads it afterwards).
+        g.state.journal.flush().await;
         println!("{:>3}  {:<8} {:<26} {:<5} {:<4} 说明", "#", "患者", "业务", "交易", "结果");
         for (i, r) in rows.iter().enumerate() {
             println!(
@@ -196,6 +198,10 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
             count("relay")
         );
         println!("指标见 {base}/metrics ；规则说明见 docs/rule-format.md");
+        println!(
+            "审核日志已写入 {}；查看自律办公室看板：CLAIMGATE_ADMIN_TOKEN=<令牌> claimgate serve，然后打开 http://127.0.0.1:8080/office",
+            g.state.journal.path.display()
+        );
         handle.stop(true).await;
         sim_handle.stop(true).await;
         Ok(())

@@ -8,6 +8,8 @@
 //! - [`history`]: what claimgate learnt from earlier exchanges (visit context).
 //! - [`pipeline`]: parse → normalise → evaluate for one message, without HTTP; the pack test runner.
 //! - [`gate`]: the HTTP server (proxy route, check API, admin API).
+//! - [`journal`]: the decision journal and the office's statistics queries.
+//! - [`report`]: the office's figures rendered as HTML, CSV and JSON (`/office`, `claimgate report`).
 //! - [`sim`]: the simulated settlement gateway.
 //! - [`telemetry`]: tracing, metrics, masking of personal data.
 
@@ -22,6 +24,7 @@ pub mod gen;
 pub mod history;
 pub mod journal;
 pub mod pipeline;
+pub mod report;
 pub mod rules;
 pub mod sim;
 pub mod telemetry;

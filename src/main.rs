@@ -46,6 +46,24 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write the office's figures for a period (monthly report for the 医共体 leadership).
+    Report {
+        /// First day included, YYYY-MM-DD.
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day included, YYYY-MM-DD.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// html, csv or json.
+        #[arg(long, default_value = "html")]
+        format: claimgate::report::Format,
+        /// The data directory holding journal.sqlite.
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// Rule pack tools.
     Rules {
         #[command(subcommand)]
@@ -138,6 +156,31 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sim-gateway: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Report { from, to, format, data, output } => {
+            if from > to {
+                eprintln!("claimgate report: 起始日期 {from} 晚于结束日期 {to}");
+                return ExitCode::from(2);
+            }
+            let filter = claimgate::journal::stats::Filter { from: Some(from), to: Some(to), ..Default::default() };
+            let bytes = match claimgate::report::run(&data, &filter, format) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("claimgate report: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let written = match &output {
+                Some(p) => std::fs::write(p, &bytes).map_err(|e| format!("无法写入 {}：{e}", p.display())),
+                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string()),
+            };
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("claimgate report: {e}");
                     ExitCode::FAILURE
                 }
             }

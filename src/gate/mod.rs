@@ -4,6 +4,7 @@
 //! snapshot at its start (`ArcSwap`) and keeps it to the end; it never sees half a pack.
 //! Phases of the proxy route are charted in `docs/pipeline.md`.
 
+pub mod office;
 pub mod overrides;
 pub mod proxy;
 pub mod rescue;
@@ -49,7 +50,10 @@ impl State {
             Some(u) => Some(upstream::Upstream::new(u, cfg.upstream_connect_timeout_ms, cfg.upstream_timeout_ms)?),
             None => None,
         };
-        let journal = crate::journal::Journal::open(&cfg.data, 8192)?;
+        let journal = crate::journal::Journal::open_with(
+            &cfg.data,
+            crate::journal::Options { queue: 8192, retention_days: cfg.journal_retention_days },
+        )?;
         Ok(State {
             journal,
             history: Arc::new(open_history(&cfg)?),
@@ -117,6 +121,24 @@ pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
     };
     tracing::info!(store = store.kind(), "patient history opened");
     Ok(History::new(store, cfg.tier(), 200_000)?)
+}
+
+/// Prunes history older than `history_retention_days` (never less than the active rules' window),
+/// at start and every six hours, on a thread of its own.
+fn spawn_history_retention(st: web::Data<State>) {
+    let spawned = std::thread::Builder::new().name("history-retention".into()).spawn(move || loop {
+        let window = st.rules.load().as_ref().map_or(0, |a| a.rs.lookback);
+        let days = st.cfg.history_retention_days.max(window);
+        match st.history.prune(chrono::Local::now().date_naive(), days) {
+            Ok(n) if n > 0 => tracing::info!(rows = n, days, "history pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "history retention failed; retried later"),
+        }
+        std::thread::sleep(Duration::from_secs(6 * 3600));
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "history retention thread not started");
+    }
 }
 
 async fn healthz() -> HttpResponse {
@@ -204,6 +226,7 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     let state = web::Data::new(State::new(cfg)?);
     // A refused pack leaves the server up but not ready (/readyz 503), as after a bad bureau push.
     let _ = state.activate_from_config();
+    spawn_history_retention(state.clone());
     let st = state.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -216,6 +239,8 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_route))
             .route("/admin/v1/ruleset", web::get().to(admin_ruleset))
+            // The office: /admin/v1/stats, /admin/v1/journal and the /office pages.
+            .configure(office::routes)
     })
     .client_request_timeout(Duration::from_secs(10))
     .shutdown_timeout(30)
@@ -233,6 +258,8 @@ pub fn run_blocking(cfg: Config) -> anyhow::Result<()> {
         let r = build(cfg)?;
         tracing::info!(addr = %r.addr, upstream = ?r.state.cfg.upstream, "claimgate listening");
         r.server.await?;
+        // Everything queued before shutdown reaches the journal before the process exits.
+        r.state.journal.flush().await;
         Ok(())
     })
 }

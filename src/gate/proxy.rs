@@ -319,7 +319,13 @@ async fn local_analysis(
             }
             let merged = crate::pipeline::merge(&active.rs, decisions);
             count_hits(&merged);
-            st.journal.record(record_of(st, head, &claims, Some(&merged), &rev)).await;
+            let mut rec = record_of(st, head, &claims, Some(&merged), &rev);
+            // Each jr_id handed out is journaled with its rule, so the doctor's 3103 answer links back.
+            rec.jr = results
+                .iter()
+                .map(|r| crate::journal::JrLink { jr_id: r.jr_id.clone(), rule_id: r.rule_id.clone() })
+                .collect();
+            st.journal.record(rec).await;
             let hv = merged.header_value();
             metrics::REQUESTS.with_label_values(&[label, hv]).inc();
             with_headers(
@@ -407,6 +413,7 @@ fn record_of(
         elapsed_us: d.map_or(0, |d| d.elapsed_us),
         gateway_infcode: None,
         hits: d.map(HitRecord::from_decision).unwrap_or_default(),
+        jr: Vec::new(),
     }
 }
 

@@ -75,6 +75,8 @@ pub struct CompiledRule {
     pub kind: &'static str,
     pub action: Action,
     pub overridable: bool,
+    /// 驾照式记分 points from the pack (0 when the pack gives none).
+    pub points: u32,
     pub severity: Severity,
     pub basis: Arc<str>,
     pub pack: Arc<str>,
@@ -344,6 +346,7 @@ fn compile_rule(
             kind: spec.name,
             action: src.action,
             overridable: src.overridable,
+            points: src.points.unwrap_or(0),
             severity: src.severity,
             basis: src.basis.as_str().into(),
             pack: pack_name.clone(),

@@ -156,6 +156,9 @@ pub struct Hit {
     /// Per-line amounts, parallel to `lines` (3101 `judge_result_detail_dtos[].vola_amt`).
     #[serde(skip)]
     pub line_amounts: Vec<Fen>,
+    /// The rule's 驾照式记分 points, for the journal; not part of the decision JSON contract.
+    #[serde(skip)]
+    pub points: u32,
 }
 
 /// Lines that a rule could not judge, grouped by the missing fact.

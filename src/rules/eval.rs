@@ -290,6 +290,7 @@ fn render(rs: &CompiledRuleSet, claim: &Claim, out: &Out, start: Instant) -> Dec
             line_amounts: valid.iter().map(|l| l.amount).collect(),
             amount: h.amount,
             overridable: r.overridable,
+            points: r.points,
             basis: r.basis.clone(),
             evidence: h.ev.clone(),
         });

@@ -59,6 +59,10 @@ pub struct RuleSource {
     /// A doctor may continue past a block with a reason (3103 `dspo_way` 1).
     #[serde(default)]
     pub overridable: bool,
+    /// Points a doctor would lose under 驾照式记分 (医保支付资格管理) if an item this rule blocks
+    /// went through; absent when the pack does not say. Used by the office's statistics only.
+    #[serde(default)]
+    pub points: Option<u32>,
     pub severity: Severity,
     /// Chinese message template with `{variable}` placeholders.
     pub message: String,

@@ -68,6 +68,13 @@ pub static JOURNAL_ERRORS: Lazy<prometheus::IntCounter> = Lazy::new(|| {
     REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
     c
 });
+/// Journal decisions removed by retention (`journal_retention_days`).
+pub static JOURNAL_PRUNED: Lazy<prometheus::IntCounter> = Lazy::new(|| {
+    let c = prometheus::IntCounter::new("claimgate_journal_pruned_total", "Journal decisions removed by retention")
+        .expect("metric definition");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
+    c
+});
 pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
     let g = IntGauge::new("claimgate_ruleset_rules", "Rules in the active rule set").expect("metric definition");
     REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
@@ -114,6 +121,7 @@ pub fn touch() {
     Lazy::force(&RULESET_RULES);
     Lazy::force(&JOURNAL_BACKPRESSURE);
     Lazy::force(&JOURNAL_ERRORS);
+    Lazy::force(&JOURNAL_PRUNED);
 }
 
 /// The Prometheus text exposition.

@@ -2,7 +2,9 @@
 //! real binary for the CLI contract.
 
 mod cli;
+mod crash;
 mod helpers;
 mod history;
+mod office;
 mod packs;
 mod proxy;

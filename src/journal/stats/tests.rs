@@ -1,0 +1,247 @@
+use super::*;
+use crate::journal::{Feedback, HitRecord, Journal, JrLink, Record};
+
+fn hit(rule: &str, action: &str, fen: i64, points: u32) -> HitRecord {
+    HitRecord {
+        rule_id: rule.into(),
+        rule_name: format!("规则{rule}"),
+        action: action.into(),
+        severity: "critical".into(),
+        amount_fen: fen,
+        lines: vec!["L1".into(), "L2".into()],
+        message: format!("<{rule}> 命中"),
+        basis: "依据".into(),
+        points,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rec(
+    at: &str,
+    infno: &str,
+    dept: &str,
+    doctor: &str,
+    psn: &str,
+    decision: &str,
+    hits: Vec<HitRecord>,
+    jr: Vec<JrLink>,
+) -> Record {
+    Record {
+        at: format!("{at}T09:00:00+08:00"),
+        infno: infno.into(),
+        msgid: format!("M-{at}-{doctor}-{decision}"),
+        fixmedins_code: "H1".into(),
+        mdtrt_id: "V1".into(),
+        psn_hash: psn.into(),
+        dept_code: dept.into(),
+        doctor_code: doctor.into(),
+        decision: decision.into(),
+        ruleset: "t@1".into(),
+        elapsed_us: 7,
+        gateway_infcode: None,
+        hits,
+        jr,
+    }
+}
+
+/// Two days, two departments, three doctors: the figures below are counted by hand from this.
+async fn seed(dir: &std::path::Path) -> Journal {
+    let j = Journal::open(dir, 16).unwrap();
+    let day1 = "2025-06-10";
+    let day2 = "2025-06-11";
+    j.record(rec(day1, "2204", "内科", "D1", "p1", "pass", vec![], vec![])).await;
+    j.record(rec(day1, "2204", "内科", "D1", "p1", "remind", vec![hit("R-DAYS", "remind", 1500, 0)], vec![])).await;
+    j.record(rec(
+        day1,
+        "2204",
+        "妇科",
+        "D2",
+        "p2",
+        "block",
+        vec![hit("R-SEX", "block", 6000, 3), hit("R-DAYS", "remind", 500, 0)],
+        vec![],
+    ))
+    .await;
+    // A 3101 answer that blocks: a warning before the fact, not an interception.
+    let jr = vec![
+        JrLink { jr_id: "JR1".into(), rule_id: "R-DAYS".into() },
+        JrLink { jr_id: "JR2".into(), rule_id: "R-SEX".into() },
+    ];
+    j.record(rec(
+        day2,
+        "3101",
+        "妇科",
+        "D2",
+        "p2",
+        "block",
+        vec![hit("R-DAYS", "remind", 700, 0), hit("R-SEX", "block", 6000, 3)],
+        jr,
+    ))
+    .await;
+    j.record(rec(day2, "2301", "内科", "D3", "p3", "block", vec![hit("R-MUTEX", "block", 2000, 2)], vec![])).await;
+    j.record(rec(day2, "2204", "内科", "D3", "", "unchecked", vec![], vec![])).await;
+    for (jr_id, way) in [("JR1", "2"), ("JR1", "1"), ("JR2", "2")] {
+        j.feedback(Feedback {
+            at: format!("{day2}T09:30:00+08:00"),
+            jr_id: jr_id.into(),
+            dspo_way: way.into(),
+            reason: "理由".into(),
+            outcome: "Granted".into(),
+        })
+        .await;
+    }
+    j.flush().await;
+    j
+}
+
+#[tokio::test]
+async fn figures_count_what_was_journaled() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let j = seed(dir.path()).await;
+    let c = open_read(&j.path).unwrap();
+    // Act
+    let s = stats(&c, &Filter::default()).unwrap();
+    // Assert
+    let t = &s.totals;
+    assert_eq!((t.decisions, t.pass, t.remind, t.block, t.unchecked, t.analyses), (6, 1, 1, 3, 1, 1));
+    assert_eq!(t.hits, 6);
+    // Intercepted: the 2204 sex block (60.00) and the 2301 mutex block (20.00); not the 3101.
+    assert_eq!((t.intercepted, t.intercepted_fen), (2, 8000));
+    assert_eq!(t.reminded_fen, 1500 + 500 + 700);
+    let rules: Vec<(&str, i64, i64)> = s.by_rule.iter().map(|r| (r.rule_id.as_str(), r.hits, r.points)).collect();
+    assert_eq!(rules, vec![("R-DAYS", 3, 0), ("R-SEX", 2, 3), ("R-MUTEX", 1, 2)]);
+    assert_eq!(s.by_rule[0].rule_name, "规则R-DAYS");
+    let dept: Vec<(&str, i64, i64)> = s.by_dept.iter().map(|g| (g.key.as_str(), g.decisions, g.hits)).collect();
+    assert_eq!(dept, vec![("妇科", 2, 4), ("内科", 4, 2)]);
+    let days: Vec<(&str, i64, i64, i64)> =
+        s.by_day.iter().map(|g| (g.key.as_str(), g.decisions, g.block, g.hits)).collect();
+    assert_eq!(days, vec![("2025-06-10", 3, 1, 3), ("2025-06-11", 3, 2, 3)]);
+    assert_eq!(s.top_patients[0].key, "p2");
+    assert!(s.top_patients.iter().all(|p| !p.key.is_empty()), "no empty pseudonym row");
+    // 3103: JR1 answered twice (the latest, continue, counts), JR2 modified.
+    let fb: Vec<(&str, i64, i64, i64, i64)> =
+        s.feedback.iter().map(|f| (f.rule_id.as_str(), f.prompted, f.answered, f.continued, f.modified)).collect();
+    assert_eq!(fb, vec![("R-DAYS", 1, 1, 1, 0), ("R-SEX", 1, 1, 0, 1)]);
+    assert_eq!(s.feedback[0].override_rate, 1.0);
+    assert_eq!(s.feedback[1].acceptance_rate, 1.0);
+    // 驾照式记分: D2 would lose 3 (the 2204 sex block), D3 2; the 3101 does not count.
+    let pts: Vec<(&str, i64, i64, i64)> =
+        s.doctor_points.iter().map(|p| (p.doctor.as_str(), p.blocked_items, p.points, p.amount_fen)).collect();
+    assert_eq!(pts, vec![("D2", 1, 3, 6000), ("D3", 1, 2, 2000)]);
+}
+
+#[tokio::test]
+async fn filters_narrow_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = seed(dir.path()).await;
+    let c = open_read(&j.path).unwrap();
+    let day2 = NaiveDate::from_ymd_opt(2025, 6, 11);
+    let s = stats(&c, &Filter { from: day2, to: day2, ..Filter::default() }).unwrap();
+    assert_eq!((s.totals.decisions, s.totals.hits), (3, 3));
+    let s = stats(&c, &Filter { dept: Some("内科".into()), ..Filter::default() }).unwrap();
+    assert_eq!((s.totals.decisions, s.totals.remind, s.totals.block), (4, 1, 1));
+    let s = stats(&c, &Filter { rule: Some("R-SEX".into()), ..Filter::default() }).unwrap();
+    // Decisions with a R-SEX hit; hit figures count R-SEX only.
+    assert_eq!((s.totals.decisions, s.totals.hits, s.totals.reminded_fen), (2, 2, 0));
+    assert_eq!(s.by_rule.len(), 1);
+    assert_eq!(s.feedback.len(), 1);
+    let s = stats(&c, &Filter { doctor: Some("D1".into()), ..Filter::default() }).unwrap();
+    assert_eq!((s.totals.decisions, s.totals.hits, s.doctor_points.len()), (2, 1, 0));
+}
+
+#[tokio::test]
+async fn the_listing_pages_newest_first_with_hits_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = seed(dir.path()).await;
+    let c = open_read(&j.path).unwrap();
+    let l = list(&c, &Filter::default(), Paging { page: 1, per_page: 4 }).unwrap();
+    assert_eq!((l.total, l.items.len()), (6, 4));
+    assert!(l.items[0].at >= l.items[3].at);
+    let l2 = list(&c, &Filter::default(), Paging { page: 2, per_page: 4 }).unwrap();
+    assert_eq!(l2.items.len(), 2);
+    let ids: std::collections::BTreeSet<i64> = l.items.iter().chain(&l2.items).map(|e| e.id).collect();
+    assert_eq!(ids.len(), 6, "pages do not overlap");
+    let blocks = list(&c, &Filter { decision: Some("block".into()), ..Filter::default() }, Paging::default()).unwrap();
+    assert_eq!(blocks.total, 3);
+    let analysis = blocks.items.iter().find(|e| e.infno == "3101").unwrap();
+    assert_eq!(analysis.hits.len(), 2);
+    assert_eq!(analysis.hits[0].lines, vec!["L1", "L2"]);
+    assert_eq!(analysis.answers.len(), 3);
+    let again = get(&c, analysis.id).unwrap().unwrap();
+    assert_eq!(again.msgid, analysis.msgid);
+    assert!(get(&c, 999_999).unwrap().is_none());
+    let (depts, doctors, rules) = choices(&c).unwrap();
+    assert_eq!((depts.len(), doctors.len(), rules.len()), (2, 3, 3));
+}
+
+fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
+    q.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn query_parameters_are_checked_with_clear_messages() {
+    let (f, p) =
+        Filter::from_pairs(&pairs(&[("from", "2025-06-01"), ("to", "2025-06-30"), ("dept", ""), ("page", "3")]), &[])
+            .unwrap();
+    assert_eq!(f.from, NaiveDate::from_ymd_opt(2025, 6, 1));
+    assert_eq!(f.dept, None, "an empty form field is no filter");
+    assert_eq!(p, Paging { page: 3, per_page: 50 });
+    assert_eq!(f.to_pairs(), vec![("from", "2025-06-01".to_owned()), ("to", "2025-06-30".to_owned())]);
+    let err = |q: &[(&str, &str)]| Filter::from_pairs(&pairs(q), &[]).unwrap_err().0;
+    assert!(err(&[("from", "2025-13-01")]).contains("YYYY-MM-DD"));
+    assert!(err(&[("from", "2025-06-02"), ("to", "2025-06-01")]).contains("晚于"));
+    assert!(err(&[("per_page", "0")]).contains("per_page"));
+    assert!(err(&[("per_page", "100000")]).contains("per_page"));
+    assert!(err(&[("page", "-1")]).contains("page"));
+    assert!(err(&[("decision", "maybe")]).contains("decision"));
+    assert!(err(&[("dept", &"x".repeat(65))]).contains("dept"));
+    assert!(err(&[("psn_no", "1")]).contains("未知参数"));
+    assert!(Filter::from_pairs(&pairs(&[("format", "csv")]), &["format"]).is_ok());
+}
+
+#[test]
+fn yuan_has_two_decimals() {
+    assert_eq!(yuan(0), "0.00");
+    assert_eq!(yuan(123_456), "1234.56");
+    assert_eq!(yuan(-5), "-0.05");
+}
+
+/// Not a timing assertion: prints how long the figures take over 100,000 decisions (run with
+/// `--nocapture`) and checks they add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_over_a_hundred_thousand_decisions_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), 4096).unwrap();
+    for i in 0..100_000u32 {
+        let day = format!("2025-06-{:02}", 1 + i % 30);
+        let dept = format!("科室{}", i % 12);
+        let doctor = format!("D{}", i % 150);
+        let psn = format!("p{}", i % 20_000);
+        let (decision, hits) = match i % 10 {
+            0 => ("block", vec![hit("R-SEX", "block", 6000, 3)]),
+            1 | 2 => ("remind", vec![hit("R-DAYS", "remind", 100, 0)]),
+            _ => ("pass", vec![]),
+        };
+        j.record(rec(&day, "2204", &dept, &doctor, &psn, decision, hits, vec![])).await;
+    }
+    j.flush().await;
+    let c = open_read(&j.path).unwrap();
+    let t0 = std::time::Instant::now();
+    let s = stats(&c, &Filter::default()).unwrap();
+    let all = t0.elapsed();
+    let t0 = std::time::Instant::now();
+    let narrow =
+        stats(&c, &Filter { dept: Some("科室3".into()), rule: Some("R-SEX".into()), ..Filter::default() }).unwrap();
+    let filtered = t0.elapsed();
+    let t0 = std::time::Instant::now();
+    let page = list(&c, &Filter::default(), Paging { page: 10, per_page: 50 }).unwrap();
+    let listed = t0.elapsed();
+    eprintln!("stats over 100k decisions: all {all:?}, dept+rule {filtered:?}; listing page 10: {listed:?}");
+    assert_eq!((s.totals.decisions, s.totals.block, s.totals.remind, s.totals.hits), (100_000, 10_000, 20_000, 30_000));
+    assert_eq!(s.totals.intercepted_fen, 10_000 * 6000);
+    assert_eq!(s.by_day.len(), 30);
+    assert_eq!(s.by_rule.iter().map(|r| r.hits).sum::<i64>(), 30_000);
+    assert_eq!(narrow.totals.hits, narrow.totals.block);
+    assert_eq!(page.items.len(), 50);
+}
