@@ -36,6 +36,8 @@ pub struct Config {
     pub warn_msg_reminders: bool,
     /// Structured JSON logs.
     pub log_json: bool,
+    /// Signed rule bundles from the bureau and the local folders' watcher (`reload`).
+    pub bundles: crate::reload::BundleConfig,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             fail_open: true,
             warn_msg_reminders: false,
             log_json: false,
+            bundles: crate::reload::BundleConfig::default(),
         }
     }
 }
@@ -117,6 +120,7 @@ impl Config {
         if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
             c.log_json = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        c.bundles.apply_env(env)?;
         c.validate()?;
         Ok(c)
     }
@@ -126,7 +130,11 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.body_limit >= 1024, "body_limit must be at least 1024 bytes");
         anyhow::ensure!(self.proxy_path.starts_with('/'), "proxy_path must start with /");
-        anyhow::ensure!(!self.rules.is_empty(), "at least one rules folder is required");
+        anyhow::ensure!(
+            !self.rules.is_empty() || self.bundles.enabled(),
+            "at least one rules folder is required (or bundles.trusted_keys)"
+        );
+        self.bundles.validate()?;
         if let Some(u) = &self.upstream {
             anyhow::ensure!(
                 u.starts_with("http://") || u.starts_with("https://"),
