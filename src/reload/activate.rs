@@ -125,6 +125,8 @@ pub struct Reloader {
     status: Mutex<Status>,
     /// The ETag of the last bundle fetched from the bureau.
     pub(super) etag: Mutex<Option<String>>,
+    /// Counts activations, for whoever waits for one (tests, a future shadow runner).
+    activations: tokio::sync::watch::Sender<u64>,
 }
 
 const ACTIVE_FILE: &str = "active.bundle";
@@ -170,6 +172,7 @@ impl Reloader {
             layers: Mutex::new(Layers::default()),
             status: Mutex::new(Status::default()),
             etag: Mutex::new(None),
+            activations: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -179,6 +182,11 @@ impl Reloader {
 
     pub fn local_dirs(&self) -> &[PathBuf] {
         &self.local_dirs
+    }
+
+    /// A receiver of the activation count (incremented after each swap).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.activations.subscribe()
     }
 
     pub fn active(&self) -> Option<Arc<Active>> {
@@ -404,6 +412,7 @@ impl Reloader {
         let active = Arc::new(Active { rs, source: source.join(" + "), activated_at: now(), bundle: info });
         self.rules.store(Some(active.clone()));
         lock(&self.status).last_update_failed = false;
+        self.activations.send_modify(|n| *n += 1);
         active
     }
 

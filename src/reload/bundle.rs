@@ -92,7 +92,7 @@ pub fn generate_keypair() -> Result<(String, String), BundleError> {
     let sk = SigningKey::from_bytes(&seed);
     Ok((
         format!("{SECRET_PREFIX}{}\n", B64.encode(sk.to_bytes())),
-        format!("{PUBLIC_PREFIX}{}\n", B64.encode(sk.verifying_key().as_bytes())),
+        format!("{}\n", public_key_text(&sk.verifying_key())),
     ))
 }
 
@@ -101,6 +101,11 @@ fn decode_key(text: &str, prefix: &str, what: &str) -> Result<[u8; 32], BundleEr
     let b64 = t.strip_prefix(prefix).ok_or_else(|| BundleError::Key(format!("{what}: does not start with {prefix}")))?;
     let raw = B64.decode(b64.trim()).map_err(|e| BundleError::Key(format!("{what}: bad base64: {e}")))?;
     raw.try_into().map_err(|_| BundleError::Key(format!("{what}: not 32 bytes")))
+}
+
+/// The text of a public key file (also accepted inline in `bundles.trusted_keys`).
+pub fn public_key_text(key: &VerifyingKey) -> String {
+    format!("{PUBLIC_PREFIX}{}", B64.encode(key.as_bytes()))
 }
 
 /// Parses the text of a private key file.

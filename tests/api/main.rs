@@ -5,3 +5,4 @@ mod cli;
 mod helpers;
 mod packs;
 mod proxy;
+mod reload;
