@@ -37,7 +37,7 @@ fn refused(e: &ActivateError) -> HttpResponse {
     let body = serde_json::json!({"error": e.to_string(), "stage": e.stage().as_str()});
     match e {
         ActivateError::Disabled => HttpResponse::Forbidden().json(body),
-        ActivateError::Rollback(_) => HttpResponse::Conflict().json(body),
+        ActivateError::Rollback(_) | ActivateError::NoCandidate => HttpResponse::Conflict().json(body),
         ActivateError::Persist(_) => HttpResponse::InternalServerError().json(body),
         _ => HttpResponse::UnprocessableEntity().json(body),
     }
@@ -62,28 +62,14 @@ fn answer(st: &State, r: Result<Outcome, ActivateError>) -> HttpResponse {
 
 /// `PUT /admin/v1/ruleset`: the body is a bundle file. Verified, compiled and self-tested before it
 /// replaces the running set; refused with the reason otherwise (the running set stays).
-pub async fn push(req: HttpRequest, mut payload: web::Payload, st: web::Data<State>) -> HttpResponse {
+pub async fn push(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
     if let Err(r) = authorized(&req, &st) {
         return *r;
     }
-    let limit = st.cfg.bundles.max_bundle_bytes;
-    let too_large =
-        || HttpResponse::PayloadTooLarge().json(serde_json::json!({"error": format!("bundle larger than {limit} bytes"), "stage": "verify"}));
-    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return too_large();
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => return HttpResponse::BadRequest().json(serde_json::json!({"error": format!("reading the body: {e}")})),
-        };
-        if (body.len() + chunk.len()) as u64 > limit {
-            return too_large();
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = match read_bundle(&req, payload, &st).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let reload = st.reload.clone();
     match web::block(move || reload.activate_bundle(body, Origin::Push)).await {
         Ok(r) => answer(&st, r),
@@ -100,5 +86,88 @@ pub async fn rollback(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
     match web::block(move || reload.rollback()).await {
         Ok(r) => answer(&st, r),
         Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("rollback task: {e}")})),
+    }
+}
+
+/// Reads a bundle body within `bundles.max_bundle_bytes`.
+async fn read_bundle(req: &HttpRequest, mut payload: web::Payload, st: &State) -> Result<Vec<u8>, HttpResponse> {
+    let limit = st.cfg.bundles.max_bundle_bytes;
+    let too_large = || {
+        HttpResponse::PayloadTooLarge()
+            .json(serde_json::json!({"error": format!("bundle larger than {limit} bytes"), "stage": "verify"}))
+    };
+    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            HttpResponse::BadRequest().json(serde_json::json!({"error": format!("reading the body: {e}")}))
+        })?;
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `PUT /admin/v1/shadow`: the body is a bundle to evaluate beside the active set on live traffic
+/// (verified, compiled and self-tested first; nothing is activated).
+pub async fn shadow_set(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
+    if let Err(r) = authorized(&req, &st) {
+        return *r;
+    }
+    let body = match read_bundle(&req, payload, &st).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let reload = st.reload.clone();
+    match web::block(move || reload.set_shadow(body)).await {
+        Ok(Ok(info)) => HttpResponse::Ok().json(serde_json::json!({"shadow": info})),
+        Ok(Err(e)) => refused(&e),
+        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("shadow task: {e}")})),
+    }
+}
+
+/// `GET /admin/v1/shadow`: per rule, how often the candidate would remind or block (beside the
+/// active set's counts on the same messages), and the latest messages where the two differ.
+pub async fn shadow_report(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
+    if let Err(r) = authorized(&req, &st) {
+        return *r;
+    }
+    // Settle the queue first, so the counts cover every message answered before this call.
+    let reload = st.reload.clone();
+    match web::block(move || {
+        reload.shadow().flush();
+        reload.shadow().report()
+    })
+    .await
+    {
+        Ok(Some(r)) => HttpResponse::Ok().json(r),
+        Ok(None) => HttpResponse::NotFound().json(serde_json::json!({"error": "no candidate is under shadow evaluation"})),
+        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("shadow task: {e}")})),
+    }
+}
+
+/// `DELETE /admin/v1/shadow`: ends the shadow run without activating anything.
+pub async fn shadow_clear(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
+    if let Err(r) = authorized(&req, &st) {
+        return *r;
+    }
+    let was = st.reload.shadow().clear();
+    HttpResponse::Ok().json(serde_json::json!({"cleared": was.map(|c| c.rs.revision())}))
+}
+
+/// `POST /admin/v1/shadow/promote`: activates the candidate (the whole activation path again).
+pub async fn shadow_promote(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
+    if let Err(r) = authorized(&req, &st) {
+        return *r;
+    }
+    let reload = st.reload.clone();
+    match web::block(move || reload.promote()).await {
+        Ok(r) => answer(&st, r),
+        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("promote task: {e}")})),
     }
 }

@@ -163,6 +163,10 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
             // The push route reads its own body (bounded by bundles.max_bundle_bytes).
             .route("/admin/v1/ruleset", web::put().to(admin::push))
             .route("/admin/v1/ruleset/rollback", web::post().to(admin::rollback))
+            .route("/admin/v1/shadow", web::put().to(admin::shadow_set))
+            .route("/admin/v1/shadow", web::get().to(admin::shadow_report))
+            .route("/admin/v1/shadow", web::delete().to(admin::shadow_clear))
+            .route("/admin/v1/shadow/promote", web::post().to(admin::shadow_promote))
     })
     .client_request_timeout(Duration::from_secs(10))
     .shutdown_timeout(30)

@@ -120,6 +120,7 @@ async fn route(
             _ => vec![],
         };
         let mut d = decide(&active.rs, &claims);
+        st.reload.shadow().observe(&claims, &d);
         let removed = claims.first().map(|c| st.overrides.apply(c, &mut d)).unwrap_or_default();
         Ok::<_, ParseError>((claims, d, removed))
     }));
@@ -447,6 +448,7 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     match prepare(&head, &st.ctx) {
         Ok(Prepared::Claims { claims, .. }) => {
             let d = decide(&active.rs, &claims);
+            st.reload.shadow().observe(&claims, &d);
             let hv = d.header_value();
             with_headers(HttpResponse::Ok().json(&d), hv, &active.rs.revision())
         }

@@ -39,6 +39,10 @@ pub enum Origin {
     LastKnownGood,
     Local,
     Rollback,
+    /// A candidate set for shadow evaluation (never activated as such).
+    Shadow,
+    /// A shadow candidate promoted to active.
+    Promote,
 }
 
 impl Origin {
@@ -49,6 +53,8 @@ impl Origin {
             Origin::LastKnownGood => "last-known-good",
             Origin::Local => "local",
             Origin::Rollback => "rollback",
+            Origin::Shadow => "shadow",
+            Origin::Promote => "promote",
         }
     }
 }
@@ -125,8 +131,10 @@ pub struct Reloader {
     status: Mutex<Status>,
     /// The ETag of the last bundle fetched from the bureau.
     pub(super) etag: Mutex<Option<String>>,
-    /// Counts activations, for whoever waits for one (tests, a future shadow runner).
+    /// Counts activations, for whoever waits for one.
     activations: tokio::sync::watch::Sender<u64>,
+    /// The candidate under shadow evaluation, if any.
+    shadow: super::shadow::Shadow,
 }
 
 const ACTIVE_FILE: &str = "active.bundle";
@@ -173,6 +181,7 @@ impl Reloader {
             status: Mutex::new(Status::default()),
             etag: Mutex::new(None),
             activations: tokio::sync::watch::Sender::new(0),
+            shadow: super::shadow::Shadow::new(),
         })
     }
 
@@ -193,10 +202,14 @@ impl Reloader {
         self.rules.load_full()
     }
 
+    /// Never waits for an activation in progress (the layers' lock is not taken), so `/readyz` and
+    /// the admin API answer at once.
     pub fn status(&self) -> Status {
-        let mut s = lock(&self.status).clone();
-        s.previous = lock(&self.layers).previous.as_ref().map(|p| p.info.clone());
-        s
+        lock(&self.status).clone()
+    }
+
+    fn publish_previous(&self, layers: &Layers) {
+        lock(&self.status).previous = layers.previous.as_ref().map(|p| p.info.clone());
     }
 
     /// At start: the local packs and, when bundles are enabled, the last-known-good bundle (the
@@ -232,10 +245,26 @@ impl Reloader {
         }
         match self.compose(bundle.as_ref(), &local) {
             Ok(rs) => {
-                self.swap(rs, bundle.as_ref(), Origin::LastKnownGood);
+                let origin = if bundle.is_some() { Origin::LastKnownGood } else { Origin::Local };
+                self.swap(rs, bundle.as_ref(), origin);
                 layers.bundle = bundle;
                 layers.previous = previous;
                 layers.local = local;
+                self.publish_previous(&layers);
+            }
+            Err(e) if bundle.is_some() && !local.is_empty() => {
+                // The bundle no longer composes with the local packs: run the local ones alone
+                // rather than nothing, and say so.
+                match self.compose(None, &local) {
+                    Ok(rs) => {
+                        self.swap(rs, None, Origin::Local);
+                        layers.local = local;
+                        layers.previous = bundle;
+                        self.publish_previous(&layers);
+                    }
+                    Err(e2) => self.fail(Origin::Local, &e2),
+                }
+                self.fail(Origin::LastKnownGood, &e);
             }
             Err(e) => self.fail(if bundle.is_some() { Origin::LastKnownGood } else { Origin::Local }, &e),
         }
@@ -266,6 +295,7 @@ impl Reloader {
         let rs = self.compose(Some(&layer), &layers.local)?;
         let active = self.swap(rs, Some(&layer), origin);
         layers.previous = layers.bundle.replace(layer);
+        self.publish_previous(&layers);
         // The set is active; failing to persist it only costs the restart path, so it is recorded
         // rather than undone.
         if let Err(e) = self.persist(&layers) {
@@ -296,6 +326,46 @@ impl Reloader {
         r
     }
 
+    pub fn shadow(&self) -> &super::shadow::Shadow {
+        &self.shadow
+    }
+
+    /// Verifies, compiles (with the local packs) and self-tests a bundle, then evaluates it beside
+    /// the active set on live traffic. Replaces any earlier candidate; activates nothing.
+    ///
+    /// # Errors
+    /// Why the bundle was refused (counted; not recorded as a failed update of the running set).
+    pub fn set_shadow(&self, bytes: Vec<u8>) -> Result<BundleInfo, ActivateError> {
+        let r = (|| {
+            if !self.cfg.enabled() {
+                return Err(ActivateError::Disabled);
+            }
+            let layers = lock(&self.layers);
+            let layer = Arc::new(self.verify_and_stage(bytes, Origin::Shadow)?);
+            let rs = self.compose(Some(&layer), &layers.local)?;
+            tracing::info!(candidate = %rs.revision(), "shadow candidate set");
+            self.shadow.set(rs, layer.info.clone(), layer.bytes.clone());
+            Ok(layer.info.clone())
+        })();
+        if let Err(e) = &r {
+            tracing::warn!(error = %e, "shadow candidate refused");
+            metrics::RULESET_FAILURES.with_label_values(&[Origin::Shadow.as_str(), e.stage().as_str()]).inc();
+        }
+        r
+    }
+
+    /// Activates the shadow candidate's bundle (through the whole activation path) and ends the
+    /// shadow run.
+    ///
+    /// # Errors
+    /// No candidate, or its activation was refused.
+    pub fn promote(&self) -> Result<Outcome, ActivateError> {
+        let Some(c) = self.shadow.candidate() else { return Err(ActivateError::NoCandidate) };
+        let r = self.activate_bundle(c.bytes.as_ref().clone(), Origin::Promote)?;
+        self.shadow.clear();
+        Ok(r)
+    }
+
     /// The digest of the local folders when they were last loaded.
     pub(super) fn loaded_local_digest(&self) -> String {
         lock(&self.layers).local_digest.clone()
@@ -314,6 +384,7 @@ impl Reloader {
             let rs = self.compose(Some(&prev), &layers.local)?;
             let active = self.swap(rs, Some(&prev), Origin::Rollback);
             layers.previous = layers.bundle.replace(prev);
+            self.publish_previous(&layers);
             if let Err(e) = self.persist(&layers) {
                 self.fail(Origin::Rollback, &e);
             }

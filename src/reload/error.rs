@@ -46,6 +46,7 @@ pub enum Stage {
     SelfTest,
     Persist,
     Rollback,
+    Shadow,
 }
 
 impl Stage {
@@ -57,6 +58,7 @@ impl Stage {
             Stage::SelfTest => "selftest",
             Stage::Persist => "persist",
             Stage::Rollback => "rollback",
+            Stage::Shadow => "shadow",
         }
     }
 }
@@ -79,6 +81,8 @@ pub enum ActivateError {
     Rollback(String),
     #[error("bundles are disabled: no trusted keys are configured")]
     Disabled,
+    #[error("shadow: no candidate is under shadow evaluation")]
+    NoCandidate,
 }
 
 impl ActivateError {
@@ -90,6 +94,7 @@ impl ActivateError {
             ActivateError::SelfTest(_) => Stage::SelfTest,
             ActivateError::Persist(_) => Stage::Persist,
             ActivateError::Rollback(_) => Stage::Rollback,
+            ActivateError::NoCandidate => Stage::Shadow,
         }
     }
 }

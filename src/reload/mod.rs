@@ -1,5 +1,5 @@
 //! Rule bundles from the bureau and local rule folders: fetch (pull), push, verify, activate,
-//! last-known-good, rollback, local watch.
+//! last-known-good, rollback, local watch, shadow runs.
 //!
 //! The pipeline is verify → compile → self-test → swap → persist (OPA's `activateBundles`: check
 //! everything before changing anything). The swap is one `ArcSwap` store; each request loads one
@@ -20,6 +20,7 @@ pub mod bundle;
 pub mod config;
 pub mod error;
 pub mod pull;
+pub mod shadow;
 pub mod verify;
 pub mod watch;
 

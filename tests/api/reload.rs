@@ -426,6 +426,74 @@ async fn a_local_pack_layers_over_the_bundle_and_wins_on_a_shared_id() {
     assert!(decision["hits"][0]["basis"].as_str().unwrap_or_default().starts_with("[本院]"), "{decision}");
 }
 
+/// A one-rule pack named like the baseline: the glucose pair rule as a reminder, with its own case.
+fn reminder_only_pack(version: &str) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let p = out.path();
+    std::fs::create_dir_all(p.join("rules")).unwrap();
+    std::fs::create_dir_all(p.join("tests")).unwrap();
+    std::fs::write(p.join("manifest.yaml"), format!("name: national-baseline\nversion: \"{version}\"\n")).unwrap();
+    let national = std::fs::read_to_string(root().join("rulesets/national-baseline/rules/combination.yaml")).unwrap();
+    let start = national.find("  - id: GZ10000102012000-004").unwrap();
+    let end = national[start + 4..].find("\n  - id: ").map_or(national.len(), |e| start + 4 + e + 1);
+    let rule = national[start..end].replace("action: block", "action: remind").replace("basis: \"", &format!("basis: \"[{version}] "));
+    std::fs::write(p.join("rules/combination.yaml"), format!("rules:\n{rule}")).unwrap();
+    let case = serde_json::json!({"cases": [{
+        "name": "葡萄糖耐量试验与葡萄糖测定同日：仅提醒",
+        "envelope": fixture("outpatient/04-2204-violations.json"),
+        "expect": {"decision": "remind", "hits": [{"rule_id": "GZ10000102012000-004", "lines": ["MZ202509150004"]}]}
+    }]});
+    std::fs::write(p.join("tests/combination.yaml"), serde_json::to_string_pretty(&case).unwrap()).unwrap();
+    out
+}
+
+#[actix_web::test]
+async fn a_shadow_candidate_is_counted_on_live_traffic_without_changing_answers_and_promotes_in_one_call() {
+    // Arrange: v1 blocks the glucose pair; the candidate only reminds.
+    let data = tempfile::tempdir().unwrap();
+    let app = spawn(data.path(), vec![], trusting(&key(1))).await;
+    let v1 = variant("2026.11.2", same);
+    assert_eq!(app.push(signed(v1.path(), &key(1))).await.0, 200);
+    let candidate = reminder_only_pack("2026.12.1");
+    let shadow = |method: reqwest::Method, path: &str| {
+        app.client.request(method, format!("{}/admin/v1/shadow{path}", app.base)).bearer_auth(TOKEN)
+    };
+    let r = shadow(reqwest::Method::PUT, "").body(signed(candidate.path(), &key(2))).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 422, "an untrusted candidate is refused like any bundle");
+    let r = shadow(reqwest::Method::PUT, "").body(signed(candidate.path(), &key(1))).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Act 1: live traffic.
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(app.check().await);
+    }
+    let report: Value = shadow(reqwest::Method::GET, "").send().await.unwrap().json().await.unwrap();
+
+    // Assert 1: answers come from the active set only; the report counts the candidate's would-be hits.
+    for (status, rev_, d) in &answers {
+        assert_eq!((*status, rev_.as_deref(), d["decision"].as_str()), (200, Some("national-baseline@2026.11.2"), Some("block")));
+    }
+    assert_eq!((report["observed"].as_u64(), report["evaluated"].as_u64()), (Some(5), Some(5)), "{report}");
+    let rule = &report["rules"]["GZ10000102012000-004"];
+    assert_eq!((rule["would_remind"].as_u64(), rule["would_block"].as_u64()), (Some(5), Some(0)), "{report}");
+    assert_eq!(rule["active_block"].as_u64(), Some(5), "{report}");
+    assert_eq!(report["differing"].as_u64(), Some(5));
+    let diff = &report["differences"][0];
+    assert_eq!((diff["active"]["decision"].as_str(), diff["candidate"]["decision"].as_str()), (Some("block"), Some("remind")));
+    assert_eq!(report["revision"], "national-baseline@2026.12.1");
+
+    // Act 2: promote.
+    let r = shadow(reqwest::Method::POST, "/promote").send().await.unwrap();
+    // Assert 2
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, serving, d) = app.check().await;
+    assert_eq!((serving.as_deref(), d["decision"].as_str()), (Some("national-baseline@2026.12.1"), Some("remind")));
+    assert_eq!(app.ruleset().await["bundle"]["origin"], "promote");
+    assert_eq!(shadow(reqwest::Method::GET, "").send().await.unwrap().status().as_u16(), 404, "the shadow run ended");
+    assert_eq!(shadow(reqwest::Method::POST, "/promote").send().await.unwrap().status().as_u16(), 409);
+}
+
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
     v.get(((v.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
