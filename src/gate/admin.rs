@@ -73,7 +73,9 @@ pub async fn push(req: HttpRequest, payload: web::Payload, st: web::Data<State>)
     let reload = st.reload.clone();
     match web::block(move || reload.activate_bundle(body, Origin::Push)).await {
         Ok(r) => answer(&st, r),
-        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("activation task: {e}")})),
+        Err(e) => {
+            HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("activation task: {e}")}))
+        }
     }
 }
 
@@ -96,7 +98,8 @@ async fn read_bundle(req: &HttpRequest, mut payload: web::Payload, st: &State) -
         HttpResponse::PayloadTooLarge()
             .json(serde_json::json!({"error": format!("bundle larger than {limit} bytes"), "stage": "verify"}))
     };
-    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
@@ -146,7 +149,9 @@ pub async fn shadow_report(req: HttpRequest, st: web::Data<State>) -> HttpRespon
     .await
     {
         Ok(Some(r)) => HttpResponse::Ok().json(r),
-        Ok(None) => HttpResponse::NotFound().json(serde_json::json!({"error": "no candidate is under shadow evaluation"})),
+        Ok(None) => {
+            HttpResponse::NotFound().json(serde_json::json!({"error": "no candidate is under shadow evaluation"}))
+        }
         Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("shadow task: {e}")})),
     }
 }

@@ -78,7 +78,8 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(st: web::Data<State>) -> HttpResponse {
     let status = st.reload.status();
-    let last_error = status.last_error.as_ref().map(|e| serde_json::json!({"at": e.at, "stage": e.stage, "error": e.error}));
+    let last_error =
+        status.last_error.as_ref().map(|e| serde_json::json!({"at": e.at, "stage": e.stage, "error": e.error}));
     match st.rules.load_full() {
         Some(a) => HttpResponse::Ok().json(serde_json::json!({
             "ready": true, "ruleset": a.rs.revision(), "last_update_failed": status.last_update_failed, "last_error": last_error

@@ -135,6 +135,10 @@ pub struct Reloader {
     activations: tokio::sync::watch::Sender<u64>,
     /// The candidate under shadow evaluation, if any.
     shadow: super::shadow::Shadow,
+    /// The set replaced by the last swap. Holding it here means the set before it, released at the
+    /// next swap, is usually dropped on the activation thread rather than by whichever request
+    /// happened to hold its last reference (freeing a compiled set is not free).
+    retired: Mutex<Option<Arc<Active>>>,
 }
 
 const ACTIVE_FILE: &str = "active.bundle";
@@ -182,6 +186,7 @@ impl Reloader {
             etag: Mutex::new(None),
             activations: tokio::sync::watch::Sender::new(0),
             shadow: super::shadow::Shadow::new(),
+            retired: Mutex::new(None),
         })
     }
 
@@ -419,10 +424,11 @@ impl Reloader {
     fn verify_and_stage(&self, bytes: Vec<u8>, origin: Origin) -> Result<BundleLayer, ActivateError> {
         let today = chrono::Local::now().date_naive();
         let v: Verified = verify::verify(&bytes, &self.trusted, &self.cfg.limits(), today)?;
-        let stage_err = |e: std::io::Error| ActivateError::Persist(format!("staging under {}: {e}", self.dir.display()));
+        let stage_err =
+            |e: std::io::Error| ActivateError::Persist(format!("staging under {}: {e}", self.dir.display()));
         std::fs::create_dir_all(&self.dir).map_err(stage_err)?;
         let tmp = tempfile::Builder::new().prefix(".staging-").tempdir_in(&self.dir).map_err(stage_err)?;
-        let root = tmp.path().join(&v.manifest.name.replace(['/', '\\', '.'], "_"));
+        let root = tmp.path().join(v.manifest.name.replace(['/', '\\', '.'], "_"));
         for (rel, content) in &v.files {
             // `rel` passed `bundle::is_pack_file`: at most one folder level, no `..`.
             let p = root.join(rel);
@@ -449,7 +455,11 @@ impl Reloader {
     }
 
     /// Compiles the layers together and runs every pack's own test cases against the result.
-    fn compose(&self, bundle: Option<&Arc<BundleLayer>>, local: &[PackSource]) -> Result<CompiledRuleSet, ActivateError> {
+    fn compose(
+        &self,
+        bundle: Option<&Arc<BundleLayer>>,
+        local: &[PackSource],
+    ) -> Result<CompiledRuleSet, ActivateError> {
         let packs: Vec<PackSource> = bundle.map(|b| b.pack.clone()).into_iter().chain(local.iter().cloned()).collect();
         let rs = rules::compile(&packs).map_err(|e| ActivateError::Compile(e.to_string()))?;
         let report = crate::pipeline::packtest::run(&rs, &packs, self.tier);
@@ -481,7 +491,8 @@ impl Reloader {
             }
         }
         let active = Arc::new(Active { rs, source: source.join(" + "), activated_at: now(), bundle: info });
-        self.rules.store(Some(active.clone()));
+        let old = self.rules.swap(Some(active.clone()));
+        drop(std::mem::replace(&mut *lock(&self.retired), old));
         lock(&self.status).last_update_failed = false;
         self.activations.send_modify(|n| *n += 1);
         active
@@ -506,6 +517,7 @@ impl Reloader {
         metrics::RULESET_UPDATE_FAILED.set(1);
         let mut s = lock(&self.status);
         s.last_update_failed = true;
-        s.last_error = Some(LastError { at: now(), origin: origin.as_str(), stage: e.stage().as_str(), error: e.to_string() });
+        s.last_error =
+            Some(LastError { at: now(), origin: origin.as_str(), stage: e.stage().as_str(), error: e.to_string() });
     }
 }

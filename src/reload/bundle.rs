@@ -98,7 +98,8 @@ pub fn generate_keypair() -> Result<(String, String), BundleError> {
 
 fn decode_key(text: &str, prefix: &str, what: &str) -> Result<[u8; 32], BundleError> {
     let t = text.trim();
-    let b64 = t.strip_prefix(prefix).ok_or_else(|| BundleError::Key(format!("{what}: does not start with {prefix}")))?;
+    let b64 =
+        t.strip_prefix(prefix).ok_or_else(|| BundleError::Key(format!("{what}: does not start with {prefix}")))?;
     let raw = B64.decode(b64.trim()).map_err(|e| BundleError::Key(format!("{what}: bad base64: {e}")))?;
     raw.try_into().map_err(|_| BundleError::Key(format!("{what}: not 32 bytes")))
 }
@@ -270,7 +271,8 @@ pub fn pack_files(dir: &Path, max_file_bytes: u64) -> Result<Vec<(String, Vec<u8
     let mut out = Vec::new();
     let mut candidates = vec![dir.join("manifest.yaml")];
     for sub in ["rules", "tables", "tests"] {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten().map(|e| e.path()).collect();
         v.sort();
         candidates.extend(v);
     }
@@ -331,7 +333,15 @@ mod tests {
         for ok in ["manifest.yaml", "rules/a.yaml", "rules/b-1.yml", "tables/x_y.csv", "tests/t.yaml"] {
             assert!(is_pack_file(ok), "{ok}");
         }
-        for bad in ["README.md", "rules/a.txt", "rules/sub/a.yaml", "../x.yaml", "rules/../a.yaml", "rules/.h.yaml", "x/a.yaml"] {
+        for bad in [
+            "README.md",
+            "rules/a.txt",
+            "rules/sub/a.yaml",
+            "../x.yaml",
+            "rules/../a.yaml",
+            "rules/.h.yaml",
+            "x/a.yaml",
+        ] {
             assert!(!is_pack_file(bad), "{bad}");
         }
     }

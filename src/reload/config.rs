@@ -66,10 +66,12 @@ impl BundleConfig {
             self.url = Some(v);
         }
         if let Some(v) = env.get("CLAIMGATE_BUNDLE_POLL_SECS") {
-            self.poll_interval_secs = v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_BUNDLE_POLL_SECS: not a number: {v}"))?;
+            self.poll_interval_secs =
+                v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_BUNDLE_POLL_SECS: not a number: {v}"))?;
         }
         if let Some(v) = env.get("CLAIMGATE_WATCH_SECS") {
-            self.watch_interval_secs = v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_WATCH_SECS: not a number: {v}"))?;
+            self.watch_interval_secs =
+                v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_WATCH_SECS: not a number: {v}"))?;
         }
         Ok(())
     }
@@ -84,7 +86,10 @@ impl BundleConfig {
             anyhow::ensure!(self.enabled(), "bundles.url is set but bundles.trusted_keys is empty");
         }
         anyhow::ensure!(self.poll_interval_secs >= 1, "bundles.poll_interval_secs must be at least 1");
-        anyhow::ensure!(self.max_file_bytes <= self.max_unpacked_bytes, "bundles.max_file_bytes exceeds max_unpacked_bytes");
+        anyhow::ensure!(
+            self.max_file_bytes <= self.max_unpacked_bytes,
+            "bundles.max_file_bytes exceeds max_unpacked_bytes"
+        );
         for k in &self.trusted_keys {
             super::bundle::load_public(k).map_err(|e| anyhow::anyhow!("bundles.trusted_keys: {e}"))?;
         }

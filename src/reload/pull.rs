@@ -100,7 +100,11 @@ pub fn next_delay(interval: Duration, failures: u32) -> Duration {
 
 /// Polls forever on the current runtime (first poll at once).
 pub fn spawn_poller(r: Arc<Reloader>) {
-    let client = match reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(120)).build() {
+    let client = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(120))
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             r.fail(Origin::Pull, &ActivateError::Fetch(format!("http client: {e}")));

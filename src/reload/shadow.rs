@@ -170,7 +170,9 @@ impl Shadow {
         }
         c.observed.fetch_add(1, Ordering::Relaxed);
         let sample = Sample { candidate: c.clone(), claims: claims.to_vec(), active: summary(active) };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(Msg::Sample(Box::new(sample))) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.tx.try_send(Msg::Sample(Box::new(sample)))
+        {
             c.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -219,13 +221,21 @@ fn worker(rx: &Receiver<Msg>) {
         for (id, act, _) in &cand.hits {
             if seen.insert((id.clone(), *act, true)) {
                 let e = st.rules.entry(id.clone()).or_default();
-                if *act == "block" { e.would_block += 1 } else { e.would_remind += 1 }
+                if *act == "block" {
+                    e.would_block += 1
+                } else {
+                    e.would_remind += 1
+                }
             }
         }
         for (id, act, _) in &s.active.hits {
             if seen.insert((id.clone(), *act, false)) {
                 let e = st.rules.entry(id.clone()).or_default();
-                if *act == "block" { e.active_block += 1 } else { e.active_remind += 1 }
+                if *act == "block" {
+                    e.active_block += 1
+                } else {
+                    e.active_remind += 1
+                }
             }
         }
         if cand != s.active {

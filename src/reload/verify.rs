@@ -110,7 +110,10 @@ fn read_entries(bytes: &[u8], limits: &Limits) -> Result<BTreeMap<String, Vec<u8
         let mut entry = entry.map_err(map_io)?;
         count += 1;
         if count > limits.max_entries {
-            return Err(BundleError::TooLarge { what: "the number of entries".into(), limit: limits.max_entries as u64 });
+            return Err(BundleError::TooLarge {
+                what: "the number of entries".into(),
+                limit: limits.max_entries as u64,
+            });
         }
         let path = safe_path(&entry.path_bytes())?;
         let kind = entry.header().entry_type();
@@ -120,9 +123,8 @@ fn read_entries(bytes: &[u8], limits: &Limits) -> Result<BTreeMap<String, Vec<u8
         if !kind.is_file() {
             return Err(BundleError::NotAFile { path, kind: format!("{kind:?}").to_lowercase() });
         }
-        let allowed = path == MANIFEST
-            || path == SIGNATURES
-            || path.strip_prefix(PACK_PREFIX).is_some_and(bundle::is_pack_file);
+        let allowed =
+            path == MANIFEST || path == SIGNATURES || path.strip_prefix(PACK_PREFIX).is_some_and(bundle::is_pack_file);
         if !allowed {
             return Err(BundleError::Unexpected(path));
         }
@@ -145,8 +147,8 @@ fn read_entries(bytes: &[u8], limits: &Limits) -> Result<BTreeMap<String, Vec<u8
 /// Checks the signatures: at least one by a trusted key. Returns that key's id.
 fn check_signature(manifest: &[u8], sigs: Option<&Vec<u8>>, trusted: &[VerifyingKey]) -> Result<String, BundleError> {
     let Some(sigs) = sigs else { return Err(BundleError::Unsigned) };
-    let sigs: Signatures = serde_json::from_slice(sigs)
-        .map_err(|e| BundleError::Malformed { file: SIGNATURES, reason: e.to_string() })?;
+    let sigs: Signatures =
+        serde_json::from_slice(sigs).map_err(|e| BundleError::Malformed { file: SIGNATURES, reason: e.to_string() })?;
     if sigs.signatures.is_empty() {
         return Err(BundleError::Unsigned);
     }
@@ -167,8 +169,10 @@ fn check_signature(manifest: &[u8], sigs: Option<&Vec<u8>>, trusted: &[Verifying
 fn parse_day(field: &str, v: &Option<String>) -> Result<Option<NaiveDate>, BundleError> {
     v.as_deref()
         .map(|s| {
-            NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-                .map_err(|_| BundleError::Malformed { file: MANIFEST, reason: format!("{field}: not a yyyy-MM-dd date: {s:?}") })
+            NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| BundleError::Malformed {
+                file: MANIFEST,
+                reason: format!("{field}: not a yyyy-MM-dd date: {s:?}"),
+            })
         })
         .transpose()
 }
@@ -177,7 +181,12 @@ fn parse_day(field: &str, v: &Option<String>) -> Result<Option<NaiveDate>, Bundl
 ///
 /// # Errors
 /// The first reason the bundle cannot be trusted.
-pub fn verify(bytes: &[u8], trusted: &[VerifyingKey], limits: &Limits, today: NaiveDate) -> Result<Verified, BundleError> {
+pub fn verify(
+    bytes: &[u8],
+    trusted: &[VerifyingKey],
+    limits: &Limits,
+    today: NaiveDate,
+) -> Result<Verified, BundleError> {
     let mut entries = read_entries(bytes, limits)?;
     let manifest_bytes = entries.remove(MANIFEST).ok_or(BundleError::NoManifest)?;
     let key_id = check_signature(&manifest_bytes, entries.get(SIGNATURES), trusted)?;
@@ -185,7 +194,10 @@ pub fn verify(bytes: &[u8], trusted: &[VerifyingKey], limits: &Limits, today: Na
     let manifest: BundleManifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| BundleError::Malformed { file: MANIFEST, reason: e.to_string() })?;
     if manifest.format != bundle::FORMAT {
-        return Err(BundleError::Malformed { file: MANIFEST, reason: format!("format {} (this build reads {})", manifest.format, bundle::FORMAT) });
+        return Err(BundleError::Malformed {
+            file: MANIFEST,
+            reason: format!("format {} (this build reads {})", manifest.format, bundle::FORMAT),
+        });
     }
     let mut files = BTreeMap::new();
     for (path, bytes) in entries {
@@ -201,14 +213,18 @@ pub fn verify(bytes: &[u8], trusted: &[VerifyingKey], limits: &Limits, today: Na
         return Err(BundleError::Missing(missing.clone()));
     }
     // The pack's own manifest must name the same pack as the signed manifest.
-    let pm: crate::rules::source::Manifest = files
-        .get("manifest.yaml")
-        .ok_or_else(|| BundleError::Missing("manifest.yaml".into()))
-        .and_then(|b| serde_norway::from_slice(b).map_err(|e| BundleError::Malformed { file: "pack/manifest.yaml", reason: e.to_string() }))?;
+    let pm: crate::rules::source::Manifest =
+        files.get("manifest.yaml").ok_or_else(|| BundleError::Missing("manifest.yaml".into())).and_then(|b| {
+            serde_norway::from_slice(b)
+                .map_err(|e| BundleError::Malformed { file: "pack/manifest.yaml", reason: e.to_string() })
+        })?;
     if pm.name != manifest.name || pm.version != manifest.version {
         return Err(BundleError::Malformed {
             file: MANIFEST,
-            reason: format!("names {}@{} but the pack's manifest.yaml says {}@{}", manifest.name, manifest.version, pm.name, pm.version),
+            reason: format!(
+                "names {}@{} but the pack's manifest.yaml says {}@{}",
+                manifest.name, manifest.version, pm.name, pm.version
+            ),
         });
     }
     let from = parse_day("effective_from", &manifest.effective_from)?;

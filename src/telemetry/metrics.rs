@@ -71,7 +71,11 @@ pub static RULESET_ACTIVATIONS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_ruleset_activations_total", "Rule-set activations by origin", &["origin"]));
 /// Refused updates by origin and stage (`fetch`, `verify`, `compile`, `selftest`, `persist`, `rollback`).
 pub static RULESET_FAILURES: Lazy<IntCounterVec> = Lazy::new(|| {
-    counter("claimgate_ruleset_update_failures_total", "Refused rule-set updates by origin and stage", &["origin", "stage"])
+    counter(
+        "claimgate_ruleset_update_failures_total",
+        "Refused rule-set updates by origin and stage",
+        &["origin", "stage"],
+    )
 });
 /// 1 while the most recent update attempt failed.
 pub static RULESET_UPDATE_FAILED: Lazy<IntGauge> = Lazy::new(|| {

@@ -57,12 +57,25 @@ async fn spawn(data: &Path, rules: Vec<PathBuf>, bundles: BundleConfig) -> App {
 
 impl App {
     async fn push(&self, bytes: Vec<u8>) -> (u16, Value) {
-        let r = self.client.put(format!("{}/admin/v1/ruleset", self.base)).bearer_auth(TOKEN).body(bytes).send().await.unwrap();
+        let r = self
+            .client
+            .put(format!("{}/admin/v1/ruleset", self.base))
+            .bearer_auth(TOKEN)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     async fn rollback(&self) -> (u16, Value) {
-        let r = self.client.post(format!("{}/admin/v1/ruleset/rollback", self.base)).bearer_auth(TOKEN).send().await.unwrap();
+        let r = self
+            .client
+            .post(format!("{}/admin/v1/ruleset/rollback", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
@@ -106,7 +119,11 @@ fn variant(version: &str, edit: impl Fn(&str, String) -> String) -> tempfile::Te
             let rel = p.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
             let mut text = std::fs::read_to_string(&p).unwrap();
             if rel == "manifest.yaml" {
-                text = text.replace("version: \"2026.11.1\"", &format!("version: \"{version}\""));
+                text = text
+                    .lines()
+                    .map(|l| if l.starts_with("version:") { format!("version: \"{version}\"") } else { l.to_owned() })
+                    .collect::<Vec<_>>()
+                    .join("\n");
             }
             if rel.starts_with("rules/") {
                 text = text.replace("basis: \"", &format!("basis: \"[{version}] "));
@@ -164,7 +181,9 @@ async fn a_pushed_bundle_is_activated_without_a_restart() {
     assert!(body2["activated_at"].is_string() && body2["digest"].is_string(), "{body2}");
     assert_eq!((again, body3["activated"].as_bool()), (200, Some(false)), "the same bundle twice is a no-op");
     assert_eq!(app.readyz().await.0, 200);
-    assert!(data.path().join("bundles/active.bundle").is_file() && data.path().join("bundles/previous.bundle").is_file());
+    assert!(
+        data.path().join("bundles/active.bundle").is_file() && data.path().join("bundles/previous.bundle").is_file()
+    );
 }
 
 #[actix_web::test]
@@ -172,9 +191,11 @@ async fn push_and_rollback_require_the_admin_token() {
     let data = tempfile::tempdir().unwrap();
     let app = spawn(data.path(), vec![], trusting(&key(1))).await;
     let v1 = variant("2026.11.2", same);
-    let r = app.client.put(format!("{}/admin/v1/ruleset", app.base)).body(signed(v1.path(), &key(1))).send().await.unwrap();
+    let r =
+        app.client.put(format!("{}/admin/v1/ruleset", app.base)).body(signed(v1.path(), &key(1))).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let r = app.client.post(format!("{}/admin/v1/ruleset/rollback", app.base)).bearer_auth("wrong").send().await.unwrap();
+    let r =
+        app.client.post(format!("{}/admin/v1/ruleset/rollback", app.base)).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(app.state.rules.load().is_none(), "nothing was activated");
 }
@@ -192,7 +213,8 @@ async fn refused_bundles_name_the_reason_and_the_running_pack_keeps_serving() {
     let files = bundle::pack_files(good.path(), 1 << 20).unwrap();
     let mut changed = files.clone();
     let i = changed.iter().position(|(p, _)| p == "rules/patient.yaml").unwrap();
-    changed[i].1 = String::from_utf8(changed[i].1.clone()).unwrap().replacen("action: block", "action: remind", 1).into_bytes();
+    changed[i].1 =
+        String::from_utf8(changed[i].1.clone()).unwrap().replacen("action: block", "action: remind", 1).into_bytes();
     let mut extra = files.clone();
     extra.push(("rules/zz-extra.yaml".into(), b"rules: []\n".to_vec()));
     let bad_regex = variant("2026.11.9", |rel, t| {
@@ -202,7 +224,13 @@ async fn refused_bundles_name_the_reason_and_the_running_pack_keeps_serving() {
             t
         }
     });
-    let failing = variant("2026.11.9", |rel, t| if rel == "rules/patient.yaml" { t.replacen("action: block", "action: remind", 1) } else { t });
+    let failing = variant("2026.11.9", |rel, t| {
+        if rel == "rules/patient.yaml" {
+            t.replacen("action: block", "action: remind", 1)
+        } else {
+            t
+        }
+    });
     let mut bomb = files.clone();
     for n in 1..=4 {
         // 3 MiB each passes the per-file limit; together they pass the 4 MiB decompressed limit.
@@ -215,7 +243,11 @@ async fn refused_bundles_name_the_reason_and_the_running_pack_keeps_serving() {
         ("unsigned", crafted(&files, &files, None), "unsigned"),
         ("untrusted key", signed(good.path(), &key(2)), "not signed by a trusted key"),
         ("changed file", crafted(&files, &changed, Some(&key(1))), "rules/patient.yaml: SHA-256 does not match"),
-        ("extra file", crafted(&files, &extra, Some(&key(1))), "rules/zz-extra.yaml is in the archive but not in the manifest"),
+        (
+            "extra file",
+            crafted(&files, &extra, Some(&key(1))),
+            "rules/zz-extra.yaml is in the archive but not in the manifest",
+        ),
         ("bad regex", signed(bad_regex.path(), &key(1)), "invalid regex"),
         ("failing test case", signed(failing.path(), &key(1)), "the pack's own test cases failed"),
         ("gzip bomb", bomb_bytes, "the decompressed bundle is larger than the limit"),
@@ -237,7 +269,10 @@ async fn refused_bundles_name_the_reason_and_the_running_pack_keeps_serving() {
     }
     let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("claimgate_ruleset_update_failures_total{origin=\"push\",stage=\"verify\"}"), "{metrics}");
-    assert!(metrics.contains("claimgate_ruleset_update_failures_total{origin=\"push\",stage=\"selftest\"}"), "{metrics}");
+    assert!(
+        metrics.contains("claimgate_ruleset_update_failures_total{origin=\"push\",stage=\"selftest\"}"),
+        "{metrics}"
+    );
     assert!(metrics.contains("claimgate_ruleset_activations_total{origin=\"push\"}"), "{metrics}");
 }
 
@@ -436,7 +471,9 @@ fn reminder_only_pack(version: &str) -> tempfile::TempDir {
     let national = std::fs::read_to_string(root().join("rulesets/national-baseline/rules/combination.yaml")).unwrap();
     let start = national.find("  - id: GZ10000102012000-004").unwrap();
     let end = national[start + 4..].find("\n  - id: ").map_or(national.len(), |e| start + 4 + e + 1);
-    let rule = national[start..end].replace("action: block", "action: remind").replace("basis: \"", &format!("basis: \"[{version}] "));
+    let rule = national[start..end]
+        .replace("action: block", "action: remind")
+        .replace("basis: \"", &format!("basis: \"[{version}] "));
     std::fs::write(p.join("rules/combination.yaml"), format!("rules:\n{rule}")).unwrap();
     let case = serde_json::json!({"cases": [{
         "name": "葡萄糖耐量试验与葡萄糖测定同日：仅提醒",
@@ -472,7 +509,10 @@ async fn a_shadow_candidate_is_counted_on_live_traffic_without_changing_answers_
 
     // Assert 1: answers come from the active set only; the report counts the candidate's would-be hits.
     for (status, rev_, d) in &answers {
-        assert_eq!((*status, rev_.as_deref(), d["decision"].as_str()), (200, Some("national-baseline@2026.11.2"), Some("block")));
+        assert_eq!(
+            (*status, rev_.as_deref(), d["decision"].as_str()),
+            (200, Some("national-baseline@2026.11.2"), Some("block"))
+        );
     }
     assert_eq!((report["observed"].as_u64(), report["evaluated"].as_u64()), (Some(5), Some(5)), "{report}");
     let rule = &report["rules"]["GZ10000102012000-004"];
@@ -480,7 +520,10 @@ async fn a_shadow_candidate_is_counted_on_live_traffic_without_changing_answers_
     assert_eq!(rule["active_block"].as_u64(), Some(5), "{report}");
     assert_eq!(report["differing"].as_u64(), Some(5));
     let diff = &report["differences"][0];
-    assert_eq!((diff["active"]["decision"].as_str(), diff["candidate"]["decision"].as_str()), (Some("block"), Some("remind")));
+    assert_eq!(
+        (diff["active"]["decision"].as_str(), diff["candidate"]["decision"].as_str()),
+        (Some("block"), Some("remind"))
+    );
     assert_eq!(report["revision"], "national-baseline@2026.12.1");
 
     // Act 2: promote.
@@ -521,7 +564,9 @@ async fn traffic(app: Arc<App>, count: usize, stop: Arc<AtomicBool>) -> (Vec<Dur
     (lat, problems)
 }
 
-async fn gather(clients: Vec<actix_web::rt::task::JoinHandle<(Vec<Duration>, Vec<String>)>>) -> (Vec<Duration>, Vec<String>) {
+async fn gather(
+    clients: Vec<actix_web::rt::task::JoinHandle<(Vec<Duration>, Vec<String>)>>,
+) -> (Vec<Duration>, Vec<String>) {
     let (mut lat, mut problems) = (Vec::new(), Vec::new());
     for c in clients {
         let (l, p) = c.await.unwrap();
@@ -571,4 +616,45 @@ async fn swapping_packs_100_times_under_load_fails_no_request_and_mixes_no_packs
          during 100 swaps ({swap_time:?}, {:?}/swap) {nb} requests p50 {b50:?} p99 {b99:?}; 0 failed, 0 mixed",
         swap_time / 100
     );
+}
+
+fn claimgate(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_claimgate")).args(args).current_dir(dir).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn keygen_bundle_and_verify_on_the_command_line() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let pack = root().join("rulesets/national-baseline");
+    let pack = pack.to_str().unwrap();
+
+    // Act
+    let keygen = claimgate(dir.path(), &["keygen", "-o", "bureau"]);
+    let again = claimgate(dir.path(), &["keygen", "-o", "bureau"]);
+    let other = claimgate(dir.path(), &["keygen", "-o", "other"]);
+    let made = claimgate(dir.path(), &["rules", "bundle", pack, "--key", "bureau.key", "-o", "nb.bundle"]);
+    let ok = claimgate(dir.path(), &["rules", "verify", "nb.bundle", "--pubkey", "bureau.pub"]);
+    let untrusted = claimgate(dir.path(), &["rules", "verify", "nb.bundle", "--pubkey", "other.pub"]);
+
+    // Assert
+    assert_eq!((keygen.0, other.0), (0, 0), "{keygen:?}");
+    assert!(again.0 != 0 && again.2.contains("already exists"), "keygen never overwrites: {again:?}");
+    assert_eq!(made.0, 0, "{made:?}");
+    assert!(made.1.contains("national-baseline@") && made.1.contains("test cases passed, 1 signature(s)"), "{made:?}");
+    assert_eq!(ok.0, 0, "{ok:?}");
+    assert!(ok.1.starts_with("ok: national-baseline@") && ok.1.contains("signed by key"), "{ok:?}");
+    assert_ne!(untrusted.0, 0);
+    assert!(untrusted.2.contains("not signed by a trusted key"), "{untrusted:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("bureau.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the private key is readable by its owner only");
+    }
 }
