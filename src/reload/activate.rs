@@ -131,6 +131,8 @@ pub struct Reloader {
     status: Mutex<Status>,
     /// The ETag of the last bundle fetched from the bureau.
     pub(super) etag: Mutex<Option<String>>,
+    /// The bureau honoured `Prefer: wait` on the last poll.
+    pub(super) long_polled: std::sync::atomic::AtomicBool,
     /// Counts activations, for whoever waits for one.
     activations: tokio::sync::watch::Sender<u64>,
     /// The candidate under shadow evaluation, if any.
@@ -184,6 +186,7 @@ impl Reloader {
             layers: Mutex::new(Layers::default()),
             status: Mutex::new(Status::default()),
             etag: Mutex::new(None),
+            long_polled: std::sync::atomic::AtomicBool::new(false),
             activations: tokio::sync::watch::Sender::new(0),
             shadow: super::shadow::Shadow::new(),
             retired: Mutex::new(None),

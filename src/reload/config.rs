@@ -13,6 +13,10 @@ pub struct BundleConfig {
     pub url: Option<String>,
     /// Seconds between polls (±20 % jitter); failures back off exponentially up to 32× this.
     pub poll_interval_secs: u64,
+    /// Long polling: ask the bureau to hold each poll up to this many seconds until a new bundle
+    /// exists (`Prefer: wait=N`); when it does (`Preference-Applied: wait`), the next poll follows
+    /// at once instead of after the interval. 0: plain polling.
+    pub long_poll_secs: u64,
     /// Seconds between digests of the local rule folders (a change reloads them); 0 turns it off.
     pub watch_interval_secs: u64,
     /// The bundle file as received.
@@ -30,6 +34,7 @@ impl Default for BundleConfig {
             trusted_keys: Vec::new(),
             url: None,
             poll_interval_secs: 60,
+            long_poll_secs: 0,
             watch_interval_secs: 5,
             max_bundle_bytes: l.max_bundle_bytes,
             max_unpacked_bytes: l.max_unpacked_bytes,
@@ -86,6 +91,7 @@ impl BundleConfig {
             anyhow::ensure!(self.enabled(), "bundles.url is set but bundles.trusted_keys is empty");
         }
         anyhow::ensure!(self.poll_interval_secs >= 1, "bundles.poll_interval_secs must be at least 1");
+        anyhow::ensure!(self.long_poll_secs <= 3600, "bundles.long_poll_secs must be at most 3600");
         anyhow::ensure!(
             self.max_file_bytes <= self.max_unpacked_bytes,
             "bundles.max_file_bytes exceeds max_unpacked_bytes"

@@ -1,6 +1,9 @@
 //! Pulling bundles from the bureau: `GET url` with `If-None-Match` (a 304 costs nothing), the body
 //! read within the bundle size limit, then verify and activate on a blocking thread. The poller
-//! waits a jittered interval between polls and backs off exponentially on failures.
+//! waits a jittered interval between polls and backs off exponentially on failures. With
+//! `long_poll_secs`, each poll asks the bureau to hold it until something changes (`Prefer: wait=N`,
+//! RFC 7240, as OPA's bundle service does); a bureau that honours it (`Preference-Applied`) is polled
+//! again at once.
 
 use super::activate::{Origin, Outcome, Reloader};
 use super::error::ActivateError;
@@ -59,7 +62,14 @@ async fn fetch(r: &Reloader, client: &reqwest::Client) -> Result<Option<(Vec<u8>
     if let Some(t) = &etag {
         rb = rb.header(reqwest::header::IF_NONE_MATCH, t);
     }
+    let wait = r.config().long_poll_secs;
+    if wait > 0 {
+        rb = rb.header("prefer", format!("wait={wait}")).timeout(Duration::from_secs(wait + 30));
+    }
     let mut resp = rb.send().await.map_err(|e| ActivateError::Fetch(format!("GET {url}: {e}")))?;
+    let honoured = wait > 0
+        && resp.headers().get("preference-applied").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("wait"));
+    r.long_polled.store(honoured, std::sync::atomic::Ordering::Relaxed);
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(None);
@@ -122,7 +132,12 @@ pub fn spawn_poller(r: Arc<Reloader>) {
                 }
                 Err(_) => failures = failures.saturating_add(1),
             }
-            tokio::time::sleep(jitter(next_delay(interval, failures))).await;
+            let long_polled = r.long_polled.load(std::sync::atomic::Ordering::Relaxed);
+            // After a long poll the bureau already waited; a floor of a second keeps a bureau that
+            // claims long polling but answers at once from being hammered.
+            let delay =
+                if failures == 0 && long_polled { Duration::from_secs(1) } else { next_delay(interval, failures) };
+            tokio::time::sleep(jitter(delay)).await;
         }
     });
 }

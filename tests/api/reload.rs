@@ -276,32 +276,67 @@ async fn refused_bundles_name_the_reason_and_the_running_pack_keeps_serving() {
     assert!(metrics.contains("claimgate_ruleset_activations_total{origin=\"push\"}"), "{metrics}");
 }
 
-/// The bureau: serves one bundle with an ETag and answers 304 to a matching `If-None-Match`.
+/// The bureau: serves one bundle with an ETag, answers 304 to a matching `If-None-Match`, and
+/// honours `Prefer: wait=N` by holding such a request until the bundle changes (or N seconds pass).
 struct Bureau {
     url: String,
     bundle: Arc<Mutex<Vec<u8>>>,
-    requests: Arc<Mutex<Vec<Option<String>>>>,
+    changed: Arc<tokio::sync::Notify>,
+    /// `(If-None-Match, Prefer)` of each request.
+    requests: Arc<Mutex<Vec<(Option<String>, Option<String>)>>>,
+}
+
+impl Bureau {
+    fn publish(&self, bytes: Vec<u8>) {
+        *self.bundle.lock().unwrap() = bytes;
+        self.changed.notify_waiters();
+    }
+}
+
+fn etag_of(body: &[u8]) -> String {
+    format!("\"{}\"", &bundle::sha256_hex(body)[..16])
 }
 
 async fn bureau(initial: Vec<u8>) -> Bureau {
     let bundle = Arc::new(Mutex::new(initial));
-    let requests: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(Vec::new()));
-    let (b, r) = (bundle.clone(), requests.clone());
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let requests: Arc<Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let (b, c, r) = (bundle.clone(), changed.clone(), requests.clone());
     let server = actix_web::HttpServer::new(move || {
-        let (b, r) = (b.clone(), r.clone());
+        let (b, c, r) = (b.clone(), c.clone(), r.clone());
         actix_web::App::new().route(
             "/bundles/national-baseline.tar.gz",
             web::get().to(move |req: actix_web::HttpRequest| {
-                let (b, r) = (b.clone(), r.clone());
+                let (b, c, r) = (b.clone(), c.clone(), r.clone());
                 async move {
-                    let inm = req.headers().get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_owned);
-                    r.lock().unwrap().push(inm.clone());
-                    let body = b.lock().unwrap().clone();
-                    let etag = format!("\"{}\"", &bundle::sha256_hex(&body)[..16]);
-                    if inm.as_deref() == Some(etag.as_str()) {
-                        return actix_web::HttpResponse::NotModified().finish();
+                    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    let (inm, prefer) = (header("if-none-match"), header("prefer"));
+                    r.lock().unwrap().push((inm.clone(), prefer.clone()));
+                    let wait =
+                        prefer.as_deref().and_then(|p| p.strip_prefix("wait=")).and_then(|w| w.parse::<u64>().ok());
+                    // Registered before looking at the bundle, so a change in between is not missed.
+                    let notified = c.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    if let Some(w) = wait {
+                        if inm.as_deref() == Some(etag_of(&b.lock().unwrap()).as_str()) {
+                            let _ = tokio::time::timeout(Duration::from_secs(w), notified).await;
+                        }
                     }
-                    actix_web::HttpResponse::Ok().insert_header(("etag", etag)).body(body)
+                    let body = b.lock().unwrap().clone();
+                    let etag = etag_of(&body);
+                    let unchanged = inm.as_deref() == Some(etag.as_str());
+                    let mut resp =
+                        if unchanged { actix_web::HttpResponse::NotModified() } else { actix_web::HttpResponse::Ok() };
+                    resp.insert_header(("etag", etag));
+                    if let Some(w) = wait {
+                        resp.insert_header(("preference-applied", format!("wait={w}")));
+                    }
+                    if unchanged {
+                        resp.finish()
+                    } else {
+                        resp.body(body)
+                    }
                 }
             }),
         )
@@ -311,7 +346,29 @@ async fn bureau(initial: Vec<u8>) -> Bureau {
     .unwrap();
     let addr = server.addrs()[0];
     actix_web::rt::spawn(server.run());
-    Bureau { url: format!("http://{addr}/bundles/national-baseline.tar.gz"), bundle, requests }
+    Bureau { url: format!("http://{addr}/bundles/national-baseline.tar.gz"), bundle, changed, requests }
+}
+
+#[actix_web::test]
+async fn with_long_polling_a_new_bundle_is_taken_as_soon_as_the_bureau_publishes_it() {
+    // Arrange: a poll interval of an hour, so only long polling can bring v2 in.
+    let data = tempfile::tempdir().unwrap();
+    let (v1, v2) = (variant("2026.11.2", same), variant("2026.11.3", same));
+    let b = bureau(signed(v1.path(), &key(1))).await;
+    let cfg = BundleConfig { url: Some(b.url.clone()), long_poll_secs: 300, ..trusting(&key(1)) };
+    let app = spawn(data.path(), vec![], cfg).await;
+    let mut activations = app.state.reload.subscribe();
+    tokio::time::timeout(Duration::from_secs(60), activations.wait_for(|n| *n >= 1)).await.unwrap().unwrap();
+
+    // Act: the bureau publishes v2 while the poller's request is held.
+    b.publish(signed(v2.path(), &key(1)));
+    tokio::time::timeout(Duration::from_secs(60), activations.wait_for(|n| *n >= 2)).await.unwrap().unwrap();
+
+    // Assert
+    assert_eq!(app.serving().await, rev("2026.11.3"));
+    let seen = b.requests.lock().unwrap().clone();
+    assert!(seen.iter().all(|(_, p)| p.as_deref() == Some("wait=300")), "{seen:?}");
+    assert!(seen.len() >= 2 && seen[1].0.is_some(), "the second poll carried v1's ETag: {seen:?}");
 }
 
 #[actix_web::test]
@@ -331,7 +388,7 @@ async fn a_pulled_bundle_is_activated_and_an_unchanged_one_costs_a_304() {
     assert_eq!((info["bundle"]["origin"].as_str(), info["source"].as_str()), (Some("pull"), Some("bundle:pull")));
 
     // Act 2: the bureau publishes v2.
-    *b.bundle.lock().unwrap() = signed(v2.path(), &key(1));
+    b.publish(signed(v2.path(), &key(1)));
     let client = reqwest::Client::new();
     let second = pull_once(&app.state.reload, &client).await.unwrap();
     let third = pull_once(&app.state.reload, &client).await.unwrap();
@@ -342,11 +399,11 @@ async fn a_pulled_bundle_is_activated_and_an_unchanged_one_costs_a_304() {
     assert_eq!(third, PullOutcome::NotModified);
     let seen = b.requests.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
-    assert_eq!(seen[0], None, "the first poll has no ETag");
-    assert!(seen[1].is_some() && seen[2].is_some() && seen[1] != seen[2], "v1's then v2's ETag: {seen:?}");
+    assert_eq!(seen[0], (None, None), "the first poll has no ETag, and no long polling was asked for");
+    assert!(seen[1].0.is_some() && seen[2].0.is_some() && seen[1] != seen[2], "v1's then v2's ETag: {seen:?}");
 
     // Act 3: the bureau serves a tampered bundle.
-    *b.bundle.lock().unwrap() = signed(v1.path(), &key(2));
+    b.publish(signed(v1.path(), &key(2)));
     let refused = pull_once(&app.state.reload, &client).await;
     // Assert 3
     assert!(refused.is_err_and(|e| e.to_string().contains("not signed by a trusted key")));
@@ -544,13 +601,19 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 
 /// Sends the 2204 `count` times or until `stop`, checking that every answer came whole from one
 /// revision: the header, the decision's `ruleset` and every hit's `basis` tag agree.
-async fn traffic(app: Arc<App>, count: usize, stop: Arc<AtomicBool>) -> (Vec<Duration>, Vec<String>) {
+async fn traffic(
+    app: Arc<App>,
+    count: usize,
+    stop: Arc<AtomicBool>,
+    done: Arc<tokio::sync::Notify>,
+) -> (Vec<Duration>, Vec<String>) {
     let mut lat = Vec::new();
     let mut problems = Vec::new();
     while lat.len() < count && !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
         let (status, rev, d) = app.check().await;
         lat.push(t.elapsed());
+        done.notify_one();
         let version = rev.as_deref().and_then(|r| r.strip_prefix("national-baseline@")).unwrap_or("?").to_owned();
         let tag = format!("[{version}]");
         let hits = d["hits"].as_array().cloned().unwrap_or_default();
@@ -585,8 +648,11 @@ async fn swapping_packs_100_times_under_load_fails_no_request_and_mixes_no_packs
     let bundles = [signed(a.path(), &key(1)), signed(b.path(), &key(1))];
     assert_eq!(app.push(bundles[0].clone()).await.0, 200);
     const CLIENTS: usize = 4;
+    let done = Arc::new(tokio::sync::Notify::new());
     let run = |count: usize, stop: Arc<AtomicBool>| {
-        (0..CLIENTS).map(|_| actix_web::rt::spawn(traffic(app.clone(), count, stop.clone()))).collect::<Vec<_>>()
+        (0..CLIENTS)
+            .map(|_| actix_web::rt::spawn(traffic(app.clone(), count, stop.clone(), done.clone())))
+            .collect::<Vec<_>>()
     };
 
     // Act 1: the baseline, no swaps.
@@ -605,15 +671,35 @@ async fn swapping_packs_100_times_under_load_fails_no_request_and_mixes_no_packs
     let (mut busy, p) = gather(clients).await;
     problems.extend(p);
 
+    // Act 3: the swap alone, without the activation's work: 100 stores of two precompiled sets,
+    // with ten answered claims between one store and the next.
+    let precompiled = [a.path(), b.path()].map(|d| {
+        let (_, rs) = claimgate::rules::load(&[d.to_path_buf()]).unwrap();
+        Arc::new(claimgate::reload::Active { rs, source: "test".into(), activated_at: String::new(), bundle: None })
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = run(usize::MAX, stop.clone());
+    for i in 0..100 {
+        app.state.rules.store(Some(precompiled[i % 2].clone()));
+        for _ in 0..10 {
+            done.notified().await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut bare, p) = gather(clients).await;
+    problems.extend(p);
+
     // Assert
     assert!(problems.is_empty(), "{} bad answers, first: {}", problems.len(), problems[0]);
-    assert!(!busy.is_empty());
-    let (nq, nb) = (quiet.len(), busy.len());
+    assert!(!busy.is_empty() && !bare.is_empty());
+    let (nq, nb, nr) = (quiet.len(), busy.len(), bare.len());
     let (q50, q99) = (percentile(&mut quiet, 0.50), percentile(&mut quiet, 0.99));
     let (b50, b99) = (percentile(&mut busy, 0.50), percentile(&mut busy, 0.99));
+    let (r50, r99) = (percentile(&mut bare, 0.50), percentile(&mut bare, 0.99));
     println!(
         "swap load: {CLIENTS} clients; without swaps {nq} requests p50 {q50:?} p99 {q99:?}; \
-         during 100 swaps ({swap_time:?}, {:?}/swap) {nb} requests p50 {b50:?} p99 {b99:?}; 0 failed, 0 mixed",
+         during 100 pushed swaps ({swap_time:?}, {:?}/swap) {nb} requests p50 {b50:?} p99 {b99:?}; \
+         during 100 bare swaps {nr} requests p50 {r50:?} p99 {r99:?}; 0 failed, 0 mixed",
         swap_time / 100
     );
 }
