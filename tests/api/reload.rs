@@ -282,9 +282,11 @@ struct Bureau {
     url: String,
     bundle: Arc<Mutex<Vec<u8>>>,
     changed: Arc<tokio::sync::Notify>,
-    /// `(If-None-Match, Prefer)` of each request.
-    requests: Arc<Mutex<Vec<(Option<String>, Option<String>)>>>,
+    requests: Seen,
 }
+
+/// `(If-None-Match, Prefer)` of each request the bureau received.
+type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
 
 impl Bureau {
     fn publish(&self, bytes: Vec<u8>) {
@@ -300,7 +302,7 @@ fn etag_of(body: &[u8]) -> String {
 async fn bureau(initial: Vec<u8>) -> Bureau {
     let bundle = Arc::new(Mutex::new(initial));
     let changed = Arc::new(tokio::sync::Notify::new());
-    let requests: Arc<Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let requests: Seen = Arc::new(Mutex::new(Vec::new()));
     let (b, c, r) = (bundle.clone(), changed.clone(), requests.clone());
     let server = actix_web::HttpServer::new(move || {
         let (b, c, r) = (b.clone(), c.clone(), r.clone());
