@@ -102,3 +102,43 @@ impl BundleConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, String>);
+    impl crate::config::Env for FakeEnv {
+        fn get(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+    }
+
+    #[test]
+    fn the_environment_sets_keys_url_and_intervals_and_validation_catches_mistakes() {
+        // Arrange
+        let (_, public) = crate::reload::bundle::generate_keypair().unwrap_or_default();
+        let env = FakeEnv(HashMap::from([
+            ("CLAIMGATE_TRUSTED_KEYS", public.trim().to_owned()),
+            ("CLAIMGATE_BUNDLE_URL", "http://127.0.0.1:1/b.tar.gz".to_owned()),
+            ("CLAIMGATE_BUNDLE_POLL_SECS", "30".to_owned()),
+            ("CLAIMGATE_WATCH_SECS", "0".to_owned()),
+        ]));
+        let mut c = BundleConfig::default();
+        // Act
+        c.apply_env(&env).unwrap();
+        // Assert
+        assert_eq!((c.trusted_keys.len(), c.poll_interval_secs, c.watch_interval_secs), (1, 30, 0));
+        assert!(c.enabled() && c.validate().is_ok());
+        let https = BundleConfig { url: Some("https://x/b".into()), ..c.clone() };
+        assert!(https.validate().is_err(), "no TLS in this build");
+        let keyless = BundleConfig { trusted_keys: vec![], ..c.clone() };
+        assert!(keyless.validate().is_err(), "a URL without a trusted key");
+        let bad_key = BundleConfig { trusted_keys: vec!["ed25519-public:nope".into()], ..c };
+        assert!(bad_key.validate().is_err());
+        assert!(BundleConfig::default()
+            .apply_env(&FakeEnv(HashMap::from([("CLAIMGATE_BUNDLE_POLL_SECS", "x".to_owned())])))
+            .is_err());
+    }
+}
