@@ -151,6 +151,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A bundle's `created_at` (verified to be RFC 3339).
+fn created(b: &BundleInfo) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(b.created_at.trim()).ok()
+}
+
 fn now() -> String {
     chrono::Local::now().to_rfc3339()
 }
@@ -299,6 +304,23 @@ impl Reloader {
         let layer = Arc::new(self.verify_and_stage(bytes, origin)?);
         if layers.bundle.as_ref().is_some_and(|b| b.info.digest == layer.info.digest) {
             return Ok(Outcome::Unchanged);
+        }
+        if origin == Origin::Pull {
+            if let Some(running) = layers.bundle.as_ref().filter(|b| created(&layer.info) < created(&b.info)) {
+                // The transport is not what makes a bundle trusted; an old bundle, validly signed,
+                // replayed by whoever sits on the wire must not undo a newer one. An administrator
+                // can still push an older bundle or roll back on purpose.
+                return Err(BundleError::Older(format!(
+                    "{}@{} was created at {}, before the running {}@{} ({}); a pulled bundle never goes back in time",
+                    layer.info.name,
+                    layer.info.version,
+                    layer.info.created_at,
+                    running.info.name,
+                    running.info.version,
+                    running.info.created_at
+                ))
+                .into());
+            }
         }
         let rs = self.compose(Some(&layer), &layers.local)?;
         let active = self.swap(rs, Some(&layer), origin);

@@ -33,6 +33,8 @@ pub enum BundleError {
     Digest(String),
     #[error("bundle: {0}")]
     Dates(String),
+    #[error("bundle: {0}")]
+    Older(String),
     #[error("key: {0}")]
     Key(String),
 }

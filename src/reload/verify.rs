@@ -227,6 +227,12 @@ pub fn verify(
             ),
         });
     }
+    if chrono::DateTime::parse_from_rfc3339(manifest.created_at.trim()).is_err() {
+        return Err(BundleError::Malformed {
+            file: MANIFEST,
+            reason: format!("created_at: not RFC 3339: {:?}", manifest.created_at),
+        });
+    }
     let from = parse_day("effective_from", &manifest.effective_from)?;
     let until = parse_day("effective_until", &manifest.effective_until)?;
     if let Some(f) = from.filter(|f| today < *f) {
@@ -285,7 +291,7 @@ mod tests {
         let k = key(1);
         let trusted = [k.verifying_key()];
         let l = Limits::default();
-        let m = manifest_for("t", "1", "x", (None, None), &files());
+        let m = manifest_for("t", "1", "2026-11-23T00:00:00Z", (None, None), &files());
         let mb = serde_json::to_vec(&m).unwrap_or_default();
         let unsigned = write_archive(&mb, None, &files()).unwrap_or_default();
         assert_eq!(verify(&unsigned, &trusted, &l, today()).unwrap_err(), BundleError::Unsigned);
@@ -355,7 +361,7 @@ mod tests {
     #[test]
     fn refuses_a_bundle_outside_its_effective_dates() {
         let k = key(1);
-        let m = manifest_for("t", "1", "x", (Some("2027-01-01".into()), None), &files());
+        let m = manifest_for("t", "1", "2026-11-23T00:00:00Z", (Some("2027-01-01".into()), None), &files());
         let mb = serde_json::to_vec(&m).unwrap_or_default();
         let sb = serde_json::to_vec(&sign(&mb, std::slice::from_ref(&k))).unwrap_or_default();
         let b = write_archive(&mb, Some(&sb), &files()).unwrap_or_default();

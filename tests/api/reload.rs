@@ -404,12 +404,18 @@ async fn a_pulled_bundle_is_activated_and_an_unchanged_one_costs_a_304() {
     assert_eq!(seen[0], (None, None), "the first poll has no ETag, and no long polling was asked for");
     assert!(seen[1].0.is_some() && seen[2].0.is_some() && seen[1] != seen[2], "v1's then v2's ETag: {seen:?}");
 
-    // Act 3: the bureau serves a tampered bundle.
+    // Act 3: the wire serves a bundle signed by someone else, then an older bundle, validly signed.
     b.publish(signed(v1.path(), &key(2)));
-    let refused = pull_once(&app.state.reload, &client).await;
+    let untrusted = pull_once(&app.state.reload, &client).await;
+    let old = bundle::build(v1.path(), &[key(1)], "2026-11-01T08:00:00+08:00", (None, None)).unwrap();
+    b.publish(old.clone());
+    let replayed = pull_once(&app.state.reload, &client).await;
     // Assert 3
-    assert!(refused.is_err_and(|e| e.to_string().contains("not signed by a trusted key")));
+    assert!(untrusted.is_err_and(|e| e.to_string().contains("not signed by a trusted key")));
+    assert!(replayed.is_err_and(|e| e.to_string().contains("a pulled bundle never goes back in time")));
     assert_eq!(app.serving().await, rev("2026.11.3"));
+    assert_eq!(app.push(old).await.0, 200, "an administrator may push an older bundle on purpose");
+    assert_eq!(app.serving().await, rev("2026.11.2"));
 }
 
 #[actix_web::test]
