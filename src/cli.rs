@@ -120,3 +120,39 @@ pub fn rules_test(dirs: &[PathBuf], tier: Option<u8>) -> Result<String, String> 
         Err(s)
     }
 }
+
+/// `claimgate rules bundle DIR --key KEY -o OUT`: checks the pack as `rules test` does (compile, every
+/// case passes), then writes the signed bundle. `Ok` is the summary.
+///
+/// # Errors
+/// The pack does not pass, a key cannot be read, the file cannot be written.
+pub fn rules_bundle(
+    dir: &std::path::Path,
+    keys: &[PathBuf],
+    out: &std::path::Path,
+    effective: (Option<String>, Option<String>),
+) -> Result<String, String> {
+    let (packs, rs) = load_rules(&[dir.to_path_buf()])?;
+    let report = packtest::run(&rs, &packs, None);
+    if !report.failures.is_empty() {
+        let lines: Vec<String> = report.failures.iter().map(|f| format!("FAIL {f}")).collect();
+        return Err(format!("the pack's own test cases fail; not bundled\n{}", lines.join("\n")));
+    }
+    let keys = keys
+        .iter()
+        .map(|k| crate::reload::bundle::load_secret(k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let created = chrono::Local::now().to_rfc3339();
+    let bytes = crate::reload::bundle::build(dir, &keys, &created, effective).map_err(|e| e.to_string())?;
+    std::fs::write(out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(format!(
+        "wrote {} ({} bytes): {}, {} rules, {} test cases passed, {} signature(s)\n",
+        out.display(),
+        bytes.len(),
+        rs.revision(),
+        rs.rules.len(),
+        report.passed,
+        keys.len()
+    ))
+}

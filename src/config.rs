@@ -46,6 +46,8 @@ pub struct Config {
     /// Journal records (decisions, hits, 3103 answers) older than this many days are pruned;
     /// absent or 0 keeps everything.
     pub journal_retention_days: Option<u32>,
+    /// Signed rule bundles from the bureau and the local folders' watcher (`reload`).
+    pub bundles: crate::reload::BundleConfig,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             history_retention_days: 400,
             history_full_sync: false,
             journal_retention_days: None,
+            bundles: crate::reload::BundleConfig::default(),
         }
     }
 }
@@ -140,6 +143,7 @@ impl Config {
         if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
             c.log_json = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        c.bundles.apply_env(env)?;
         c.validate()?;
         Ok(c)
     }
@@ -149,7 +153,11 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.body_limit >= 1024, "body_limit must be at least 1024 bytes");
         anyhow::ensure!(self.proxy_path.starts_with('/'), "proxy_path must start with /");
-        anyhow::ensure!(!self.rules.is_empty(), "at least one rules folder is required");
+        anyhow::ensure!(
+            !self.rules.is_empty() || self.bundles.enabled(),
+            "at least one rules folder is required (or bundles.trusted_keys)"
+        );
+        self.bundles.validate()?;
         if let Some(u) = &self.upstream {
             anyhow::ensure!(
                 u.starts_with("http://") || u.starts_with("https://"),

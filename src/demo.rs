@@ -165,7 +165,7 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
         };
         let g = gate::build(cfg)?;
         if g.state.rules.load().is_none() {
-            let e = g.state.last_error.lock().ok().and_then(|x| x.clone()).map(|x| x.1).unwrap_or_default();
+            let e = g.state.last_error().unwrap_or_default();
             anyhow::bail!("rule packs refused:\n{e}");
         }
         let handle = g.handle.clone();

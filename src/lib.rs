@@ -7,6 +7,7 @@
 //! - [`rules`]: rule packs — source format, compile to an indexed form, evaluate, explain.
 //! - [`history`]: what claimgate learnt from earlier exchanges (visit context).
 //! - [`pipeline`]: parse → normalise → evaluate for one message, without HTTP; the pack test runner.
+//! - [`reload`]: signed rule bundles, activation, last-known-good, rollback, local watch.
 //! - [`gate`]: the HTTP server (proxy route, check API, admin API).
 //! - [`journal`]: the decision journal and the office's statistics queries.
 //! - [`report`]: the office's figures rendered as HTML, CSV and JSON (`/office`, `claimgate report`).
@@ -24,6 +25,7 @@ pub mod gen;
 pub mod history;
 pub mod journal;
 pub mod pipeline;
+pub mod reload;
 pub mod report;
 pub mod rules;
 pub mod sim;

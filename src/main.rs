@@ -64,6 +64,11 @@ enum Cmd {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },
+    /// Write a new ed25519 key pair for signing rule bundles: PREFIX.key (private) and PREFIX.pub.
+    Keygen {
+        #[arg(short = 'o', long = "out", default_value = "claimgate")]
+        prefix: PathBuf,
+    },
     /// Rule pack tools.
     Rules {
         #[command(subcommand)]
@@ -80,6 +85,28 @@ enum RulesCmd {
     },
     /// Print the JSON Schema of a rule file.
     Schema,
+    /// Check a pack (compile, test cases), then pack and sign it into one bundle file.
+    Bundle {
+        dir: PathBuf,
+        /// Private key file(s) from `claimgate keygen`; each adds a signature.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// yyyy-MM-dd: the bundle is refused before this day.
+        #[arg(long)]
+        effective_from: Option<String>,
+        /// yyyy-MM-dd: the bundle is refused after this day.
+        #[arg(long)]
+        effective_until: Option<String>,
+    },
+    /// Verify a bundle as an activation would: signature, digests, limits, compile, test cases.
+    Verify {
+        bundle: PathBuf,
+        /// Trusted public key file(s).
+        #[arg(long = "pubkey", required = true)]
+        pubkeys: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -111,6 +138,41 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Keygen { prefix } => match claimgate::reload::bundle::keygen_files(&prefix) {
+            Ok((k, p)) => {
+                println!("private key: {} (keep it secret)\npublic key:  {}", k.display(), p.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("claimgate keygen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Rules { cmd: RulesCmd::Bundle { dir, keys, out, effective_from, effective_until } } => {
+            match claimgate::cli::rules_bundle(&dir, &keys, &out, (effective_from, effective_until)) {
+                Ok(s) => {
+                    print!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(s) => {
+                    eprintln!("claimgate rules bundle: {s}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Rules { cmd: RulesCmd::Verify { bundle, pubkeys } } => {
+            let keys: Vec<String> = pubkeys.iter().map(|p| p.display().to_string()).collect();
+            match claimgate::reload::verify_file(&bundle, &keys) {
+                Ok(s) => {
+                    print!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(s) => {
+                    eprintln!("claimgate rules verify: refused: {s}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Rules { cmd: RulesCmd::Schema } => {
             print!("{}", claimgate::rules::source::rule_file_schema());
             ExitCode::SUCCESS

@@ -4,47 +4,42 @@
 //! snapshot at its start (`ArcSwap`) and keeps it to the end; it never sees half a pack.
 //! Phases of the proxy route are charted in `docs/pipeline.md`.
 
+pub mod admin;
 pub mod office;
 pub mod overrides;
 pub mod proxy;
 pub mod rescue;
 pub mod upstream;
 
-use crate::cli::load_rules;
 use crate::config::Config;
 use crate::history::History;
-use crate::rules::CompiledRuleSet;
+use crate::reload::Reloader;
 use crate::telemetry::metrics;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arc_swap::ArcSwapOption;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The active rule set and where it came from.
-pub struct Active {
-    pub rs: CompiledRuleSet,
-    pub source: String,
-    pub activated_at: String,
-}
+pub use crate::reload::Active;
 
 pub struct State {
     pub cfg: Config,
-    pub rules: ArcSwapOption<Active>,
+    /// The active rule set; `reload` stores into it, requests load one snapshot each.
+    pub rules: Arc<ArcSwapOption<Active>>,
     /// Patient history (durable store + caches).
     pub history: Arc<History>,
     pub upstream: Option<upstream::Upstream>,
     pub overrides: overrides::Overrides,
     /// The decision journal under `data/`.
     pub journal: crate::journal::Journal,
-    /// `(when, what)` of the last failed activation. A std Mutex: held only to copy a string,
-    /// never across an await.
-    pub last_error: Mutex<Option<(String, String)>>,
+    /// Bundles, local packs, activation, rollback.
+    pub reload: Arc<Reloader>,
 }
 
 impl State {
     /// # Errors
-    /// The upstream client cannot be built.
+    /// The upstream client cannot be built, the journal cannot be opened, a trusted key cannot be read.
     pub fn new(cfg: Config) -> anyhow::Result<State> {
         let upstream = match &cfg.upstream {
             Some(u) => Some(upstream::Upstream::new(u, cfg.upstream_connect_timeout_ms, cfg.upstream_timeout_ms)?),
@@ -54,52 +49,31 @@ impl State {
             &cfg.data,
             crate::journal::Options { queue: 8192, retention_days: cfg.journal_retention_days },
         )?;
+        let rules = Arc::new(ArcSwapOption::empty());
+        let reload = Reloader::new(rules.clone(), &cfg.bundles, &cfg.rules, &cfg.data, cfg.tier())?;
         Ok(State {
             journal,
             history: Arc::new(open_history(&cfg)?),
             upstream,
             overrides: overrides::Overrides::default(),
-            rules: ArcSwapOption::empty(),
-            last_error: Mutex::new(None),
+            rules,
+            reload: Arc::new(reload),
             cfg,
         })
     }
 
-    /// Loads, compiles and self-tests the configured packs; activates them only if all pass.
-    /// The running set stays on failure.
+    /// Reloads, compiles and self-tests the configured local packs (with the running bundle, if
+    /// any); activates them only if all pass. The running set stays on failure.
     ///
     /// # Errors
-    /// Why the packs were refused (also kept as `last_error`).
+    /// Why the packs were refused (also kept as the last error).
     pub fn activate_from_config(&self) -> Result<(), String> {
-        let dirs = &self.cfg.rules;
-        let result = load_rules(dirs).and_then(|(packs, rs)| {
-            let report = crate::pipeline::packtest::run(&rs, &packs, self.cfg.tier());
-            if report.failures.is_empty() {
-                Ok(rs)
-            } else {
-                Err(report.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))
-            }
-        });
-        match result {
-            Ok(rs) => {
-                tracing::info!(ruleset = %rs.revision(), rules = rs.rules.len(), knowledge_points = rs.knowledge_points, "rule set activated");
-                metrics::RULESET_RULES.set(rs.rules.len() as i64);
-                let source = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",");
-                self.rules.store(Some(Arc::new(Active {
-                    rs,
-                    source: format!("local:{source}"),
-                    activated_at: chrono::Local::now().to_rfc3339(),
-                })));
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "rule set refused; the running one stays");
-                if let Ok(mut g) = self.last_error.lock() {
-                    *g = Some((chrono::Local::now().to_rfc3339(), e.clone()));
-                }
-                Err(e)
-            }
-        }
+        self.reload.reload_local().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// The last failed update's message, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.reload.status().last_error.map(|e| e.error)
     }
 }
 
@@ -146,13 +120,15 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(st: web::Data<State>) -> HttpResponse {
-    let last_error = st.last_error.lock().ok().and_then(|g| g.clone());
+    let status = st.reload.status();
+    let last_error =
+        status.last_error.as_ref().map(|e| serde_json::json!({"at": e.at, "stage": e.stage, "error": e.error}));
     match st.rules.load_full() {
         Some(a) => HttpResponse::Ok().json(serde_json::json!({
-            "ready": true, "ruleset": a.rs.revision(), "last_error": last_error.map(|(at, e)| serde_json::json!({"at": at, "error": e}))
+            "ready": true, "ruleset": a.rs.revision(), "last_update_failed": status.last_update_failed, "last_error": last_error
         })),
         None => HttpResponse::ServiceUnavailable().json(serde_json::json!({
-            "ready": false, "reason": "no rule set is active", "last_error": last_error.map(|(at, e)| serde_json::json!({"at": at, "error": e}))
+            "ready": false, "reason": "no rule set is active", "last_update_failed": status.last_update_failed, "last_error": last_error
         })),
     }
 }
@@ -162,7 +138,7 @@ async fn metrics_route() -> HttpResponse {
 }
 
 /// Constant-time comparison of the bearer token; admin is refused outright when no token is set.
-fn authorized(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
+pub(crate) fn authorized(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
     let Some(token) = st.cfg.admin_token.as_deref() else {
         return Err(Box::new(
             HttpResponse::Forbidden()
@@ -187,24 +163,6 @@ fn authorized(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
     }
 }
 
-async fn admin_ruleset(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st) {
-        return *r;
-    }
-    let last_error = st.last_error.lock().ok().and_then(|g| g.clone());
-    let a = st.rules.load_full();
-    HttpResponse::Ok().json(serde_json::json!({
-        "name": a.as_ref().map(|a| a.rs.name.to_string()),
-        "version": a.as_ref().map(|a| a.rs.version.to_string()),
-        "digest": a.as_ref().map(|a| a.rs.digest.to_string()),
-        "source": a.as_ref().map(|a| a.source.clone()),
-        "activated_at": a.as_ref().map(|a| a.activated_at.clone()),
-        "rules": a.as_ref().map(|a| a.rs.rules.len()),
-        "knowledge_points": a.as_ref().map(|a| a.rs.knowledge_points),
-        "last_error": last_error.map(|(at, e)| serde_json::json!({"at": at, "error": e})),
-    }))
-}
-
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
@@ -217,15 +175,23 @@ pub struct Running {
 /// for port 0 and read back the real one.
 ///
 /// # Errors
-/// The address cannot be bound, or the upstream client cannot be built.
+/// The address cannot be bound, the upstream client cannot be built, a trusted key cannot be read.
+/// Must run on a tokio runtime (the poller and the watcher are spawned on it).
 pub fn build(cfg: Config) -> anyhow::Result<Running> {
     metrics::touch();
     let listener = std::net::TcpListener::bind(&cfg.listen).map_err(|e| anyhow::anyhow!("bind {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let proxy_path = cfg.proxy_path.clone();
     let state = web::Data::new(State::new(cfg)?);
-    // A refused pack leaves the server up but not ready (/readyz 503), as after a bad bureau push.
-    let _ = state.activate_from_config();
+    // Local packs and the last-known-good bundle; a refused one leaves the server up but not ready
+    // (/readyz 503). Then the bureau poller and the local watcher, on this runtime.
+    state.reload.start();
+    if state.cfg.bundles.url.is_some() {
+        crate::reload::pull::spawn_poller(state.reload.clone());
+    }
+    if state.cfg.bundles.watch_interval_secs > 0 && !state.cfg.rules.is_empty() {
+        crate::reload::watch::spawn_watcher(state.reload.clone());
+    }
     spawn_history_retention(state.clone());
     let st = state.clone();
     let server = HttpServer::new(move || {
@@ -238,7 +204,14 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_route))
-            .route("/admin/v1/ruleset", web::get().to(admin_ruleset))
+            .route("/admin/v1/ruleset", web::get().to(admin::ruleset))
+            // The push route reads its own body (bounded by bundles.max_bundle_bytes).
+            .route("/admin/v1/ruleset", web::put().to(admin::push))
+            .route("/admin/v1/ruleset/rollback", web::post().to(admin::rollback))
+            .route("/admin/v1/shadow", web::put().to(admin::shadow_set))
+            .route("/admin/v1/shadow", web::get().to(admin::shadow_report))
+            .route("/admin/v1/shadow", web::delete().to(admin::shadow_clear))
+            .route("/admin/v1/shadow/promote", web::post().to(admin::shadow_promote))
             // The office: /admin/v1/stats, /admin/v1/journal and the /office pages.
             .configure(office::routes)
     })

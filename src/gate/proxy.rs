@@ -117,6 +117,8 @@ async fn run_check(
             Err(e) => return CheckOutcome::Bad(e),
         };
         let mut d = decide(&active.rs, &claims);
+        // A candidate pack in shadow sees the same claims (queued; never waited for).
+        st2.reload.shadow().observe(&claims, &d);
         let removed = claims.first().map(|c| st2.overrides.apply(c, &mut d)).unwrap_or_default();
         CheckOutcome::Done { claims, d, removed: removed.len() }
     });

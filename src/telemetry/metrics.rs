@@ -81,6 +81,25 @@ pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
     g
 });
 
+/// Rule-set activations by origin (`push`, `pull`, `last-known-good`, `local`, `rollback`).
+pub static RULESET_ACTIVATIONS: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_ruleset_activations_total", "Rule-set activations by origin", &["origin"]));
+/// Refused updates by origin and stage (`fetch`, `verify`, `compile`, `selftest`, `persist`, `rollback`).
+pub static RULESET_FAILURES: Lazy<IntCounterVec> = Lazy::new(|| {
+    counter(
+        "claimgate_ruleset_update_failures_total",
+        "Refused rule-set updates by origin and stage",
+        &["origin", "stage"],
+    )
+});
+/// 1 while the most recent update attempt failed.
+pub static RULESET_UPDATE_FAILED: Lazy<IntGauge> = Lazy::new(|| {
+    let g = IntGauge::new("claimgate_ruleset_last_update_failed", "1 when the most recent rule-set update failed")
+        .expect("metric definition");
+    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
+
 /// Bounded label for a transaction code.
 pub fn infno_label(code: &str) -> &'static str {
     match code {
@@ -119,6 +138,9 @@ pub fn touch() {
     Lazy::force(&FALLBACKS);
     Lazy::force(&OVERRIDES);
     Lazy::force(&RULESET_RULES);
+    Lazy::force(&RULESET_ACTIVATIONS);
+    Lazy::force(&RULESET_FAILURES);
+    Lazy::force(&RULESET_UPDATE_FAILED);
     Lazy::force(&JOURNAL_BACKPRESSURE);
     Lazy::force(&JOURNAL_ERRORS);
     Lazy::force(&JOURNAL_PRUNED);

@@ -84,7 +84,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         ..Config::default()
     };
     let app = claimgate::gate::build(cfg).unwrap();
-    assert!(app.state.rules.load().is_some(), "rules must activate: {:?}", app.state.last_error.lock().unwrap());
+    assert!(app.state.rules.load().is_some(), "rules must activate: {:?}", app.state.last_error());
     let base = format!("http://{}", app.addr);
     let state = app.state.clone();
     actix_web::rt::spawn(app.server);

@@ -8,3 +8,4 @@ mod history;
 mod office;
 mod packs;
 mod proxy;
+mod reload;
