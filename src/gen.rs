@@ -226,3 +226,202 @@ pub fn synthetic_pack(n_rules: usize, n_points: usize) -> crate::rules::PackSour
         digest: String::new(),
     }
 }
+
+/// An open stay of the generated month: (person, mdtrt_id, admitted day, length, diagnosis).
+type Stay = (usize, String, u32, u32, (&'static str, &'static str));
+
+/// One synthetic patient of the generated month.
+struct Person {
+    certno: String,
+    /// Filled by the 1101 answer.
+    psn_no: String,
+    chronic: bool,
+}
+
+/// A month of a county hospital's traffic as recorded exchanges `{"request", "response"}` in time
+/// order (answers from the in-process simulated gateway, so fund shares, setl_ids and mdtrt_ids are
+/// consistent). The mix: ordinary outpatient visits (1101, 2201, 2203, 2204, 2206, 2207); chronic
+/// patients (~8 %) fetching the same drug almost daily, each day's claim near the 50 元 cap — the
+/// pattern the 新乡 cap falls on; inpatient stays (2401, daily 2301, 2402, 2303, 2304), some readmitted
+/// within 15 days for the same disease; an occasional 2205 revocation, 2208 cancellation, and a box
+/// whose trace code is sold twice.
+pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) {
+    let sim = crate::sim::Sim::default();
+    let mut r = Rng::new(seed);
+    let start = chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap_or_default();
+    let mut people: Vec<Person> = (0..patients)
+        .map(|i| {
+            let year = 1940 + r.below(70);
+            let (m, d) = (1 + r.below(12), 1 + r.below(28));
+            // Digit 16 (index 15) odd → 居民 390 in the simulated gateway; 70 % are residents.
+            let d15 = if r.below(10) < 7 { 1 + 2 * r.below(5) } else { 2 * r.below(5) };
+            let d16 = r.below(10);
+            Person {
+                certno: format!("410702{year}{m:02}{d:02}{:01}{d15}{d16}X", i % 10),
+                psn_no: String::new(),
+                chronic: r.below(100) < 8,
+            }
+        })
+        .collect();
+    let counter = std::cell::Cell::new(0u64);
+    let send = |infno: &str, at: &str, input: Value, out: &mut dyn FnMut(Value)| -> Value {
+        counter.set(counter.get() + 1);
+        let seq = counter.get();
+        let stamp: String = at.chars().filter(char::is_ascii_digit).collect();
+        let req = json!({"infno": infno, "msgid": format!("H41070100001{stamp}{seq:06}"), "mdtrtarea_admvs": "410700",
+            "insuplc_admdvs": "410700", "recer_sys_code": "HIS", "infver": "V1.0", "opter_type": "1", "opter": "0153",
+            "opter_name": "收费员", "inf_time": at, "fixmedins_code": "H41070100001", "fixmedins_name": "新乡市某县人民医院",
+            "sign_no": "410700202511010800001234567890", "input": input});
+        let resp = sim.answer_envelope(&req);
+        out(json!({"request": req, "response": resp.clone()}));
+        resp
+    };
+    let mut sold_codes: Vec<String> = Vec::new();
+    // Open stays.
+    let mut stays: Vec<Stay> = Vec::new();
+    // Recent discharges for readmission: (person, day, diagnosis).
+    let mut discharged: Vec<(usize, u32, (&str, &str))> = Vec::new();
+    for day in 0..days {
+        let date = start + chrono::Days::new(u64::from(day));
+        let t = |h: u64, m: u64| format!("{date} {h:02}:{m:02}:00");
+        // Who comes today: the chronic patients most days, and a share of the others.
+        let today: Vec<usize> =
+            (0..people.len()).filter(|&i| if people[i].chronic { r.below(10) < 8 } else { r.below(100) < 3 }).collect();
+        for (k, &i) in today.iter().enumerate() {
+            let (h, m) = (8 + (k as u64 * 9 / today.len().max(1) as u64), r.below(40));
+            // This visit's number, for its HIS-side ids (batch, 门诊号).
+            let seq = counter.get();
+            let p = &mut people[i];
+            let q = send(
+                "1101",
+                &t(h, m),
+                json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "certno": p.certno, "psn_cert_type": "01"}}),
+                out,
+            );
+            p.psn_no = q["output"]["baseinfo"]["psn_no"].as_str().unwrap_or_default().to_owned();
+            let insutype = q["output"]["insuinfo"][0]["insutype"].as_str().unwrap_or("390").to_owned();
+            let psn = p.psn_no.clone();
+            let chronic = p.chronic;
+            // A few admissions (more often for the elderly chronic); the rest are outpatient.
+            // Recently discharged patients come back to the ward more often (分解住院 shows in replays).
+            let recent = discharged.iter().any(|d| d.0 == i);
+            if !chronic && r.below(100) < if recent { 40 } else { 6 } && !stays.iter().any(|s| s.0 == i) {
+                let dx =
+                    if let Some(&(_, _, d)) = discharged.iter().find(|d| d.0 == i) { d } else { *r.pick(DIAGNOSES) };
+                let a = send(
+                    "2401",
+                    &t(h, m + 1),
+                    json!({"mdtrtinfo": {"psn_no": psn, "insutype": insutype, "begntime": t(h, m), "mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "med_type": "21", "ipt_no": format!("ZY{seq}"), "atddr_no": "D001", "chfpdr_name": "李医生", "adm_dept_codg": "100301", "adm_dept_name": "内科", "dscg_maindiag_code": dx.0, "dscg_maindiag_name": dx.1, "dise_codg": dx.0, "dise_name": dx.1},
+                    "diseinfo": [{"psn_no": psn, "diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1", "diag_code": dx.0, "diag_name": dx.1, "vali_flag": "1"}]}),
+                    out,
+                );
+                if let Some(id) = a["output"]["result"]["mdtrt_id"].as_str() {
+                    stays.push((i, id.to_owned(), day, 2 + r.below(9) as u32, dx));
+                }
+                continue;
+            }
+            let reg = send(
+                "2201",
+                &t(h, m + 1),
+                json!({"data": {"psn_no": psn, "insutype": insutype, "begntime": t(h, m), "mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "ipt_otp_no": format!("MZ{seq}"), "atddr_no": "D001", "dr_name": "王医生", "dept_code": "100301", "dept_name": "内科", "caty": "A03"}}),
+                out,
+            );
+            let Some(visit) = reg["output"]["data"]["mdtrt_id"].as_str().map(str::to_owned) else { continue };
+            let dx = if chronic { ("I10.x00", "原发性高血压") } else { *r.pick(DIAGNOSES) };
+            let med_type = if chronic { "14" } else { "11" };
+            send(
+                "2203",
+                &t(h, m + 2),
+                json!({"mdtrtinfo": {"mdtrt_id": visit, "psn_no": psn, "med_type": med_type, "begntime": t(h, m), "dise_codg": dx.0, "dise_name": dx.1},
+                "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": dx.0, "diag_name": dx.1, "vali_flag": "1"}]}),
+                out,
+            );
+            let (dept, dname) = *r.pick(DEPTS);
+            let mut lines = Vec::new();
+            let n = if chronic { 1 } else { 2 + r.below(5) as usize };
+            for j in 0..n {
+                let (code, price, drug, cnt) = if chronic {
+                    // Amlodipine by the box, the claim near the cap: 90–110 元, fund share 45–55 元.
+                    ("XC08CAA079A001010104321", 1_000 + r.below(110) as i64 * 10, true, 9)
+                } else {
+                    let (c, p, d) = *r.pick(ITEMS);
+                    (c, p, d, if d { 1 + r.below(20) as i64 } else { 1 })
+                };
+                let mut l = json!({"feedetl_sn": format!("MZ{seq}{j:02}"), "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": format!("B{seq}"), "med_type": med_type,
+                    "fee_ocur_time": t(h, m + 3), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+                    "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
+                    "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": format!("D4107000{:05}", r.below(40)), "bilg_dr_name": "医生", "hosp_appr_flag": "0"});
+                if drug {
+                    l["prd_days"] = json!(if chronic { 1 } else { 1 + r.below(10) });
+                    // Trace codes on boxed drugs; one box in ~400 is a code already sold (回流药).
+                    let code = if !sold_codes.is_empty() && r.below(400) == 0 {
+                        sold_codes[r.below(sold_codes.len() as u64) as usize].clone()
+                    } else {
+                        format!("8{:019}", r.next_u64() % 10_000_000_000_000_000_000)
+                    };
+                    sold_codes.push(code.clone());
+                    l["drug_trac_codg"] = json!(code);
+                }
+                lines.push(l);
+            }
+            let u = send("2204", &t(h, m + 3), json!({"feedetail": lines}), out);
+            if u["infcode"] != 0 {
+                continue;
+            }
+            if r.below(60) == 0 {
+                // The cashier revokes and re-uploads the batch.
+                send(
+                    "2205",
+                    &t(h, m + 4),
+                    json!({"data": {"mdtrt_id": visit, "chrg_bchno": format!("B{seq}"), "psn_no": psn}}),
+                    out,
+                );
+                send("2204", &t(h, m + 5), json!({"feedetail": lines}), out);
+            }
+            let setl = json!({"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "med_type": med_type, "psn_setlway": "01", "mdtrt_id": visit, "chrg_bchno": format!("B{seq}"), "insutype": insutype, "acct_used_flag": "0"}});
+            send("2206", &t(h, m + 6), setl.clone(), out);
+            let s = send("2207", &t(h, m + 7), setl, out);
+            if r.below(150) == 0 {
+                if let Some(sid) = s["output"]["setlinfo"]["setl_id"].as_str() {
+                    send(
+                        "2208",
+                        &t(h, m + 20),
+                        json!({"data": {"setl_id": sid, "mdtrt_id": visit, "psn_no": psn}}),
+                        out,
+                    );
+                }
+            }
+        }
+        // Stays: a day's fees, and the discharge and settlement when the stay is over.
+        let mut still = Vec::new();
+        for (i, id, adm, len, dx) in stays.drain(..) {
+            let psn = people[i].psn_no.clone();
+            let lines: Vec<Value> = (0..4)
+                .map(|j| {
+                    let (code, price, _) = ITEMS[[2, 4, 5, 8][j]];
+                    json!({"feedetl_sn": format!("ZY{id}{day:02}{j}"), "init_feedetl_sn": "", "mdtrt_id": id, "psn_no": psn, "med_type": "21",
+                        "fee_ocur_time": t(6, 10), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+                        "det_item_fee_sumamt": money(price), "cnt": 1, "pric": money(price), "bilg_dept_codg": "100301", "bilg_dept_name": "内科",
+                        "bilg_dr_codg": "D410700000001", "bilg_dr_name": "李医生", "hosp_appr_flag": "0"})
+                })
+                .collect();
+            send("2301", &t(6, 10), json!({"feedetail": lines}), out);
+            if day >= adm + len {
+                send(
+                    "2402",
+                    &t(10, 0),
+                    json!({"dscginfo": {"mdtrt_id": id, "psn_no": psn, "endtime": t(10, 0), "dise_codg": dx.0, "dise_name": dx.1, "dscg_way": "1"}, "diseinfo": []}),
+                    out,
+                );
+                let setl = json!({"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": people[i].certno, "psn_setlway": "01", "mdtrt_id": id, "insutype": "", "mid_setl_flag": "0"}});
+                send("2303", &t(10, 5), setl.clone(), out);
+                send("2304", &t(10, 10), setl, out);
+                discharged.push((i, day, dx));
+            } else {
+                still.push((i, id, adm, len, dx));
+            }
+        }
+        stays = still;
+        discharged.retain(|d| day - d.1 < 20);
+    }
+}

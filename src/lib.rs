@@ -26,6 +26,7 @@ pub mod history;
 pub mod journal;
 pub mod pipeline;
 pub mod reload;
+pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod sim;

@@ -70,6 +70,19 @@ impl Default for Sim {
     }
 }
 
+impl Sim {
+    /// The answer envelope to `request`, in process (the traffic generator records exchanges with it).
+    /// `at` stands in for the wall clock in the answer's times.
+    pub fn answer_envelope(&self, request: &Value) -> Value {
+        let infno = text(request, "infno");
+        let area = text(request, "mdtrtarea_admvs");
+        let (code, err, output) = self.answer(&infno, &area, request.get("input").unwrap_or(&Value::Null));
+        let at = text(request, "inf_time").replace(['-', ' ', ':'], "");
+        json!({"infcode": code, "inf_refmsgid": format!("{:0>6}{}{:010}", area, at, self.inner.lock().map(|g| g.seq).unwrap_or(0)),
+            "refmsg_time": format!("{at}000"), "respond_time": format!("{at}100"), "err_msg": err, "warn_msg": null, "output": output})
+    }
+}
+
 /// 居民 390: 50%, 职工 310: 70%; inpatient deductible 300 元, outpatient none (simulation values).
 fn policy(insutype: &str, inpatient: bool) -> (i64, i64) {
     let ratio = if insutype.starts_with("31") { 70 } else { 50 };

@@ -119,3 +119,40 @@ fn the_example_config_is_valid() {
     assert_eq!(c.tier(), Some(2));
     assert!(c.upstream.is_some());
 }
+
+#[test]
+fn gen_traffic_then_replay_prints_the_impact_per_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("week.jsonl");
+    let f = file.to_str().unwrap();
+    let (code, _, err) = claimgate(&["gen-traffic", "--seed", "3", "--patients", "200", "--days", "5", "-o", f]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = claimgate(&[
+        "replay",
+        "--rules",
+        "rulesets/national-baseline",
+        "--rules",
+        "rulesets/examples/xinxiang-2025",
+        "--format",
+        "json",
+        f,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["bad_lines"], 0, "{r}");
+    assert!(r["checked"].as_u64().unwrap() > 100);
+    let cap = r["rules"].as_array().unwrap().iter().find(|x| x["rule_id"] == "DAILY-CAP-390").expect("cap row");
+    assert!(cap["hits"].as_u64().unwrap() >= cap["patients"].as_u64().unwrap());
+    let (code, table, _) = claimgate(&[
+        "replay",
+        "--rules",
+        "rulesets/national-baseline",
+        "--rules",
+        "rulesets/examples/xinxiang-2025",
+        f,
+    ]);
+    assert_eq!(code, 0);
+    assert!(table.contains("仅此规则患者") && table.contains("DAILY-CAP-390"), "{table}");
+    let (code, _, err) = claimgate(&["replay", "--rules", "rulesets/national-baseline", "/nonexistent.jsonl"]);
+    assert_eq!(code, 2, "{err}");
+}
