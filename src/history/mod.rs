@@ -262,3 +262,79 @@ impl Facts for History {
         logged("pre-settlement", db::visit(self.store.as_ref(), mdtrt_id))??.presettled
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn env(infno: &str, msgid: &str, at: &str, input: Value) -> Vec<u8> {
+        serde_json::to_vec(
+            &json!({"infno": infno, "msgid": msgid, "inf_time": at, "fixmedins_code": "H41070100001", "input": input}),
+        )
+        .unwrap_or_default()
+    }
+
+    fn learn(h: &History, req: &[u8], resp: Option<Value>) -> bool {
+        let head = crate::wire::parse_head(req).expect("head");
+        let resp: Option<ResponseEnvelope> = resp.map(|r| serde_json::from_value(r).expect("answer"));
+        h.learn(&head, resp.as_ref(), None).expect("learn")
+    }
+
+    fn count(h: &History, sql: &str) -> i64 {
+        let mut n = -1;
+        h.store()
+            .read(&mut |c| {
+                n = c.query(sql, &[])?[0][0].int().unwrap_or(-1);
+                Ok(())
+            })
+            .expect("read");
+        n
+    }
+
+    /// One outpatient visit on `day`: 2201, a one-line 2204, and (if `settle`) a 2207.
+    fn visit(h: &History, id: &str, day: &str, settle: bool) {
+        let at = format!("{day} 09:00:00");
+        let ok = |out: Value| json!({"infcode": 0, "err_msg": "", "output": out});
+        learn(
+            h,
+            &env("2201", &format!("{id}-1"), &at, json!({"data": {"psn_no": "P1", "insutype": "390", "begntime": at}})),
+            Some(ok(json!({"data": {"mdtrt_id": id}}))),
+        );
+        let line = json!({"feedetl_sn": format!("{id}-L"), "mdtrt_id": id, "psn_no": "P1", "fee_ocur_time": at, "med_list_codg": "003101000010000", "det_item_fee_sumamt": "10.00", "cnt": 1, "pric": "10.00"});
+        learn(h, &env("2204", &format!("{id}-2"), &at, json!({"feedetail": [line]})), None);
+        if settle {
+            let out = json!({"setlinfo": {"mdtrt_id": id, "setl_id": format!("{id}-S"), "insutype": "390", "hifp_pay": "5.00", "fund_pay_sumamt": "5.00", "medfee_sumamt": "10.00"}});
+            learn(
+                h,
+                &env(
+                    "2207",
+                    &format!("{id}-3"),
+                    &at,
+                    json!({"data": {"psn_no": "P1", "mdtrt_id": id, "insutype": "390"}}),
+                ),
+                Some(ok(out)),
+            );
+        }
+    }
+
+    #[test]
+    fn retention_prunes_what_is_older_than_the_window_but_keeps_open_visits() {
+        let h = History::ephemeral(None);
+        visit(&h, "OLD", "2025-01-05", true);
+        visit(&h, "OPEN", "2025-01-06", false);
+        visit(&h, "NEW", "2025-06-01", true);
+        assert_eq!((count(&h, "SELECT COUNT(*) FROM h_line"), count(&h, "SELECT COUNT(*) FROM h_setl")), (3, 2));
+        // Retries of learnt messages change nothing.
+        visit(&h, "NEW", "2025-06-01", true);
+        assert_eq!((count(&h, "SELECT COUNT(*) FROM h_line"), count(&h, "SELECT COUNT(*) FROM h_setl")), (3, 2));
+        let n = h.prune(chrono::NaiveDate::from_ymd_opt(2025, 6, 2).expect("date"), 30).expect("prune");
+        assert!(n > 0);
+        assert_eq!(count(&h, "SELECT COUNT(*) FROM h_setl"), 1, "the old settlement is gone");
+        assert_eq!(count(&h, "SELECT COUNT(*) FROM h_line WHERE mdtrt_id = 'OLD'"), 0);
+        assert_eq!(count(&h, "SELECT COUNT(*) FROM h_line WHERE mdtrt_id = 'OPEN'"), 1, "an unsettled line stays");
+        assert_eq!(count(&h, "SELECT COUNT(*) FROM h_line WHERE mdtrt_id = 'NEW'"), 1);
+        // The pruned message ids are forgotten too (the window is the idempotency horizon).
+        assert_eq!(count(&h, "SELECT COUNT(*) FROM h_msg WHERE msgid LIKE 'OLD%'"), 0);
+    }
+}

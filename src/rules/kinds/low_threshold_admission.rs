@@ -1,12 +1,15 @@
 //! 低标准入院 at admission (2401, or 3101/3102 with trig_scen 3 住院登记): a principal diagnosis on the
 //! pack's low-threshold list gets a reminder. The list is local policy (domain.md: no national numbers).
+//! With `at: settlement` it looks at the finished stay instead (2303/2304): a listed diagnosis whose
+//! profile is outpatient-like — length of stay ≤ `max_los_days`, total ≤ `max_total` 元, and no line
+//! from `treatment_codes` (surgery, transfusion … whose presence shows a real inpatient need).
 
 use super::*;
 use crate::rules::decision::{Fact, Val};
 
 pub(crate) static SPEC: KindSpec = KindSpec {
     name: "low_threshold_admission",
-    vars: &["diagnosis", "diagnosis_name"],
+    vars: &["diagnosis", "diagnosis_name", "los", "total"],
     scope: Scope::Claim,
     table: TableShape::OwnRows,
     multi_tag: false,
@@ -16,10 +19,42 @@ pub(crate) static SPEC: KindSpec = KindSpec {
 struct LowLogic {
     /// `(ICD-10 prefix, name)`.
     list: Vec<(String, String)>,
+    /// `Some` for `at: settlement`.
+    stay: Option<StayProfile>,
+}
+
+struct StayProfile {
+    max_los_days: i64,
+    max_total: crate::claim::Fen,
+    treatment: CodeList,
 }
 
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
-    only_params(i.params, &["diagnoses"])?;
+    only_params(i.params, &["diagnoses", "at", "max_los_days", "max_total", "treatment_codes"])?;
+    let stay = match i.params.get("at").map(value_text).transpose()?.as_deref() {
+        None | Some("admission") => None,
+        Some("settlement") => {
+            let los = i.params.get("max_los_days").map(value_text).transpose()?.unwrap_or_else(|| "3".into());
+            let total = i
+                .params
+                .get("max_total")
+                .map(value_text)
+                .transpose()?
+                .ok_or("params.max_total (元) is required with at: settlement")?;
+            let treatment = match i.params.get("treatment_codes") {
+                Some(v) => CodeList::parse(&value_list(v)?)?,
+                None => CodeList::default(),
+            };
+            Some(StayProfile {
+                max_los_days: los.parse().map_err(|_| "params.max_los_days: a whole number")?,
+                max_total: crate::claim::Fen::new(
+                    crate::wire::num::parse_fixed(&total, 2).map_err(|e| format!("params.max_total: {e}"))?,
+                ),
+                treatment,
+            })
+        }
+        Some(o) => return Err(format!("params.at: {o:?} (admission, settlement)")),
+    };
     let mut list: Vec<(String, String)> = Vec::new();
     if let Some(v) = i.params.get("diagnoses") {
         for d in value_list(v)? {
@@ -34,13 +69,32 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     }
     // Longest prefix first, so the most specific name is shown.
     list.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
-    Ok(Compiled { logic: Box::new(LowLogic { list }), matchers: vec![] })
+    Ok(Compiled { logic: Box::new(LowLogic { list, stay }), matchers: vec![] })
 }
 
 impl Logic for LowLogic {
     fn claim(&self, r: &RuleCx<'_>, c: &Claim, out: &mut Out) {
-        if !c.is_admission() {
-            return;
+        let mut extra = Vec::new();
+        match &self.stay {
+            None if !c.is_admission() => return,
+            None => {}
+            Some(p) => {
+                let inpatient = c.encounter.visit == Some(crate::claim::Visit::Inpatient);
+                if !matches!(c.stage, crate::claim::Stage::Settle | crate::claim::Stage::PreSettle) || !inpatient {
+                    return;
+                }
+                let (Some(adm), Some(end)) =
+                    (c.encounter.admitted.map(|t| t.date()), c.encounter.discharged.map(|t| t.date()).or(c.day))
+                else {
+                    return;
+                };
+                let los = (end - adm).num_days().max(1);
+                let total = c.lines.iter().fold(crate::claim::Fen::ZERO, |a, l| a + l.amount);
+                if los > p.max_los_days || total > p.max_total || c.lines.iter().any(|l| p.treatment.matches(&l.code)) {
+                    return;
+                }
+                extra = vec![("los", Val::Int(los)), ("total", Val::Fen(total))];
+            }
         }
         let Some(main) = c.encounter.main_diagnosis() else {
             out.unchecked(r.index, NO_ROW, Fact::Diagnoses);
@@ -52,7 +106,7 @@ impl Logic for LowLogic {
                 r.index,
                 vec![],
                 crate::claim::Fen::ZERO,
-                vec![("diagnosis", Val::Str(main.code.clone())), ("diagnosis_name", Val::Str(name))],
+                [vec![("diagnosis", Val::Str(main.code.clone())), ("diagnosis_name", Val::Str(name))], extra].concat(),
             );
         }
     }
@@ -87,5 +141,41 @@ mod tests {
         assert!(evaluate(&rs, &c).hits.is_empty());
         c.encounter.diagnoses = None;
         assert_eq!(evaluate(&rs, &c).unchecked[0].fact, "diagnoses");
+    }
+}
+
+#[cfg(test)]
+mod settlement_tests {
+    use super::super::test_util::*;
+    use crate::claim::{time::parse_datetime, Diagnosis, Stage, Visit};
+    use crate::rules::evaluate;
+
+    #[test]
+    fn a_short_cheap_stay_for_a_listed_diagnosis_is_reminded_at_settlement() {
+        let rs = ruleset(&rule(
+            "low_threshold_admission",
+            "{diagnosis_name}住院{los}天、总费用{total}元，无手术等住院必需治疗，疑似低标准入院",
+            "    params: { at: settlement, max_los_days: 3, max_total: 1500, treatment_codes: [\"0033%\"], diagnoses: [J06] }\n",
+        ));
+        let mut c = claim();
+        c.stage = Stage::Settle;
+        c.encounter.visit = Some(Visit::Inpatient);
+        c.encounter.admitted = parse_datetime("2025-10-08 10:30:00");
+        c.encounter.discharged = parse_datetime("2025-10-10 09:00:00");
+        c.encounter.diagnoses =
+            Some(vec![Diagnosis { code: "J06.900".into(), name: "急性上呼吸道感染".into(), main: true }]);
+        c.lines.push(line("Z1", "001109000010000", 2, 5000, "2025-10-09 00:00:01"));
+        c.lines.push(line("Z2", "002503020010000", 1, 600, "2025-10-09 08:00:00"));
+        let d = evaluate(&rs, &c);
+        assert_eq!(d.hits[0].message, "急性上呼吸道感染住院2天、总费用106.00元，无手术等住院必需治疗，疑似低标准入院");
+        // At admission this rule says nothing; a surgery line or a long stay clears it.
+        c.stage = Stage::Admission;
+        assert!(evaluate(&rs, &c).hits.is_empty());
+        c.stage = Stage::Settle;
+        c.lines.push(line("Z3", "003300000010000", 1, 80000, "2025-10-09 10:00:00"));
+        assert!(evaluate(&rs, &c).hits.is_empty());
+        c.lines.pop();
+        c.encounter.discharged = parse_datetime("2025-10-15 09:00:00");
+        assert!(evaluate(&rs, &c).hits.is_empty());
     }
 }

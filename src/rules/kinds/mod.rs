@@ -24,6 +24,7 @@ mod pair;
 mod price_cap;
 mod readmission;
 mod repeat_item;
+mod split_purchase;
 mod trace_code;
 mod unbundling;
 mod visit_frequency;
@@ -52,6 +53,7 @@ pub(crate) static KINDS: &[&KindSpec] = &[
     &trace_code::SPEC,
     &repeat_item::SPEC,
     &visit_frequency::SPEC,
+    &split_purchase::SPEC,
 ];
 
 pub(crate) fn find(name: &str) -> Option<&'static KindSpec> {
