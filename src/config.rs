@@ -27,7 +27,8 @@ pub struct Config {
     pub upstream_connect_timeout_ms: u64,
     /// Whole-call timeout to the gateway.
     pub upstream_timeout_ms: u64,
-    /// claimgate's own time budget per message (parse + rules); past it the fallback is counted.
+    /// claimgate's own time budget per message on the settlement path (parse, history, rules); past it
+    /// the claim is handled as on an internal failure (`fail_open`), and counted.
     pub check_budget_ms: u64,
     /// On an internal failure: true forwards the claim unchecked (journaled), false answers an error.
     pub fail_open: bool,

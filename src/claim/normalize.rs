@@ -114,22 +114,81 @@ fn check_price(p: Price, path: impl Fn() -> String) -> Result<Price, ParseError>
 
 /// The trace codes a fee line carries, from whichever node the province uses.
 fn trace_codes(d: &tx::FeeDetail) -> Vec<String> {
-    let mut v: Vec<String> = Vec::new();
-    let mut add = |s: &str| {
-        for c in s.split([',', ';', '，', '；', ' ']).map(str::trim).filter(|c| !c.is_empty()) {
-            if !v.iter().any(|x| x == c) {
-                v.push(c.to_owned());
+    let exp = d.exp_content.as_ref().and_then(|e| e.get("drug_trac_codg")).and_then(|v| v.as_str());
+    tx::trace_codes(
+        std::iter::once(d.drug_trac_codg.as_str())
+            .chain(d.drugtracinfo.iter().map(|t| t.drug_trac_codg.as_str()))
+            .chain(exp),
+    )
+}
+
+/// 3505 商品销售: one line per sale, the boxes' trace codes on it (the 回流药 check).
+///
+/// # Errors
+/// No sale in the message, or a sale without a drug code.
+pub fn drug_sale(
+    fixmedins_code: String,
+    input: &tx::DrugSaleInput,
+    at: Option<NaiveDateTime>,
+) -> Result<Claim, ParseError> {
+    let mut lines = Vec::new();
+    let mut psn_no = String::new();
+    for (i, s) in input.sales().enumerate() {
+        let p = |f: &str| {
+            if input.selinfo.is_some() && i == 0 {
+                format!("input.selinfo.{f}")
+            } else {
+                format!("input.selinfoDetail[{i}].{f}")
             }
+        };
+        let code = req(&s.med_list_codg, || p("med_list_codg"))?.to_owned();
+        if psn_no.is_empty() {
+            psn_no = s.psn_no.as_str().to_owned();
         }
-    };
-    add(d.drug_trac_codg.as_str());
-    for t in &d.drugtracinfo {
-        add(t.drug_trac_codg.as_str());
+        let qty = Qty::from_units(s.sel_retn_cnt.map_or(Qty::SCALE, |q| q.0));
+        let qty = check_qty(qty, || p("sel_retn_cnt"))?;
+        let price = Price::from_micro(s.finl_trns_pric.map_or(0, |q| q.0));
+        let time = opt_time(&s.sel_retn_time, || p("sel_retn_time"))?.or(at).unwrap_or_default();
+        let id = if s.doc_id().is_empty() { format!("{i}") } else { s.doc_id().to_owned() };
+        lines.push(Line {
+            id,
+            his_code: s.fixmedins_hilist_id.as_str().to_owned(),
+            name: s.fixmedins_hilist_name.opt().map(str::to_owned),
+            category: None,
+            class: ItemClass::of_code(&code),
+            qty,
+            price,
+            amount: price.times(qty),
+            time,
+            dept_code: String::new(),
+            dept_name: String::new(),
+            doctor_code: String::new(),
+            doctor_name: String::new(),
+            days_supply: None,
+            discharge_drug: false,
+            reverses: None,
+            trace_codes: s.trace_codes(),
+            code,
+        });
     }
-    if let Some(s) = d.exp_content.as_ref().and_then(|e| e.get("drug_trac_codg")).and_then(|v| v.as_str()) {
-        add(s);
+    if lines.is_empty() {
+        return Err(ParseError::Missing("input.selinfo".into()));
     }
-    v
+    let mdtrt_id = input.sales().find_map(|s| s.setl_id.opt().or(s.mdtrt_sn.opt())).map(sale_visit).unwrap_or_default();
+    Ok(Claim {
+        infno: "3505",
+        stage: Stage::Upload,
+        fixmedins_code,
+        patient: Patient { psn_no, ..Patient::default() },
+        encounter: Encounter { mdtrt_id, visit: Some(Visit::Pharmacy), ..Encounter::default() },
+        lines,
+        ..Claim::default()
+    })
+}
+
+/// The visit id a 3505 sale is kept under in history (it has no mdtrt_id of its own).
+pub fn sale_visit(id: &str) -> String {
+    format!("3505:{id}")
 }
 
 fn flag(t: &Text) -> bool {

@@ -95,12 +95,14 @@ enum CheckOutcome {
 }
 
 /// Parses, looks up history, evaluates and applies overrides on the blocking pool (history may do
-/// I/O), under the time budget. `answer`: the gateway's answer to a pre-settlement.
+/// I/O), under the time budget `budget` (the settlement path's; `None` waits: `/v1/check` is not in
+/// the settlement path). `answer`: the gateway's answer to a pre-settlement.
 async fn run_check(
     st: &web::Data<State>,
     body: &Bytes,
     active: &Arc<Active>,
     answer: Option<ResponseEnvelope>,
+    budget: Option<std::time::Duration>,
 ) -> CheckOutcome {
     let (st2, body, active) = (st.clone(), body.clone(), active.clone());
     let t_check = Instant::now();
@@ -122,7 +124,7 @@ async fn run_check(
         let removed = claims.first().map(|c| st2.overrides.apply(c, &mut d)).unwrap_or_default();
         CheckOutcome::Done { claims, d, removed: removed.len() }
     });
-    let budget = std::time::Duration::from_millis(st.cfg.check_budget_ms.max(1));
+    let budget = budget.unwrap_or(std::time::Duration::from_secs(3600));
     match tokio::time::timeout(budget, job).await {
         Ok(Ok(CheckOutcome::Done { claims, mut d, removed })) => {
             d.elapsed_us = t_check.elapsed().as_micros() as u64;
@@ -180,7 +182,8 @@ async fn route(
         }
     }
     let parsed_answer = early_answer.as_ref().and_then(|(_, p)| p.clone());
-    let (claims, d, removed) = match run_check(st, body, &active, parsed_answer).await {
+    let budget = std::time::Duration::from_millis(st.cfg.check_budget_ms.max(1));
+    let (claims, d, removed) = match run_check(st, body, &active, parsed_answer, Some(budget)).await {
         CheckOutcome::Done { claims, d, removed } => (claims, d, removed),
         CheckOutcome::Encrypted => {
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
@@ -599,7 +602,7 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     if !Infno::parse(head.infno.as_str()).is_checked() && !Infno::parse(head.infno.as_str()).is_local_analysis() {
         return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
     }
-    match run_check(&st, &body, &active, None).await {
+    match run_check(&st, &body, &active, None, None).await {
         CheckOutcome::Done { d, .. } => {
             let hv = d.header_value();
             with_headers(HttpResponse::Ok().json(&d), hv, &active.rs.revision())

@@ -114,7 +114,11 @@ pub enum Event {
     SettleCancelled {
         setl_id: String,
     },
-    /// Trace codes named at settlement (2207 `drug_trac_info[]`): `(feedetl_sn, code)`.
+    /// Boxes that came back (3506 退货, or a 3505 line with a negative count): sellable again.
+    TraceReturn {
+        codes: Vec<String>,
+    },
+    /// Trace codes named at settlement (2207 `drug_trac_info[]`) or sold by 3505: `(feedetl_sn, code)`.
     Traces {
         mdtrt_id: String,
         psn: String,
@@ -139,6 +143,7 @@ impl Event {
             | Event::Revoke { mdtrt_id, .. }
             | Event::PreSettled { mdtrt_id, .. } => by(c, "SELECT psn FROM h_visit WHERE mdtrt_id = $1", mdtrt_id)?,
             Event::SettleCancelled { setl_id } => by(c, "SELECT psn FROM h_setl WHERE setl_id = $1", setl_id)?,
+            Event::TraceReturn { .. } => None,
         })
     }
 }
@@ -401,6 +406,11 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<(), StoreError> {
         Event::SettleCancelled { setl_id } => {
             c.exec("UPDATE h_setl SET cancelled = 1 WHERE setl_id = $1", &[setl_id.into()])?;
             c.exec("UPDATE h_line SET state = 0, setl_id = NULL WHERE setl_id = $1 AND state = 1", &[setl_id.into()])?;
+        }
+        Event::TraceReturn { codes } => {
+            for code in codes {
+                c.exec("UPDATE h_trace SET returned = 1 WHERE code = $1", &[code.into()])?;
+            }
         }
         Event::Traces { mdtrt_id, psn, fixmedins, day, items } => {
             let day = d(*day);

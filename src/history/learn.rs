@@ -200,6 +200,29 @@ pub fn events(
                 fund,
             }));
         }
+        Infno::DrugSale | Infno::DrugSaleReturn => {
+            let Ok(req) = parse_body::<tx::DrugSaleInput>(input, "input") else { return ev };
+            let day = msg_day.unwrap_or(NaiveDate::MIN);
+            let returning = head.infno.as_str() == "3506";
+            for s in req.sales() {
+                let codes = s.trace_codes();
+                if codes.is_empty() {
+                    continue;
+                }
+                if returning || s.sel_retn_cnt.is_some_and(|q| q.0 < 0) {
+                    ev.push(Event::TraceReturn { codes });
+                    continue;
+                }
+                let key = s.setl_id.opt().or(s.mdtrt_sn.opt()).unwrap_or(s.doc_id());
+                ev.push(Event::Traces {
+                    mdtrt_id: crate::claim::normalize::sale_visit(key),
+                    psn: s.psn_no.opt().map(psn_key).unwrap_or_default(),
+                    fixmedins: fix.clone().unwrap_or_default(),
+                    day,
+                    items: codes.into_iter().map(|c| (s.doc_id().to_owned(), c)).collect(),
+                });
+            }
+        }
         Infno::OutpatientSettleCancel | Infno::InpatientSettleCancel => {
             let Ok(req) = parse_body::<DataInput<tx::SettleCancel>>(input, "input") else { return ev };
             if let Some(id) = req.data.setl_id.opt() {

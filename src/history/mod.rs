@@ -161,10 +161,14 @@ impl History {
     /// # Errors
     /// The store failed.
     pub fn attach(&self, claim: &mut Claim, lookback_days: u32) -> Result<(), StoreError> {
+        let codes: Vec<&str> = claim.lines.iter().flat_map(|l| l.trace_codes.iter().map(String::as_str)).collect();
+        let key = if claim.patient.psn_no.is_empty() { String::new() } else { self.psn_key(&claim.patient.psn_no) };
+        // A sale to someone without insurance still sells its boxes: trace codes are checked anyway.
+        claim.traces =
+            if codes.is_empty() { Some(Vec::new()) } else { Some(db::traces(self.store.as_ref(), &codes, &key)?) };
         if claim.patient.psn_no.is_empty() {
             return Ok(());
         }
-        let key = self.psn_key(&claim.patient.psn_no);
         let day = claim.service_day().unwrap_or_else(|| chrono::Local::now().date_naive());
         let since = day.checked_sub_days(Days::new(u64::from(lookback_days))).unwrap_or(NaiveDate::MIN);
         let t0 = std::time::Instant::now();
@@ -189,9 +193,6 @@ impl History {
             }
         };
         claim.history = Some(snap.history.clone());
-        let codes: Vec<&str> = claim.lines.iter().flat_map(|l| l.trace_codes.iter().map(String::as_str)).collect();
-        claim.traces =
-            if codes.is_empty() { Some(Vec::new()) } else { Some(db::traces(self.store.as_ref(), &codes, &key)?) };
         metrics::HISTORY_SECONDS.with_label_values(&["read"]).observe(t0.elapsed().as_secs_f64());
         Ok(())
     }

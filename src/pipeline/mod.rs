@@ -43,6 +43,7 @@ fn static_infno(code: &str) -> &'static str {
         "2401" => "2401",
         "3101" => "3101",
         "3102" => "3102",
+        "3505" => "3505",
         _ => "other",
     }
 }
@@ -89,6 +90,10 @@ fn prepare_body(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Prepared, P
             let task_id = body.data.task_id.opt().map(str::to_owned);
             let claims = normalize::analysis(sinfno, &fix, body.data, facts)?;
             Prepared::Claims { infno, claims, task_id }
+        }
+        Infno::DrugSale => {
+            let body: tx::DrugSaleInput = parse_body(input(head)?, "input")?;
+            one(normalize::drug_sale(fix, &body, crate::claim::time::parse_datetime(head.inf_time.as_str()))?)
         }
         Infno::AnalysisFeedback => {
             let body: DataInput<tx::Feedback> = parse_body(input(head)?, "input")?;

@@ -44,8 +44,10 @@ pub enum Infno {
     MidAnalysis,
     /// 3103 事前事中服务反馈服务.
     AnalysisFeedback,
-    /// 3505 商品销售 (pharmacy, drug trace codes).
+    /// 3505 / 3505A 商品销售 (pharmacy, drug trace codes).
     DrugSale,
+    /// 3506 商品销售退货: the boxes come back and their trace codes may be sold again.
+    DrugSaleReturn,
     /// 9001 签到 and everything else: relayed untouched.
     Other,
 }
@@ -73,7 +75,8 @@ impl Infno {
             "3101" => Infno::PreAnalysis,
             "3102" => Infno::MidAnalysis,
             "3103" => Infno::AnalysisFeedback,
-            "3505" => Infno::DrugSale,
+            "3505" | "3505A" => Infno::DrugSale,
+            "3506" => Infno::DrugSaleReturn,
             _ => Infno::Other,
         }
     }
@@ -89,6 +92,7 @@ impl Infno {
                 | Infno::InpatientPreSettle
                 | Infno::InpatientSettle
                 | Infno::Admission
+                | Infno::DrugSale
         )
     }
 

@@ -79,6 +79,76 @@ pub struct DrugTrace {
     pub trdn_flag: Text,
 }
 
+/// Trace codes from the fields that carry them (several boxes may share one field, separated by
+/// commas, semicolons or spaces), deduplicated in order.
+pub fn trace_codes<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for f in fields {
+        for c in f.split([',', ';', '，', '；', ' ']).map(str::trim).filter(|c| !c.is_empty()) {
+            if !v.iter().any(|x| x == c) {
+                v.push(c.to_owned());
+            }
+        }
+    }
+    v
+}
+
+// === 3505 商品销售 / 3506 退货 ===
+
+/// 3505 `input.selinfo` (one sale), 3505A `input.selinfoDetail[]` (a batch), 3506 `input.selinfo`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct DrugSaleInput {
+    pub selinfo: Option<DrugSale>,
+    #[serde(rename = "selinfoDetail")]
+    pub selinfo_detail: Vec<DrugSale>,
+}
+
+impl DrugSaleInput {
+    pub fn sales(&self) -> impl Iterator<Item = &DrugSale> {
+        self.selinfo.iter().chain(self.selinfo_detail.iter())
+    }
+}
+
+/// One sale (or return) of a drug by a pharmacy or a hospital's dispensary.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct DrugSale {
+    pub med_list_codg: Text,
+    pub fixmedins_hilist_id: Text,
+    pub fixmedins_hilist_name: Text,
+    pub fixmedins_bchno: Text,
+    pub setl_id: Text,
+    pub mdtrt_sn: Text,
+    pub psn_no: Text,
+    pub rtal_docno: Text,
+    pub rxno: Text,
+    pub trdn_flag: Text,
+    #[serde(deserialize_with = "opt_fixed")]
+    pub finl_trns_pric: Option<UnitPrice>,
+    #[serde(deserialize_with = "opt_fixed")]
+    pub sel_retn_cnt: Option<Quantity>,
+    pub sel_retn_time: Text,
+    /// Older spec: one flat code.
+    pub drug_trac_codg: Text,
+    /// Newer spec: one entry per box.
+    pub drugtracinfo: Vec<DrugTrace>,
+}
+
+impl DrugSale {
+    /// The trace codes of the boxes, whichever node carries them.
+    pub fn trace_codes(&self) -> Vec<String> {
+        trace_codes(
+            std::iter::once(self.drug_trac_codg.as_str())
+                .chain(self.drugtracinfo.iter().map(|t| t.drug_trac_codg.as_str())),
+        )
+    }
+    /// The sale's own id: 零售单据号, else the institution's batch number.
+    pub fn doc_id(&self) -> &str {
+        self.rtal_docno.opt().or(self.fixmedins_bchno.opt()).or(self.rxno.opt()).unwrap_or("")
+    }
+}
+
 // === 2205 / 2302 revocation, 2206/2207/2303/2304 settlement, 2208/2305 cancel ===
 
 #[derive(Debug, Deserialize, Default)]

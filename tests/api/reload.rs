@@ -46,6 +46,8 @@ async fn spawn(data: &Path, rules: Vec<PathBuf>, bundles: BundleConfig) -> App {
         institution_tier: Some("2".into()),
         admin_token: Some(TOKEN.into()),
         bundles,
+        // Debug builds on a loaded 2-core machine: the budget must not turn checks into fallbacks.
+        check_budget_ms: 10_000,
         ..Config::default()
     };
     let app = claimgate::gate::build(cfg).unwrap();
