@@ -94,12 +94,31 @@ pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
         }
     };
     tracing::info!(store = store.kind(), "patient history opened");
-    Ok(History::new(store, cfg.tier(), 200_000)?)
+    std::fs::create_dir_all(&cfg.data)?;
+    let outbox = crate::history::outbox::Outbox::open(&cfg.data.join("history-outbox.sqlite"))?;
+    if outbox.pending() > 0 {
+        tracing::warn!(pending = outbox.pending(), "history outbox holds exchanges from an earlier run; applying them");
+    }
+    Ok(History::new(store, cfg.tier(), 200_000)?.with_outbox(outbox))
 }
 
 /// Prunes history older than `history_retention_days` (never less than the active rules' window),
 /// at start and every six hours, on a thread of its own.
 fn spawn_history_retention(st: web::Data<State>) {
+    // The outbox drainer: accepted exchanges whose write failed are applied as soon as the store is back.
+    let drainer = st.clone();
+    let spawned = std::thread::Builder::new().name("history-outbox".into()).spawn(move || loop {
+        if drainer.history.pending() > 0 {
+            if let Err(e) = drainer.history.drain_outbox() {
+                tracing::warn!(error = %e, pending = drainer.history.pending(), "history store still unavailable");
+            }
+        }
+        metrics::HISTORY_OUTBOX.set(drainer.history.pending() as i64);
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "history outbox thread not started");
+    }
     let spawned = std::thread::Builder::new().name("history-retention".into()).spawn(move || loop {
         let window = st.rules.load().as_ref().map_or(0, |a| a.rs.lookback);
         let days = st.cfg.history_retention_days.max(window);

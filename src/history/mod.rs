@@ -12,6 +12,7 @@
 
 pub mod db;
 pub mod learn;
+pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
@@ -49,6 +50,10 @@ pub struct History {
     next_gen: AtomicU64,
     persons: Cache<String, Arc<PersonFacts>>,
     visits: Cache<String, Arc<VisitFacts>>,
+    /// Accepted exchanges whose write failed, applied later in order (`None`: in-memory histories).
+    outbox: Option<outbox::Outbox>,
+    /// Serialises draining the outbox with writes that must queue behind it.
+    drain: std::sync::Mutex<()>,
 }
 
 impl History {
@@ -73,7 +78,78 @@ impl History {
             persons: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
             visits: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
             store,
+            outbox: None,
+            drain: std::sync::Mutex::new(()),
         })
+    }
+
+    /// Keeps accepted exchanges whose history write fails in `outbox` (see [`outbox`]).
+    pub fn with_outbox(mut self, outbox: outbox::Outbox) -> History {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// Exchanges waiting in the outbox.
+    pub fn pending(&self) -> u64 {
+        self.outbox.as_ref().map_or(0, outbox::Outbox::pending)
+    }
+
+    /// Learns an exchange the gateway accepted, from the request's own bytes; when the store fails
+    /// (or earlier exchanges still wait) it goes to the outbox instead, so it is never lost.
+    ///
+    /// # Errors
+    /// The request cannot be read, or neither the store nor the outbox could take it.
+    pub fn learn_durably(
+        &self,
+        request: &[u8],
+        response: Option<&ResponseEnvelope>,
+        accepted: Option<&[Claim]>,
+    ) -> Result<bool, StoreError> {
+        let head = crate::wire::parse_head(request).map_err(|e| StoreError::Sql(format!("request: {e}")))?;
+        let Some(ob) = &self.outbox else { return self.learn(&head, response, accepted) };
+        let spill = || -> Result<bool, StoreError> {
+            let resp = response.map(|r| serde_json::to_string(r).unwrap_or_default());
+            ob.push(request, resp.as_deref())?;
+            metrics::HISTORY_WRITES.with_label_values(&["spilled"]).inc();
+            Ok(true)
+        };
+        let _order = self.drain.lock().unwrap_or_else(|p| p.into_inner());
+        if ob.pending() > 0 {
+            return spill();
+        }
+        match self.learn(&head, response, accepted) {
+            Err(e) => {
+                tracing::warn!(error = %e, "history write failed; kept in the outbox");
+                spill()
+            }
+            ok => ok,
+        }
+    }
+
+    /// Applies what waits in the outbox, oldest first, until it is empty or the store fails again.
+    /// Returns how many were applied.
+    ///
+    /// # Errors
+    /// The store (or the outbox) failed; what was not applied still waits.
+    pub fn drain_outbox(&self) -> Result<u64, StoreError> {
+        let Some(ob) = &self.outbox else { return Ok(0) };
+        let _order = self.drain.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        while let Some((seq, request, response)) = ob.first()? {
+            let resp: Option<ResponseEnvelope> = response.and_then(|r| serde_json::from_str(&r).ok());
+            match crate::wire::parse_head(&request) {
+                Ok(head) => {
+                    self.learn(&head, resp.as_ref(), None)?;
+                }
+                Err(e) => tracing::error!(error = %e, seq, "unreadable outbox entry dropped"),
+            }
+            ob.remove(seq)?;
+            n += 1;
+        }
+        if n > 0 {
+            tracing::info!(applied = n, "history outbox drained");
+        }
+        Ok(n)
     }
 
     /// A private in-memory history: one CLI run, one pack test case, one replay.
@@ -337,5 +413,81 @@ mod tests {
         assert_eq!(count(&h, "SELECT COUNT(*) FROM h_line WHERE mdtrt_id = 'NEW'"), 1);
         // The pruned message ids are forgotten too (the window is the idempotency horizon).
         assert_eq!(count(&h, "SELECT COUNT(*) FROM h_msg WHERE msgid LIKE 'OLD%'"), 0);
+    }
+}
+
+#[cfg(test)]
+mod outbox_tests {
+    use super::store::{ReadFn, TxFn};
+    use super::*;
+    use serde_json::json;
+    use std::sync::atomic::AtomicBool;
+
+    /// An embedded store that refuses writes while `down` is set (the shared store unreachable).
+    struct Flaky {
+        inner: sqlite::SqliteStore,
+        down: AtomicBool,
+    }
+
+    impl Store for Flaky {
+        fn kind(&self) -> &'static str {
+            "flaky"
+        }
+        fn shared(&self) -> bool {
+            false
+        }
+        fn tx(&self, f: &mut TxFn<'_>) -> Result<bool, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("connection refused".into()));
+            }
+            self.inner.tx(f)
+        }
+        fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
+            self.inner.read(f)
+        }
+    }
+
+    fn upload(sn: &str) -> Vec<u8> {
+        let line = json!({"feedetl_sn": sn, "mdtrt_id": "V1", "psn_no": "P1", "fee_ocur_time": "2025-06-10 09:00:00", "med_list_codg": "003101000010000", "det_item_fee_sumamt": "10.00", "cnt": 1, "pric": "10.00"});
+        serde_json::to_vec(&json!({"infno": "2204", "msgid": format!("M-{sn}"), "inf_time": "2025-06-10 09:00:00", "input": {"feedetail": [line]}})).unwrap_or_default()
+    }
+
+    #[test]
+    fn accepted_exchanges_survive_a_store_outage_in_the_outbox_and_apply_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Arc::new(Flaky { inner: sqlite::SqliteStore::memory().expect("sqlite"), down: AtomicBool::new(false) });
+        let h = History::new(store.clone(), None, 100)
+            .expect("history")
+            .with_outbox(outbox::Outbox::open(&dir.path().join("outbox.sqlite")).expect("outbox"));
+        let lines = |h: &History| {
+            let mut n = -1;
+            h.store()
+                .read(&mut |c| {
+                    n = c.query("SELECT COUNT(*) FROM h_line", &[])?[0][0].int().unwrap_or(-1);
+                    Ok(())
+                })
+                .expect("read");
+            n
+        };
+        assert!(h.learn_durably(&upload("A"), None, None).expect("learn"));
+        store.down.store(true, Ordering::SeqCst);
+        for sn in ["B", "C"] {
+            assert!(h.learn_durably(&upload(sn), None, None).expect("spilled, not lost"));
+        }
+        assert_eq!((lines(&h), h.pending()), (1, 2));
+        assert!(h.drain_outbox().is_err(), "still down: nothing applied, nothing dropped");
+        assert_eq!(h.pending(), 2);
+        // Back up: a new exchange queues behind the waiting ones until the drain.
+        store.down.store(false, Ordering::SeqCst);
+        assert!(h.learn_durably(&upload("D"), None, None).expect("queued"));
+        assert_eq!((lines(&h), h.pending()), (1, 3));
+        assert_eq!(h.drain_outbox().expect("drain"), 3);
+        assert_eq!((lines(&h), h.pending()), (4, 0));
+        // The outbox survives a restart: reopened, it is empty now.
+        assert_eq!(outbox::Outbox::open(&dir.path().join("outbox.sqlite")).expect("reopen").pending(), 0);
+        // A retry after the drain counts once.
+        assert!(!h.learn_durably(&upload("B"), None, None).expect("retry"));
+        assert_eq!(lines(&h), 4);
     }
 }

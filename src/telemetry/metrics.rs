@@ -46,6 +46,13 @@ pub static OVERRIDES: Lazy<IntCounterVec> =
 /// History writes: `applied`, `duplicate` (msgid seen before), `error`, `read_error`.
 pub static HISTORY_WRITES: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_history_writes_total", "History writes by outcome", &["outcome"]));
+/// Accepted exchanges waiting in the history outbox (the store failed when they were acknowledged).
+pub static HISTORY_OUTBOX: Lazy<IntGauge> = Lazy::new(|| {
+    let g = IntGauge::new("claimgate_history_outbox_pending", "Accepted exchanges waiting to be written to history")
+        .expect("metric definition");
+    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
 /// History snapshot lookups: `warm` (cache) or `cold` (store).
 pub static HISTORY_LOOKUPS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_history_lookups_total", "History lookups by cache outcome", &["cache"]));
