@@ -10,6 +10,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// `(seq, request bytes, response JSON)` of a waiting exchange.
+pub type Waiting = (i64, Vec<u8>, Option<String>);
+
 pub struct Outbox {
     conn: Mutex<Connection>,
     pending: AtomicU64,
@@ -55,7 +58,7 @@ impl Outbox {
     ///
     /// # Errors
     /// The outbox cannot be read.
-    pub fn first(&self) -> Result<Option<(i64, Vec<u8>, Option<String>)>, StoreError> {
+    pub fn first(&self) -> Result<Option<Waiting>, StoreError> {
         let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         c.query_row("SELECT seq, request, response FROM outbox ORDER BY seq LIMIT 1", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
