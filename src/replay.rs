@@ -133,7 +133,11 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
             } else if !d.hits.is_empty() {
                 rep.reminded += 1;
             }
-            let visit = claims[0].encounter.mdtrt_id.clone();
+            // A 2401 has no mdtrt_id yet (the gateway gives it): the message is the visit then.
+            let visit = match claims[0].encounter.mdtrt_id.as_str() {
+                "" => format!("msg:{}", head.msgid.as_str()),
+                id => id.to_owned(),
+            };
             for h in &d.hits {
                 let mut lines = h.lines.clone();
                 lines.sort_unstable();
