@@ -99,7 +99,7 @@ pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
     if outbox.pending() > 0 {
         tracing::warn!(pending = outbox.pending(), "history outbox holds exchanges from an earlier run; applying them");
     }
-    Ok(History::new(store, cfg.tier(), 200_000)?.with_outbox(outbox))
+    Ok(History::open(store, cfg.tier(), 200_000, Some(&cfg.data.join("history.key")))?.with_outbox(outbox))
 }
 
 /// Prunes history older than `history_retention_days` (never less than the active rules' window),

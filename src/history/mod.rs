@@ -60,12 +60,46 @@ impl History {
     /// # Errors
     /// The store's key cannot be read or created.
     pub fn new(store: Arc<dyn Store>, tier: Option<u8>, capacity: u64) -> Result<History, StoreError> {
+        Self::open(store, tier, capacity, None)
+    }
+
+    /// Like [`History::new`], keeping a copy of the store's pseudonymisation key at `key_copy`, so
+    /// that a restart while a shared store is down still comes up (reads then report `unchecked`,
+    /// writes wait in the outbox) instead of refusing to serve.
+    ///
+    /// # Errors
+    /// The key can be read neither from the store nor from the copy.
+    pub fn open(
+        store: Arc<dyn Store>,
+        tier: Option<u8>,
+        capacity: u64,
+        key_copy: Option<&std::path::Path>,
+    ) -> Result<History, StoreError> {
         // Startup may run inside an async executor; a store's sync client must not.
-        let key = std::thread::scope(|t| {
+        let from_store = std::thread::scope(|t| {
             t.spawn(|| db::key(store.as_ref()))
                 .join()
                 .unwrap_or_else(|_| Err(StoreError::Sql("reading the key panicked".into())))
-        })?;
+        });
+        let key = match (from_store, key_copy) {
+            (Ok(k), Some(p)) => {
+                if std::fs::read(p).ok().as_deref() != Some(&k[..]) {
+                    if let Err(e) = write_private(p, &k) {
+                        tracing::warn!(error = %e, path = %p.display(), "history key copy not written");
+                    }
+                }
+                k
+            }
+            (Ok(k), None) => k,
+            (Err(e), Some(p)) => match std::fs::read(p) {
+                Ok(k) => {
+                    tracing::error!(error = %e, "history store unreachable at start; serving with history unavailable until it is back");
+                    k
+                }
+                Err(_) => return Err(e),
+            },
+            (Err(e), None) => return Err(e),
+        };
         let key: [u8; 32] = key.try_into().map_err(|_| StoreError::Sql("h_meta.psn_key is not 32 bytes".into()))?;
         // Another instance may change what a shared store holds: keep visit facts briefly there.
         let ttl = if store.shared() { Duration::from_secs(2) } else { Duration::from_secs(24 * 3600) };
@@ -283,6 +317,15 @@ impl History {
         self.snapshots.invalidate_all();
         Ok(n)
     }
+}
+
+fn write_private(p: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(p)?.write_all(bytes)
 }
 
 fn logged<T>(what: &str, r: Result<T, StoreError>) -> Option<T> {

@@ -10,7 +10,15 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 pub struct PgStore {
     pool: Pool,
+    /// The schema exists (created at start or on first use after an outage).
+    schema: std::sync::atomic::AtomicBool,
+    /// After a failed connection, calls fail at once until this instant (a circuit breaker): an
+    /// outage costs each claim nothing, not a connection timeout per lookup.
+    down_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long an unreachable server is not asked again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn err(e: postgres::Error) -> StoreError {
     match e.code().map(|c| c.code()) {
@@ -21,38 +29,75 @@ fn err(e: postgres::Error) -> StoreError {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user@host:port/db`) with a pool of `size` connections and
-    /// creates the schema if needed.
+    /// A pool of `size` connections to `url` (`postgres://user@host:port/db`); the schema is created
+    /// now if the server is reachable, else on first use after it comes back.
     ///
     /// # Errors
-    /// The server cannot be reached or the schema cannot be created.
+    /// A malformed URL.
     pub fn connect(url: &str, size: u32) -> Result<PgStore, StoreError> {
         let cfg: postgres::Config = url.parse().map_err(|e| StoreError::Unavailable(format!("bad URL: {e}")))?;
         let mgr = PostgresConnectionManager::new(cfg, NoTls);
+        // Unchecked: a server that is down at start is connected to when it comes back.
         let pool = r2d2::Pool::builder()
             .max_size(size.max(1))
-            .connection_timeout(std::time::Duration::from_secs(5))
-            .build(mgr)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let s = PgStore { pool };
+            .min_idle(Some(0))
+            .connection_timeout(std::time::Duration::from_secs(2))
+            .build_unchecked(mgr);
+        let s = PgStore {
+            pool,
+            schema: std::sync::atomic::AtomicBool::new(false),
+            down_until: std::sync::Mutex::new(None),
+        };
+        if let Err(e) = s.ensure_schema() {
+            tracing::warn!(error = %e, "PostgreSQL history store not reachable yet");
+        }
+        Ok(s)
+    }
+
+    /// Creates the schema once the server is reachable (at start, or on first use after an outage).
+    fn ensure_schema(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.schema.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let s = self;
         // Two instances starting together must not both fail on CREATE TABLE. On a thread of its
         // own: the sync client must not run inside an async executor, and startup may be in one.
         std::thread::scope(|t| {
             t.spawn(|| {
-                s.tx(&mut |c| {
-                    c.exec("SELECT pg_advisory_xact_lock(7230517)", &[])?;
-                    super::db::create_schema(c)?;
-                    Ok(true)
+                super::store::with_retries(|| {
+                    let mut c = s.conn()?;
+                    let mut t = c.transaction().map_err(err)?;
+                    let mut conn = PgConn(&mut t);
+                    conn.exec("SELECT pg_advisory_xact_lock(7230517)", &[])?;
+                    super::db::create_schema(&mut conn)?;
+                    t.commit().map_err(err)
                 })
             })
             .join()
             .unwrap_or_else(|_| Err(StoreError::Sql("schema creation panicked".into())))
         })?;
-        Ok(s)
+        self.schema.store(true, Ordering::Release);
+        Ok(())
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
-        self.pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))
+        let now = std::time::Instant::now();
+        if let Some(t) = *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) {
+            if now < t {
+                return Err(StoreError::Unavailable("PostgreSQL unreachable (retried shortly)".into()));
+            }
+        }
+        match self.pool.get() {
+            Ok(c) => {
+                *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Ok(c)
+            }
+            Err(e) => {
+                *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(now + RETRY_AFTER);
+                Err(StoreError::Unavailable(e.to_string()))
+            }
+        }
     }
 }
 
@@ -116,6 +161,7 @@ impl Store for PgStore {
         true
     }
     fn tx(&self, f: &mut TxFn<'_>) -> Result<bool, StoreError> {
+        self.ensure_schema()?;
         super::store::with_retries(|| {
             let mut c = self.conn()?;
             let mut t = c.transaction().map_err(err)?;
@@ -129,6 +175,7 @@ impl Store for PgStore {
         })
     }
     fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
+        self.ensure_schema()?;
         let mut c = self.conn()?;
         f(&mut PgConn(&mut *c))
     }

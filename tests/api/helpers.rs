@@ -28,6 +28,8 @@ pub struct Options {
     pub packs: Vec<&'static str>,
     /// `None`: SQLite under the data dir; `Some(url)`: PostgreSQL.
     pub history_store: Option<String>,
+    /// Files to put in the data directory before start (name, bytes).
+    pub data_files: Vec<(&'static str, Vec<u8>)>,
 }
 
 pub enum Upstream {
@@ -45,6 +47,7 @@ impl Default for Options {
             body_limit: claimgate::wire::DEFAULT_BODY_LIMIT,
             packs: vec!["national-baseline"],
             history_store: None,
+            data_files: Vec::new(),
         }
     }
 }
@@ -68,6 +71,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         }
     };
     let data = tempfile::tempdir().unwrap();
+    for (name, bytes) in &o.data_files {
+        std::fs::write(data.path().join(name), bytes).unwrap();
+    }
     let cfg = Config {
         data: data.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),

@@ -288,3 +288,39 @@ async fn readmission_and_trace_codes_postgres() {
         stays_and_trace_codes(Some(url)).await;
     }
 }
+
+#[actix_web::test]
+async fn a_shared_store_down_at_start_still_serves_and_keeps_accepted_exchanges_for_later() {
+    // The key copy a previous run left; the store itself is a closed port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = spawn_app_with(Options {
+        history_store: Some(format!("postgres://claimgate@127.0.0.1:{closed}/claimgate")),
+        data_files: vec![("history.key", vec![7u8; 32])],
+        ..Options::default()
+    })
+    .await;
+    let (s, _) = app.get("/readyz", None).await;
+    assert_eq!(s, 200);
+    let (psn, visit) = register(&app, "410702198003150031", "11", 1).await;
+    let r = app
+        .call(&envelope(
+            "2204",
+            "H41070100001202506100910009901",
+            json!({"feedetail": [line("F1", &visit, &psn, AML, 14, "1.5", "21.00", Some(7))]}),
+        ))
+        .await;
+    assert_eq!(r.json["infcode"], 0, "the claim still goes through: {}", r.json);
+    // Cross-claim rules could not look: said so, not guessed.
+    let (_, d) = app
+        .check(&envelope(
+            "2204",
+            "H41070100001202506100910009902",
+            json!({"feedetail": [line("F2", &visit, &psn, AML, 14, "1.5", "21.00", Some(7))]}),
+        ))
+        .await;
+    assert!(d["unchecked"].as_array().unwrap().iter().any(|u| u["fact"] == "history"), "{d}");
+    // Every accepted exchange (2201, 2203, 2204 …) waits in the outbox.
+    assert!(app.state.history.pending() >= 3, "{}", app.state.history.pending());
+}
+
+const AML: &str = "XC08CAA079A001010104321";
