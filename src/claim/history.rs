@@ -78,15 +78,21 @@ pub struct FundAsk {
 }
 
 impl History {
-    /// Settlements on `day` for `insutype`, leaving out the one made by `msgid` (a retry).
+    /// Settlements on `day` for `insutype`, leaving out the one made by `msgid` (a retry). An
+    /// inpatient stay's settlement does not count toward an outpatient day, nor the reverse.
     pub fn settled_on<'a>(
         &'a self,
         day: NaiveDate,
         insutype: &'a str,
         msgid: &'a str,
+        visit: Option<Visit>,
     ) -> impl Iterator<Item = &'a PastSettlement> + 'a {
-        self.settlements
-            .iter()
-            .filter(move |s| s.day == day && s.insutype == insutype && (msgid.is_empty() || s.msgid != msgid))
+        let inpatient = visit == Some(Visit::Inpatient);
+        self.settlements.iter().filter(move |s| {
+            s.day == day
+                && s.insutype == insutype
+                && (msgid.is_empty() || s.msgid != msgid)
+                && (s.visit == Some(Visit::Inpatient)) == inpatient
+        })
     }
 }

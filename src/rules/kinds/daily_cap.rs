@@ -130,7 +130,9 @@ impl Logic for CapLogic {
         };
         let Some(day) = c.service_day() else { return };
         let ask = self.caps.field.of(fund);
-        let used = h.settled_on(day, insutype, &c.msgid).fold(Fen::ZERO, |a, s| a + self.caps.field.of_settlement(s));
+        let used = h
+            .settled_on(day, insutype, &c.msgid, c.encounter.visit)
+            .fold(Fen::ZERO, |a, s| a + self.caps.field.of_settlement(s));
         let total = used + ask;
         if total > cap && ask > Fen::ZERO {
             let excess = Fen::new((total.get() - cap.get()).min(ask.get()));
@@ -200,6 +202,11 @@ mod tests {
                 settled("2", "2025-11-03", 1800, "390"),
                 settled("0", "2025-11-02", 5000, "390"),
                 settled("9", "2025-11-03", 9000, "310"),
+                // A stay settled the same day is not an outpatient day's reimbursement.
+                PastSettlement {
+                    visit: Some(crate::claim::Visit::Inpatient),
+                    ..settled("8", "2025-11-03", 30000, "390")
+                },
             ],
             ..History::default()
         };

@@ -65,8 +65,9 @@ impl Logic for SplitLogic {
             let mut ok = true;
             for k in (1..self.days).rev() {
                 let Some(d) = day.checked_sub_days(Days::new(u64::from(k))) else { return };
-                let paid =
-                    h.settled_on(d, insutype, &c.msgid).fold(Fen::ZERO, |a, s| a + self.caps.field.of_settlement(s));
+                let paid = h
+                    .settled_on(d, insutype, &c.msgid, c.encounter.visit)
+                    .fold(Fen::ZERO, |a, s| a + self.caps.field.of_settlement(s));
                 let bought = h.lines.iter().any(|p| p.settled && p.line.code == line.code && p.line.date() == d);
                 if !(bought && near(paid)) {
                     ok = false;
