@@ -28,6 +28,8 @@ pub struct Options {
     pub packs: Vec<&'static str>,
     /// `None`: SQLite under the data dir; `Some(url)`: PostgreSQL.
     pub history_store: Option<String>,
+    /// Last word on the configuration (access control, budgets, policies).
+    pub tweak: Box<dyn FnOnce(&mut Config)>,
 }
 
 pub enum Upstream {
@@ -35,6 +37,8 @@ pub enum Upstream {
     None,
     /// A loopback port where nothing listens.
     Refused,
+    /// Any other URL (a fault-injecting fake gateway).
+    Url(String),
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
             body_limit: claimgate::wire::DEFAULT_BODY_LIMIT,
             packs: vec!["national-baseline"],
             history_store: None,
+            tweak: Box::new(|_| {}),
         }
     }
 }
@@ -60,6 +65,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     let upstream = match o.upstream {
         Upstream::Sim => Some(format!("{sim}/fsi/api/rsfComIfsService/callService")),
         Upstream::None => None,
+        Upstream::Url(u) => Some(u),
         Upstream::Refused => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let a = l.local_addr().unwrap();
@@ -68,7 +74,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         }
     };
     let data = tempfile::tempdir().unwrap();
-    let cfg = Config {
+    let mut cfg = Config {
         data: data.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         upstream,
@@ -83,6 +89,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         admin_token: Some("secret-token".into()),
         ..Config::default()
     };
+    (o.tweak)(&mut cfg);
     let app = claimgate::gate::build(cfg).unwrap();
     assert!(app.state.rules.load().is_some(), "rules must activate: {:?}", app.state.last_error());
     let base = format!("http://{}", app.addr);
