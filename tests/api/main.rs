@@ -4,9 +4,12 @@
 mod access;
 mod cli;
 mod crash;
+mod faults;
+mod fuzzed;
 mod helpers;
 mod history;
 mod office;
 mod packs;
+mod props;
 mod proxy;
 mod reload;
