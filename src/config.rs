@@ -16,8 +16,24 @@ pub struct Config {
     pub rules: Vec<PathBuf>,
     /// Where durable state lives.
     pub data: PathBuf,
-    /// Bearer token for `/admin/*`; admin routes are refused when unset.
+    /// Bearer token for `/admin/*` (read and write); admin routes are refused when unset.
     pub admin_token: Option<String>,
+    /// Bearer token for the read-only admin routes (`GET /admin/v1/ruleset`, stats, journal,
+    /// shadow report, the office pages); it can never push, roll back or change the shadow.
+    pub admin_read_token: Option<String>,
+    /// HIS clients allowed on the proxy route and `/v1/check`, each with its own key sent in
+    /// `x-claimgate-key`. Empty: no key is asked for (the listener is trusted).
+    pub clients: Vec<ClientKey>,
+    /// Per-client request rate (by key, or by peer address without keys); 0 = unlimited.
+    pub rate_limit: RateLimit,
+    /// TLS on the HIS-facing listener, optionally requiring client certificates (mTLS).
+    pub tls: Option<TlsConfig>,
+    /// Open connections per worker thread; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+    /// A client must send its request head within this time, else 408 and the connection closes (slow-loris).
+    pub client_request_timeout_ms: u64,
     /// This hospital's tier (1/2/3 or 一级/二级/三级) for 限医疗机构级别 on 2204/2301.
     pub institution_tier: Option<String>,
     /// The intercepted route.
@@ -27,11 +43,21 @@ pub struct Config {
     pub upstream_connect_timeout_ms: u64,
     /// Whole-call timeout to the gateway.
     pub upstream_timeout_ms: u64,
+    /// Extra trust for an `https://` gateway: a PEM file of CA certificates. When set, only these
+    /// CAs are trusted (a provincial private CA); unset, the public web roots are.
+    pub upstream_ca_file: Option<PathBuf>,
+    /// Largest gateway answer read, bytes; a larger one is a gateway error, never buffered whole.
+    pub upstream_max_answer_bytes: usize,
     /// claimgate's own time budget per message on the settlement path (parse, history, rules); past it
     /// the claim is handled as on an internal failure (`fail_open`), and counted.
     pub check_budget_ms: u64,
-    /// On an internal failure: true forwards the claim unchecked (journaled), false answers an error.
+    /// A claim whose check failed (internal error, budget overrun, no active rule set): true
+    /// forwards it unchecked (journaled `unchecked`), false answers an error. The default for
+    /// `fail_policy`.
     pub fail_open: bool,
+    /// Per severity: what a failed check does when the active pack has a blocking rule of that
+    /// severity (the strongest one decides). Unset severities follow `fail_open`.
+    pub fail_policy: FailPolicy,
     /// Add reminder texts to the gateway answer's `warn_msg` (the answer is then re-serialised;
     /// off by default so the gateway's bytes are relayed untouched).
     pub warn_msg_reminders: bool,
@@ -59,13 +85,23 @@ impl Default for Config {
             rules: vec![PathBuf::from("./rulesets")],
             data: PathBuf::from("./data"),
             admin_token: None,
+            admin_read_token: None,
+            clients: Vec::new(),
+            rate_limit: RateLimit::default(),
+            tls: None,
+            max_connections: 25_000,
+            workers: 0,
+            client_request_timeout_ms: 10_000,
             institution_tier: None,
             proxy_path: "/fsi/api/rsfComIfsService/callService".into(),
             body_limit: crate::wire::DEFAULT_BODY_LIMIT,
             upstream_connect_timeout_ms: 2_000,
             upstream_timeout_ms: 30_000,
+            upstream_ca_file: None,
+            upstream_max_answer_bytes: 64 << 20,
             check_budget_ms: 50,
             fail_open: true,
+            fail_policy: FailPolicy::default(),
             warn_msg_reminders: false,
             log_json: false,
             history_store: None,
@@ -73,6 +109,86 @@ impl Default for Config {
             history_full_sync: false,
             journal_retention_days: None,
             bundles: crate::reload::BundleConfig::default(),
+        }
+    }
+}
+
+/// One HIS client and its key (`x-claimgate-key`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientKey {
+    /// Shown in logs and metrics (never the key).
+    pub name: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey").field("name", &self.name).field("key", &"<redacted>").finish()
+    }
+}
+
+/// A token bucket per client: `per_second` refill, `burst` capacity.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second per client; 0 = unlimited.
+    pub per_second: u32,
+    /// Requests a client may send at once above the sustained rate.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { per_second: 0, burst: 50 }
+    }
+}
+
+/// TLS for the HIS-facing listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of this server.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates; when set, every client must present a certificate they issued (mTLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// What a failed check does with the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailAction {
+    /// Forward it unchecked (journaled `unchecked`).
+    Open,
+    /// Refuse it in the envelope; the cashier retries.
+    Closed,
+}
+
+/// `fail_policy`: per severity of the active pack's strongest blocking rule.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailPolicy {
+    pub critical: Option<FailAction>,
+    pub warning: Option<FailAction>,
+    pub info: Option<FailAction>,
+}
+
+impl FailPolicy {
+    /// Whether a failed check forwards (`true`) or refuses, given the severity of the strongest
+    /// blocking rule in the active pack (`None`: the pack cannot block, or none is active).
+    pub fn opens(&self, strongest_block: Option<crate::rules::Severity>, fail_open: bool) -> bool {
+        use crate::rules::Severity;
+        let set = match strongest_block {
+            Some(Severity::Critical) => self.critical,
+            Some(Severity::Warning) => self.warning,
+            Some(Severity::Info) => self.info,
+            None => None,
+        };
+        match set {
+            Some(a) => a == FailAction::Open,
+            None => fail_open,
         }
     }
 }
@@ -123,6 +239,21 @@ impl Config {
         if let Some(v) = env.get("CLAIMGATE_ADMIN_TOKEN") {
             c.admin_token = Some(v);
         }
+        if let Some(v) = env.get("CLAIMGATE_ADMIN_READ_TOKEN") {
+            c.admin_read_token = Some(v);
+        }
+        if let Some(v) = env.get("CLAIMGATE_CLIENT_KEYS") {
+            c.clients = v
+                .split(',')
+                .map(|kv| match kv.split_once(':') {
+                    Some((name, key)) => Ok(ClientKey { name: name.trim().to_owned(), key: key.trim().to_owned() }),
+                    None => Err(anyhow::anyhow!("CLAIMGATE_CLIENT_KEYS: expected name:key pairs, comma-separated")),
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        if let Some(v) = env.get("CLAIMGATE_UPSTREAM_CA_FILE") {
+            c.upstream_ca_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = env.get("CLAIMGATE_INSTITUTION_TIER") {
             c.institution_tier = Some(v);
         }
@@ -165,6 +296,25 @@ impl Config {
                 "upstream must be an http(s) URL: {u}"
             );
         }
+        for (i, k) in self.clients.iter().enumerate() {
+            anyhow::ensure!(!k.name.is_empty(), "clients[{i}].name must not be empty");
+            anyhow::ensure!(k.key.len() >= 16, "clients[{i}] ({}): key must be at least 16 characters", k.name);
+            anyhow::ensure!(
+                self.clients[..i].iter().all(|o| o.name != k.name && o.key != k.key),
+                "clients[{i}] ({}): names and keys must be unique",
+                k.name
+            );
+        }
+        anyhow::ensure!(
+            self.rate_limit.per_second == 0 || self.rate_limit.burst >= 1,
+            "rate_limit.burst must be at least 1"
+        );
+        anyhow::ensure!(self.max_connections >= 1, "max_connections must be at least 1");
+        anyhow::ensure!(self.upstream_max_answer_bytes >= 1024, "upstream_max_answer_bytes must be at least 1024");
+        anyhow::ensure!(
+            self.admin_read_token.is_none() || self.admin_read_token != self.admin_token,
+            "admin_read_token must differ from admin_token"
+        );
         if let Some(t) = &self.institution_tier {
             anyhow::ensure!(crate::claim::normalize::parse_tier(t).is_some(), "institution_tier: not a tier: {t}");
         }

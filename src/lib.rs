@@ -13,6 +13,7 @@
 //! - [`report`]: the office's figures rendered as HTML, CSV and JSON (`/office`, `claimgate report`).
 //! - [`sim`]: the simulated settlement gateway.
 //! - [`telemetry`]: tracing, metrics, masking of personal data.
+//! - `fuzz`: the fuzz targets' entry points (`fuzz/`), replayed by the tests.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,8 @@ pub mod claim;
 pub mod cli;
 pub mod config;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gate;
 pub mod gen;
 pub mod history;

@@ -1,14 +1,14 @@
 //! The admin API (bearer token): the active rule set, pushing a bundle, rolling back.
 //! The work itself is `reload`'s, run on a blocking thread; this file only speaks HTTP.
 
-use super::{authorized, State};
+use super::{authorized, Scope, State};
 use crate::reload::{ActivateError, Origin, Outcome};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 /// `GET /admin/v1/ruleset`: what runs, where it came from, and the last failure.
 pub async fn ruleset(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st) {
+    if let Err(r) = authorized(&req, &st, Scope::Read) {
         return *r;
     }
     HttpResponse::Ok().json(describe(&st))
@@ -63,7 +63,7 @@ fn answer(st: &State, r: Result<Outcome, ActivateError>) -> HttpResponse {
 /// `PUT /admin/v1/ruleset`: the body is a bundle file. Verified, compiled and self-tested before it
 /// replaces the running set; refused with the reason otherwise (the running set stays).
 pub async fn push(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st) {
+    if let Err(r) = authorized(&req, &st, Scope::Write) {
         return *r;
     }
     let body = match read_bundle(&req, payload, &st).await {
@@ -81,7 +81,7 @@ pub async fn push(req: HttpRequest, payload: web::Payload, st: web::Data<State>)
 
 /// `POST /admin/v1/ruleset/rollback`: back to the previous bundle.
 pub async fn rollback(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st) {
+    if let Err(r) = authorized(&req, &st, Scope::Write) {
         return *r;
     }
     let reload = st.reload.clone();
@@ -119,7 +119,7 @@ async fn read_bundle(req: &HttpRequest, mut payload: web::Payload, st: &State) -
 /// `PUT /admin/v1/shadow`: the body is a bundle to evaluate beside the active set on live traffic
 /// (verified, compiled and self-tested first; nothing is activated).
 pub async fn shadow_set(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st) {
+    if let Err(r) = authorized(&req, &st, Scope::Write) {
         return *r;
     }
     let body = match read_bundle(&req, payload, &st).await {
@@ -137,7 +137,7 @@ pub async fn shadow_set(req: HttpRequest, payload: web::Payload, st: web::Data<S
 /// `GET /admin/v1/shadow`: per rule, how often the candidate would remind or block (beside the
 /// active set's counts on the same messages), and the latest messages where the two differ.
 pub async fn shadow_report(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st) {
+    if let Err(r) = authorized(&req, &st, Scope::Read) {
         return *r;
     }
     // Settle the queue first, so the counts cover every message answered before this call.
@@ -158,7 +158,7 @@ pub async fn shadow_report(req: HttpRequest, st: web::Data<State>) -> HttpRespon
 
 /// `DELETE /admin/v1/shadow`: ends the shadow run without activating anything.
 pub async fn shadow_clear(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st) {
+    if let Err(r) = authorized(&req, &st, Scope::Write) {
         return *r;
     }
     let was = st.reload.shadow().clear();
@@ -167,7 +167,7 @@ pub async fn shadow_clear(req: HttpRequest, st: web::Data<State>) -> HttpRespons
 
 /// `POST /admin/v1/shadow/promote`: activates the candidate (the whole activation path again).
 pub async fn shadow_promote(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st) {
+    if let Err(r) = authorized(&req, &st, Scope::Write) {
         return *r;
     }
     let reload = st.reload.clone();

@@ -5,10 +5,12 @@
 //! Phases of the proxy route are charted in `docs/pipeline.md`.
 
 pub mod admin;
+pub mod guard;
 pub mod office;
 pub mod overrides;
 pub mod proxy;
 pub mod rescue;
+pub mod tls;
 pub mod upstream;
 
 use crate::config::Config;
@@ -35,6 +37,8 @@ pub struct State {
     pub journal: crate::journal::Journal,
     /// Bundles, local packs, activation, rollback.
     pub reload: Arc<Reloader>,
+    /// HIS client keys and per-client rate limits.
+    pub guard: guard::Guard,
 }
 
 impl State {
@@ -42,7 +46,21 @@ impl State {
     /// The upstream client cannot be built, the journal cannot be opened, a trusted key cannot be read.
     pub fn new(cfg: Config) -> anyhow::Result<State> {
         let upstream = match &cfg.upstream {
-            Some(u) => Some(upstream::Upstream::new(u, cfg.upstream_connect_timeout_ms, cfg.upstream_timeout_ms)?),
+            Some(u) => {
+                let ca = match &cfg.upstream_ca_file {
+                    Some(p) => {
+                        Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("upstream_ca_file {}: {e}", p.display()))?)
+                    }
+                    None => None,
+                };
+                Some(upstream::Upstream::new(&upstream::Options {
+                    url: u,
+                    connect_ms: cfg.upstream_connect_timeout_ms,
+                    total_ms: cfg.upstream_timeout_ms,
+                    ca_pem: ca.as_deref(),
+                    max_answer: cfg.upstream_max_answer_bytes,
+                })?)
+            }
             None => None,
         };
         let journal = crate::journal::Journal::open_with(
@@ -58,6 +76,7 @@ impl State {
             overrides: overrides::Overrides::default(),
             rules,
             reload: Arc::new(reload),
+            guard: guard::Guard::new(&cfg),
             cfg,
         })
     }
@@ -108,7 +127,8 @@ fn spawn_history_retention(st: web::Data<State>) {
     // The outbox drainer: accepted exchanges whose write failed are applied as soon as the store is back.
     let drainer = st.clone();
     let spawned = std::thread::Builder::new().name("history-outbox".into()).spawn(move || loop {
-        if drainer.history.pending() > 0 {
+        // A store that is down fails fast on the request path; only this probe reopens it.
+        if drainer.history.probe().is_ok() && drainer.history.pending() > 0 {
             if let Err(e) = drainer.history.drain_outbox() {
                 tracing::warn!(error = %e, pending = drainer.history.pending(), "history store still unavailable");
             }
@@ -156,29 +176,66 @@ async fn metrics_route() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics::render())
 }
 
-/// Constant-time comparison of the bearer token; admin is refused outright when no token is set.
-pub(crate) fn authorized(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
-    let Some(token) = st.cfg.admin_token.as_deref() else {
+/// What an admin route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Reading state: `GET /admin/v1/ruleset`, stats, journal, the shadow report, the office.
+    Read,
+    /// Changing it: push, rollback, shadow set/clear/promote.
+    Write,
+}
+
+/// Constant-time comparison; empty never matches.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0 && !a.is_empty()
+}
+
+/// The scope a presented token grants (`None`: neither token). Both tokens are always compared.
+pub(crate) fn token_scope(given: &[u8], cfg: &Config) -> Option<Scope> {
+    let write = cfg.admin_token.as_deref().is_some_and(|t| ct_eq(given, t.as_bytes()));
+    let read = cfg.admin_read_token.as_deref().is_some_and(|t| ct_eq(given, t.as_bytes()));
+    if write {
+        Some(Scope::Write)
+    } else if read {
+        Some(Scope::Read)
+    } else {
+        None
+    }
+}
+
+/// Checks the bearer token for `need`; admin is refused outright when no token is set for it
+/// (the write token also reads). The token is never logged.
+pub(crate) fn authorized(req: &HttpRequest, st: &State, need: Scope) -> Result<(), Box<HttpResponse>> {
+    let configured = match need {
+        Scope::Read => st.cfg.admin_token.is_some() || st.cfg.admin_read_token.is_some(),
+        Scope::Write => st.cfg.admin_token.is_some(),
+    };
+    if !configured {
         return Err(Box::new(
             HttpResponse::Forbidden()
                 .json(serde_json::json!({"error": "admin API disabled: no admin token configured"})),
         ));
-    };
+    }
     let given = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let (a, b) = (given.as_bytes(), token.as_bytes());
-    let mut diff = (a.len() ^ b.len()) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-    }
-    if diff == 0 && !a.is_empty() {
-        Ok(())
-    } else {
-        Err(Box::new(HttpResponse::Unauthorized().json(serde_json::json!({"error": "missing or wrong bearer token"}))))
+    match token_scope(given.as_bytes(), &st.cfg) {
+        Some(Scope::Write) => Ok(()),
+        Some(Scope::Read) if need == Scope::Read => Ok(()),
+        Some(Scope::Read) => Err(Box::new(
+            HttpResponse::Forbidden()
+                .json(serde_json::json!({"error": "this token may only read; changes need the admin token"})),
+        )),
+        None => Err(Box::new(
+            HttpResponse::Unauthorized().json(serde_json::json!({"error": "missing or wrong bearer token"})),
+        )),
     }
 }
 
@@ -213,6 +270,9 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     }
     spawn_history_retention(state.clone());
     let st = state.clone();
+    let tls = state.cfg.tls.as_ref().map(tls::server_config).transpose()?;
+    let (max_conn, workers, req_timeout) =
+        (state.cfg.max_connections, state.cfg.workers, state.cfg.client_request_timeout_ms);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(st.clone())
@@ -234,9 +294,17 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
             // The office: /admin/v1/stats, /admin/v1/journal and the /office pages.
             .configure(office::routes)
     })
-    .client_request_timeout(Duration::from_secs(10))
-    .shutdown_timeout(30)
-    .listen(listener)?
+    // A client that has not sent its whole request head within this time gets 408 and is cut
+    // (slow-loris); connections above `max_connections` per worker wait in the backlog.
+    .client_request_timeout(Duration::from_millis(req_timeout))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .max_connections(max_conn)
+    .shutdown_timeout(30);
+    let server = if workers > 0 { server.workers(workers) } else { server };
+    let server = match tls {
+        Some(t) => server.listen_rustls_0_23(listener, t)?,
+        None => server.listen(listener)?,
+    }
     .run();
     Ok(Running { addr, handle: server.handle(), state, server })
 }

@@ -43,13 +43,7 @@ fn session_mac(token: &str, exp: i64) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-    }
-    diff == 0 && !a.is_empty()
-}
+use super::ct_eq;
 
 /// A fresh session cookie value for `token`.
 pub fn session_value(token: &str, now: i64) -> String {
@@ -78,21 +72,27 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// For the pages: the bearer token or a live session cookie.
+/// For the pages: the bearer token (admin or read-only) or a live session cookie.
 fn office_auth(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
-    let Some(token) = st.cfg.admin_token.as_deref() else {
+    let tokens = office_tokens(st);
+    if tokens.is_empty() {
         return Err(Box::new(html(
             StatusCode::FORBIDDEN,
             report::page("医保智能审核 · 自律办公室", "", "<section><p class=\"err\">未配置管理令牌（admin_token / CLAIMGATE_ADMIN_TOKEN），办公室页面已停用。</p></section>"),
         )));
-    };
-    if req.headers().contains_key(header::AUTHORIZATION) && super::authorized(req, st).is_ok() {
+    }
+    if req.headers().contains_key(header::AUTHORIZATION) && super::authorized(req, st, super::Scope::Read).is_ok() {
         return Ok(());
     }
     match cookie(req, COOKIE) {
-        Some(v) if session_valid(token, v, now()) => Ok(()),
+        Some(v) if tokens.iter().any(|t| session_valid(t, v, now())) => Ok(()),
         _ => Err(Box::new(login_page(StatusCode::UNAUTHORIZED, None))),
     }
+}
+
+/// The tokens that open the office (read-only pages): the admin token and the read token.
+fn office_tokens(st: &State) -> Vec<&str> {
+    [st.cfg.admin_token.as_deref(), st.cfg.admin_read_token.as_deref()].into_iter().flatten().collect()
 }
 
 fn login_page(status: StatusCode, error: Option<&str>) -> HttpResponse {
@@ -114,12 +114,19 @@ struct LoginForm {
 }
 
 async fn login(form: web::Form<LoginForm>, st: web::Data<State>) -> HttpResponse {
-    let Some(token) = st.cfg.admin_token.as_deref() else {
+    if office_tokens(&st).is_empty() {
         return login_page(StatusCode::FORBIDDEN, Some("未配置管理令牌，办公室页面已停用"));
-    };
-    if !ct_eq(form.token.trim().as_bytes(), token.as_bytes()) {
-        return login_page(StatusCode::UNAUTHORIZED, Some("令牌错误，请重试"));
     }
+    let given = form.token.trim().as_bytes();
+    // The session is keyed by the token that matched (both are always compared).
+    let token = match super::token_scope(given, &st.cfg) {
+        Some(super::Scope::Write) => st.cfg.admin_token.as_deref(),
+        Some(super::Scope::Read) => st.cfg.admin_read_token.as_deref(),
+        None => None,
+    };
+    let Some(token) = token else {
+        return login_page(StatusCode::UNAUTHORIZED, Some("令牌错误，请重试"));
+    };
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/office"))
         .insert_header((
@@ -212,7 +219,7 @@ async fn read<T: Send + 'static>(
 // === the admin API ===
 
 async fn api_stats(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = super::authorized(&req, &st) {
+    if let Err(r) = super::authorized(&req, &st, super::Scope::Read) {
         return *r;
     }
     let (f, _) = match filter(&req) {
@@ -226,7 +233,7 @@ async fn api_stats(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
 }
 
 async fn api_journal(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = super::authorized(&req, &st) {
+    if let Err(r) = super::authorized(&req, &st, super::Scope::Read) {
         return *r;
     }
     let (f, p) = match filter(&req) {

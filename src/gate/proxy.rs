@@ -61,6 +61,10 @@ fn count_hits(d: &Decision) {
 /// `POST /fsi/api/rsfComIfsService/callService`.
 pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
     let t0 = Instant::now();
+    // Access control on the head alone: an unknown or too-eager client costs no body read.
+    if let Err(refused) = st.guard.admit(&req) {
+        return *refused;
+    }
     let body = match read_body(&req, payload, st.cfg.body_limit).await {
         Ok(b) => b,
         Err(e) => {
@@ -183,7 +187,12 @@ async fn route(
     }
     let parsed_answer = early_answer.as_ref().and_then(|(_, p)| p.clone());
     let budget = std::time::Duration::from_millis(st.cfg.check_budget_ms.max(1));
-    let (claims, d, removed) = match run_check(st, body, &active, parsed_answer, Some(budget)).await {
+    let outcome = run_check(st, body, &active, parsed_answer, Some(budget)).await;
+    // A failed check forwards or refuses by `fail_policy`: the strongest block the pack could
+    // have given decides (computed on the failure path only).
+    let opens = matches!(outcome, CheckOutcome::Failed(_))
+        && st.cfg.fail_policy.opens(strongest_block(&active.rs), st.cfg.fail_open);
+    let (claims, d, removed) = match outcome {
         CheckOutcome::Done { claims, d, removed } => (claims, d, removed),
         CheckOutcome::Encrypted => {
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
@@ -197,7 +206,7 @@ async fn route(
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
             return with_headers(bad_input(area, &e), "error", &rev);
         }
-        CheckOutcome::Failed(why) if st.cfg.fail_open => {
+        CheckOutcome::Failed(why) if opens => {
             tracing::error!(infno = label, why, "check failed; forwarded unchecked (fail-open)");
             metrics::FALLBACKS.with_label_values(&[if why == "budget" { "budget" } else { "internal_open" }]).inc();
             metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
@@ -270,6 +279,11 @@ async fn route(
         Some(a) => relay(body, st, a, checked, label).await,
         None => forward(req, body, head, st, checked, label).await,
     }
+}
+
+/// The severity of the strongest blocking rule in a pack (`None`: it only reminds).
+fn strongest_block(rs: &crate::rules::CompiledRuleSet) -> Option<crate::rules::Severity> {
+    rs.rules.iter().filter(|r| r.action == Action::Block).map(|r| r.severity).max()
 }
 
 fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
@@ -465,7 +479,8 @@ async fn call_upstream(
     let headers: Vec<(String, Vec<u8>)> = req
         .headers()
         .iter()
-        .filter(|(k, _)| !super::upstream::is_hop_by_hop(k.as_str()))
+        // The HIS's key is claimgate's own credential: it never goes to the gateway.
+        .filter(|(k, _)| !super::upstream::is_hop_by_hop(k.as_str()) && k.as_str() != super::guard::KEY_HEADER)
         .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
     let t0 = Instant::now();
@@ -584,6 +599,9 @@ async fn relay(
 /// `POST /v1/check`: the decision JSON for an envelope; never forwards, never learns.
 pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
     let bad = |msg: String| HttpResponse::BadRequest().json(serde_json::json!({"error": msg}));
+    if let Err(refused) = st.guard.admit(&req) {
+        return *refused;
+    }
     let body = match read_body(&req, payload, st.cfg.body_limit).await {
         Ok(b) => b,
         Err(e @ ParseError::TooLarge(_)) => {

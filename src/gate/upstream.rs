@@ -15,6 +15,8 @@ pub enum UpstreamError {
     Io { detail: String, ms: u128 },
     #[error("医保网关返回无法解析的应答（HTTP {status}，{len}字节，耗时{ms}毫秒）")]
     Garbage { status: u16, len: usize, ms: u128 },
+    #[error("医保网关应答过大（超过{limit}字节，耗时{ms}毫秒）")]
+    TooLarge { limit: usize, ms: u128 },
 }
 
 impl UpstreamError {
@@ -24,6 +26,7 @@ impl UpstreamError {
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Io { .. } => "io",
             UpstreamError::Garbage { .. } => "garbage",
+            UpstreamError::TooLarge { .. } => "too_large",
         }
     }
 }
@@ -31,6 +34,18 @@ impl UpstreamError {
 pub struct Upstream {
     client: reqwest::Client,
     url: String,
+    /// Largest answer read; the rest is never buffered.
+    max_answer: usize,
+}
+
+/// How to reach the gateway.
+pub struct Options<'a> {
+    pub url: &'a str,
+    pub connect_ms: u64,
+    pub total_ms: u64,
+    /// PEM CA certificates for an `https://` gateway; when given, the only ones trusted.
+    pub ca_pem: Option<&'a [u8]>,
+    pub max_answer: usize,
 }
 
 /// What the gateway answered.
@@ -60,16 +75,26 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 
 impl Upstream {
     /// # Errors
-    /// The client cannot be built.
-    pub fn new(url: &str, connect_ms: u64, total_ms: u64) -> anyhow::Result<Upstream> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(connect_ms))
-            .timeout(Duration::from_millis(total_ms))
+    /// The client cannot be built, or the CA file holds no usable certificate.
+    pub fn new(o: &Options<'_>) -> anyhow::Result<Upstream> {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .https_only(o.url.starts_with("https://"))
+            .connect_timeout(Duration::from_millis(o.connect_ms))
+            .timeout(Duration::from_millis(o.total_ms))
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Upstream { client, url: url.to_owned() })
+            .tcp_nodelay(true);
+        if let Some(pem) = o.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| anyhow::anyhow!("upstream_ca_file: not PEM certificates: {e}"))?;
+            anyhow::ensure!(!certs.is_empty(), "upstream_ca_file: no certificate in the file");
+            b = b.tls_built_in_root_certs(false);
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        Ok(Upstream { client: b.build()?, url: o.url.to_owned(), max_answer: o.max_answer })
     }
 
     /// Sends `body` byte for byte with the caller's end-to-end headers.
@@ -96,8 +121,19 @@ impl Upstream {
             .filter(|(k, _)| !is_hop_by_hop(k.as_str()))
             .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect();
-        let body = resp.bytes().await.map_err(|e| classify(&e, ms()))?;
-        Ok(Answer { status, headers, body })
+        if resp.content_length().is_some_and(|n| n > self.max_answer as u64) {
+            return Err(UpstreamError::TooLarge { limit: self.max_answer, ms: ms() });
+        }
+        let mut body = bytes::BytesMut::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            let chunk = chunk.map_err(|e| classify(&e, ms()))?;
+            if body.len() + chunk.len() > self.max_answer {
+                return Err(UpstreamError::TooLarge { limit: self.max_answer, ms: ms() });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer { status, headers, body: body.freeze() })
     }
 }
 

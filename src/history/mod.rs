@@ -123,6 +123,14 @@ impl History {
         self
     }
 
+    /// Whether a store that was down is back (run off the request path; see [`Store::probe`]).
+    ///
+    /// # Errors
+    /// Still down.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.store.probe()
+    }
+
     /// Exchanges waiting in the outbox.
     pub fn pending(&self) -> u64 {
         self.outbox.as_ref().map_or(0, outbox::Outbox::pending)

@@ -12,13 +12,11 @@ pub struct PgStore {
     pool: Pool,
     /// The schema exists (created at start or on first use after an outage).
     schema: std::sync::atomic::AtomicBool,
-    /// After a failed connection, calls fail at once until this instant (a circuit breaker): an
-    /// outage costs each claim nothing, not a connection timeout per lookup.
-    down_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// After a failed connection every call fails at once (a circuit breaker) until a probe off the
+    /// request path finds the server back: an outage costs a claim nothing, not a connection
+    /// timeout per lookup, and its stateless rules still judge it.
+    down: std::sync::atomic::AtomicBool,
 }
-
-/// How long an unreachable server is not asked again.
-const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn err(e: postgres::Error) -> StoreError {
     match e.code().map(|c| c.code()) {
@@ -41,12 +39,12 @@ impl PgStore {
         let pool = r2d2::Pool::builder()
             .max_size(size.max(1))
             .min_idle(Some(0))
-            .connection_timeout(std::time::Duration::from_secs(2))
+            .connection_timeout(std::time::Duration::from_secs(1))
             .build_unchecked(mgr);
         let s = PgStore {
             pool,
             schema: std::sync::atomic::AtomicBool::new(false),
-            down_until: std::sync::Mutex::new(None),
+            down: std::sync::atomic::AtomicBool::new(false),
         };
         if let Err(e) = s.ensure_schema() {
             tracing::warn!(error = %e, "PostgreSQL history store not reachable yet");
@@ -82,22 +80,15 @@ impl PgStore {
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
-        let now = std::time::Instant::now();
-        if let Some(t) = *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) {
-            if now < t {
-                return Err(StoreError::Unavailable("PostgreSQL unreachable (retried shortly)".into()));
-            }
+        use std::sync::atomic::Ordering;
+        if self.down.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("PostgreSQL unreachable (probed in the background)".into()));
         }
-        match self.pool.get() {
-            Ok(c) => {
-                *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Ok(c)
-            }
-            Err(e) => {
-                *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(now + RETRY_AFTER);
-                Err(StoreError::Unavailable(e.to_string()))
-            }
-        }
+        self.pool.get().map_err(|e| {
+            self.down.store(true, Ordering::Release);
+            tracing::warn!(error = %e, "PostgreSQL history store unreachable; failing fast until it is back");
+            StoreError::Unavailable(e.to_string())
+        })
     }
 }
 
@@ -173,6 +164,18 @@ impl Store for PgStore {
             }
             Ok(keep)
         })
+    }
+    fn probe(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if !self.down.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut c = self.pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        c.simple_query("SELECT 1").map_err(err)?;
+        drop(c);
+        self.down.store(false, Ordering::Release);
+        tracing::info!("PostgreSQL history store is back");
+        self.ensure_schema()
     }
     fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
         self.ensure_schema()?;

@@ -105,6 +105,11 @@ pub trait Store: Send + Sync {
     fn tx(&self, f: &mut TxFn<'_>) -> Result<bool, StoreError>;
     /// Runs reads outside any write transaction.
     fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError>;
+    /// Checks, off the request path, whether a store known to be down is back (a store that
+    /// fails fast while down is re-opened only by this).
+    fn probe(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Retries `attempt` while it reports a lost race.

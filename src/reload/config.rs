@@ -87,7 +87,10 @@ impl BundleConfig {
         if let Some(u) = &self.url {
             // This build's HTTP client has no TLS: a TLS-terminating proxy goes in front (signatures, not
             // the transport, are what make a bundle trusted).
-            anyhow::ensure!(u.starts_with("http://"), "bundles.url must be an http:// URL: {u}");
+            anyhow::ensure!(
+                u.starts_with("http://") || u.starts_with("https://"),
+                "bundles.url must be an http(s) URL: {u}"
+            );
             anyhow::ensure!(self.enabled(), "bundles.url is set but bundles.trusted_keys is empty");
         }
         anyhow::ensure!(self.poll_interval_secs >= 1, "bundles.poll_interval_secs must be at least 1");
@@ -132,7 +135,9 @@ mod tests {
         assert_eq!((c.trusted_keys.len(), c.poll_interval_secs, c.watch_interval_secs), (1, 30, 0));
         assert!(c.enabled() && c.validate().is_ok());
         let https = BundleConfig { url: Some("https://x/b".into()), ..c.clone() };
-        assert!(https.validate().is_err(), "no TLS in this build");
+        assert!(https.validate().is_ok(), "rustls is built in");
+        let ftp = BundleConfig { url: Some("ftp://x/b".into()), ..c.clone() };
+        assert!(ftp.validate().is_err());
         let keyless = BundleConfig { trusted_keys: vec![], ..c.clone() };
         assert!(keyless.validate().is_err(), "a URL without a trusted key");
         let bad_key = BundleConfig { trusted_keys: vec!["ed25519-public:nope".into()], ..c };

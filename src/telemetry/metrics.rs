@@ -38,7 +38,12 @@ pub static UPSTREAM_ERRORS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_upstream_errors_total", "Gateway failures by kind", &["kind"]));
 pub static UPSTREAM_SECONDS: Lazy<HistogramVec> =
     Lazy::new(|| histogram("claimgate_upstream_seconds", "Gateway call latency", &["infno"], LAT.to_vec()));
-/// Fallbacks: `budget` (over the time budget), `internal_open`, `internal_closed`.
+/// Requests refused before their body was read: `no_key`, `bad_key` (HIS client keys), `rate`
+/// (the client's rate limit). Never labelled with the key.
+pub static REFUSED: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_refused_total", "HIS requests refused by access control", &["reason"]));
+/// Fallbacks: `budget` (over the time budget, forwarded), `budget_closed` (refused),
+/// `internal_open`, `internal_closed`.
 pub static FALLBACKS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_fallbacks_total", "Checks that fell back", &["reason"]));
 pub static OVERRIDES: Lazy<IntCounterVec> =
@@ -143,6 +148,7 @@ pub fn touch() {
     Lazy::force(&UPSTREAM_ERRORS);
     Lazy::force(&UPSTREAM_SECONDS);
     Lazy::force(&FALLBACKS);
+    Lazy::force(&REFUSED);
     Lazy::force(&OVERRIDES);
     Lazy::force(&RULESET_RULES);
     Lazy::force(&RULESET_ACTIVATIONS);

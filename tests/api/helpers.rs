@@ -30,6 +30,8 @@ pub struct Options {
     pub history_store: Option<String>,
     /// Files to put in the data directory before start (name, bytes).
     pub data_files: Vec<(&'static str, Vec<u8>)>,
+    /// Last word on the configuration (access control, budgets, policies).
+    pub tweak: Box<dyn FnOnce(&mut Config)>,
 }
 
 pub enum Upstream {
@@ -37,6 +39,8 @@ pub enum Upstream {
     None,
     /// A loopback port where nothing listens.
     Refused,
+    /// Any other URL (a fault-injecting fake gateway).
+    Url(String),
 }
 
 impl Default for Options {
@@ -48,6 +52,7 @@ impl Default for Options {
             packs: vec!["national-baseline"],
             history_store: None,
             data_files: Vec::new(),
+            tweak: Box::new(|_| {}),
         }
     }
 }
@@ -63,6 +68,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     let upstream = match o.upstream {
         Upstream::Sim => Some(format!("{sim}/fsi/api/rsfComIfsService/callService")),
         Upstream::None => None,
+        Upstream::Url(u) => Some(u),
         Upstream::Refused => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let a = l.local_addr().unwrap();
@@ -74,7 +80,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     for (name, bytes) in &o.data_files {
         std::fs::write(data.path().join(name), bytes).unwrap();
     }
-    let cfg = Config {
+    let mut cfg = Config {
         data: data.path().to_path_buf(),
         listen: "127.0.0.1:0".into(),
         upstream,
@@ -89,6 +95,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         admin_token: Some("secret-token".into()),
         ..Config::default()
     };
+    (o.tweak)(&mut cfg);
     let app = claimgate::gate::build(cfg).unwrap();
     assert!(app.state.rules.load().is_some(), "rules must activate: {:?}", app.state.last_error());
     let base = format!("http://{}", app.addr);

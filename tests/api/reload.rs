@@ -46,7 +46,8 @@ async fn spawn(data: &Path, rules: Vec<PathBuf>, bundles: BundleConfig) -> App {
         institution_tier: Some("2".into()),
         admin_token: Some(TOKEN.into()),
         bundles,
-        // Debug builds on a loaded 2-core machine: the budget must not turn checks into fallbacks.
+        // Debug builds on a loaded 2-core machine: the budget must not turn checks into fallbacks
+        // (as in helpers::spawn_app_with); these tests are about swaps, not the budget.
         check_budget_ms: 10_000,
         ..Config::default()
     };

@@ -59,7 +59,22 @@ impl Logic for UnitsLogic {
                         group.iter().map(|g| g.3).filter(|&li| c.lines[li as usize].qty > Qty::ZERO).collect();
                     let excess = total - max;
                     let last = &c.lines[group[j - i - 1].3 as usize];
-                    let amount: Fen = last.price.times(excess);
+                    // The excess units are the last ones billed, each at its own line's price (one
+                    // item may be billed at different prices in one claim).
+                    let mut left = excess;
+                    let mut amount = Fen::ZERO;
+                    for g in group.iter().rev() {
+                        let l = &c.lines[g.3 as usize];
+                        if left <= Qty::ZERO {
+                            break;
+                        }
+                        if l.qty <= Qty::ZERO {
+                            continue;
+                        }
+                        let take = if l.qty < left { l.qty } else { left };
+                        amount += l.price.times(take);
+                        left = left - take;
+                    }
                     let mut ev = vec![
                         ("item", Val::Str(r.item_name(last, tag))),
                         ("code", Val::Str(last.code.clone())),
@@ -113,5 +128,18 @@ mod tests {
         assert_eq!(d.hits[0].amount.get(), 600);
         c.lines.push(line("M4", "003107010220000", -2, 300, "2025-06-01 23:00:00"));
         assert!(evaluate(&rs(), &c).hits.is_empty());
+    }
+
+    #[test]
+    fn the_excess_is_priced_at_the_prices_of_the_units_over_the_limit() {
+        // One bed day billed three times at three prices: the two over the limit are the last two.
+        let mut c = claim();
+        c.lines.push(line("A", "001109000010000", 1, 0, "2025-06-10 08:00:00"));
+        c.lines.push(line("B", "001109000010000", 1, 0, "2025-06-10 12:00:00"));
+        c.lines.push(line("C", "001109000010000", 1, 1, "2025-06-10 20:00:00"));
+        let d = evaluate(&rs(), &c);
+        assert_eq!(d.hits[0].amount.to_string(), "0.01", "never more than the lines are worth");
+        c.lines[0] = line("A", "001109000010000", 1, 5000, "2025-06-10 08:00:00");
+        assert_eq!(evaluate(&rs(), &c).hits[0].amount.to_string(), "0.01", "the first, allowed unit is not charged");
     }
 }
