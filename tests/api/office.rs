@@ -230,8 +230,9 @@ fn leaks(haystack: &[u8], ids: &[String]) -> Vec<String> {
     ids.iter().filter(|id| haystack.windows(id.len()).any(|w| w == id.as_bytes())).cloned().collect()
 }
 
-/// The demo day through a real `claimgate serve` process (logs captured at debug level): no clear
-/// psn_no, certno or name in the journal files, the logs, the office page or the report.
+/// The demo day and a generated two-day stream through a real `claimgate serve` process (logs
+/// captured at debug level): no clear psn_no, certno or name in the data directory's files, the
+/// logs, the metrics, the office page, the journal API or the reports; no admin token in the logs.
 #[actix_web::test]
 async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
     use tokio::io::AsyncBufReadExt;
@@ -290,6 +291,16 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
         .json()
         .await
         .unwrap();
+    // A generated stream as well (two days of 300 patients' traffic, sent as the HIS would).
+    let mut stream = Vec::new();
+    claimgate::gen::month(11, 300, 2, &mut |v| stream.push(v["request"].clone()));
+    let mut stream_ids = Vec::new();
+    for req in &stream {
+        values_of(req, &["certno", "mdtrt_cert_no", "psn_no", "psn_name"], &mut stream_ids);
+        let r = client.post(format!("{base}/fsi/api/rsfComIfsService/callService")).json(req).send().await.unwrap();
+        assert!(r.status().as_u16() < 500, "{}", r.status());
+    }
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     let pid = child.id().unwrap().to_string();
     let stopped = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(stopped.success());
@@ -306,11 +317,20 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
         reports.push(out.stdout);
     }
     // Assert
-    let ids = demo_identifiers(&sim).await;
+    let mut ids = demo_identifiers(&sim).await;
     assert!(ids.len() >= 12, "the check must look for the day's identifiers: {ids:?}");
+    stream_ids.sort();
+    stream_ids.dedup();
+    assert!(stream_ids.len() >= 20, "{}", stream_ids.len());
+    ids.extend(stream_ids);
     assert!(logs.lines().count() > 20, "debug logs were captured");
     assert!(page.contains("data-k=\"block\">2<"));
-    assert!(String::from_utf8_lossy(&reports[2]).contains("\"decisions\": 13"), "the report covers the whole day");
+    let report: Value = serde_json::from_slice(&reports[2]).unwrap();
+    assert!(
+        report["totals"]["decisions"].as_i64().unwrap() > 13,
+        "the report covers the day and the stream: {}",
+        report["totals"]
+    );
     assert_eq!(stats["total"], 13);
     let mut found = Vec::new();
     for entry in std::fs::read_dir(data.path()).unwrap() {
@@ -318,6 +338,9 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
         found.extend(leaks(&std::fs::read(&p).unwrap(), &ids).into_iter().map(|id| format!("{}: {id}", p.display())));
     }
     found.extend(leaks(logs.as_bytes(), &ids).into_iter().map(|id| format!("logs: {id}")));
+    found.extend(leaks(metrics.as_bytes(), &ids).into_iter().map(|id| format!("metrics: {id}")));
+    // The admin token never reaches the logs either.
+    found.extend(leaks(logs.as_bytes(), &[TOKEN.to_owned()]).into_iter().map(|_| "logs: the admin token".to_owned()));
     found.extend(leaks(page.as_bytes(), &ids).into_iter().map(|id| format!("office page: {id}")));
     found.extend(leaks(stats.to_string().as_bytes(), &ids).into_iter().map(|id| format!("journal API: {id}")));
     for (r, f) in reports.iter().zip(["html", "csv", "json"]) {
