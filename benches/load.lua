@@ -5,7 +5,7 @@
 -- LOAD_TAG (unique per run, keeps msgids unique), LOAD_DELAY_MS (per-connection pause; 0 = none).
 local threads = {}
 local counter = 0
-local bad = 0
+bad = 0 -- global: done() reads it from each thread with thread:get
 local visits = {}
 local body_tpl
 local tag

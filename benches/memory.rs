@@ -33,7 +33,8 @@ fn main() {
     let (_, rs) = claimgate::rules::load(&[root.join("rulesets/national-baseline")]).expect("baseline pack");
     let with_pack = status_kb("VmRSS:");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = claimgate::history::sqlite::SqliteStore::open(&dir.path().join("history.sqlite"), false, 4).expect("sqlite");
+    let store =
+        claimgate::history::sqlite::SqliteStore::open(&dir.path().join("history.sqlite"), false, 4).expect("sqlite");
     // The server's capacity (gate::mod), so that no snapshot is evicted at 100,000 patients.
     let h = History::new(Arc::new(store), Some(2), 200_000).expect("history");
     let lookback = rs.lookback_days().unwrap_or(90);
@@ -77,5 +78,8 @@ fn main() {
         mb(hwm),
         (filled - with_pack) as f64 / patients as f64
     );
-    println!("memory: SQLite file {:.1} MB on disk", std::fs::metadata(dir.path().join("history.sqlite")).map_or(0, |m| m.len()) as f64 / 1e6);
+    println!(
+        "memory: SQLite file {:.1} MB on disk",
+        std::fs::metadata(dir.path().join("history.sqlite")).map_or(0, |m| m.len()) as f64 / 1e6
+    );
 }
