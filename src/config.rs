@@ -68,6 +68,8 @@ pub struct Config {
     pub history_store: Option<String>,
     /// History older than this many days is pruned (at least the longest rule window).
     pub history_retention_days: u32,
+    /// Memory for cached patient history snapshots, MiB (least recently used evicted first).
+    pub history_cache_mb: u64,
     /// SQLite: fsync every commit (survives power loss; a killed process loses nothing either way).
     pub history_full_sync: bool,
     /// Journal records (decisions, hits, 3103 answers) older than this many days are pruned;
@@ -107,6 +109,7 @@ impl Default for Config {
             history_store: None,
             history_retention_days: 400,
             history_full_sync: false,
+            history_cache_mb: 128,
             journal_retention_days: None,
             bundles: crate::reload::BundleConfig::default(),
         }

@@ -118,7 +118,9 @@ pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
     if outbox.pending() > 0 {
         tracing::warn!(pending = outbox.pending(), "history outbox holds exchanges from an earlier run; applying them");
     }
-    Ok(History::open(store, cfg.tier(), 200_000, Some(&cfg.data.join("history.key")))?.with_outbox(outbox))
+    Ok(History::open(store, cfg.tier(), 200_000, Some(&cfg.data.join("history.key")))?
+        .with_outbox(outbox)
+        .with_snapshot_budget(cfg.history_cache_mb.max(1) << 20))
 }
 
 /// Prunes history older than `history_retention_days` (never less than the active rules' window),

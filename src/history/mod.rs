@@ -29,6 +29,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The snapshot cache's default memory budget.
+pub const DEFAULT_SNAPSHOT_BYTES: u64 = 128 << 20;
+
+fn snapshot_cache(bytes: u64) -> Cache<String, Arc<Snapshot>> {
+    Cache::builder()
+        .weigher(|k: &String, s: &Arc<Snapshot>| u32::try_from(k.len() + s.weight()).unwrap_or(u32::MAX))
+        .max_capacity(bytes)
+        .time_to_idle(Duration::from_secs(3600))
+        .build()
+}
+
 struct Snapshot {
     since: NaiveDate,
     /// This process's generation for the patient when the snapshot was read.
@@ -54,6 +65,43 @@ pub struct History {
     outbox: Option<outbox::Outbox>,
     /// Serialises draining the outbox with writes that must queue behind it.
     drain: std::sync::Mutex<()>,
+}
+
+impl Snapshot {
+    /// Approximate heap and inline bytes the snapshot holds.
+    fn weight(&self) -> usize {
+        use std::mem::size_of;
+        let h = &self.history;
+        let s = |x: &str| x.len();
+        let o = |x: &Option<String>| x.as_ref().map_or(0, |x| x.len());
+        let lines: usize = h
+            .lines
+            .iter()
+            .map(|p| {
+                let l = &p.line;
+                size_of::<claim::PastLine>()
+                    + s(&p.mdtrt_id)
+                    + s(&l.id)
+                    + s(&l.code)
+                    + s(&l.his_code)
+                    + o(&l.name)
+                    + o(&l.category)
+                    + s(&l.dept_code)
+                    + s(&l.dept_name)
+                    + s(&l.doctor_code)
+                    + s(&l.doctor_name)
+                    + o(&l.reverses)
+            })
+            .sum();
+        let visits: usize =
+            h.visits.iter().map(|v| size_of::<claim::PastVisit>() + s(&v.mdtrt_id) + s(&v.fixmedins_code) + 32).sum();
+        let setls: usize = h
+            .settlements
+            .iter()
+            .map(|x| size_of::<claim::PastSettlement>() + s(&x.setl_id) + s(&x.mdtrt_id) + s(&x.msgid) + 8)
+            .sum();
+        size_of::<Snapshot>() + size_of::<claim::History>() + lines + visits + setls
+    }
 }
 
 impl History {
@@ -106,7 +154,7 @@ impl History {
         Ok(History {
             key: Pseudonymizer::from_key(key),
             tier,
-            snapshots: Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(3600)).build(),
+            snapshots: snapshot_cache(DEFAULT_SNAPSHOT_BYTES),
             generation: Cache::builder().max_capacity(capacity * 2).time_to_idle(Duration::from_secs(7200)).build(),
             next_gen: AtomicU64::new(1),
             persons: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
@@ -115,6 +163,12 @@ impl History {
             outbox: None,
             drain: std::sync::Mutex::new(()),
         })
+    }
+
+    /// Bounds the cached patient snapshots to about `bytes` of memory (least recently used go first).
+    pub fn with_snapshot_budget(mut self, bytes: u64) -> History {
+        self.snapshots = snapshot_cache(bytes);
+        self
     }
 
     /// Keeps accepted exchanges whose history write fails in `outbox` (see [`outbox`]).

@@ -48,12 +48,12 @@ fn run(rs: &CompiledRuleSet, claim: &Claim, mode: Mode) -> Decision {
         match cell.try_borrow_mut() {
             Ok(mut s) => {
                 collect(rs, claim, mode, &mut s);
-                render(rs, claim, &s.out, start)
+                render(rs, claim, &mut s.out, start)
             }
             Err(_) => {
                 let mut s = Scratch::default();
                 collect(rs, claim, mode, &mut s);
-                render(rs, claim, &s.out, start)
+                render(rs, claim, &mut s.out, start)
             }
         }
     })
@@ -270,60 +270,38 @@ fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
     }
 }
 
-fn render(rs: &CompiledRuleSet, claim: &Claim, out: &Out, start: Instant) -> Decision {
-    let mut order: Vec<usize> = (0..out.hits.len()).collect();
-    order.sort_by_key(|&i| (out.hits[i].rule, out.hits[i].lines.first().copied().unwrap_or(u32::MAX)));
+fn render(rs: &CompiledRuleSet, claim: &Claim, out: &mut Out, start: Instant) -> Decision {
+    // Stable, so hits of one rule on one first line keep the order the kind found them in.
+    out.hits.sort_by_key(|h| (h.rule, h.lines.first().copied().unwrap_or(u32::MAX)));
     let mut decision = Outcome::Pass;
     let mut hits = Vec::with_capacity(out.hits.len());
-    for i in order {
-        let h = &out.hits[i];
+    // The raw hits are moved out (the scratch is cleared before the next claim anyway), so the
+    // evidence is not copied.
+    for h in out.hits.drain(..) {
         let r = &rs.rules[h.rule as usize];
         decision = decision.max(r.action.into());
-        let valid: Vec<&Line> = h.lines.iter().filter_map(|&l| claim.lines.get(l as usize)).collect();
+        let mut lines = Vec::with_capacity(h.lines.len());
+        let mut line_amounts = Vec::with_capacity(h.lines.len());
+        for l in h.lines.iter().filter_map(|&l| claim.lines.get(l as usize)) {
+            lines.push(l.id.clone());
+            line_amounts.push(l.amount);
+        }
         hits.push(Hit {
             rule_id: r.id.clone(),
             rule_name: r.name.clone(),
             action: r.action,
             severity: r.severity,
             message: r.message.render(&r.name, &h.ev),
-            lines: valid.iter().map(|l| l.id.clone()).collect(),
-            line_amounts: valid.iter().map(|l| l.amount).collect(),
+            lines,
+            line_amounts,
             amount: h.amount,
             overridable: r.overridable,
             points: r.points,
             basis: r.basis.clone(),
-            evidence: h.ev.clone(),
+            evidence: h.ev,
         });
     }
-    let mut unchecked: Vec<Unchecked> = Vec::new();
-    if !out.unchecked.is_empty() {
-        let mut u = out.unchecked.clone();
-        u.sort_unstable_by_key(|&(rule, line, fact)| (fact, line, rule));
-        for (rule, line, fact) in u {
-            let idx = match unchecked.iter().position(|x| x.fact == fact.field()) {
-                Some(i) => i,
-                None => {
-                    unchecked.push(Unchecked {
-                        fact: fact.field(),
-                        reason: fact.reason(),
-                        lines: vec![],
-                        rules: vec![],
-                    });
-                    unchecked.len() - 1
-                }
-            };
-            let g = &mut unchecked[idx];
-            if let Some(l) = claim.lines.get(line as usize) {
-                if g.lines.last() != Some(&l.id) && !g.lines.contains(&l.id) {
-                    g.lines.push(l.id.clone());
-                }
-            }
-            let rid = &rs.rules[rule as usize].id;
-            if !g.rules.contains(rid) {
-                g.rules.push(rid.clone());
-            }
-        }
-    }
+    let unchecked = if out.unchecked.is_empty() { Vec::new() } else { render_unchecked(rs, claim, &mut out.unchecked) };
     Decision {
         decision,
         ruleset: RulesetRef { name: rs.name.clone(), version: rs.version.clone() },
@@ -331,6 +309,44 @@ fn render(rs: &CompiledRuleSet, claim: &Claim, out: &Out, start: Instant) -> Dec
         unchecked,
         elapsed_us: start.elapsed().as_micros() as u64,
     }
+}
+
+/// Groups `(rule, line, fact)` by fact: each group lists its lines (by id, each once, in line order)
+/// and its rules (each once, in order of first appearance by line). Linear in the entries: a large
+/// claim without facts has thousands (a line × every rule that needed the fact).
+fn render_unchecked(rs: &CompiledRuleSet, claim: &Claim, u: &mut [(u32, u32, Fact)]) -> Vec<Unchecked> {
+    u.sort_unstable_by_key(|&(rule, line, fact)| (fact, line, rule));
+    let mut groups: Vec<Unchecked> = Vec::new();
+    let mut seen_ids: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
+    // By id, as the contract lists them (two packs may both carry a rule id).
+    let mut seen_rules: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
+    let mut i = 0;
+    while i < u.len() {
+        let fact = u[i].2;
+        let mut g = Unchecked { fact: fact.field(), reason: fact.reason(), lines: vec![], rules: vec![] };
+        seen_ids.clear();
+        seen_rules.clear();
+        let mut last_line = None;
+        while i < u.len() && u[i].2 == fact {
+            let (rule, line, _) = u[i];
+            i += 1;
+            if last_line != Some(line) {
+                last_line = Some(line);
+                if let Some(l) = claim.lines.get(line as usize) {
+                    if seen_ids.insert(l.id.as_str()) {
+                        g.lines.push(l.id.clone());
+                    }
+                }
+            }
+            if let Some(r) = rs.rules.get(rule as usize) {
+                if seen_rules.insert(&r.id) {
+                    g.rules.push(r.id.clone());
+                }
+            }
+        }
+        groups.push(g);
+    }
+    groups
 }
 
 #[cfg(test)]

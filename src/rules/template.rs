@@ -12,6 +12,8 @@ enum Seg {
 #[derive(Debug, Clone)]
 pub struct Template {
     segs: Vec<Seg>,
+    /// The literal text's length plus room for the variables: one allocation per rendered message.
+    cap: usize,
 }
 
 impl Template {
@@ -56,11 +58,12 @@ impl Template {
         if !lit.is_empty() {
             segs.push(Seg::Lit(lit.into()));
         }
-        Ok(Template { segs })
+        let cap = segs.iter().map(|s| if let Seg::Lit(l) = s { l.len() } else { 24 }).sum();
+        Ok(Template { segs, cap })
     }
 
     pub fn render(&self, rule_name: &str, ev: &[(&'static str, Val)]) -> String {
-        let mut out = String::with_capacity(64);
+        let mut out = String::with_capacity(self.cap);
         for s in &self.segs {
             match s {
                 Seg::Lit(l) => out.push_str(l),

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Throughput and latency on loopback (issue #7): the simulated gateway called directly, the same
+# gateway behind a bare pass-through proxy (nginx, no checking), and claimgate in front of it
+# (parse, history lookup, evaluation, forward, learning into history.sqlite, journal.sqlite: the real
+# path). Load generator: wrk (Debian package) with benches/load.lua, each request a realistic 20-line
+# 2204 from claimgate::gen (examples/load_envelope.rs) for one of VISITS registered visits, with a
+# fresh msgid and fresh line numbers. Every answer is checked (HTTP 200 and infcode 0).
+# Per target: 2 s warm-up, FIXED_S at ~1k req/s (10 connections, each pausing 10 ms between requests),
+# SAT_S at saturation (32 connections, no pause). Bounded: about 90 s in all. Loopback only.
+# Needs: wrk, nginx (apt-get install -y wrk nginx-light), python3.
+# Usage: benches/load.sh   (builds claimgate and the example with the bench profile first, unless
+# CLAIMGATE_BIN and ENVELOPE_BIN name built binaries)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FIXED_S=${FIXED_S:-10}
+SAT_S=${SAT_S:-10}
+VISITS=${VISITS:-2000}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+for t in wrk nginx python3; do
+  command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "load.sh: $t is missing (apt-get install -y wrk nginx-light)" >&2; exit 2; }
+done
+BIN=${CLAIMGATE_BIN:-$TARGET_DIR/release/claimgate}
+ENVELOPE=${ENVELOPE_BIN:-$TARGET_DIR/release/examples/load_envelope}
+if [ -z "${CLAIMGATE_BIN:-}" ] || [ -z "${ENVELOPE_BIN:-}" ]; then
+  cargo build --quiet --profile bench --bin claimgate --example load_envelope
+fi
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "load.sh: port $1 never opened" >&2; exit 1
+}
+# Registers VISITS visits (2201) through the given port; writes "mdtrt_id psn_no" lines.
+register() {
+  python3 - "$1" "$VISITS" "$2" <<'PY'
+import http.client, json, sys
+port, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+conn = http.client.HTTPConnection("127.0.0.1", port)
+with open(out, "w") as f:
+    for i in range(n):
+        psn = f"41000011000{port:05}{i:010}"
+        env = {"infno": "2201", "msgid": f"REG{port:05}{i:010}", "mdtrtarea_admvs": "410700", "insuplc_admdvs": "410700",
+               "recer_sys_code": "HIS", "infver": "V1.0", "opter_type": "1", "opter": "0153", "opter_name": "收费员",
+               "inf_time": "2025-06-10 09:00:00", "fixmedins_code": "H41070100001", "fixmedins_name": "新乡市某县人民医院",
+               "sign_no": "1", "input": {"data": {"psn_no": psn, "insutype": "310", "begntime": "2025-06-10 09:00:00",
+               "dept_code": "100301", "caty": "A03"}}}
+        conn.request("POST", "/fsi/api/rsfComIfsService/callService", json.dumps(env).encode(), {"content-type": "application/json"})
+        r = json.loads(conn.getresponse().read())
+        assert r["infcode"] == 0, r
+        f.write(f'{r["output"]["data"]["mdtrt_id"]} {psn}\n')
+PY
+}
+
+"$ENVELOPE" rulesets/national-baseline > "$WORK/body.json"
+SIM=$(free_port); NGX=$(free_port); CG=$(free_port)
+"$BIN" sim-gateway --listen "127.0.0.1:$SIM" 2>/dev/null & PIDS+=($!)
+wait_port "$SIM"
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<NGX
+worker_processes 2;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream sim { server 127.0.0.1:$SIM; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGX;
+    client_max_body_size 16m;
+    client_body_buffer_size 1m;
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGX
+/usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
+wait_port "$NGX"
+mkdir -p "$WORK/data"
+RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$CG" --rules rulesets/national-baseline --data "$WORK/data" \
+  --upstream "http://127.0.0.1:$SIM/fsi/api/rsfComIfsService/callService" 2>"$WORK/claimgate.log" & PIDS+=($!)
+wait_port "$CG"
+
+echo "load.sh $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+run() { # name port tag connections seconds delay
+  LOAD_BODY="$WORK/body.json" LOAD_VISITS="$WORK/visits-$1" LOAD_TAG="$3" LOAD_DELAY_MS="$6" \
+    wrk -t2 -c"$4" -d"$5"s -s benches/load.lua "http://127.0.0.1:$2" | grep '^RESULT'
+}
+for target in direct:$SIM nginx:$NGX claimgate:$CG; do
+  name=${target%%:*}; port=${target##*:}
+  register "$port" "$WORK/visits-$name"
+  run "$name" "$port" "W${name:0:1}" 10 2 0 >/dev/null
+  echo "$name fixed      $(run "$name" "$port" "F${name:0:1}" 10 "$FIXED_S" 10)"
+  echo "$name saturation $(run "$name" "$port" "S${name:0:1}" 32 "$SAT_S" 0)"
+done
+echo "claimgate data after the run: history $(du -h "$WORK/data/history.sqlite" 2>/dev/null | cut -f1), journal $(du -h "$WORK/data/journal.sqlite" 2>/dev/null | cut -f1)"
+echo "claimgate resident after the run: $(grep VmRSS /proc/${PIDS[2]}/status | tr -s ' ')"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
