@@ -1,5 +1,6 @@
 //! Property tests (#8): a claim evaluated twice gives the same decision; money survives parse →
-//! evaluate → render to the fen; a reversal followed by the same upload restores the same history.
+//! evaluate → render to the fen; a reversal followed by the same upload restores the same history;
+//! splitting a day's lines across several claims never changes the day's total in history.
 //! The differential property (indexed == naive evaluator) lives beside the evaluator.
 
 use claimgate::claim::normalize::Facts;
@@ -137,6 +138,41 @@ proptest! {
         // Retrying the reversal's msgid changes nothing (counted once).
         prop_assert!(!learn(&revoke));
         prop_assert_eq!(state().len(), n);
+    }
+
+    #[test]
+    fn splitting_a_days_lines_across_several_claims_never_lowers_the_days_total(
+        seed in any::<u64>(),
+        n in 1usize..30,
+        cuts in proptest::collection::vec(any::<usize>(), 0..5),
+    ) {
+        // Arrange: one upload, and the same lines in several uploads (cut at random points).
+        let upload = claimgate::gen::fee_upload(seed, n, false);
+        let lines = upload["input"]["feedetail"].as_array().unwrap().clone();
+        let visit = lines[0]["mdtrt_id"].as_str().unwrap().to_owned();
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % n).chain([0, n]).collect();
+        at.sort_unstable();
+        at.dedup();
+        let totals = |parts: Vec<Vec<Value>>| {
+            let history = History::ephemeral(Some(2));
+            for (i, part) in parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+                let mut env = upload.clone();
+                env["msgid"] = json!(format!("H41070100001202506100900SPLIT{i}"));
+                env["input"] = json!({"feedetail": part});
+                let body = serde_json::to_vec(&env).unwrap();
+                history.learn(&parse_head(&body).unwrap(), Some(&accepted()), None).unwrap();
+            }
+            let mut by_day = std::collections::BTreeMap::new();
+            for l in history.visit_lines(&visit) {
+                *by_day.entry(l.date()).or_insert(0i64) += l.amount.get();
+            }
+            by_day
+        };
+        // Act
+        let whole = totals(vec![lines.clone()]);
+        let split = totals(at.windows(2).map(|w| lines[w[0]..w[1]].to_vec()).collect());
+        // Assert: every day's total is the same, however the lines were cut into claims.
+        prop_assert_eq!(split, whole);
     }
 }
 
