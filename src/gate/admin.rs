@@ -4,7 +4,6 @@
 use super::{authorized, Scope, State};
 use crate::reload::{ActivateError, Origin, Outcome};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 
 /// `GET /admin/v1/ruleset`: what runs, where it came from, and the last failure.
 pub async fn ruleset(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
@@ -91,29 +90,15 @@ pub async fn rollback(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
     }
 }
 
-/// Reads a bundle body within `bundles.max_bundle_bytes`.
-async fn read_bundle(req: &HttpRequest, mut payload: web::Payload, st: &State) -> Result<Vec<u8>, HttpResponse> {
+/// Reads a bundle body within `bundles.max_bundle_bytes` (the proxy's bounded reader).
+async fn read_bundle(req: &HttpRequest, payload: web::Payload, st: &State) -> Result<Vec<u8>, HttpResponse> {
     let limit = st.cfg.bundles.max_bundle_bytes;
-    let too_large = || {
-        HttpResponse::PayloadTooLarge()
-            .json(serde_json::json!({"error": format!("bundle larger than {limit} bytes"), "stage": "verify"}))
-    };
-    let declared =
-        req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+    match super::proxy::read_body(req, payload, usize::try_from(limit).unwrap_or(usize::MAX)).await {
+        Ok(b) => Ok(b.to_vec()),
+        Err(crate::wire::ParseError::TooLarge(_)) => Err(HttpResponse::PayloadTooLarge()
+            .json(serde_json::json!({"error": format!("bundle larger than {limit} bytes"), "stage": "verify"}))),
+        Err(e) => Err(HttpResponse::BadRequest().json(serde_json::json!({"error": format!("reading the body: {e}")}))),
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            HttpResponse::BadRequest().json(serde_json::json!({"error": format!("reading the body: {e}")}))
-        })?;
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// `PUT /admin/v1/shadow`: the body is a bundle to evaluate beside the active set on live traffic
