@@ -46,7 +46,14 @@ impl PgStore {
             schema: std::sync::atomic::AtomicBool::new(false),
             down: std::sync::atomic::AtomicBool::new(false),
         };
-        if let Err(e) = s.ensure_schema() {
+        // On a thread of its own: the sync client must not run inside an async executor, and
+        // startup may be in one.
+        let first = std::thread::scope(|t| {
+            t.spawn(|| s.ensure_schema())
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Sql("schema creation panicked".into())))
+        });
+        if let Err(e) = first {
             tracing::warn!(error = %e, "PostgreSQL history store not reachable yet");
         }
         Ok(s)
@@ -58,22 +65,14 @@ impl PgStore {
         if self.schema.load(Ordering::Acquire) {
             return Ok(());
         }
-        let s = self;
-        // Two instances starting together must not both fail on CREATE TABLE. On a thread of its
-        // own: the sync client must not run inside an async executor, and startup may be in one.
-        std::thread::scope(|t| {
-            t.spawn(|| {
-                super::store::with_retries(|| {
-                    let mut c = s.conn()?;
-                    let mut t = c.transaction().map_err(err)?;
-                    let mut conn = PgConn(&mut t);
-                    conn.exec("SELECT pg_advisory_xact_lock(7230517)", &[])?;
-                    super::db::create_schema(&mut conn)?;
-                    t.commit().map_err(err)
-                })
-            })
-            .join()
-            .unwrap_or_else(|_| Err(StoreError::Sql("schema creation panicked".into())))
+        // Two instances starting together must not both fail on CREATE TABLE.
+        super::store::with_retries(|| {
+            let mut c = self.conn()?;
+            let mut t = c.transaction().map_err(err)?;
+            let mut conn = PgConn(&mut t);
+            conn.exec("SELECT pg_advisory_xact_lock(7230517)", &[])?;
+            super::db::create_schema(&mut conn)?;
+            t.commit().map_err(err)
         })?;
         self.schema.store(true, Ordering::Release);
         Ok(())
