@@ -36,19 +36,9 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
         let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", p.display()))
     };
-    // An exchange is {"request": …, "response": …}; anything else is a bare request envelope.
-    let split = |v: serde_json::Value| -> (serde_json::Value, Option<serde_json::Value>) {
-        match v {
-            serde_json::Value::Object(mut m) if m.contains_key("request") && !m.contains_key("infno") => {
-                let req = m.remove("request").unwrap_or_default();
-                (req, m.remove("response"))
-            }
-            other => (other, None),
-        }
-    };
     // A file's request as bytes (the head borrows them) and its gateway answer, if any.
     let load = |p: &PathBuf| -> Result<(Vec<u8>, Option<serde_json::Value>), String> {
-        let (req, resp) = split(read(p)?);
+        let (req, resp) = crate::wire::split_exchange(read(p)?);
         Ok((serde_json::to_vec(&req).unwrap_or_default(), resp))
     };
     for p in context {

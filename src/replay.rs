@@ -94,12 +94,7 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
                 continue;
             }
         };
-        let (req, resp) = match v {
-            serde_json::Value::Object(mut m) if m.contains_key("request") && !m.contains_key("infno") => {
-                (m.remove("request").unwrap_or_default(), m.remove("response"))
-            }
-            other => (other, None),
-        };
+        let (req, resp) = crate::wire::split_exchange(v);
         let resp: Option<ResponseEnvelope> = resp.and_then(|r| serde_json::from_value(r).ok());
         let bytes = serde_json::to_vec(&req).unwrap_or_default();
         let head = match parse_head(&bytes) {

@@ -63,3 +63,14 @@ pub struct OwnResponse<'a, T: Serialize> {
     pub warn_msg: Option<&'a str>,
     pub output: T,
 }
+
+/// A recorded exchange `{"request": envelope, "response": envelope}` as its two parts; anything
+/// else is a bare request envelope with no answer.
+pub fn split_exchange(v: serde_json::Value) -> (serde_json::Value, Option<serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(mut m) if m.contains_key("request") && !m.contains_key("infno") => {
+            (m.remove("request").unwrap_or_default(), m.remove("response"))
+        }
+        other => (other, None),
+    }
+}

@@ -10,7 +10,7 @@ pub mod num;
 pub mod text;
 pub mod tx;
 
-pub use envelope::{OwnResponse, RequestHead, ResponseEnvelope};
+pub use envelope::{split_exchange, OwnResponse, RequestHead, ResponseEnvelope};
 pub use error::ParseError;
 pub use infno::Infno;
 pub use num::{Amount, Fixed, Quantity, UnitPrice};
