@@ -12,7 +12,8 @@
 use super::store::{Conn, Store, StoreError, P, V};
 use crate::claim::time::{parse_date, parse_datetime};
 use crate::claim::{
-    Diagnosis, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty, TraceUse, Visit,
+    Diagnosis, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty, TraceUse,
+    Visit, VisitFacts,
 };
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -581,50 +582,41 @@ pub fn traces(store: &dyn Store, codes: &[&str], psn: &str) -> Result<Vec<TraceU
     Ok(out)
 }
 
-/// What the store knows of a visit (after a restart, or written by another instance).
-pub struct StoredVisit {
-    pub psn: Option<String>,
-    pub visit: Option<Visit>,
-    pub med_type: Option<String>,
-    pub insutype: Option<String>,
-    pub dept: Option<String>,
-    pub caty: Option<String>,
-    pub admitted: Option<NaiveDateTime>,
-    pub discharged: Option<NaiveDateTime>,
-    pub diagnoses: Option<Vec<Diagnosis>>,
-    pub presettled: Option<FundAsk>,
-}
-
+/// What the store knows of a visit (after a restart, or written by another instance), and the fund
+/// share of its last pre-settlement.
+///
 /// # Errors
 /// The store failed.
-pub fn visit(store: &dyn Store, mdtrt_id: &str) -> Result<Option<StoredVisit>, StoreError> {
+pub fn visit(store: &dyn Store, mdtrt_id: &str) -> Result<Option<(VisitFacts, Option<FundAsk>)>, StoreError> {
     let mut out = None;
     store.read(&mut |c| {
         out = c
             .query(
-                "SELECT psn, visit, med_type, insutype, dept, caty, admitted, discharged, diags, pre_hifp, pre_fund, pre_medfee \
+                "SELECT visit, med_type, insutype, dept, caty, admitted, discharged, diags, pre_hifp, pre_fund, pre_medfee \
                  FROM h_visit WHERE mdtrt_id = $1",
                 &[mdtrt_id.into()],
             )?
             .first()
-            .map(|r| StoredVisit {
-                psn: r[0].text().map(str::to_owned),
-                visit: visit_of(&r[1]),
-                med_type: r[2].text().map(str::to_owned),
-                insutype: r[3].text().map(str::to_owned),
-                dept: r[4].text().map(str::to_owned),
-                caty: r[5].text().map(str::to_owned),
-                admitted: r[6].text().and_then(parse_datetime),
-                discharged: r[7].text().and_then(parse_datetime),
-                diagnoses: r[8].text().map(diags_of),
-                presettled: match (r[9].int(), r[10].int(), r[11].int()) {
-                    (Some(h), Some(f), m) => Some(FundAsk {
-                        hifp_pay: Fen::new(h),
-                        fund_pay: Fen::new(f),
-                        medfee: Fen::new(m.unwrap_or(0)),
-                    }),
+            .map(|r| {
+                let facts = VisitFacts {
+                    // Stored as a keyed hash only; the message itself names the person.
+                    psn_no: String::new(),
+                    visit: visit_of(&r[0]),
+                    med_type: r[1].text().map(str::to_owned),
+                    insutype: r[2].text().map(str::to_owned),
+                    dept_code: r[3].text().map(str::to_owned),
+                    caty: r[4].text().map(str::to_owned),
+                    admitted: r[5].text().and_then(parse_datetime),
+                    discharged: r[6].text().and_then(parse_datetime),
+                    diagnoses: r[7].text().map(diags_of),
+                };
+                let presettled = match (r[8].int(), r[9].int(), r[10].int()) {
+                    (Some(h), Some(f), m) => {
+                        Some(FundAsk { hifp_pay: Fen::new(h), fund_pay: Fen::new(f), medfee: Fen::new(m.unwrap_or(0)) })
+                    }
                     _ => None,
-                },
+                };
+                (facts, presettled)
             });
         Ok(())
     })?;

@@ -420,18 +420,7 @@ impl Facts for History {
         if let Some(v) = self.visits.get(mdtrt_id) {
             return Some(v);
         }
-        let s = logged("visit", db::visit(self.store.as_ref(), mdtrt_id))??;
-        let v = Arc::new(VisitFacts {
-            psn_no: String::new(),
-            visit: s.visit,
-            insutype: s.insutype,
-            med_type: s.med_type,
-            admitted: s.admitted,
-            discharged: s.discharged,
-            diagnoses: s.diagnoses,
-            dept_code: s.dept,
-            caty: s.caty,
-        });
+        let v = Arc::new(logged("visit", db::visit(self.store.as_ref(), mdtrt_id))??.0);
         self.visits.insert(mdtrt_id.to_owned(), v.clone());
         Some(v)
     }
@@ -442,7 +431,7 @@ impl Facts for History {
         logged("visit lines", db::visit_lines(self.store.as_ref(), mdtrt_id)).unwrap_or_default()
     }
     fn presettled(&self, mdtrt_id: &str) -> Option<claim::FundAsk> {
-        logged("pre-settlement", db::visit(self.store.as_ref(), mdtrt_id))??.presettled
+        logged("pre-settlement", db::visit(self.store.as_ref(), mdtrt_id))??.1
     }
 }
 
