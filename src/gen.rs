@@ -67,9 +67,14 @@ pub const DIAGNOSES: &[(&str, &str)] = &[
 ];
 
 fn header(infno: &str, seq: u64, input: Value) -> Value {
-    json!({"infno": infno, "msgid": format!("H41070100001202506100900{:06}", seq % 1_000_000), "mdtrtarea_admvs": "410700",
+    envelope(infno, &format!("H41070100001202506100900{:06}", seq % 1_000_000), "2025-06-10 09:00:00", input)
+}
+
+/// A request envelope of the generated county hospital.
+fn envelope(infno: &str, msgid: &str, at: &str, input: Value) -> Value {
+    json!({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "410700",
         "insuplc_admdvs": "410700", "recer_sys_code": "HIS", "dev_no": "", "dev_safe_info": "", "cainfo": "", "signtype": "",
-        "infver": "V1.0", "opter_type": "1", "opter": "0153", "opter_name": "收费员", "inf_time": "2025-06-10 09:00:00",
+        "infver": "V1.0", "opter_type": "1", "opter": "0153", "opter_name": "收费员", "inf_time": at,
         "fixmedins_code": "H41070100001", "fixmedins_name": "新乡市某县人民医院", "sign_no": "410700202506100800001234567890", "input": input})
 }
 
@@ -268,10 +273,7 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
         counter.set(counter.get() + 1);
         let seq = counter.get();
         let stamp: String = at.chars().filter(char::is_ascii_digit).collect();
-        let req = json!({"infno": infno, "msgid": format!("H41070100001{stamp}{seq:06}"), "mdtrtarea_admvs": "410700",
-            "insuplc_admdvs": "410700", "recer_sys_code": "HIS", "infver": "V1.0", "opter_type": "1", "opter": "0153",
-            "opter_name": "收费员", "inf_time": at, "fixmedins_code": "H41070100001", "fixmedins_name": "新乡市某县人民医院",
-            "sign_no": "410700202511010800001234567890", "input": input});
+        let req = envelope(infno, &format!("H41070100001{stamp}{seq:06}"), at, input);
         let resp = sim.answer_envelope(&req);
         out(json!({"request": req, "response": resp.clone()}));
         resp
