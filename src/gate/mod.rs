@@ -123,9 +123,10 @@ pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
         .with_snapshot_budget(cfg.history_cache_mb.max(1) << 20))
 }
 
-/// Prunes history older than `history_retention_days` (never less than the active rules' window),
-/// at start and every six hours, on a thread of its own.
-fn spawn_history_retention(st: web::Data<State>) {
+/// The history's two background threads: the outbox drainer (probes a store that is down, applies
+/// what waits, every 2 s) and retention (prunes history older than `history_retention_days`, never
+/// less than the active rules' window, at start and every six hours).
+fn spawn_history_upkeep(st: web::Data<State>) {
     // The outbox drainer: accepted exchanges whose write failed are applied as soon as the store is back.
     let drainer = st.clone();
     let spawned = std::thread::Builder::new().name("history-outbox".into()).spawn(move || loop {
@@ -270,7 +271,7 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     if state.cfg.bundles.watch_interval_secs > 0 && !state.cfg.rules.is_empty() {
         crate::reload::watch::spawn_watcher(state.reload.clone());
     }
-    spawn_history_retention(state.clone());
+    spawn_history_upkeep(state.clone());
     let st = state.clone();
     let tls = state.cfg.tls.as_ref().map(tls::server_config).transpose()?;
     let (max_conn, workers, req_timeout) =
