@@ -23,13 +23,12 @@ pub fn events(
         return Vec::new();
     }
     let input = head.input.map(|r| r.get()).unwrap_or("{}");
-    let output = response.and_then(|r| r.output.as_ref());
     let fix = head.fixmedins_code.opt().map(str::to_owned);
     let msg_day = parse_date(head.inf_time.as_str());
     let mut ev = Vec::new();
     match Infno::parse(head.infno.as_str()) {
         Infno::PersonQuery => {
-            let Some(out) = output.and_then(|o| serde_json::from_value::<PersonOutput>(o.clone()).ok()) else {
+            let Some(out) = response.and_then(ResponseEnvelope::output_as::<PersonOutput>) else {
                 return ev;
             };
             let Some(psn_no) = out.baseinfo.psn_no.opt() else { return ev };
@@ -45,8 +44,8 @@ pub fn events(
         }
         Infno::OutpatientRegister => {
             let Ok(req) = parse_body::<DataInput<tx::Register>>(input, "input") else { return ev };
-            let id = output
-                .and_then(|o| serde_json::from_value::<VisitIdOutput>(o.clone()).ok())
+            let id = response
+                .and_then(ResponseEnvelope::output_as::<VisitIdOutput>)
                 .and_then(|o| o.data.or(o.result))
                 .and_then(|d| d.mdtrt_id.take());
             let Some(id) = id else { return ev };
@@ -68,8 +67,8 @@ pub fn events(
             let Ok(req) = parse_body::<VisitInfoInput>(input, "input") else { return ev };
             let m = &req.mdtrtinfo;
             let id = m.mdtrt_id.opt().map(str::to_owned).or_else(|| {
-                output
-                    .and_then(|o| serde_json::from_value::<VisitIdOutput>(o.clone()).ok())
+                response
+                    .and_then(ResponseEnvelope::output_as::<VisitIdOutput>)
                     .and_then(|o| o.result.or(o.data))
                     .and_then(|d| d.mdtrt_id.take())
             });
@@ -155,7 +154,7 @@ pub fn events(
         | Infno::OutpatientSettle
         | Infno::InpatientSettle) => {
             let Ok(req) = parse_body::<DataInput<tx::Settle>>(input, "input") else { return ev };
-            let Some(out) = output.and_then(|o| serde_json::from_value::<SettleOutput>(o.clone()).ok()) else {
+            let Some(out) = response.and_then(ResponseEnvelope::output_as::<SettleOutput>) else {
                 return ev;
             };
             let s = out.setlinfo;

@@ -7,13 +7,39 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// Whether writes are grouped (a file store with readers; an in-memory store reads through
+    /// the writer, so it commits every transaction on its own).
+    grouped: bool,
+    /// Group commit: callers waiting for or holding the writer.
+    waiting: AtomicUsize,
+    /// The last group committed and the groups whose commit failed (recent ones only).
+    done: Mutex<Done>,
+    committed: Condvar,
 }
+
+/// The writer connection and the group transaction it may have open.
+struct Writer {
+    conn: Connection,
+    /// The open group: its number and how many transactions it holds.
+    open: Option<(u64, u32)>,
+    next_group: u64,
+}
+
+#[derive(Default)]
+struct Done {
+    group: u64,
+    failed: std::collections::BTreeMap<u64, String>,
+}
+
+/// At most this many transactions share one commit, so the first of them waits for a bounded
+/// number of others.
+const MAX_GROUP: u32 = 64;
 
 fn err(e: rusqlite::Error) -> StoreError {
     match &e {
@@ -45,7 +71,7 @@ impl SqliteStore {
         let writer = open(true)?;
         super::db::create_schema(&mut SqliteConn(&writer))?;
         let readers = (0..readers.max(1)).map(|_| open(false).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
-        Ok(SqliteStore { writer: Mutex::new(writer), readers, next: AtomicUsize::new(0) })
+        Ok(SqliteStore::with(writer, true, readers))
     }
 
     /// A private in-memory store: one CLI run, one pack test case, one replay.
@@ -55,7 +81,118 @@ impl SqliteStore {
     pub fn memory() -> Result<SqliteStore, StoreError> {
         let c = Connection::open_in_memory().map_err(err)?;
         super::db::create_schema(&mut SqliteConn(&c))?;
-        Ok(SqliteStore { writer: Mutex::new(c), readers: Vec::new(), next: AtomicUsize::new(0) })
+        Ok(SqliteStore::with(c, false, Vec::new()))
+    }
+
+    fn with(conn: Connection, grouped: bool, readers: Vec<Mutex<Connection>>) -> SqliteStore {
+        SqliteStore {
+            writer: Mutex::new(Writer { conn, open: None, next_group: 1 }),
+            grouped,
+            readers,
+            next: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            done: Mutex::new(Done::default()),
+            committed: Condvar::new(),
+        }
+    }
+
+    /// One attempt of [`Store::tx`] with group commit: `f` runs inside a savepoint of the open
+    /// group transaction (beginning one if none is open); the caller that finds nobody else
+    /// waiting for the writer commits the group, and every member returns once that commit is
+    /// done, with its outcome. Under concurrent learning this turns N commits (each writing the
+    /// same index pages to the WAL) into one, and no caller returns before its write is durable.
+    fn group_tx(&self, f: &mut TxFn<'_>) -> Result<bool, StoreError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (group, members) = match w.open {
+            Some(g) => g,
+            None => {
+                if let Err(e) = w.conn.execute_batch("BEGIN IMMEDIATE") {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(err(e));
+                }
+                let g = w.next_group;
+                w.next_group += 1;
+                (g, 0)
+            }
+        };
+        w.open = Some((group, members + 1));
+        let outcome = run_in_savepoint(&w.conn, f);
+        // A failure SQLite answers by rolling back the whole transaction takes the group with it.
+        let group_lost = w.conn.is_autocommit();
+        let last = self.waiting.fetch_sub(1, Ordering::SeqCst) == 1 || members + 1 >= MAX_GROUP || group_lost;
+        if !last {
+            drop(w);
+            let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            while done.group < group {
+                done = self.committed.wait(done).unwrap_or_else(|p| p.into_inner());
+            }
+            let failed = done.failed.get(&group).cloned();
+            drop(done);
+            return finish(outcome, failed);
+        }
+        let commit = if group_lost {
+            Err("the group transaction was rolled back by an error in one of its writes".to_owned())
+        } else {
+            w.conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = w.conn.execute_batch("ROLLBACK");
+                e.to_string()
+            })
+        };
+        w.open = None;
+        {
+            let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            done.group = group;
+            if let Err(e) = &commit {
+                done.failed.insert(group, e.clone());
+                while done.failed.len() > 1024 {
+                    done.failed.pop_first();
+                }
+            }
+        }
+        self.committed.notify_all();
+        drop(w);
+        finish(outcome, commit.err())
+    }
+}
+
+/// Runs `f` inside a savepoint: its writes stay when it answers `Ok(true)` and are undone
+/// otherwise. A panic inside `f` is undone too, then resumed by [`finish`].
+fn run_in_savepoint(c: &Connection, f: &mut TxFn<'_>) -> Attempt {
+    if let Err(e) = c.execute_batch("SAVEPOINT w") {
+        return Attempt::Failed(err(e));
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut SqliteConn(c))));
+    let keep = matches!(r, Ok(Ok(true)));
+    if !keep && !c.is_autocommit() {
+        let _ = c.execute_batch("ROLLBACK TO w");
+    }
+    if !c.is_autocommit() {
+        if let Err(e) = c.execute_batch("RELEASE w") {
+            return Attempt::Failed(err(e));
+        }
+    }
+    match r {
+        Ok(Ok(k)) => Attempt::Done(k),
+        Ok(Err(e)) => Attempt::Failed(e),
+        Err(panic) => Attempt::Panicked(panic),
+    }
+}
+
+enum Attempt {
+    Done(bool),
+    Failed(StoreError),
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// A member's result once its group is settled: a failed commit fails every member that wrote
+/// (as a conflict, so the write is retried in a new group).
+fn finish(a: Attempt, commit_failed: Option<String>) -> Result<bool, StoreError> {
+    match (a, commit_failed) {
+        (Attempt::Panicked(p), _) => std::panic::resume_unwind(p),
+        (Attempt::Failed(e), _) => Err(e),
+        (Attempt::Done(true), Some(e)) => Err(StoreError::Conflict(format!("group commit failed: {e}"))),
+        (Attempt::Done(k), _) => Ok(k),
     }
 }
 
@@ -112,9 +249,13 @@ impl Store for SqliteStore {
     }
     fn tx(&self, f: &mut TxFn<'_>) -> Result<bool, StoreError> {
         super::store::with_retries(|| {
-            let c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if self.grouped {
+                return self.group_tx(f);
+            }
+            let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let c = &w.conn;
             c.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-            match f(&mut SqliteConn(&c)) {
+            match f(&mut SqliteConn(c)) {
                 Ok(true) => match c.execute_batch("COMMIT") {
                     Ok(()) => Ok(true),
                     Err(e) => {
@@ -135,8 +276,8 @@ impl Store for SqliteStore {
     }
     fn read(&self, f: &mut ReadFn<'_>) -> Result<(), StoreError> {
         if self.readers.is_empty() {
-            let c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            return f(&mut SqliteConn(&c));
+            let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            return f(&mut SqliteConn(&w.conn));
         }
         let n = self.readers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -148,5 +289,75 @@ impl Store for SqliteStore {
         }
         let c = self.readers[start % n].lock().unwrap_or_else(|p| p.into_inner());
         f(&mut SqliteConn(&c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn count(s: &SqliteStore) -> i64 {
+        let mut n = 0;
+        s.read(&mut |c| {
+            n = c.query("SELECT COUNT(*) FROM h_meta WHERE k LIKE 't%'", &[])?[0][0].int().unwrap_or(-1);
+            Ok(())
+        })
+        .unwrap();
+        n
+    }
+
+    #[test]
+    fn concurrent_writers_share_commits_and_each_keeps_only_its_own_outcome() {
+        // Arrange: a file store (grouped), 8 threads × 50 transactions; every 5th answers
+        // Ok(false), every 7th fails, one panics: none of those may leave a row, all others must.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("h.sqlite"), false, 2).unwrap());
+        // Act
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let mut kept = 0;
+                    for i in 0..50 {
+                        let key = format!("t{t}-{i}");
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            store.tx(&mut |c| {
+                                c.exec("INSERT INTO h_meta (k, v) VALUES ($1, 'x')", &[P::T(&key)])?;
+                                if t == 3 && i == 17 {
+                                    panic!("a write that panics");
+                                }
+                                if i % 7 == 6 {
+                                    return Err(StoreError::Sql("refused".into()));
+                                }
+                                Ok(i % 5 != 4)
+                            })
+                        }));
+                        if matches!(r, Ok(Ok(true))) {
+                            kept += 1;
+                        }
+                    }
+                    kept
+                })
+            })
+            .collect();
+        let kept: i64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        // Assert
+        let expected_per_thread = (0..50).filter(|i| i % 7 != 6 && i % 5 != 4).count() as i64;
+        assert_eq!(kept, 8 * expected_per_thread - 1, "one of the kept ones panicked instead");
+        assert_eq!(count(&store), kept, "exactly the transactions that answered Ok(true) are in the store");
+    }
+
+    #[test]
+    fn a_write_is_visible_to_readers_once_tx_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("h.sqlite"), false, 1).unwrap();
+        for i in 0..3 {
+            let key = format!("t{i}");
+            assert!(store
+                .tx(&mut |c| c.exec("INSERT INTO h_meta (k, v) VALUES ($1, 'x')", &[P::T(&key)]).map(|_| true))
+                .unwrap());
+            assert_eq!(count(&store), i + 1);
+        }
     }
 }

@@ -120,8 +120,7 @@ pub fn prepare_with(
     if let Prepared::Claims { claims, .. } = &mut p {
         let fund = answer
             .filter(|a| a.is_success())
-            .and_then(|a| a.output.as_ref())
-            .and_then(|o| serde_json::from_value::<tx::SettleOutput>(o.clone()).ok())
+            .and_then(ResponseEnvelope::output_as::<tx::SettleOutput>)
             .map(|o| crate::history::learn::fund_of(&o.setlinfo));
         for c in claims.iter_mut() {
             if c.stage == crate::claim::Stage::PreSettle && fund.is_some() {

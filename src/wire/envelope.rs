@@ -39,7 +39,9 @@ pub struct ResponseEnvelope {
     pub respond_time: Text,
     pub err_msg: Option<String>,
     pub warn_msg: Option<String>,
-    pub output: Option<serde_json::Value>,
+    /// Kept as raw text: most answers are only relayed, so the tree is parsed by the few callers
+    /// that read it ([`ResponseEnvelope::output_as`]), into the type they need.
+    pub output: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl ResponseEnvelope {
@@ -48,6 +50,11 @@ impl ResponseEnvelope {
     pub fn is_success(&self) -> bool {
         let err_empty = self.err_msg.as_deref().is_none_or(|e| e.trim().is_empty());
         self.infcode.as_str() == "0" && err_empty
+    }
+
+    /// `output` read as `T`; `None` when absent or not of that shape.
+    pub fn output_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        self.output.as_ref().and_then(|o| serde_json::from_str(o.get()).ok())
     }
 }
 
