@@ -2,10 +2,15 @@
 
 use claimgate::claim::{Claim, Facts, NoFacts};
 use claimgate::history::History;
+use claimgate::journal::{HitRecord, Journal, Record};
 use claimgate::pipeline::{prepare, prepare_with, Prepared};
-use claimgate::rules::{self, CompiledRuleSet};
+use claimgate::rules::{self, CompiledRuleSet, Decision};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use std::path::PathBuf;
+
+/// The binary's allocator, so the benches measure what runs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn baseline() -> CompiledRuleSet {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -13,7 +18,7 @@ fn baseline() -> CompiledRuleSet {
 }
 
 fn parse(bytes: &[u8], facts: &dyn Facts) -> Claim {
-    let head = claimgate::wire::parse_head(bytes).expect("head");
+    let head = claimgate::wire::parse_request(bytes).expect("head");
     match prepare(&head, facts).expect("claim") {
         Prepared::Claims { mut claims, .. } => claims.remove(0),
         _ => unreachable!("fee uploads are claims"),
@@ -22,7 +27,7 @@ fn parse(bytes: &[u8], facts: &dyn Facts) -> Claim {
 
 /// Parse, normalise with the history's facts, and attach the patient's history snapshot.
 fn parse_with_history(bytes: &[u8], h: &History, lookback: Option<u32>) -> Claim {
-    let head = claimgate::wire::parse_head(bytes).expect("head");
+    let head = claimgate::wire::parse_request(bytes).expect("head");
     match prepare_with(&head, h, lookback, None).expect("claim") {
         Prepared::Claims { mut claims, .. } => claims.remove(0),
         _ => unreachable!("fee uploads are claims"),
@@ -104,8 +109,49 @@ fn benches(c: &mut Criterion) {
             rules::evaluate(&synth, &claim)
         })
     });
+    // design.md's end to end: the same, plus the journal record handed to the journal's writer
+    // (pseudonymised patient, every hit), as the proxy does before it forwards. The writer thread
+    // batches the records into journal.sqlite beside the bench, as in production.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = Journal::open(dir.path(), 4096).expect("journal");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    for (name, rs) in [("baseline", &base), ("synthetic", &synth)] {
+        g.bench_function(format!("2301_1000_lines_parse_history_evaluate_journal_{name}"), |b| {
+            b.iter(|| {
+                let claim = parse_with_history(black_box(&large), &ctx, lookback);
+                let d = rules::evaluate(rs, &claim);
+                rt.block_on(journal.record(record(&journal, &claim, &d)));
+            })
+        });
+    }
     g.finish();
+    rt.block_on(journal.flush());
+    eprintln!(
+        "journal: {} decisions written by the end-to-end benches",
+        journal.counters.written.load(std::sync::atomic::Ordering::Relaxed)
+    );
     history_lookups(c, &small);
+}
+
+/// The journal record of a checked claim, as the proxy builds it (`gate::proxy::record_of`).
+fn record(j: &Journal, c: &Claim, d: &Decision) -> Record {
+    let first = c.lines.first();
+    Record {
+        at: chrono::Local::now().to_rfc3339(),
+        infno: "2301".into(),
+        msgid: "H41070100001202506100900000001".into(),
+        fixmedins_code: "H41070100001".into(),
+        mdtrt_id: c.encounter.mdtrt_id.clone(),
+        psn_hash: j.pseudo.hash(&c.patient.psn_no),
+        dept_code: first.map(|l| l.dept_code.clone()).unwrap_or_default(),
+        doctor_code: first.map(|l| l.doctor_code.clone()).unwrap_or_default(),
+        decision: d.header_value().to_owned(),
+        ruleset: "national-baseline".into(),
+        elapsed_us: d.elapsed_us,
+        gateway_infcode: None,
+        hits: HitRecord::from_decision(d),
+        jr: Vec::new(),
+    }
 }
 
 /// The per-claim cost of the history lookup, warm (cache) and cold (store), for SQLite and — when

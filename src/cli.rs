@@ -62,7 +62,7 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
         Ok(x) => x,
         Err(e) => return (EXIT_BAD_INPUT, Err(e)),
     };
-    let head = match parse_head(&bytes) {
+    let head = match crate::wire::parse_request(&bytes) {
         Ok(h) => h,
         Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),
     };

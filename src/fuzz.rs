@@ -15,7 +15,8 @@ static PACK: Lazy<Option<PackSource>> = Lazy::new(|| {
 static RULES: Lazy<Option<CompiledRuleSet>> =
     Lazy::new(|| PACK.as_ref().and_then(|p| crate::rules::compile(std::slice::from_ref(p)).ok()));
 
-/// A request body as the proxy route sees it: `wire::parse_head`, `pipeline::prepare`, evaluation
+/// A request body as the proxy route sees it: `wire::parse_request` (checked against the two-step
+/// `wire::parse_head`), `pipeline::prepare`, evaluation
 /// against the national pack, and every rendering of the result (decision JSON, the cashier's
 /// summaries, the national 3101 answer); then the same bytes read as a gateway answer.
 pub fn envelope(body: &[u8]) {
@@ -24,9 +25,22 @@ pub fn envelope(body: &[u8]) {
 }
 
 fn check_and_render(body: &[u8]) {
-    let Ok(head) = crate::wire::parse_head(body) else { return };
+    // The one-pass parse (the check path's) and the two-step parse (routing, learning) must agree
+    // on whether a message is readable and on what it says.
+    let two_step = crate::wire::parse_head(body)
+        .map(|h| crate::pipeline::prepare(&h, &crate::claim::NoFacts).map(|p| format!("{p:?}")));
+    let Ok(head) = crate::wire::parse_request(body) else {
+        assert!(two_step.is_err(), "parse_request refused what parse_head reads");
+        return;
+    };
     let _ = crate::telemetry::metrics::infno_label(head.infno.as_str());
-    let Ok(p) = crate::pipeline::prepare(&head, &crate::claim::NoFacts) else { return };
+    let prepared = crate::pipeline::prepare(&head, &crate::claim::NoFacts);
+    match (&two_step, &prepared) {
+        (Ok(Ok(a)), Ok(b)) => assert_eq!(a, &format!("{b:?}"), "the two parses read different claims"),
+        (Ok(Err(_)), Err(_)) => {}
+        _ => panic!("the one-pass and two-step parses disagree: {two_step:?} / {prepared:?}"),
+    }
+    let Ok(p) = prepared else { return };
     let (Some(rs), crate::pipeline::Prepared::Claims { claims, task_id, .. }) = (RULES.as_ref(), p) else { return };
     let each = crate::pipeline::decide_each(rs, &claims);
     let results = crate::pipeline::analysis::results(&claims, &each, task_id.as_deref().unwrap_or(""));

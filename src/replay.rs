@@ -9,7 +9,7 @@
 use crate::history::History;
 use crate::pipeline::{decide, prepare_with, Prepared};
 use crate::rules::{Action, CompiledRuleSet};
-use crate::wire::{parse_head, Infno, ResponseEnvelope};
+use crate::wire::{Infno, ResponseEnvelope};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::io::BufRead;
@@ -97,7 +97,7 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
         let (req, resp) = crate::wire::split_exchange(v);
         let resp: Option<ResponseEnvelope> = resp.and_then(|r| serde_json::from_value(r).ok());
         let bytes = serde_json::to_vec(&req).unwrap_or_default();
-        let head = match parse_head(&bytes) {
+        let head = match crate::wire::parse_request(&bytes) {
             Ok(h) => h,
             Err(e) => {
                 bad(&mut rep, n, e.to_string());

@@ -111,7 +111,7 @@ async fn run_check(
     let (st2, body, active) = (st.clone(), body.clone(), active.clone());
     let t_check = Instant::now();
     let job = tokio::task::spawn_blocking(move || {
-        let head = match parse_head(&body) {
+        let head = match crate::wire::parse_request(&body) {
             Ok(h) => h,
             Err(e) => return CheckOutcome::Bad(e),
         };

@@ -110,7 +110,14 @@ pub fn events(
             let claims = match accepted {
                 Some(c) => c,
                 None => {
-                    let Ok(req) = parse_body::<tx::FeeUploadInput>(input, "input") else { return ev };
+                    let parsed = head.fee.borrow_mut().take();
+                    let req = match parsed {
+                        Some(b) => *b,
+                        None => {
+                            let Ok(req) = parse_body::<tx::FeeUploadInput>(input, "input") else { return ev };
+                            req
+                        }
+                    };
                     let infno = if head.infno.as_str() == "2301" { "2301" } else { "2204" };
                     let Ok(c) = crate::claim::normalize::fee_upload(infno, String::new(), req, &crate::claim::NoFacts)
                     else {

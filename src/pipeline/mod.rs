@@ -74,7 +74,11 @@ fn prepare_body(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Prepared, P
     let one = |c: Claim| Prepared::Claims { infno, claims: vec![c], task_id: None };
     Ok(match infno {
         Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload => {
-            let body: FeeUploadInput = parse_body(input(head)?, "input")?;
+            let parsed = head.fee.borrow_mut().take();
+            let body: FeeUploadInput = match parsed {
+                Some(b) => *b,
+                None => parse_body(input(head)?, "input")?,
+            };
             one(normalize::fee_upload(sinfno, fix, body, facts)?)
         }
         Infno::OutpatientPreSettle | Infno::OutpatientSettle | Infno::InpatientPreSettle | Infno::InpatientSettle => {

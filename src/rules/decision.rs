@@ -31,7 +31,8 @@ impl Val {
             Val::Fen(f) => write!(out, "{}", f.yuan()),
             Val::Qty(q) => write!(out, "{}", q.text()),
             Val::Price(p) => write!(out, "{}", p.yuan()),
-            Val::Date(d) => write!(out, "{}", d.format("%Y-%m-%d")),
+            // NaiveDate displays as ISO 8601 (2025-06-10) without parsing a format string.
+            Val::Date(d) => write!(out, "{d}"),
         };
     }
 }

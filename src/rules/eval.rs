@@ -3,7 +3,7 @@
 
 use super::compile::{class_bit, CompiledRule, CompiledRuleSet, Entry, Matcher, WhenC};
 use super::decision::{Decision, Fact, Hit, Outcome, RulesetRef, Unchecked};
-use super::kinds::{Out, RuleCx, Scope, NO_ROW};
+use super::kinds::{Out, PastIndex, RuleCx, Scope, NO_ROW};
 use crate::claim::{Claim, Line};
 use std::cell::RefCell;
 use std::time::Instant;
@@ -203,6 +203,7 @@ fn applies(r: &CompiledRule, ri: u32, claim: &Claim, li: u32, line: &Line, out: 
 fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
     s.out.clear();
     s.members.clear();
+    let past = PastIndex::new(claim);
     for (li, line) in claim.lines.iter().enumerate() {
         let li = li as u32;
         candidates(rs, line, mode, &mut s.cands);
@@ -216,7 +217,7 @@ fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
                 j += 1;
             }
             if applies(r, e.rule, claim, li, line, &mut s.out) {
-                let cx = RuleCx { index: e.rule, row_names: &r.row_names };
+                let cx = RuleCx { index: e.rule, row_names: &r.row_names, past: &past };
                 let mut last_tag = None;
                 for k in i..j {
                     let tag = s.cands[k].tag;
@@ -248,7 +249,7 @@ fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
             i += 1;
         }
         let r = &rs.rules[rule as usize];
-        let cx = RuleCx { index: rule, row_names: &r.row_names };
+        let cx = RuleCx { index: rule, row_names: &r.row_names, past: &past };
         r.logic.group(&cx, claim, &s.group, &mut s.out);
     }
     let claim_date = claim.encounter.admitted.map(|t| t.date()).or_else(|| claim.lines.first().map(Line::date));
@@ -265,7 +266,7 @@ fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
                 continue;
             }
         }
-        let cx = RuleCx { index: ri, row_names: &r.row_names };
+        let cx = RuleCx { index: ri, row_names: &r.row_names, past: &past };
         r.logic.claim(&cx, claim, &mut s.out);
     }
 }

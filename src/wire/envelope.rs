@@ -1,8 +1,10 @@
 //! The national envelope (国家医保平台 通用报文): request and response headers.
 
 use super::text::Text;
+use super::tx::FeeUploadInput;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::cell::RefCell;
 
 /// The request envelope with `input` left as raw JSON, so that the route can be decided by `infno`
 /// before the body is parsed, and a relayed transaction is never parsed beyond its header.
@@ -26,6 +28,79 @@ pub struct RequestHead<'a> {
     pub enc_type: Text,
     #[serde(borrow)]
     pub input: Option<&'a RawValue>,
+    /// A fee upload's `input`, parsed in the same pass as the head by [`super::parse_request`]
+    /// (then `input` is `None`); taken by the first reader.
+    #[serde(skip)]
+    pub fee: RefCell<Option<Box<FeeUploadInput>>>,
+}
+
+/// The request in one pass (see [`super::parse_request`]): the head, and a fee upload's `input`
+/// parsed as it is met when `infno` came before it. Anything unusual — a key with an escape, a
+/// field twice, an `input` that is not an object — is an error here, and the caller falls back to
+/// the two-step parse, whose errors name the field.
+pub(super) struct OnePass<'a>(pub RequestHead<'a>);
+
+impl<'de> Deserialize<'de> for OnePass<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(OnePassVisitor)
+    }
+}
+
+struct OnePassVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OnePassVisitor {
+    type Value = OnePass<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a request envelope")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<OnePass<'de>, M::Error> {
+        use serde::de::Error;
+        let mut h = RequestHead::default();
+        let mut seen = 0u16;
+        while let Some(k) = m.next_key::<&'de str>()? {
+            let (bit, slot) = match k {
+                "infno" => (0, &mut h.infno),
+                "msgid" => (1, &mut h.msgid),
+                "mdtrtarea_admvs" => (2, &mut h.mdtrtarea_admvs),
+                "insuplc_admdvs" => (3, &mut h.insuplc_admdvs),
+                "recer_sys_code" => (4, &mut h.recer_sys_code),
+                "infver" => (5, &mut h.infver),
+                "opter_type" => (6, &mut h.opter_type),
+                "opter" => (7, &mut h.opter),
+                "opter_name" => (8, &mut h.opter_name),
+                "inf_time" => (9, &mut h.inf_time),
+                "fixmedins_code" => (10, &mut h.fixmedins_code),
+                "fixmedins_name" => (11, &mut h.fixmedins_name),
+                "sign_no" => (12, &mut h.sign_no),
+                "enc_type" => (13, &mut h.enc_type),
+                "input" => {
+                    if seen & (1 << 14) != 0 {
+                        return Err(M::Error::custom("duplicate field `input`"));
+                    }
+                    seen |= 1 << 14;
+                    let infno = super::Infno::parse(h.infno.as_str());
+                    if matches!(infno, super::Infno::OutpatientFeeUpload | super::Infno::InpatientFeeUpload) {
+                        *h.fee.get_mut() = Some(Box::new(m.next_value::<FeeUploadInput>()?));
+                    } else {
+                        h.input = m.next_value()?;
+                    }
+                    continue;
+                }
+                _ => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if seen & (1 << bit) != 0 {
+                return Err(M::Error::custom("duplicate field"));
+            }
+            seen |= 1 << bit;
+            *slot = m.next_value()?;
+        }
+        Ok(OnePass(h))
+    }
 }
 
 /// The response envelope as the gateway sends it (and as claimgate answers in its place).

@@ -46,6 +46,24 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
     Ok(head)
 }
 
+/// Parses the whole request in one pass where it can: the head and, for a fee upload (2204 /
+/// 2301) whose `infno` precedes `input`, the typed body as it is met (`RequestHead::fee`) — the
+/// two-step [`parse_head`] + [`parse_body`] scans a 1,000-line upload twice. Anything else, and
+/// every error, takes the two-step path, so errors read the same.
+///
+/// # Errors
+/// As [`parse_head`].
+pub fn parse_request(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
+    check_depth(body)?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    if let Ok(envelope::OnePass(h)) = serde::Deserialize::deserialize(&mut de) {
+        if de.end().is_ok() && !h.infno.is_empty() {
+            return Ok(h);
+        }
+    }
+    parse_head(body)
+}
+
 /// Parses a transaction body, naming the failing field path (`input.feedetail[3].cnt`) on error.
 ///
 /// # Errors
@@ -68,21 +86,25 @@ pub fn parse_body<'a, T: serde::Deserialize<'a>>(raw: &'a str, prefix: &str) -> 
 /// A byte scan that skips string contents; it does not validate (serde does that next).
 fn check_depth(body: &[u8]) -> Result<(), ParseError> {
     let mut depth = 0usize;
-    let mut in_str = false;
-    let mut esc = false;
-    for &b in body {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
         match b {
-            b'"' => in_str = true,
+            b'"' => {
+                // Most of a claim's bytes are inside strings, where only `"` and `\` matter:
+                // jump from one to the next (memchr is vectorised) instead of looking at each byte.
+                i += 1;
+                loop {
+                    let Some(k) = body.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) else {
+                        // An unterminated string: nothing nests after it; serde reports it.
+                        return Ok(());
+                    };
+                    i += k;
+                    if body[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+            }
             b'{' | b'[' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -92,6 +114,7 @@ fn check_depth(body: &[u8]) -> Result<(), ParseError> {
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
 }
@@ -99,6 +122,75 @@ fn check_depth(body: &[u8]) -> Result<(), ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The byte-at-a-time scan `check_depth` replaced: the reference it must agree with.
+    fn depth_reference(body: &[u8]) -> Result<(), ()> {
+        let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+        for &b in body {
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if b == b'\\' {
+                    esc = true;
+                } else if b == b'"' {
+                    in_str = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(());
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_fee_upload_is_read_in_one_pass_when_infno_comes_first_and_in_two_otherwise() {
+        let first = br#"{"infno":"2204","msgid":"M1","input":{"feedetail":[{"feedetl_sn":"1","cnt":"2"}]}}"#;
+        let h = parse_request(first).unwrap();
+        assert!(h.input.is_none());
+        assert_eq!(h.fee.borrow().as_ref().map(|f| f.feedetail.len()), Some(1));
+        let last = br#"{"input":{"feedetail":[]},"infno":"2204","msgid":"M1"}"#;
+        let h = parse_request(last).unwrap();
+        assert!(h.fee.borrow().is_none());
+        assert_eq!(h.input.unwrap().get(), r#"{"feedetail":[]}"#);
+        // Not a fee upload: input stays raw.
+        let other = br#"{"infno":"2207","input":{"data":{}}}"#;
+        assert!(parse_request(other).unwrap().input.is_some());
+    }
+
+    #[test]
+    fn the_one_pass_parse_falls_back_so_errors_and_ciphertext_read_as_before() {
+        // A bad quantity: the two-step parse names the field when the body is read.
+        let bad = br#"{"infno":"2204","input":{"feedetail":[{"cnt":"x"}]}}"#;
+        let h = parse_request(bad).unwrap();
+        assert!(h.fee.borrow().is_none() && h.input.is_some(), "fell back to the raw input");
+        // Ciphertext (SM4): a string input, kept raw for the caller to recognise.
+        let sm4 = br#"{"infno":"2204","enc_type":"SM4","input":"QUJD"}"#;
+        assert_eq!(parse_request(sm4).unwrap().input.unwrap().get(), r#""QUJD""#);
+        // Same refusals as parse_head.
+        assert!(parse_request(b"1").is_err());
+        assert!(parse_request(br#"{"infno":"2204","infno":"2301"}"#).is_err());
+        assert!(parse_request(format!("{}{}", "[".repeat(40), "]".repeat(40)).as_bytes()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn depth_scan_agrees_with_the_byte_at_a_time_reference(
+            body in proptest::collection::vec(prop::sample::select(b"{}[]\"\\a:,".to_vec()), 0..200)
+        ) {
+            prop_assert_eq!(check_depth(&body).is_ok(), depth_reference(&body).is_ok());
+        }
+    }
 
     #[test]
     fn head_keeps_input_raw_and_reads_infno_as_number_or_string() {

@@ -7,7 +7,7 @@
 
 use super::decision::{Fact, Val};
 use super::source::{PairRow, TableRow};
-use crate::claim::{Claim, Fen, Line};
+use crate::claim::{Claim, Fen, Line, PastLine};
 use serde_json::{Map, Value};
 
 mod age;
@@ -110,6 +110,36 @@ pub(crate) struct RuleCx<'a> {
     pub index: u32,
     /// Names of table rows (by tag), for messages when the message carries no item name.
     pub row_names: &'a [Box<str>],
+    /// The patient's earlier lines by item code, shared by every rule of one evaluation.
+    pub past: &'a PastIndex<'a>,
+}
+
+/// The claim's history lines indexed by item code, built on the first rule that asks and kept
+/// for the rest of the evaluation: a rule comparing each line with the earlier lines of the same
+/// item reads a handful of entries instead of scanning the whole history per line (a 1,000-line
+/// stay against its own 1,000 earlier lines was a million comparisons per rule).
+pub(crate) struct PastIndex<'c> {
+    lines: &'c [PastLine],
+    by_code: std::cell::OnceCell<rustc_hash::FxHashMap<&'c str, Vec<u32>>>,
+}
+
+impl<'c> PastIndex<'c> {
+    pub fn new(claim: &'c Claim) -> PastIndex<'c> {
+        PastIndex { lines: claim.history.as_deref().map_or(&[], |h| h.lines.as_slice()), by_code: Default::default() }
+    }
+
+    /// The earlier lines of item `code`, in the history's order.
+    pub fn same_code<'s>(&'s self, code: &str) -> impl Iterator<Item = &'c PastLine> + 's {
+        let lines = self.lines;
+        let idx = self.by_code.get_or_init(|| {
+            let mut m: rustc_hash::FxHashMap<&'c str, Vec<u32>> = rustc_hash::FxHashMap::default();
+            for (i, p) in lines.iter().enumerate() {
+                m.entry(p.line.code.as_str()).or_default().push(i as u32);
+            }
+            m
+        });
+        idx.get(code).into_iter().flatten().map(move |&i| &lines[i as usize])
+    }
 }
 
 impl RuleCx<'_> {

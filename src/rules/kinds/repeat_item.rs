@@ -84,9 +84,8 @@ impl Logic for RepeatLogic {
                     .is_none_or(|v| v.fixmedins_code == c.fixmedins_code || v.fixmedins_code.is_empty())
         };
         // Earlier visits' lines of the same item (this visit's own lines are other rules' business).
-        let earlier = h.lines.iter().filter(|p| {
+        let earlier = r.past.same_code(&line.code).filter(|p| {
             p.mdtrt_id != c.encounter.mdtrt_id
-                && p.line.code == line.code
                 && !p.line.is_refund()
                 && p.line.date() <= day
                 && institution(&p.mdtrt_id)

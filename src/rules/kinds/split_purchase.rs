@@ -68,7 +68,7 @@ impl Logic for SplitLogic {
                 let paid = h
                     .settled_on(d, insutype, &c.msgid, c.encounter.visit)
                     .fold(Fen::ZERO, |a, s| a + self.caps.field.of_settlement(s));
-                let bought = h.lines.iter().any(|p| p.settled && p.line.code == line.code && p.line.date() == d);
+                let bought = r.past.same_code(&line.code).any(|p| p.settled && p.line.date() == d);
                 if !(bought && near(paid)) {
                     ok = false;
                     break;
