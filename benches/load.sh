@@ -5,7 +5,8 @@
 # path). Load generator: wrk (Debian package) with benches/load.lua, each request a realistic 20-line
 # 2204 from claimgate::gen (examples/load_envelope.rs) for one of VISITS registered visits, with a
 # fresh msgid and fresh line numbers. Every answer is checked (HTTP 200 and infcode 0).
-# Per target: 2 s warm-up, FIXED_S at ~1k req/s (10 connections, each pausing 10 ms between requests),
+# Per target: 2 s warm-up, FIXED_S at ~RATE (1k) req/s (connections each pausing 10 ms between requests,
+# as many as a 2 s calibration says offer RATE; wrk has no open-loop rate, so the achieved rate is shown),
 # SAT_S at saturation (32 connections, no pause). Bounded: about 90 s in all. Loopback only.
 # Needs: wrk, nginx (apt-get install -y wrk nginx-light), python3.
 # Usage: benches/load.sh   (builds claimgate and the example with the bench profile first, unless
@@ -13,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FIXED_S=${FIXED_S:-10}
+RATE=${RATE:-1000}
 SAT_S=${SAT_S:-10}
 VISITS=${VISITS:-2000}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -109,7 +111,11 @@ for target in direct:$SIM nginx:$NGX claimgate:$CG; do
   name=${target%%:*}; port=${target##*:}
   register "$port" "$WORK/visits-$name"
   run "$name" "$port" "W${name:0:1}" 10 2 0 >/dev/null
-  echo "$name fixed      $(run "$name" "$port" "F${name:0:1}" 10 "$FIXED_S" 10)"
+  # The fixed rate: each connection sends, waits for the answer, pauses 10 ms. A 2 s calibration
+  # at 2 connections gives the unloaded p50; RATE × (10 ms + p50) connections then offer ~RATE req/s.
+  p50=$(run "$name" "$port" "C${name:0:1}" 2 2 10 | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p')
+  conns=$(python3 -c "import math; print(max(1, math.ceil($RATE * (10 + ${p50:-1}) / 1000)))")
+  echo "$name fixed      $(run "$name" "$port" "F${name:0:1}" "$conns" "$FIXED_S" 10) connections=$conns"
   echo "$name saturation $(run "$name" "$port" "S${name:0:1}" 32 "$SAT_S" 0)"
 done
 echo "claimgate data after the run: history $(du -h "$WORK/data/history.sqlite" 2>/dev/null | cut -f1), journal $(du -h "$WORK/data/journal.sqlite" 2>/dev/null | cut -f1)"

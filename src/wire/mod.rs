@@ -55,7 +55,10 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
 /// As [`parse_head`].
 pub fn parse_request(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
     check_depth(body)?;
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // JSON is UTF-8 throughout: the two-step parse refuses invalid bytes anywhere (its raw `input`
+    // must be text), so the one pass reads only valid text, including the fields it skips.
+    let Ok(text) = std::str::from_utf8(body) else { return parse_head(body) };
+    let mut de = serde_json::Deserializer::from_str(text);
     if let Ok(envelope::OnePass(h)) = serde::Deserialize::deserialize(&mut de) {
         if de.end().is_ok() && !h.infno.is_empty() {
             return Ok(h);
