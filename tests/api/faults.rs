@@ -113,9 +113,11 @@ fn clean_upload(msgid: &str) -> Value {
 
 /// The journal row for `msgid`: (decision, gateway_infcode).
 async fn journaled(app: &TestApp, msgid: &str) -> Vec<(String, Option<i64>)> {
-    let j = app.journal().await;
-    let mut st = j.prepare("SELECT decision, gateway_infcode FROM decisions WHERE msgid = ?1").unwrap();
-    st.query_map([msgid], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    app.journal_rows("SELECT decision, gateway_infcode FROM j_decision WHERE msgid = $1", &[msgid])
+        .await
+        .iter()
+        .map(|r| (r[0].string(), r[1].int()))
+        .collect()
 }
 
 #[actix_web::test]

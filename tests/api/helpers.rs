@@ -1,4 +1,5 @@
 use claimgate::config::Config;
+use claimgate::history::store::{P, V};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -148,10 +149,22 @@ impl TestApp {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    /// Waits until the journal is durable and opens it for reading.
-    pub async fn journal(&self) -> rusqlite::Connection {
+    /// Waits until the journal is durable, then runs one query on whichever store holds it
+    /// (SQLite or PostgreSQL; `$1…` text parameters).
+    pub async fn journal_rows(&self, sql: &str, params: &[&str]) -> Vec<Vec<V>> {
         self.state.journal.flush().await;
-        rusqlite::Connection::open(&self.state.journal.path).unwrap()
+        let j = self.state.journal.clone();
+        let (sql, ps) = (sql.to_owned(), params.iter().map(|p| (*p).to_owned()).collect::<Vec<String>>());
+        tokio::task::spawn_blocking(move || {
+            j.read(|c| c.query(&sql, &ps.iter().map(|p| P::T(p)).collect::<Vec<_>>())).unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The journal query's first column of its first row, as an integer.
+    pub async fn journal_int(&self, sql: &str, params: &[&str]) -> i64 {
+        self.journal_rows(sql, params).await.first().and_then(|r| r[0].int()).unwrap_or(-1)
     }
 
     /// What the simulated gateway received so far.

@@ -242,13 +242,14 @@ async fn stays_and_trace_codes(store: Option<String>) {
     // Day 9: reminded (and forwarded); day 16: not.
     let r = admission(&app, &psn, "A2", "2025-03-19 09:00:00", "I63.901").await;
     assert_eq!(r.decision.as_deref(), Some("remind"), "{}", r.json);
-    let j = app.journal().await;
-    let hit: String = j
-        .query_row(
-            "SELECT rule_id FROM hits JOIN decisions d ON d.id = hits.decision_id WHERE d.msgid = 'A2'",
-            [],
-            |r| r.get(0),
+    let hit = app
+        .journal_rows(
+            "SELECT h.rule_id FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE d.msgid = 'A2'",
+            &[],
         )
+        .await
+        .first()
+        .map(|r| r[0].string())
         .unwrap_or_default();
     assert_eq!(hit, "HIS-READMIT-001");
     let (psn2, _) = outpatient(&app, "410702196001010051", "2025-03-01", "9").await;

@@ -148,6 +148,7 @@ async fn what_the_office_shows_from_the_journal_is_escaped() {
         .journal
         .record(claimgate::journal::Record {
             at: chrono::Local::now().to_rfc3339(),
+            service_date: None,
             infno: "2204".into(),
             msgid: "M1".into(),
             fixmedins_code: "H1".into(),
@@ -354,10 +355,11 @@ async fn the_report_command_writes_the_figures_in_three_formats() {
     let app = spawn_app().await;
     demo_day(&app).await;
     let dir = tempfile::tempdir().unwrap();
-    let today = chrono::Local::now().date_naive().to_string();
+    // The period is the demo day's service date (it is replayed today).
+    let day = "2025-06-10";
     let run = |format: &str, out: &Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_claimgate"))
-            .args(["report", "--from", &today, "--to", &today, "--format", format, "--data"])
+            .args(["report", "--from", day, "--to", day, "--format", format, "--data"])
             .arg(app.data.path())
             .arg("-o")
             .arg(out)
