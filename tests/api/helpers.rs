@@ -3,6 +3,43 @@ use claimgate::history::store::{P, V};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
+/// A private schema on the test PostgreSQL server (`CLAIMGATE_TEST_PG`, started by `.ci/pg`) as a
+/// URL whose search_path is that schema, or `None` (skipped, said so) when no server is configured;
+/// `CLAIMGATE_REQUIRE_PG` turns the skip into a failure.
+pub fn pg(test: &str) -> Option<String> {
+    let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") else {
+        assert!(
+            std::env::var("CLAIMGATE_REQUIRE_PG").is_err(),
+            "CLAIMGATE_REQUIRE_PG is set but CLAIMGATE_TEST_PG is not"
+        );
+        eprintln!("SKIPPED {test} on PostgreSQL: CLAIMGATE_TEST_PG is not set");
+        return None;
+    };
+    let schema = format!("t_{test}_{}", std::process::id());
+    let u = url.clone();
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+    // The sync client must not run on the test's async executor.
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&u, postgres::NoTls).expect("test PostgreSQL");
+        c.batch_execute(&sql).expect("schema");
+    })
+    .join()
+    .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// One query straight on PostgreSQL (`url` as [`pg`] returns it), off the async executor.
+pub fn pg_rows(url: &str, sql: &str) -> Vec<postgres::Row> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("test PostgreSQL");
+        c.query(sql.as_str(), &[]).expect("query")
+    })
+    .join()
+    .unwrap()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

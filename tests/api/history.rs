@@ -5,30 +5,6 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
 
-/// A private schema on the test server, or `None` (skipped) when no server is configured.
-fn pg(test: &str) -> Option<String> {
-    let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") else {
-        assert!(
-            std::env::var("CLAIMGATE_REQUIRE_PG").is_err(),
-            "CLAIMGATE_REQUIRE_PG is set but CLAIMGATE_TEST_PG is not"
-        );
-        eprintln!("SKIPPED {test} on PostgreSQL: CLAIMGATE_TEST_PG is not set");
-        return None;
-    };
-    let schema = format!("t_{test}_{}", std::process::id());
-    let u = url.clone();
-    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
-    // The sync client must not run on the test's async executor.
-    std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&u, postgres::NoTls).expect("test PostgreSQL");
-        c.batch_execute(&sql).expect("schema");
-    })
-    .join()
-    .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
-}
-
 async fn app(store: Option<String>, packs: Vec<&'static str>) -> TestApp {
     spawn_app_with(Options { history_store: store, packs, ..Options::default() }).await
 }
