@@ -353,6 +353,12 @@ async fn with_the_shared_store_down_decisions_are_spilled_and_reach_it_exactly_o
     assert!(metrics::JOURNAL_SPILLED.get() > spilled_before, "spills are counted");
     let (_, m) = app.get("/metrics", None).await;
     assert!(m.contains("claimgate_journal_spilled_total"));
+    // The office cannot read a journal that is down: a clear error at once, not a hang.
+    let t = Instant::now();
+    let (status, body) = app.get("/admin/v1/stats", Some("secret-token")).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("审核日志读取失败"), "{body}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     // PostgreSQL is back: the writer drains the spill file into it.
     relay.restore();
     let t1 = Instant::now();
