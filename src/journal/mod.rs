@@ -248,12 +248,22 @@ fn write_private(p: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
 
 /// Where a journal lives, as `serve` configures it: the embedded file under the data directory, or
 /// the shared PostgreSQL store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// `<data>/journal.sqlite`.
     Embedded(PathBuf),
     /// The `postgres://` URL of the shared store.
     Shared(String),
+}
+
+/// Never prints the URL, which may hold a password.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Embedded(p) => f.debug_tuple("Embedded").field(p).finish(),
+            Location::Shared(_) => f.write_str("Shared(<url>)"),
+        }
+    }
 }
 
 impl Location {

@@ -424,6 +424,7 @@ fn the_journal_is_where_serve_puts_it() {
     let shared = Location::new(data, Some(url)).unwrap();
     assert_eq!(shared, Location::Shared(url.into()));
     assert!(!shared.describe().contains("secret"), "no password in messages");
+    assert!(!format!("{shared:?}").contains("secret"), "nor in debug output");
     assert!(Location::new(data, Some("mysql://x")).is_err());
     let e = open_reader(&Location::Embedded(data.join("nowhere/journal.sqlite"))).err().unwrap();
     assert!(e.contains("未找到审核日志"), "{e}");
