@@ -138,6 +138,7 @@ fn record(j: &Journal, c: &Claim, d: &Decision) -> Record {
     let first = c.lines.first();
     Record {
         at: chrono::Local::now().to_rfc3339(),
+        service_date: c.lines.iter().map(|l| l.date()).max().or(c.day),
         infno: "2301".into(),
         msgid: "H41070100001202506100900000001".into(),
         fixmedins_code: "H41070100001".into(),

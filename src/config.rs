@@ -63,8 +63,9 @@ pub struct Config {
     pub warn_msg_reminders: bool,
     /// Structured JSON logs.
     pub log_json: bool,
-    /// Where patient history lives: absent = SQLite `history.sqlite` under `data`; a
-    /// `postgres://user@host:port/db` URL = the shared PostgreSQL store.
+    /// Where patient history (and the decision journal) lives: absent = SQLite `history.sqlite`
+    /// (and `journal.sqlite`) under `data`; a `postgres://user@host:port/db` URL = the shared
+    /// PostgreSQL store, for both.
     pub history_store: Option<String>,
     /// History older than this many days is pruned (at least the longest rule window).
     pub history_retention_days: u32,
@@ -72,8 +73,8 @@ pub struct Config {
     pub history_cache_mb: u64,
     /// SQLite: fsync every commit (survives power loss; a killed process loses nothing either way).
     pub history_full_sync: bool,
-    /// Journal records (decisions, hits, 3103 answers) older than this many days are pruned;
-    /// absent or 0 keeps everything.
+    /// Journal records (decisions, hits, 3103 answers) checked more than this many days ago are
+    /// pruned (by the time of the check, not the service date); absent or 0 keeps everything.
     pub journal_retention_days: Option<u32>,
     /// Signed rule bundles from the bureau and the local folders' watcher (`reload`).
     pub bundles: crate::reload::BundleConfig,

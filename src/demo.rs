@@ -200,7 +200,7 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
         println!("指标见 {base}/metrics ；规则说明见 docs/rule-format.md");
         println!(
             "审核日志已写入 {}；查看自律办公室看板：CLAIMGATE_ADMIN_TOKEN=<令牌> claimgate serve，然后打开 http://127.0.0.1:8080/office",
-            g.state.journal.path.display()
+            g.state.journal.location()
         );
         handle.stop(true).await;
         sim_handle.stop(true).await;

@@ -81,9 +81,14 @@ enum Cmd {
         /// html, csv or json.
         #[arg(long, default_value = "html")]
         format: claimgate::report::Format,
-        /// The data directory holding journal.sqlite.
-        #[arg(long, default_value = "./data")]
-        data: PathBuf,
+        /// The configuration `serve` runs with: the journal is read where it writes it (the
+        /// embedded journal under `data`, or the shared PostgreSQL of `history_store`;
+        /// `CLAIMGATE_DATA` and `CLAIMGATE_HISTORY_STORE` override the file as for `serve`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The data directory holding journal.sqlite (overrides the configuration; default ./data).
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// Output file (default: standard output).
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
@@ -317,13 +322,33 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Report { from, to, format, data, output } => {
+        Cmd::Report { from, to, format, config, data, output } => {
             if from > to {
                 eprintln!("claimgate report: 起始日期 {from} 晚于结束日期 {to}");
                 return ExitCode::from(2);
             }
+            // The journal is found as `serve` finds it: file, then flags, then environment.
+            let cfg = claimgate::config::Config::load(
+                config.as_deref(),
+                |c| {
+                    if let Some(d) = data {
+                        c.data = d;
+                    }
+                },
+                &claimgate::config::ProcessEnv,
+            );
+            let location = match cfg
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|c| claimgate::journal::Location::new(&c.data, c.history_store.as_deref()))
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("claimgate report: 配置错误：{e}");
+                    return ExitCode::from(2);
+                }
+            };
             let filter = claimgate::journal::stats::Filter { from: Some(from), to: Some(to), ..Default::default() };
-            let bytes = match claimgate::report::run(&data, &filter, format) {
+            let bytes = match claimgate::report::run(&location, &filter, format) {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("claimgate report: {e}");

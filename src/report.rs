@@ -8,8 +8,8 @@
 //! [`csv_cell`] (CSV) before it is written out; no query, no HTTP here.
 
 use crate::journal::stats::{self, Entry, Filter, Listing, Stats};
+use crate::journal::{self, Location};
 use std::fmt::Write;
-use std::path::Path;
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -96,9 +96,9 @@ fn or_dash(s: &str) -> &str {
 /// The scope of a filter in words.
 pub fn scope(f: &Filter) -> String {
     let mut s = match (f.from, f.to) {
-        (Some(a), Some(b)) => format!("{a} 至 {b}"),
-        (Some(a), None) => format!("{a} 起"),
-        (None, Some(b)) => format!("截至 {b}"),
+        (Some(a), Some(b)) => format!("服务日期 {a} 至 {b}"),
+        (Some(a), None) => format!("服务日期 {a} 起"),
+        (None, Some(b)) => format!("服务日期截至 {b}"),
         (None, None) => "全部日期".to_owned(),
     };
     for (label, v) in [("科室", &f.dept), ("医生", &f.doctor), ("规则", &f.rule)] {
@@ -261,7 +261,7 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
         }
     };
 
-    o.push_str("<section><h2>每日趋势</h2>");
+    o.push_str("<section><h2>每日趋势（按服务日期）</h2>");
     o.push_str(&trend_svg(s));
     o.push_str("</section>");
 
@@ -369,7 +369,7 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
 /// The decisions table of a listing page.
 pub fn listing_html(l: &Listing, detail: &dyn Fn(i64) -> String, page_link: &dyn Fn(u32) -> String) -> String {
     let mut o = format!(
-        "<section id=\"journal\"><h2>审核明细（共 <span data-k=\"listed\">{}</span> 笔）</h2><table><thead><tr><th>时间</th><th>交易</th><th>科室</th><th>医生</th><th>患者假名</th><th>结果</th><th>命中规则</th><th class=\"n\">涉及金额（元）</th></tr></thead><tbody>",
+        "<section id=\"journal\"><h2>审核明细（共 <span data-k=\"listed\">{}</span> 笔）</h2><table><thead><tr><th>审核时间</th><th>服务日期</th><th>交易</th><th>科室</th><th>医生</th><th>患者假名</th><th>结果</th><th>命中规则</th><th class=\"n\">涉及金额（元）</th></tr></thead><tbody>",
         l.total
     );
     for e in &l.items {
@@ -377,10 +377,11 @@ pub fn listing_html(l: &Listing, detail: &dyn Fn(i64) -> String, page_link: &dyn
         let amount: i64 = e.hits.iter().map(|h| h.amount_fen).sum();
         let _ = write!(
             o,
-            "<tr data-decision=\"{}\"><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><span class=\"tag {}\">{}</span></td><td>{}</td><td class=\"n\">{}</td></tr>",
+            "<tr data-decision=\"{}\"><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><span class=\"tag {}\">{}</span></td><td>{}</td><td class=\"n\">{}</td></tr>",
             esc(&e.decision),
             esc(&detail(e.id)),
             esc(&time(&e.at)),
+            esc(&e.service_date),
             esc(&e.infno),
             esc(or_dash(&e.dept_code)),
             esc(or_dash(&e.doctor_code)),
@@ -392,7 +393,7 @@ pub fn listing_html(l: &Listing, detail: &dyn Fn(i64) -> String, page_link: &dyn
         );
     }
     if l.items.is_empty() {
-        o.push_str("<tr><td colspan=\"8\" class=\"muted\">没有符合条件的记录</td></tr>");
+        o.push_str("<tr><td colspan=\"9\" class=\"muted\">没有符合条件的记录</td></tr>");
     }
     o.push_str("</tbody></table>");
     let pages = ((l.total.max(0) as u64).div_ceil(u64::from(l.per_page.max(1)))).max(1);
@@ -412,7 +413,8 @@ pub fn decision_html(e: &Entry) -> String {
     let mut o = String::from("<section id=\"decision\"><h2>审核记录</h2><table>");
     let gw = e.gateway_infcode.map_or_else(|| "未发往网关或无应答".to_owned(), |c| c.to_string());
     for (k, v) in [
-        ("时间", e.at.clone()),
+        ("审核时间", e.at.clone()),
+        ("服务日期", e.service_date.clone()),
         ("交易号（infno）", e.infno.clone()),
         ("报文ID（msgid）", e.msgid.clone()),
         ("机构编码", e.fixmedins_code.clone()),
@@ -489,7 +491,8 @@ fn csv_bytes(rows: Vec<Vec<String>>) -> Vec<u8> {
 pub fn listing_csv(l: &Listing) -> Vec<u8> {
     let mut rows = vec![[
         "记录ID",
-        "时间",
+        "审核时间",
+        "服务日期",
         "交易号",
         "报文ID",
         "科室",
@@ -511,6 +514,7 @@ pub fn listing_csv(l: &Listing) -> Vec<u8> {
         let base = vec![
             e.id.to_string(),
             e.at.clone(),
+            e.service_date.clone(),
             e.infno.clone(),
             e.msgid.clone(),
             e.dept_code.clone(),
@@ -592,7 +596,7 @@ pub fn stats_csv(s: &Stats) -> Vec<u8> {
         rows.push(row("医生", &g.key, "", g.decisions, g.remind, g.block, g.hits, g.amount_fen, 0, ""));
     }
     for g in &s.by_day {
-        rows.push(row("日期", &g.key, "", g.decisions, g.remind, g.block, g.hits, g.amount_fen, 0, ""));
+        rows.push(row("服务日期", &g.key, "", g.decisions, g.remind, g.block, g.hits, g.amount_fen, 0, ""));
     }
     for p in &s.doctor_points {
         rows.push(row(
@@ -666,17 +670,21 @@ impl std::str::FromStr for Format {
     }
 }
 
-/// `claimgate report`: the figures of `<data>/journal.sqlite` for a filter, as a document.
+/// `claimgate report`: the figures of the journal at `loc` (the embedded file or the shared
+/// PostgreSQL store, found as `serve` finds it) for a filter, as a document.
 ///
 /// # Errors
 /// The journal is missing or unreadable (the message is in Chinese, for the office).
-pub fn run(data: &Path, filter: &Filter, format: Format) -> Result<Vec<u8>, String> {
-    let path = data.join("journal.sqlite");
-    if !path.is_file() {
-        return Err(format!("未找到审核日志：{}（请用 --data 指定数据目录）", path.display()));
-    }
-    let c = stats::open_read(&path).map_err(|e| format!("无法读取审核日志 {}：{e}", path.display()))?;
-    let s = stats::stats(&c, filter).map_err(|e| format!("统计失败：{e}"))?;
+pub fn run(loc: &Location, filter: &Filter, format: Format) -> Result<Vec<u8>, String> {
+    let store = journal::open_reader(loc)?;
+    let mut out = None;
+    store
+        .read(&mut |c| {
+            out = Some(stats::stats(c, filter)?);
+            Ok(())
+        })
+        .map_err(|e| format!("统计失败：{e}"))?;
+    let s = out.ok_or_else(|| "统计失败".to_owned())?;
     Ok(match format {
         Format::Html => report_html(&s, &chrono::Local::now().format("%Y-%m-%d %H:%M").to_string()).into_bytes(),
         Format::Csv => stats_csv(&s),
@@ -708,7 +716,7 @@ mod tests {
     #[test]
     fn the_report_refuses_a_missing_journal_in_chinese() {
         let dir = tempfile::tempdir().unwrap();
-        let e = run(dir.path(), &Filter::default(), Format::Html).unwrap_err();
+        let e = run(&Location::new(dir.path(), None).unwrap(), &Filter::default(), Format::Html).unwrap_err();
         assert!(e.contains("未找到审核日志"), "{e}");
         assert!("pdf".parse::<Format>().unwrap_err().contains("不支持的格式"));
     }

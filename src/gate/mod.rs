@@ -33,7 +33,7 @@ pub struct State {
     pub history: Arc<History>,
     pub upstream: Option<upstream::Upstream>,
     pub overrides: overrides::Overrides,
-    /// The decision journal under `data/`.
+    /// The decision journal (`data/journal.sqlite`, or the shared store's `j_*` tables).
     pub journal: crate::journal::Journal,
     /// Bundles, local packs, activation, rollback.
     pub reload: Arc<Reloader>,
@@ -63,15 +63,25 @@ impl State {
             }
             None => None,
         };
-        let journal = crate::journal::Journal::open_with(
-            &cfg.data,
-            crate::journal::Options { queue: 8192, retention_days: cfg.journal_retention_days },
-        )?;
+        let store = open_store(&cfg)?;
+        let history = Arc::new(open_history_in(&cfg, store.clone())?);
+        // The journal lives where history does: the shared store when there is one (its own
+        // tables), else its own SQLite file beside history's.
+        let opts = crate::journal::Options {
+            retention_days: cfg.journal_retention_days,
+            ..crate::journal::Options::default()
+        };
+        let journal = if store.shared() {
+            crate::journal::Journal::open_shared(&cfg.data, store, opts)?
+        } else {
+            crate::journal::Journal::open_with(&cfg.data, opts)?
+        };
+        tracing::info!(at = %journal.location(), "decision journal opened");
         let rules = Arc::new(ArcSwapOption::empty());
         let reload = Reloader::new(rules.clone(), &cfg.bundles, &cfg.rules, &cfg.data, cfg.tier())?;
         Ok(State {
             journal,
-            history: Arc::new(open_history(&cfg)?),
+            history,
             upstream,
             overrides: overrides::Overrides::default(),
             rules,
@@ -96,11 +106,12 @@ impl State {
     }
 }
 
-/// The configured history store: PostgreSQL when a URL is given, else SQLite under `data/`.
+/// The configured history store (with the PostgreSQL store, the journal's too): PostgreSQL when a
+/// URL is given, else SQLite `history.sqlite` under `data/`.
 ///
 /// # Errors
 /// The store cannot be opened.
-pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
+pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn crate::history::Store>> {
     let store: Arc<dyn crate::history::Store> = match cfg.history_store.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Arc::new(crate::history::postgres::PgStore::connect(url, 16)?)
@@ -112,6 +123,22 @@ pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
             Arc::new(crate::history::sqlite::SqliteStore::open(&path, cfg.history_full_sync, 4)?)
         }
     };
+    Ok(store)
+}
+
+/// The configured history store: PostgreSQL when a URL is given, else SQLite under `data/`.
+///
+/// # Errors
+/// The store cannot be opened.
+pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
+    open_history_in(cfg, open_store(cfg)?)
+}
+
+/// History in an opened store, with its outbox and key copy under `data/`.
+///
+/// # Errors
+/// The outbox cannot be opened; the key can be read neither from the store nor from the copy.
+pub fn open_history_in(cfg: &Config, store: Arc<dyn crate::history::Store>) -> anyhow::Result<History> {
     tracing::info!(store = store.kind(), "patient history opened");
     std::fs::create_dir_all(&cfg.data)?;
     let outbox = crate::history::outbox::Outbox::open(&cfg.data.join("history-outbox.sqlite"))?;

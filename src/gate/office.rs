@@ -5,9 +5,11 @@
 //! The session cookie is stateless: `expiry.HMAC-SHA256(admin token, expiry)`, HttpOnly,
 //! SameSite=Lax, scoped to `/office`. It never carries the token itself, dies after
 //! [`SESSION_SECS`], and every session dies when the token changes. The token never appears in a
-//! URL. Journal reads run on the blocking pool (`web::block`), never on the async executor.
+//! URL. Journal reads run on the blocking pool (`web::block`), never on the async executor, against
+//! whichever store holds the journal (the embedded SQLite file or the shared PostgreSQL).
 
 use super::State;
+use crate::history::store::{Conn, StoreError};
 use crate::journal::stats::{self, Filter, FilterError, Paging};
 use crate::report::{self, esc, query};
 use actix_web::http::header;
@@ -203,10 +205,10 @@ impl ReadError {
 /// Runs a read of the journal on the blocking pool.
 async fn read<T: Send + 'static>(
     st: &State,
-    f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ReadError> {
-    let path = st.journal.path.clone();
-    match web::block(move || stats::open_read(&path).and_then(|c| f(&c))).await {
+    let journal = st.journal.clone();
+    match web::block(move || journal.read(f)).await {
         Ok(Ok(t)) => Ok(t),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "journal read failed");
@@ -269,8 +271,8 @@ fn filter_form(f: &Filter, depts: &[String], doctors: &[String], rules: &[(Strin
     let export = query(&f.to_pairs());
     format!(
         "<section><form class=\"filters\" method=\"get\" action=\"/office\">\
-         <label>起始日期<input type=\"date\" name=\"from\" value=\"{}\"></label>\
-         <label>结束日期<input type=\"date\" name=\"to\" value=\"{}\"></label>{}{}{}\
+         <label>服务日期起<input type=\"date\" name=\"from\" value=\"{}\"></label>\
+         <label>服务日期止<input type=\"date\" name=\"to\" value=\"{}\"></label>{}{}{}\
          <button type=\"submit\">筛选</button> <a href=\"/office\">清除筛选</a> \
          <a id=\"export\" href=\"/office/export.csv{}{}\">导出明细 CSV</a></form>\
          <p class=\"muted\">当前范围：<span id=\"scope\">{}</span></p></section>",

@@ -417,6 +417,13 @@ fn record_of(
     let first = c.and_then(|c| c.lines.first());
     Record {
         at: chrono::Local::now().to_rfc3339(),
+        // The latest service date of the lines (an admission or a settlement without lines: the
+        // message's own day); never the wall clock.
+        service_date: claims
+            .iter()
+            .flat_map(|c| c.lines.iter().map(|l| l.date()))
+            .max()
+            .or_else(|| c.and_then(|c| c.day)),
         infno: head.infno.as_str().to_owned(),
         msgid: head.msgid.as_str().to_owned(),
         fixmedins_code: head.fixmedins_code.as_str().to_owned(),

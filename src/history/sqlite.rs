@@ -74,6 +74,36 @@ impl SqliteStore {
         Ok(SqliteStore::with(writer, true, readers))
     }
 
+    /// Opens (creating) `path` like [`SqliteStore::open`] but creates no schema: for another
+    /// module's own tables in a file of its own (the decision journal, `journal.sqlite`), which
+    /// runs its SQL through the same [`Store`] as history.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_empty(path: &Path, full_sync: bool, readers: usize) -> Result<SqliteStore, StoreError> {
+        let open = |write: bool| -> Result<Connection, StoreError> {
+            let c = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+            c.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            if write {
+                c.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+                c.pragma_update(None, "synchronous", if full_sync { "FULL" } else { "NORMAL" }).map_err(err)?;
+            }
+            Ok(c)
+        };
+        let writer = open(true)?;
+        let readers = (0..readers.max(1)).map(|_| open(false).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+        Ok(SqliteStore::with(writer, true, readers))
+    }
+
+    /// A private in-memory store with no schema (unit tests of other modules' SQL).
+    ///
+    /// # Errors
+    /// Only if SQLite itself fails.
+    pub fn memory_empty() -> Result<SqliteStore, StoreError> {
+        let c = Connection::open_in_memory().map_err(err)?;
+        Ok(SqliteStore::with(c, false, Vec::new()))
+    }
+
     /// A private in-memory store: one CLI run, one pack test case, one replay.
     ///
     /// # Errors

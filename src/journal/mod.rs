@@ -1,36 +1,61 @@
 //! The decision journal: every checked transaction's decision, durably, for the 医保办.
 //!
-//! Writes go through a bounded queue to one writer thread that batches them into SQLite (WAL)
-//! transactions. A full queue applies back-pressure to the request (counted in
-//! `claimgate_journal_backpressure_total`); nothing is dropped. Personal data is pseudonymised:
-//! psn_no becomes an HMAC-SHA256 under a key kept in the data directory (the same patient links
-//! across records; nobody can reverse it without the key); names are never stored.
+//! Where it lives: with the embedded setup, in SQLite at `<data>/journal.sqlite`; with the shared
+//! store (`history_store: postgres://…`), in the same PostgreSQL database as history, in tables of
+//! its own (`j_decision`, `j_hit`, `j_jr`, `j_feedback`, `j_meta`), written by every instance. Both
+//! run the same SQL through the history module's [`Store`] ([`db`]).
 //!
-//! Records older than the configured retention (`journal_retention_days`) are pruned by the writer
-//! thread itself: at start, then at most once an hour after a batch.
+//! Writes go through a bounded queue to an intake thread that batches them, and one writer thread
+//! that writes each batch in one transaction. A full queue applies back-pressure to the request
+//! (counted in `claimgate_journal_backpressure_total`); nothing is dropped. With the shared store,
+//! a batch the store cannot take — PostgreSQL down, or so slow that the writer has not taken the
+//! previous batch within [`Options::spill_after`] — goes to the local spill file
+//! (`<data>/journal-spill.sqlite`, [`spill`], counted in `claimgate_journal_spilled_total`) instead
+//! of making claims wait; the writer drains it into PostgreSQL, oldest first, when it is back.
+//! Every record carries a unique `uid`, so a batch written twice is stored once.
+//!
+//! Personal data is pseudonymised: psn_no becomes an HMAC-SHA256 under a key (`journal.key` in
+//! the data directory; with the shared store, the key kept in `j_meta` so every instance hashes
+//! alike, with a local copy in `journal-shared.key`). The same patient links across records;
+//! nobody can reverse it without the key; names are never stored.
+//!
+//! Dates: each decision records the service date of its claim (`service_date`, the latest service
+//! date of its lines, else the message's own day) beside the time it was checked (`at`). The
+//! office's daily figures and date filters use the service date; retention
+//! (`journal_retention_days`) uses the check time. The writer prunes at start, then at most once
+//! an hour.
 //!
 //! The office's statistics and listings are plain SQL over a read connection ([`stats`]).
 //!
 //! Architecture Invariant: the journal knows decisions, not the wire format; callers hand it
 //! [`Record`]s. It renders nothing: HTML and CSV live in [`crate::report`].
 
+pub mod db;
+pub mod spill;
 pub mod stats;
+mod writer;
 
+use crate::history::store::{Conn, Store, StoreError};
 use crate::rules::Decision;
 use crate::telemetry::metrics;
+use db::Item;
 use hmac::{Hmac, Mac};
-use rusqlite::{params, Connection};
 use sha2::Sha256;
+use spill::Spill;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// One decision as journaled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Record {
+    /// When the message was checked (RFC 3339, local time).
     pub at: String,
+    /// The service date the claim is about (its lines' latest date, else the message's day);
+    /// `None`: the local date of `at`.
+    pub service_date: Option<chrono::NaiveDate>,
     pub infno: String,
     pub msgid: String,
     pub fixmedins_code: String,
@@ -52,13 +77,13 @@ pub struct Record {
 }
 
 /// A `jr_id` of a 3101/3102 answer and the rule it stands for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JrLink {
     pub jr_id: String,
     pub rule_id: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct HitRecord {
     pub rule_id: String,
     /// Chinese rule name, so the office reads names and not only codes.
@@ -94,7 +119,7 @@ impl HitRecord {
 }
 
 /// A doctor's 3103 answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Feedback {
     pub at: String,
     pub jr_id: String,
@@ -116,14 +141,17 @@ enum Msg {
 pub struct Options {
     /// Records waiting to be written; a full queue makes callers wait (back-pressure).
     pub queue: usize,
-    /// Decisions (with their hits) and 3103 answers older than this many days are deleted;
-    /// `None` keeps everything.
+    /// Decisions (with their hits) and 3103 answers checked more than this many days ago are
+    /// deleted; `None` keeps everything.
     pub retention_days: Option<u32>,
+    /// Shared store only: how long a formed batch waits for the writer (busy with a slow store)
+    /// before it goes to the spill file instead.
+    pub spill_after: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { queue: 8192, retention_days: None }
+        Options { queue: 8192, retention_days: None, spill_after: Duration::from_secs(1) }
     }
 }
 
@@ -132,18 +160,37 @@ impl Default for Options {
 pub struct Counters {
     /// Records that waited for room in the queue.
     pub backpressure: AtomicU64,
-    /// Failed batch writes (each retried).
+    /// Failed batch writes (each retried or spilled, never dropped).
     pub errors: AtomicU64,
-    /// Decisions written.
+    /// Decisions written to the store (directly or drained from the spill file).
     pub written: AtomicU64,
     /// Decisions removed by retention.
     pub pruned: AtomicU64,
+    /// Records (decisions and 3103 answers) put in the spill file.
+    pub spilled: AtomicU64,
+    /// Records drained from the spill file into the store.
+    pub drained: AtomicU64,
 }
 
 /// Keyed pseudonyms for identifiers.
 #[derive(Clone)]
 pub struct Pseudonymizer {
     key: [u8; 32],
+}
+
+/// A 32-byte key file, if there is one.
+fn read_key(p: &Path) -> anyhow::Result<Option<[u8; 32]>> {
+    match std::fs::read(p) {
+        Ok(k) => Ok(Some(k.try_into().map_err(|_| anyhow::anyhow!("{}: not a 32-byte key", p.display()))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", p.display())),
+    }
+}
+
+fn random_key() -> anyhow::Result<[u8; 32]> {
+    let mut k = [0u8; 32];
+    getrandom::getrandom(&mut k).map_err(|e| anyhow::anyhow!("no randomness for the journal key: {e}"))?;
+    Ok(k)
 }
 
 impl Pseudonymizer {
@@ -157,20 +204,15 @@ impl Pseudonymizer {
     /// The key cannot be read or created.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Pseudonymizer> {
         let p = dir.join("journal.key");
-        let key = match std::fs::read(&p) {
-            Ok(k) if k.len() == 32 => k,
-            Ok(_) => anyhow::bail!("{}: not a 32-byte key", p.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut k = vec![0u8; 32];
-                getrandom::getrandom(&mut k).map_err(|e| anyhow::anyhow!("no randomness for the journal key: {e}"))?;
-                write_private(&p, &k)?;
+        let key = match read_key(&p)? {
+            Some(k) => k,
+            None => {
+                let k = random_key()?;
+                write_private(&p, &k, false)?;
                 k
             }
-            Err(e) => return Err(anyhow::anyhow!("{}: {e}", p.display())),
         };
-        let mut a = [0u8; 32];
-        a.copy_from_slice(&key);
-        Ok(Pseudonymizer { key: a })
+        Ok(Pseudonymizer { key })
     }
 
     pub fn hash(&self, id: &str) -> String {
@@ -183,10 +225,16 @@ impl Pseudonymizer {
     }
 }
 
-fn write_private(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes a key file readable by its owner only; `replace` overwrites an existing one.
+fn write_private(p: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
+    o.write(true);
+    if replace {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -198,104 +246,155 @@ fn write_private(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a journal lives, as `serve` configures it: the embedded file under the data directory, or
+/// the shared PostgreSQL store.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `<data>/journal.sqlite`.
+    Embedded(PathBuf),
+    /// The `postgres://` URL of the shared store.
+    Shared(String),
+}
+
+/// Never prints the URL, which may hold a password.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Embedded(p) => f.debug_tuple("Embedded").field(p).finish(),
+            Location::Shared(_) => f.write_str("Shared(<url>)"),
+        }
+    }
+}
+
+impl Location {
+    /// The journal of a data directory and a configured `history_store` (the same rule as
+    /// [`crate::gate::open_history`]).
+    ///
+    /// # Errors
+    /// `history_store` is not a PostgreSQL URL.
+    pub fn new(data: &Path, history_store: Option<&str>) -> Result<Location, String> {
+        match history_store {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(Location::Shared(u.to_owned()))
+            }
+            Some(other) => Err(format!("history_store: expected a postgres:// URL, got {other:?}")),
+            None => Ok(Location::Embedded(data.join("journal.sqlite"))),
+        }
+    }
+
+    /// For messages: the file, or "PostgreSQL" (never the URL, which may hold a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Embedded(p) => p.display().to_string(),
+            Location::Shared(_) => "PostgreSQL（共享库）".into(),
+        }
+    }
+}
+
+/// Opens the journal at `loc` for reading (`claimgate report`): the file or the tables must exist;
+/// an older embedded journal is brought up to the current schema in place.
+///
+/// # Errors
+/// No journal there, or it cannot be read (the message is in Chinese, for the office).
+pub fn open_reader(loc: &Location) -> Result<Arc<dyn Store>, String> {
+    let store: Arc<dyn Store> = match loc {
+        Location::Embedded(p) => {
+            if !p.is_file() {
+                return Err(format!("未找到审核日志：{}（请用 --data 指定数据目录，或用 --config / CLAIMGATE_HISTORY_STORE 指定共享库）", p.display()));
+            }
+            Arc::new(
+                crate::history::sqlite::SqliteStore::open_empty(p, false, 1)
+                    .map_err(|e| format!("无法读取审核日志 {}：{e}", p.display()))?,
+            )
+        }
+        Location::Shared(url) => Arc::new(
+            crate::history::postgres::PgStore::connect(url, 2)
+                .map_err(|e| format!("无法连接共享库 PostgreSQL：{e}"))?,
+        ),
+    };
+    let here = loc.describe();
+    let v = off_executor(|| db::version(store.as_ref())).map_err(|e| format!("无法读取审核日志 {here}：{e}"))?;
+    match (v.as_deref(), loc) {
+        (Some(db::SCHEMA_VERSION), _) => {}
+        (None, Location::Shared(_)) => {
+            return Err(format!(
+                "未找到审核日志：{here} 中没有审核日志表（j_decision），claimgate serve 尚未在该库写入"
+            ))
+        }
+        _ => off_executor(|| db::migrate(store.as_ref())).map_err(|e| format!("无法升级审核日志 {here}：{e}"))?,
+    }
+    Ok(store)
+}
+
+/// Runs `f` on a thread of its own: a store's sync client must not run inside an async executor,
+/// and startup may be in one.
+fn off_executor<T: Send>(f: impl FnOnce() -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
+    std::thread::scope(|t| t.spawn(f).join().unwrap_or_else(|_| Err(StoreError::Sql("journal setup panicked".into()))))
+}
+
+/// The store and whether the journal's tables are known to be there.
+struct Backend {
+    store: Arc<dyn Store>,
+    ready: AtomicBool,
+    /// A shared store that was down at the first start: the key this run hashes with (the local
+    /// `journal.key`) and where the copy of the store's key goes, to offer the key to the store
+    /// (adopted when it has none yet) once it answers.
+    unconfirmed_key: Option<([u8; 32], PathBuf)>,
+}
+
+impl Backend {
+    /// Creates or migrates the tables the first time the store answers.
+    fn ensure(&self) -> Result<(), StoreError> {
+        if self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        db::migrate(self.store.as_ref())?;
+        if let Some((key, copy)) = &self.unconfirmed_key {
+            let shared = db::shared_key(self.store.as_ref(), key)?;
+            if shared == *key {
+                if let Err(e) = write_private(copy, key, true) {
+                    tracing::warn!(error = %e, path = %copy.display(), "journal key copy not written");
+                }
+            } else {
+                // Not fatal: the records are kept, but this run's pseudonyms do not link with
+                // other instances' until the next start (which takes the store's key).
+                tracing::error!("the shared journal already has another pseudonymisation key; this run's patient pseudonyms will differ until restart");
+            }
+        }
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes items in one transaction; returns the decisions newly stored.
+    fn write(&self, items: &[Item]) -> Result<u64, StoreError> {
+        self.ensure()?;
+        let mut n = 0;
+        self.store.tx(&mut |c| {
+            n = db::write(c, items)?;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+}
+
 /// The journal handle: cheap to clone, shared by all workers.
 #[derive(Clone)]
 pub struct Journal {
     tx: mpsc::Sender<Msg>,
-    pub path: PathBuf,
+    /// Owned by the writer thread, which outlives every handle (it ends when the last handle's
+    /// queue sender is gone): the store is dropped there, never on an async executor (dropping a
+    /// PostgreSQL pool blocks on its connections).
+    backend: std::sync::Weak<Backend>,
+    spill: Option<Arc<Spill>>,
+    /// The embedded journal's file; `None` with the shared store.
+    file: Option<PathBuf>,
     pub pseudo: Pseudonymizer,
     pub counters: Arc<Counters>,
 }
 
-const SCHEMA: &str = "
-PRAGMA journal_mode=WAL;
-PRAGMA synchronous=NORMAL;
-CREATE TABLE IF NOT EXISTS decisions(
-  id INTEGER PRIMARY KEY, at TEXT NOT NULL, infno TEXT NOT NULL, msgid TEXT NOT NULL, fixmedins_code TEXT NOT NULL,
-  mdtrt_id TEXT NOT NULL, psn_hash TEXT NOT NULL, dept_code TEXT NOT NULL, doctor_code TEXT NOT NULL,
-  decision TEXT NOT NULL, ruleset TEXT NOT NULL, elapsed_us INTEGER NOT NULL, gateway_infcode INTEGER);
-CREATE TABLE IF NOT EXISTS hits(
-  decision_id INTEGER NOT NULL REFERENCES decisions(id), rule_id TEXT NOT NULL, action TEXT NOT NULL,
-  severity TEXT NOT NULL, amount_fen INTEGER NOT NULL, lines TEXT NOT NULL, message TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS feedback(
-  id INTEGER PRIMARY KEY, at TEXT NOT NULL, jr_id TEXT NOT NULL, dspo_way TEXT NOT NULL, reason TEXT NOT NULL, outcome TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jr(
-  jr_id TEXT NOT NULL, decision_id INTEGER NOT NULL REFERENCES decisions(id), rule_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS decisions_at ON decisions(at);
-CREATE INDEX IF NOT EXISTS hits_rule ON hits(rule_id);
-CREATE INDEX IF NOT EXISTS hits_decision ON hits(decision_id);
-CREATE INDEX IF NOT EXISTS feedback_jr ON feedback(jr_id);
-CREATE INDEX IF NOT EXISTS jr_id ON jr(jr_id);
-CREATE INDEX IF NOT EXISTS jr_decision ON jr(decision_id);
-";
-
-/// Columns added to `hits` after the first release, added in place to an older journal.
-const HIT_COLUMNS: &[(&str, &str)] = &[
-    ("rule_name", "TEXT NOT NULL DEFAULT ''"),
-    ("basis", "TEXT NOT NULL DEFAULT ''"),
-    ("points", "INTEGER NOT NULL DEFAULT 0"),
-];
-
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)?;
-    let have: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('hits')")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (name, ty) in HIT_COLUMNS {
-        if !have.iter().any(|h| h == name) {
-            conn.execute_batch(&format!("ALTER TABLE hits ADD COLUMN {name} {ty}"))?;
-        }
-    }
-    Ok(())
-}
-
-/// How often the writer prunes when retention is on.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-/// Deletes decisions (with their hits and `jr_id` links) and 3103 answers dated before
-/// `cutoff` (`yyyy-MM-dd`, local date of `at`). Returns the number of decisions removed.
-///
-/// # Errors
-/// The database cannot be written.
-pub fn prune_before(conn: &mut Connection, cutoff: &str) -> rusqlite::Result<u64> {
-    let t = conn.transaction()?;
-    let old = "SELECT id FROM decisions WHERE substr(at, 1, 10) < ?1";
-    t.execute(&format!("DELETE FROM hits WHERE decision_id IN ({old})"), [cutoff])?;
-    t.execute(&format!("DELETE FROM jr WHERE decision_id IN ({old})"), [cutoff])?;
-    let n = t.execute("DELETE FROM decisions WHERE substr(at, 1, 10) < ?1", [cutoff])?;
-    t.execute("DELETE FROM feedback WHERE substr(at, 1, 10) < ?1", [cutoff])?;
-    t.commit()?;
-    Ok(n as u64)
-}
-
-/// The first local date kept under a retention of `days`.
-fn retention_cutoff(days: u32) -> String {
-    (chrono::Local::now().date_naive() - chrono::Days::new(u64::from(days))).format("%Y-%m-%d").to_string()
-}
-
-fn prune(conn: &mut Connection, days: u32, counters: &Counters) -> u64 {
-    match prune_before(conn, &retention_cutoff(days)) {
-        Ok(n) => {
-            counters.pruned.fetch_add(n, Ordering::Relaxed);
-            metrics::JOURNAL_PRUNED.inc_by(n);
-            if n > 0 {
-                tracing::info!(removed = n, retention_days = days, "journal pruned");
-            }
-            n
-        }
-        Err(e) => {
-            metrics::JOURNAL_ERRORS.inc();
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "journal prune failed; retried at the next round");
-            0
-        }
-    }
-}
-
 impl Journal {
-    /// Opens (creating) `dir/journal.sqlite` and starts the writer thread. `queue` bounds the
-    /// records waiting to be written.
+    /// Opens (creating) `dir/journal.sqlite` and starts the writer. `queue` bounds the records
+    /// waiting to be written.
     ///
     /// # Errors
     /// The directory, key or database cannot be created.
@@ -303,7 +402,8 @@ impl Journal {
         Journal::open_with(dir, Options { queue, ..Options::default() })
     }
 
-    /// [`Journal::open`] with every option.
+    /// [`Journal::open`] with every option: the embedded journal, `dir/journal.sqlite` (a journal
+    /// written by an earlier version is migrated in place).
     ///
     /// # Errors
     /// The directory, key or database cannot be created.
@@ -311,57 +411,91 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         let pseudo = Pseudonymizer::load_or_create(dir)?;
         let path = dir.join("journal.sqlite");
-        let mut conn = Connection::open(&path)?;
-        migrate(&conn)?;
-        let counters = Arc::new(Counters::default());
-        let c = counters.clone();
-        let (tx, mut rx) = mpsc::channel::<Msg>(opts.queue.max(1));
-        let retention = opts.retention_days.filter(|d| *d > 0);
-        std::thread::Builder::new().name("claimgate-journal".into()).spawn(move || {
-            let mut last_prune: Option<Instant> = None;
-            let mut batch: Vec<Msg> = Vec::with_capacity(1024);
-            loop {
-                if let Some(days) = retention {
-                    if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-                        prune(&mut conn, days, &c);
-                        last_prune = Some(Instant::now());
-                    }
+        let store: Arc<dyn Store> = Arc::new(crate::history::sqlite::SqliteStore::open_empty(&path, false, 2)?);
+        off_executor(|| db::migrate(store.as_ref())).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Journal::start(
+            Backend { store, ready: AtomicBool::new(true), unconfirmed_key: None },
+            None,
+            pseudo,
+            Some(path),
+            opts,
+        )
+    }
+
+    /// The journal in a shared store (PostgreSQL, the one history uses), with its spill file and
+    /// key copy under `dir`. The store may be down: the journal starts anyway (hashing with the key
+    /// copy an earlier run left, else with the local `journal.key`, offered to the store once it
+    /// answers), spills until the store is back, and creates its tables then.
+    ///
+    /// # Errors
+    /// The directory, the spill file or a key file cannot be read or created.
+    pub fn open_shared(dir: &Path, store: Arc<dyn Store>, opts: Options) -> anyhow::Result<Journal> {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let spill = Spill::open(&dir.join("journal-spill.sqlite"))?;
+        if spill.pending() > 0 {
+            tracing::warn!(pending = spill.pending(), "journal spill holds records from an earlier run; draining them");
+        }
+        let copy = dir.join("journal-shared.key");
+        // A hospital moving from the embedded journal offers its key, so pseudonyms stay the same.
+        let offer = match read_key(&dir.join("journal.key"))? {
+            Some(k) => k,
+            None => random_key()?,
+        };
+        let from_store = off_executor(|| {
+            db::migrate(store.as_ref())?;
+            db::shared_key(store.as_ref(), &offer)
+        });
+        let ready = from_store.is_ok();
+        let key = match (from_store, read_key(&copy)?) {
+            (Ok(k), had) => {
+                if had != Some(k) {
+                    write_private(&copy, &k, true)?;
                 }
-                let Some(m) = rx.blocking_recv() else { break };
-                batch.push(m);
-                while batch.len() < 1024 {
-                    match rx.try_recv() {
-                        Ok(m) => batch.push(m),
-                        Err(_) => break,
-                    }
-                }
-                // A batch that fails stays in memory and is retried until it is written; the
-                // queue behind it fills and callers wait (back-pressure), so nothing is lost.
-                while !batch.is_empty() {
-                    match write_batch(&mut conn, &mut batch, &c) {
-                        Ok(prunes) => {
-                            for p in prunes {
-                                let removed = match retention {
-                                    Some(days) => {
-                                        last_prune = Some(Instant::now());
-                                        prune(&mut conn, days, &c)
-                                    }
-                                    None => 0,
-                                };
-                                let _ = p.send(removed);
-                            }
-                        }
-                        Err(e) => {
-                            metrics::JOURNAL_ERRORS.inc();
-                            c.errors.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(error = %e, pending = batch.len(), "journal write failed; retrying");
-                            std::thread::sleep(Duration::from_millis(200));
-                        }
-                    }
-                }
+                k
             }
-        })?;
-        Ok(Journal { tx, path, pseudo, counters })
+            (Err(e), Some(k)) => {
+                tracing::error!(error = %e, "journal store unreachable at start; journaling to the spill file until it is back");
+                k
+            }
+            (Err(e), None) => {
+                // First start ever with the store down: hash with the local key, offered to the
+                // store once it answers (see `Backend::ensure`). Serving beats waiting.
+                tracing::error!(error = %e, "journal store unreachable at first start; journaling to the spill file with the local key");
+                let local = Pseudonymizer::load_or_create(dir)?.key;
+                let backend = Backend { store, ready: AtomicBool::new(false), unconfirmed_key: Some((local, copy)) };
+                return Journal::start(backend, Some(Arc::new(spill)), Pseudonymizer::from_key(local), None, opts);
+            }
+        };
+        let backend = Backend { store, ready: AtomicBool::new(ready), unconfirmed_key: None };
+        Journal::start(backend, Some(Arc::new(spill)), Pseudonymizer::from_key(key), None, opts)
+    }
+
+    fn start(
+        backend: Backend,
+        spill: Option<Arc<Spill>>,
+        pseudo: Pseudonymizer,
+        file: Option<PathBuf>,
+        opts: Options,
+    ) -> anyhow::Result<Journal> {
+        let backend = Arc::new(backend);
+        let weak = Arc::downgrade(&backend);
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel::<Msg>(opts.queue.max(1));
+        // One batch waits for the writer while it writes the previous one.
+        let (hand, handed) = std::sync::mpsc::sync_channel::<writer::Batch>(1);
+        let mut run = [0u8; 8];
+        getrandom::getrandom(&mut run).map_err(|e| anyhow::anyhow!("no randomness for the journal: {e}"))?;
+        let run: String = run.iter().map(|b| format!("{b:02x}")).collect();
+        let (c, sp) = (counters.clone(), spill.clone());
+        std::thread::Builder::new()
+            .name("journal-intake".into())
+            .spawn(move || writer::intake(rx, &hand, sp.as_deref(), &run, opts.spill_after, &c))?;
+        let (c, sp) = (counters.clone(), spill.clone());
+        let retention = opts.retention_days.filter(|d| *d > 0);
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer::writer(&handed, &backend, sp.as_deref(), retention, &c))?;
+        Ok(Journal { tx, backend: weak, spill, file, pseudo, counters })
     }
 
     /// Queues a decision; waits (back-pressure) when the queue is full, never drops.
@@ -385,7 +519,7 @@ impl Journal {
     }
 
     /// Prunes what the retention no longer keeps, now; returns the number of decisions removed
-    /// (0 when retention is off).
+    /// (0 when retention is off or the store is down).
     pub async fn prune_now(&self) -> u64 {
         let (tx, rx) = std::sync::mpsc::channel();
         if self.tx.send(Msg::Prune(tx)).await.is_err() {
@@ -400,253 +534,65 @@ impl Journal {
         }
     }
 
-    /// Waits until everything queued before the call is durable.
+    /// Waits until everything queued before the call is durable: in the store, or (shared store
+    /// down or slow) in the spill file.
     pub async fn flush(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
             let _ = tokio::task::spawn_blocking(move || rx.recv()).await;
         }
     }
-}
 
-type PruneReply = std::sync::mpsc::Sender<u64>;
+    /// Where the journal lives (for messages).
+    pub fn location(&self) -> String {
+        match &self.file {
+            Some(p) => p.display().to_string(),
+            None => "PostgreSQL（共享库）".into(),
+        }
+    }
 
-/// Writes a batch in one transaction, counts it and empties it; returns the
-/// prune requests (run by the caller once the batch is durable).
-fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>, c: &Counters) -> rusqlite::Result<Vec<PruneReply>> {
-    let t = conn.transaction()?;
-    let mut flushes = Vec::new();
-    let mut prunes = Vec::new();
-    let mut written = 0u64;
-    {
-        let mut d = t.prepare_cached(
-            "INSERT INTO decisions(at, infno, msgid, fixmedins_code, mdtrt_id, psn_hash, dept_code, doctor_code, decision, ruleset, elapsed_us, gateway_infcode) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-        )?;
-        let mut h = t.prepare_cached(
-            "INSERT INTO hits(decision_id, rule_id, action, severity, amount_fen, lines, message, rule_name, basis, points) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-        )?;
-        let mut j = t.prepare_cached("INSERT INTO jr(jr_id, decision_id, rule_id) VALUES (?1,?2,?3)")?;
-        let mut f =
-            t.prepare_cached("INSERT INTO feedback(at, jr_id, dspo_way, reason, outcome) VALUES (?1,?2,?3,?4,?5)")?;
-        for m in batch.iter() {
-            match m {
-                Msg::Decision(r) => {
-                    d.execute(params![
-                        r.at,
-                        r.infno,
-                        r.msgid,
-                        r.fixmedins_code,
-                        r.mdtrt_id,
-                        r.psn_hash,
-                        r.dept_code,
-                        r.doctor_code,
-                        r.decision,
-                        r.ruleset,
-                        r.elapsed_us as i64,
-                        r.gateway_infcode
-                    ])?;
-                    let id = t.last_insert_rowid();
-                    for x in &r.hits {
-                        h.execute(params![
-                            id,
-                            x.rule_id,
-                            x.action,
-                            x.severity,
-                            x.amount_fen,
-                            x.lines.join(","),
-                            x.message,
-                            x.rule_name,
-                            x.basis,
-                            x.points
-                        ])?;
-                    }
-                    for x in &r.jr {
-                        j.execute(params![x.jr_id, id, x.rule_id])?;
-                    }
-                    written += 1;
-                }
-                Msg::Feedback(x) => {
-                    f.execute(params![x.at, x.jr_id, x.dspo_way, x.reason, x.outcome])?;
-                }
-                Msg::Flush(_) | Msg::Prune(_) => {}
+    /// The embedded journal's file (`None` with the shared store).
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Records waiting in the spill file (0 with the embedded journal).
+    pub fn spill_pending(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |s| s.pending())
+    }
+
+    /// Runs reads against the journal's store. Blocking: call it off the async executor.
+    ///
+    /// # Errors
+    /// The store failed, or `f` did.
+    pub fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let backend = self.backend()?;
+        backend.ensure()?;
+        let mut f = Some(f);
+        let mut out = None;
+        backend.store.read(&mut |c| {
+            if let Some(f) = f.take() {
+                out = Some(f(c)?);
             }
-        }
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Sql("journal read did not run".into()))
     }
-    t.commit()?;
-    for m in batch.drain(..) {
-        match m {
-            Msg::Flush(s) => flushes.push(s),
-            Msg::Prune(s) => prunes.push(s),
-            Msg::Decision(_) | Msg::Feedback(_) => {}
-        }
-    }
-    // Counted before a flush is answered, so a flushed journal's counters are exact.
-    c.written.fetch_add(written, Ordering::Relaxed);
-    for s in flushes {
-        let _ = s.send(());
-    }
-    Ok(prunes)
-}
 
-/// Counts journaled decisions (a read connection; WAL lets it run beside the writer).
-///
-/// # Errors
-/// The database cannot be read.
-pub fn count(path: &Path, decision: Option<&str>) -> rusqlite::Result<i64> {
-    let c = Connection::open(path)?;
-    match decision {
-        Some(d) => c.query_row("SELECT count(*) FROM decisions WHERE decision = ?1", [d], |r| r.get(0)),
-        None => c.query_row("SELECT count(*) FROM decisions", [], |r| r.get(0)),
+    /// Counts journaled decisions, all or with one outcome. Blocking.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn count(&self, decision: Option<&str>) -> Result<i64, StoreError> {
+        let backend = self.backend()?;
+        backend.ensure()?;
+        db::count(backend.store.as_ref(), decision)
+    }
+
+    fn backend(&self) -> Result<Arc<Backend>, StoreError> {
+        self.backend.upgrade().ok_or_else(|| StoreError::Unavailable("the journal writer has stopped".into()))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(i: usize) -> Record {
-        Record {
-            at: "2025-06-10T09:00:00+08:00".into(),
-            infno: "2204".into(),
-            msgid: format!("M{i}"),
-            fixmedins_code: "H1".into(),
-            mdtrt_id: "V".into(),
-            psn_hash: "h".into(),
-            dept_code: "100301".into(),
-            doctor_code: "D1".into(),
-            decision: if i % 10 == 0 { "remind".into() } else { "pass".into() },
-            ruleset: "t@1".into(),
-            elapsed_us: 5,
-            gateway_infcode: Some(0),
-            hits: vec![],
-            jr: vec![],
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_hundred_thousand_concurrent_decisions_read_back_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        // A small queue forces back-pressure; nothing may be lost.
-        let j = Journal::open(dir.path(), 64).unwrap();
-        let mut tasks = Vec::new();
-        for t in 0..8 {
-            let j = j.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..12_500 {
-                    j.record(rec(t * 12_500 + i)).await;
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        j.flush().await;
-        assert_eq!(count(&j.path, None).unwrap(), 100_000);
-        assert_eq!(count(&j.path, Some("remind")).unwrap(), 10_000);
-        assert!(metrics::JOURNAL_BACKPRESSURE.get() > 0, "a 64-record queue under 8 writers must have pushed back");
-    }
-
-    #[tokio::test]
-    async fn retention_prunes_old_decisions_with_their_hits_and_answers() {
-        // Arrange: a record from 2000 and one from today, under a 30-day retention.
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open_with(dir.path(), Options { queue: 16, retention_days: Some(30) }).unwrap();
-        let today = chrono::Local::now().to_rfc3339();
-        let mut old = rec(1);
-        old.at = "2000-01-01T09:00:00+08:00".into();
-        old.hits = vec![HitRecord {
-            rule_id: "R".into(),
-            rule_name: "规则".into(),
-            action: "block".into(),
-            severity: "critical".into(),
-            amount_fen: 100,
-            lines: vec!["L".into()],
-            message: "m".into(),
-            basis: "b".into(),
-            points: 1,
-        }];
-        old.jr = vec![JrLink { jr_id: "JR-OLD".into(), rule_id: "R".into() }];
-        let mut new = rec(2);
-        new.at = today.clone();
-        new.hits = old.hits.clone();
-        j.record(old).await;
-        j.record(new).await;
-        j.feedback(Feedback {
-            at: "2000-01-01T10:00:00+08:00".into(),
-            jr_id: "JR-OLD".into(),
-            dspo_way: "2".into(),
-            reason: String::new(),
-            outcome: "Modify".into(),
-        })
-        .await;
-        // Act
-        let removed = j.prune_now().await;
-        // Assert: only the old decision went, with everything hanging off it.
-        assert_eq!(removed, 1);
-        let c = Connection::open(&j.path).unwrap();
-        let n = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-        assert_eq!(n("SELECT count(*) FROM decisions"), 1);
-        assert_eq!(n("SELECT count(*) FROM hits"), 1);
-        assert_eq!(n("SELECT count(*) FROM jr"), 0);
-        assert_eq!(n("SELECT count(*) FROM feedback"), 0);
-        assert_eq!(j.counters.pruned.load(Ordering::Relaxed), 1);
-        // Without retention nothing is ever pruned.
-        let keep = Journal::open(tempfile::tempdir().unwrap().path(), 4).unwrap();
-        assert_eq!(keep.prune_now().await, 0);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_locked_journal_pushes_back_and_loses_nothing() {
-        // Arrange: another connection holds the database's write lock, so the writer stalls.
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path(), 8).unwrap();
-        let blocker = Connection::open(&j.path).unwrap();
-        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-        // Act: four tasks write 500 records each behind an 8-record queue.
-        let mut tasks = Vec::new();
-        for t in 0..4 {
-            let j = j.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..500 {
-                    j.record(rec(t * 500 + i)).await;
-                }
-            }));
-        }
-        // The writers must end up waiting for room (bounded wait, not a timing assertion).
-        let waited = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-            while j.counters.backpressure.load(Ordering::Relaxed) == 0 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
-        assert!(waited.is_ok(), "a stalled journal must apply back-pressure");
-        assert!(tasks.iter().any(|t| !t.is_finished()), "callers wait while the journal is stalled");
-        blocker.execute_batch("COMMIT").unwrap();
-        drop(blocker);
-        for t in tasks {
-            t.await.unwrap();
-        }
-        j.flush().await;
-        // Assert: every record is there, exactly once.
-        assert_eq!(count(&j.path, None).unwrap(), 2000);
-        assert_eq!(j.counters.written.load(Ordering::Relaxed), 2000);
-        let distinct: i64 = Connection::open(&j.path)
-            .unwrap()
-            .query_row("SELECT count(DISTINCT msgid) FROM decisions", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(distinct, 2000);
-        assert!(j.counters.backpressure.load(Ordering::Relaxed) > 0);
-    }
-
-    #[test]
-    fn pseudonyms_link_the_same_patient_and_hide_the_number() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Pseudonymizer::load_or_create(dir.path()).unwrap();
-        let again = Pseudonymizer::load_or_create(dir.path()).unwrap();
-        let a = p.hash("41000011000000000012345678");
-        assert_eq!(a, again.hash("41000011000000000012345678"));
-        assert_ne!(a, p.hash("41000011000000000012345679"));
-        assert!(!a.contains("12345678"));
-        assert_eq!(a.len(), 32);
-    }
-}
+mod tests;

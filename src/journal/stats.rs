@@ -1,15 +1,17 @@
-//! The office's figures, as plain SQL over a read connection to the journal: hits by rule,
-//! department, doctor and day; amounts intercepted; doctors' answers (3103) per rule; patients by
-//! hits (pseudonyms only); 驾照式记分 exposure per doctor; and the paged decision listing.
+//! The office's figures, as plain SQL over the journal's store (SQLite or PostgreSQL, the same
+//! text for both): hits by rule, department, doctor and service date; amounts intercepted;
+//! doctors' answers (3103) per rule; patients by hits (pseudonyms only); 驾照式记分 exposure per
+//! doctor; and the paged decision listing.
+//!
+//! Dates: the date filters and the by-day figures use each decision's service date (the date of
+//! the claim's lines), never the time it was checked; the listing shows both.
 //!
 //! Everything here reads; nothing renders. Callers run these off the async executor (they are
-//! blocking SQLite reads).
+//! blocking reads) inside [`crate::journal::Journal::read`] or a store's `read`.
 
+use crate::history::store::{Conn, StoreError, P, V};
 use chrono::NaiveDate;
-use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, OpenFlags};
 use serde::Serialize;
-use std::path::Path;
 
 /// Transactions answered locally before the fact (事前/事中分析): their blocks warn, they do not
 /// stop a payment, so they never count as intercepted money.
@@ -25,9 +27,9 @@ pub const TOP: u32 = 20;
 /// Which decisions the figures cover. Empty means "all".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Filter {
-    /// First local date included (`at`).
+    /// First service date included.
     pub from: Option<NaiveDate>,
-    /// Last local date included.
+    /// Last service date included.
     pub to: Option<NaiveDate>,
     pub dept: Option<String>,
     pub doctor: Option<String>,
@@ -142,60 +144,87 @@ impl Filter {
         out
     }
 
-    /// `WHERE` conditions on `decisions d` (without the rule condition on hits) and their values.
-    fn decision_where(&self, with_decision: bool) -> (String, Vec<Value>) {
+    /// `WHERE` conditions on `j_decision d` (without the rule condition on hits).
+    fn decision_where(&self, b: &mut Binds, with_decision: bool) -> String {
         let mut w = vec!["1=1".to_owned()];
-        let mut v: Vec<Value> = Vec::new();
         if let Some(d) = self.from {
-            w.push("substr(d.at, 1, 10) >= ?".into());
-            v.push(Value::Text(d.format("%Y-%m-%d").to_string()));
+            w.push(format!("d.service_date >= {}", b.text(&d.format("%Y-%m-%d").to_string())));
         }
         if let Some(d) = self.to {
-            w.push("substr(d.at, 1, 10) <= ?".into());
-            v.push(Value::Text(d.format("%Y-%m-%d").to_string()));
+            w.push(format!("d.service_date <= {}", b.text(&d.format("%Y-%m-%d").to_string())));
         }
         if let Some(x) = &self.dept {
-            w.push("d.dept_code = ?".into());
-            v.push(Value::Text(x.clone()));
+            w.push(format!("d.dept_code = {}", b.text(x)));
         }
         if let Some(x) = &self.doctor {
-            w.push("d.doctor_code = ?".into());
-            v.push(Value::Text(x.clone()));
+            w.push(format!("d.doctor_code = {}", b.text(x)));
         }
         if let Some(x) = &self.rule {
-            w.push("EXISTS (SELECT 1 FROM hits x WHERE x.decision_id = d.id AND x.rule_id = ?)".into());
-            v.push(Value::Text(x.clone()));
+            w.push(format!("EXISTS (SELECT 1 FROM j_hit x WHERE x.decision_id = d.id AND x.rule_id = {})", b.text(x)));
         }
         if with_decision {
             if let Some(x) = &self.decision {
-                w.push("d.decision = ?".into());
-                v.push(Value::Text(x.clone()));
+                w.push(format!("d.decision = {}", b.text(x)));
             }
         }
-        (w.join(" AND "), v)
+        w.join(" AND ")
     }
 
-    /// Conditions on `hits h JOIN decisions d`: the decision filter plus the rule itself.
-    fn hit_where(&self) -> (String, Vec<Value>) {
-        let (mut w, mut v) = self.decision_where(false);
+    /// Conditions on `j_hit h JOIN j_decision d`: the decision filter plus the rule itself.
+    fn hit_where(&self, b: &mut Binds) -> String {
+        let mut w = self.decision_where(b, false);
         if let Some(x) = &self.rule {
-            w.push_str(" AND h.rule_id = ?");
-            v.push(Value::Text(x.clone()));
+            w.push_str(&format!(" AND h.rule_id = {}", b.text(x)));
         }
-        (w, v)
+        w
     }
 
     /// Hits per decision (restricted to the rule when one is set), as a subquery to join.
-    fn hit_counts(&self) -> (String, Vec<Value>) {
-        match &self.rule {
-            Some(r) => (
-                "SELECT decision_id, count(*) AS n, sum(amount_fen) AS amt FROM hits WHERE rule_id = ? GROUP BY decision_id"
-                    .into(),
-                vec![Value::Text(r.clone())],
-            ),
-            None => ("SELECT decision_id, count(*) AS n, sum(amount_fen) AS amt FROM hits GROUP BY decision_id".into(), vec![]),
-        }
+    fn hit_counts(&self, b: &mut Binds) -> String {
+        let only = match &self.rule {
+            Some(r) => format!(" WHERE rule_id = {}", b.text(r)),
+            None => String::new(),
+        };
+        format!(
+            "SELECT decision_id, COUNT(*) AS n, CAST(SUM(amount_fen) AS BIGINT) AS amt FROM j_hit{only} GROUP BY decision_id"
+        )
     }
+}
+
+/// The text parameters of one statement, numbered `$1, $2, …` in the order they are bound (each
+/// statement gets its own: PostgreSQL wants exactly the parameters a statement uses).
+#[derive(Default)]
+struct Binds(Vec<String>);
+
+impl Binds {
+    fn text(&mut self, v: &str) -> String {
+        self.0.push(v.to_owned());
+        format!("${}", self.0.len())
+    }
+    fn params(&self) -> Vec<P<'_>> {
+        self.0.iter().map(|s| P::T(s)).collect()
+    }
+}
+
+/// A text column (NULL as empty).
+fn t(v: &V) -> String {
+    v.string()
+}
+
+/// An integer column (NULL as 0).
+fn n(v: &V) -> i64 {
+    v.int().unwrap_or(0)
+}
+
+/// `SUM(CASE WHEN cond THEN 1 ELSE 0 END)` as BIGINT, 0 over no rows: counts a condition on both
+/// engines (PostgreSQL cannot sum a boolean, and returns NUMERIC for a sum of BIGINT).
+fn count_if(cond: &str) -> String {
+    format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
+}
+
+/// `SUM(x)` as BIGINT, 0 over no rows.
+fn sum(x: &str) -> String {
+    format!("CAST(COALESCE(SUM({x}), 0) AS BIGINT)")
 }
 
 /// 元 with two decimals from fen.
@@ -291,7 +320,7 @@ pub struct Stats {
     pub by_rule: Vec<RuleRow>,
     pub by_dept: Vec<GroupRow>,
     pub by_doctor: Vec<GroupRow>,
-    /// Every day with decisions, oldest first.
+    /// Every service date with decisions, oldest first.
     pub by_day: Vec<GroupRow>,
     pub feedback: Vec<FeedbackRow>,
     /// Keys are keyed pseudonyms of psn_no, never the number.
@@ -299,47 +328,38 @@ pub struct Stats {
     pub doctor_points: Vec<PointsRow>,
 }
 
-/// Opens the journal for reading (it must exist).
-///
-/// # Errors
-/// The file is missing or not a journal.
-pub fn open_read(path: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
-    // Fails here, not in the middle of a page, when the file is not a journal.
-    c.query_row("SELECT count(*) FROM decisions", [], |r| r.get::<_, i64>(0))?;
-    Ok(c)
-}
-
 fn group(
-    c: &Connection,
+    c: &mut dyn Conn,
     f: &Filter,
     key: &str,
     extra: &str,
     order: &str,
     limit: Option<u32>,
-) -> rusqlite::Result<Vec<GroupRow>> {
-    let (hc, mut v) = f.hit_counts();
-    let (w, wv) = f.decision_where(false);
-    v.extend(wv);
+) -> Result<Vec<GroupRow>, StoreError> {
+    let mut b = Binds::default();
+    let hc = f.hit_counts(&mut b);
+    let w = f.decision_where(&mut b, false);
     let lim = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     let sql = format!(
-        "SELECT {key} AS k, count(*), sum(d.decision = 'remind'), sum(d.decision = 'block'), coalesce(sum(hc.n), 0), coalesce(sum(hc.amt), 0)
-         FROM decisions d LEFT JOIN ({hc}) hc ON hc.decision_id = d.id
-         WHERE {w}{extra} GROUP BY k ORDER BY {order}{lim}"
+        "SELECT {key} AS k, COUNT(*), {}, {}, {}, {}
+         FROM j_decision d LEFT JOIN ({hc}) hc ON hc.decision_id = d.id
+         WHERE {w}{extra} GROUP BY {key} ORDER BY {order}{lim}",
+        count_if("d.decision = 'remind'"),
+        count_if("d.decision = 'block'"),
+        sum("hc.n"),
+        sum("hc.amt"),
     );
-    let mut st = c.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(v), |r| {
-        Ok(GroupRow {
-            key: r.get(0)?,
-            decisions: r.get(1)?,
-            remind: r.get(2)?,
-            block: r.get(3)?,
-            hits: r.get(4)?,
-            amount_fen: r.get(5)?,
+    Ok(c.query(&sql, &b.params())?
+        .iter()
+        .map(|r| GroupRow {
+            key: t(&r[0]),
+            decisions: n(&r[1]),
+            remind: n(&r[2]),
+            block: n(&r[3]),
+            hits: n(&r[4]),
+            amount_fen: n(&r[5]),
         })
-    })?;
-    rows.collect()
+        .collect())
 }
 
 fn rate(n: i64, d: i64) -> f64 {
@@ -354,126 +374,150 @@ fn rate(n: i64, d: i64) -> f64 {
 ///
 /// # Errors
 /// The journal cannot be read.
-pub fn stats(c: &Connection, f: &Filter) -> rusqlite::Result<Stats> {
-    let (dw, dv) = f.decision_where(false);
-    let (hw, hv) = f.hit_where();
-
-    let mut totals = c.query_row(
-        &format!(
-            "SELECT count(*), coalesce(sum(decision = 'pass'), 0), coalesce(sum(decision = 'remind'), 0),
-                    coalesce(sum(decision = 'block'), 0), coalesce(sum(decision = 'unchecked'), 0),
-                    coalesce(sum(infno IN {ANALYSIS}), 0), coalesce(sum(decision = 'block' AND infno NOT IN {ANALYSIS}), 0)
-             FROM decisions d WHERE {dw}"
-        ),
-        params_from_iter(dv.clone()),
-        |r| {
-            Ok(Totals {
-                decisions: r.get(0)?,
-                pass: r.get(1)?,
-                remind: r.get(2)?,
-                block: r.get(3)?,
-                unchecked: r.get(4)?,
-                analyses: r.get(5)?,
-                intercepted: r.get(6)?,
-                ..Totals::default()
-            })
-        },
-    )?;
-    let (hits, intercepted, reminded): (i64, i64, i64) = c.query_row(
-        &format!(
-            "SELECT count(*),
-                    coalesce(sum(CASE WHEN h.action = 'block' AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS} THEN h.amount_fen END), 0),
-                    coalesce(sum(CASE WHEN h.action = 'remind' THEN h.amount_fen END), 0)
-             FROM hits h JOIN decisions d ON d.id = h.decision_id WHERE {hw}"
-        ),
-        params_from_iter(hv.clone()),
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    totals.hits = hits;
-    totals.intercepted_fen = intercepted;
-    totals.reminded_fen = reminded;
-
-    let by_rule = {
-        let mut st = c.prepare(&format!(
-            "SELECT h.rule_id, max(h.rule_name), count(*), sum(h.action = 'block'), sum(h.action = 'remind'),
-                    sum(h.amount_fen), max(h.points)
-             FROM hits h JOIN decisions d ON d.id = h.decision_id WHERE {hw}
-             GROUP BY h.rule_id ORDER BY count(*) DESC, h.rule_id"
-        ))?;
-        let rows = st.query_map(params_from_iter(hv.clone()), |r| {
-            Ok(RuleRow {
-                rule_id: r.get(0)?,
-                rule_name: r.get(1)?,
-                hits: r.get(2)?,
-                block: r.get(3)?,
-                remind: r.get(4)?,
-                amount_fen: r.get(5)?,
-                points: r.get(6)?,
-            })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+pub fn stats(c: &mut dyn Conn, f: &Filter) -> Result<Stats, StoreError> {
+    let mut b = Binds::default();
+    let dw = f.decision_where(&mut b, false);
+    let sql = format!(
+        "SELECT COUNT(*), {}, {}, {}, {}, {}, {} FROM j_decision d WHERE {dw}",
+        count_if("d.decision = 'pass'"),
+        count_if("d.decision = 'remind'"),
+        count_if("d.decision = 'block'"),
+        count_if("d.decision = 'unchecked'"),
+        count_if(&format!("d.infno IN {ANALYSIS}")),
+        count_if(&format!("d.decision = 'block' AND d.infno NOT IN {ANALYSIS}")),
+    );
+    let r = c.query(&sql, &b.params())?;
+    let r = r.first().ok_or_else(|| StoreError::Sql("totals: no row".into()))?;
+    let mut totals = Totals {
+        decisions: n(&r[0]),
+        pass: n(&r[1]),
+        remind: n(&r[2]),
+        block: n(&r[3]),
+        unchecked: n(&r[4]),
+        analyses: n(&r[5]),
+        intercepted: n(&r[6]),
+        ..Totals::default()
     };
 
-    let top = "coalesce(sum(hc.n), 0) DESC, count(*) DESC, k";
+    let mut b = Binds::default();
+    let hw = f.hit_where(&mut b);
+    let sql = format!(
+        "SELECT COUNT(*), {}, {} FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE {hw}",
+        sum(&format!(
+            "CASE WHEN h.action = 'block' AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS} THEN h.amount_fen END"
+        )),
+        sum("CASE WHEN h.action = 'remind' THEN h.amount_fen END"),
+    );
+    let r = c.query(&sql, &b.params())?;
+    let r = r.first().ok_or_else(|| StoreError::Sql("hit totals: no row".into()))?;
+    totals.hits = n(&r[0]);
+    totals.intercepted_fen = n(&r[1]);
+    totals.reminded_fen = n(&r[2]);
+
+    let by_rule = {
+        let mut b = Binds::default();
+        let hw = f.hit_where(&mut b);
+        let sql = format!(
+            "SELECT h.rule_id, MAX(h.rule_name), COUNT(*), {}, {}, {}, MAX(h.points)
+             FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE {hw}
+             GROUP BY h.rule_id ORDER BY COUNT(*) DESC, h.rule_id",
+            count_if("h.action = 'block'"),
+            count_if("h.action = 'remind'"),
+            sum("h.amount_fen"),
+        );
+        c.query(&sql, &b.params())?
+            .iter()
+            .map(|r| RuleRow {
+                rule_id: t(&r[0]),
+                rule_name: t(&r[1]),
+                hits: n(&r[2]),
+                block: n(&r[3]),
+                remind: n(&r[4]),
+                amount_fen: n(&r[5]),
+                points: n(&r[6]),
+            })
+            .collect()
+    };
+
+    let top = "COALESCE(SUM(hc.n), 0) DESC, COUNT(*) DESC, k";
     let by_dept = group(c, f, "d.dept_code", "", top, Some(TOP))?;
     let by_doctor = group(c, f, "d.doctor_code", "", top, Some(TOP))?;
-    let by_day = group(c, f, "substr(d.at, 1, 10)", "", "k", None)?;
-    let top_patients = group(
-        c,
-        f,
-        "d.psn_hash",
-        " AND d.psn_hash <> '' AND hc.n > 0",
-        "coalesce(sum(hc.n), 0) DESC, count(*) DESC, k",
-        Some(10),
-    )?;
+    let by_day = group(c, f, "d.service_date", "", "k", None)?;
+    let top_patients = group(c, f, "d.psn_hash", " AND d.psn_hash <> '' AND hc.n > 0", top, Some(10))?;
 
     let feedback = {
-        let (mut jw, mut jv) = f.decision_where(false);
+        let mut b = Binds::default();
+        let mut jw = f.decision_where(&mut b, false);
         if let Some(r) = &f.rule {
-            jw.push_str(" AND j.rule_id = ?");
-            jv.push(Value::Text(r.clone()));
+            jw.push_str(&format!(" AND j.rule_id = {}", b.text(r)));
         }
-        let mut st = c.prepare(&format!(
+        // The rule's name from the hits of the decision that handed the jr_id out (inside the
+        // aggregate: PostgreSQL refuses an ungrouped column in a plain subquery).
+        let sql = format!(
             "SELECT j.rule_id,
-                    coalesce((SELECT h.rule_name FROM hits h WHERE h.decision_id = j.decision_id AND h.rule_id = j.rule_id LIMIT 1), ''),
-                    count(*), count(fb.id), coalesce(sum(fb.dspo_way = '1'), 0), coalesce(sum(fb.dspo_way = '2'), 0)
-             FROM jr j JOIN decisions d ON d.id = j.decision_id
-             LEFT JOIN feedback fb ON fb.id = (SELECT max(id) FROM feedback WHERE jr_id = j.jr_id)
-             WHERE {jw} GROUP BY j.rule_id ORDER BY count(*) DESC, j.rule_id"
-        ))?;
-        let rows = st.query_map(params_from_iter(jv), |r| {
-            let (answered, continued, modified): (i64, i64, i64) = (r.get(3)?, r.get(4)?, r.get(5)?);
-            Ok(FeedbackRow {
-                rule_id: r.get(0)?,
-                rule_name: r.get(1)?,
-                prompted: r.get(2)?,
-                answered,
-                continued,
-                modified,
-                override_rate: rate(continued, answered),
-                acceptance_rate: rate(modified, answered),
+                    COALESCE(MAX((SELECT h.rule_name FROM j_hit h WHERE h.decision_id = j.decision_id AND h.rule_id = j.rule_id LIMIT 1)), ''),
+                    COUNT(*), COUNT(fb.id), {}, {}
+             FROM j_jr j JOIN j_decision d ON d.id = j.decision_id
+             LEFT JOIN j_feedback fb ON fb.id = (SELECT MAX(id) FROM j_feedback WHERE jr_id = j.jr_id)
+             WHERE {jw} GROUP BY j.rule_id ORDER BY COUNT(*) DESC, j.rule_id",
+            count_if("fb.dspo_way = '1'"),
+            count_if("fb.dspo_way = '2'"),
+        );
+        c.query(&sql, &b.params())?
+            .iter()
+            .map(|r| {
+                let (answered, continued, modified) = (n(&r[3]), n(&r[4]), n(&r[5]));
+                FeedbackRow {
+                    rule_id: t(&r[0]),
+                    rule_name: t(&r[1]),
+                    prompted: n(&r[2]),
+                    answered,
+                    continued,
+                    modified,
+                    override_rate: rate(continued, answered),
+                    acceptance_rate: rate(modified, answered),
+                }
             })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+            .collect()
     };
 
     let doctor_points = {
-        let mut st = c.prepare(&format!(
-            "SELECT d.doctor_code, group_concat(DISTINCT d.dept_code), count(*), sum(h.points), sum(h.amount_fen)
-             FROM hits h JOIN decisions d ON d.id = h.decision_id
-             WHERE {hw} AND h.action = 'block' AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS}
-             GROUP BY d.doctor_code ORDER BY sum(h.points) DESC, count(*) DESC, d.doctor_code LIMIT {TOP}"
-        ))?;
-        let rows = st.query_map(params_from_iter(hv), |r| {
-            Ok(PointsRow {
-                doctor: r.get(0)?,
-                depts: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                blocked_items: r.get(2)?,
-                points: r.get(3)?,
-                amount_fen: r.get(4)?,
+        let blocked = format!("h.action = 'block' AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS}");
+        let mut b = Binds::default();
+        let hw = f.hit_where(&mut b);
+        let sql = format!(
+            "SELECT d.doctor_code, COUNT(*), {}, {}
+             FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE {hw} AND {blocked}
+             GROUP BY d.doctor_code ORDER BY SUM(h.points) DESC, COUNT(*) DESC, d.doctor_code LIMIT {TOP}",
+            sum("h.points"),
+            sum("h.amount_fen"),
+        );
+        let mut rows: Vec<PointsRow> = c
+            .query(&sql, &b.params())?
+            .iter()
+            .map(|r| PointsRow {
+                doctor: t(&r[0]),
+                depts: String::new(),
+                blocked_items: n(&r[1]),
+                points: n(&r[2]),
+                amount_fen: n(&r[3]),
             })
-        })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+            .collect();
+        // Each doctor's departments, in code order (one query for both engines rather than
+        // `group_concat` / `string_agg`).
+        let mut b = Binds::default();
+        let hw = f.hit_where(&mut b);
+        let sql = format!(
+            "SELECT d.doctor_code, d.dept_code FROM j_hit h JOIN j_decision d ON d.id = h.decision_id
+             WHERE {hw} AND {blocked} AND d.dept_code <> '' GROUP BY d.doctor_code, d.dept_code ORDER BY d.doctor_code, d.dept_code"
+        );
+        let pairs = c.query(&sql, &b.params())?;
+        for p in &mut rows {
+            let depts: Vec<String> =
+                pairs.iter().filter(|r| r[0].text() == Some(p.doctor.as_str())).map(|r| t(&r[1])).collect();
+            p.depts = depts.join(",");
+        }
+        rows
     };
 
     Ok(Stats { filter: f.clone(), totals, by_rule, by_dept, by_doctor, by_day, feedback, top_patients, doctor_points })
@@ -509,7 +553,10 @@ pub struct AnswerRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub id: i64,
+    /// When it was checked (RFC 3339, local time).
     pub at: String,
+    /// The service date of the claim (`yyyy-MM-dd`).
+    pub service_date: String,
     pub infno: String,
     pub msgid: String,
     pub fixmedins_code: String,
@@ -537,85 +584,101 @@ pub struct Listing {
 }
 
 const ENTRY_COLS: &str =
-    "d.id, d.at, d.infno, d.msgid, d.fixmedins_code, d.mdtrt_id, d.psn_hash, d.dept_code, d.doctor_code,
+    "d.id, d.at, d.service_date, d.infno, d.msgid, d.fixmedins_code, d.mdtrt_id, d.psn_hash, d.dept_code, d.doctor_code,
      d.decision, d.ruleset, d.elapsed_us, d.gateway_infcode";
 
-fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-    Ok(Entry {
-        id: r.get(0)?,
-        at: r.get(1)?,
-        infno: r.get(2)?,
-        msgid: r.get(3)?,
-        fixmedins_code: r.get(4)?,
-        mdtrt_id: r.get(5)?,
-        psn_hash: r.get(6)?,
-        dept_code: r.get(7)?,
-        doctor_code: r.get(8)?,
-        decision: r.get(9)?,
-        ruleset: r.get(10)?,
-        elapsed_us: r.get(11)?,
-        gateway_infcode: r.get(12)?,
+fn entry(r: &[V]) -> Entry {
+    Entry {
+        id: n(&r[0]),
+        at: t(&r[1]),
+        service_date: t(&r[2]),
+        infno: t(&r[3]),
+        msgid: t(&r[4]),
+        fixmedins_code: t(&r[5]),
+        mdtrt_id: t(&r[6]),
+        psn_hash: t(&r[7]),
+        dept_code: t(&r[8]),
+        doctor_code: t(&r[9]),
+        decision: t(&r[10]),
+        ruleset: t(&r[11]),
+        elapsed_us: n(&r[12]),
+        gateway_infcode: r[13].int(),
         hits: Vec::new(),
         answers: Vec::new(),
-    })
+    }
 }
 
-fn fill(c: &Connection, e: &mut Entry) -> rusqlite::Result<()> {
-    let mut st = c.prepare_cached(
-        "SELECT rule_id, rule_name, action, severity, amount_fen, lines, message, basis, points FROM hits
-         WHERE decision_id = ?1 ORDER BY rowid",
-    )?;
-    e.hits = st
-        .query_map([e.id], |r| {
-            let lines: String = r.get(5)?;
-            Ok(HitRow {
-                rule_id: r.get(0)?,
-                rule_name: r.get(1)?,
-                action: r.get(2)?,
-                severity: r.get(3)?,
-                amount_fen: r.get(4)?,
-                lines: lines.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-                message: r.get(6)?,
-                basis: r.get(7)?,
-                points: r.get(8)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut st = c.prepare_cached(
-        "SELECT j.jr_id, j.rule_id, f.at, f.dspo_way, f.reason FROM jr j JOIN feedback f ON f.jr_id = j.jr_id
-         WHERE j.decision_id = ?1 ORDER BY f.id",
-    )?;
-    e.answers = st
-        .query_map([e.id], |r| {
-            Ok(AnswerRow {
-                jr_id: r.get(0)?,
-                rule_id: r.get(1)?,
-                at: r.get(2)?,
-                dspo_way: r.get(3)?,
-                reason: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+/// Decisions whose hits and answers one statement reads.
+const FILL_CHUNK: usize = 500;
+
+/// Reads the hits and answers of `items`, a few hundred decisions per statement.
+fn fill(c: &mut dyn Conn, items: &mut [Entry]) -> Result<(), StoreError> {
+    let at: std::collections::HashMap<i64, usize> = items.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let ids: Vec<i64> = items.iter().map(|e| e.id).collect();
+    for chunk in ids.chunks(FILL_CHUNK) {
+        let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let ps: Vec<P<'_>> = chunk.iter().map(|id| P::I(*id)).collect();
+        let hits = c.query(
+            &format!(
+                "SELECT decision_id, rule_id, rule_name, action, severity, amount_fen, lines, message, basis, points FROM j_hit
+                 WHERE decision_id IN ({list}) ORDER BY decision_id, pos"
+            ),
+            &ps,
+        )?;
+        for r in hits {
+            let Some(&i) = at.get(&n(&r[0])) else { continue };
+            items[i].hits.push(HitRow {
+                rule_id: t(&r[1]),
+                rule_name: t(&r[2]),
+                action: t(&r[3]),
+                severity: t(&r[4]),
+                amount_fen: n(&r[5]),
+                lines: t(&r[6]).split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                message: t(&r[7]),
+                basis: t(&r[8]),
+                points: n(&r[9]),
+            });
+        }
+        let answers = c.query(
+            &format!(
+                "SELECT j.decision_id, j.jr_id, j.rule_id, f.at, f.dspo_way, f.reason FROM j_jr j JOIN j_feedback f ON f.jr_id = j.jr_id
+                 WHERE j.decision_id IN ({list}) ORDER BY f.id"
+            ),
+            &ps,
+        )?;
+        for r in answers {
+            let Some(&i) = at.get(&n(&r[0])) else { continue };
+            items[i].answers.push(AnswerRow {
+                jr_id: t(&r[1]),
+                rule_id: t(&r[2]),
+                at: t(&r[3]),
+                dspo_way: t(&r[4]),
+                reason: t(&r[5]),
+            });
+        }
+    }
     Ok(())
 }
 
-/// One page of decisions matching `f`, newest first, each with its hits and answers.
+/// One page of decisions matching `f`, newest check first, each with its hits and answers.
 ///
 /// # Errors
 /// The journal cannot be read.
-pub fn list(c: &Connection, f: &Filter, p: Paging) -> rusqlite::Result<Listing> {
-    let (w, v) = f.decision_where(true);
-    let total: i64 =
-        c.query_row(&format!("SELECT count(*) FROM decisions d WHERE {w}"), params_from_iter(v.clone()), |r| r.get(0))?;
+pub fn list(c: &mut dyn Conn, f: &Filter, p: Paging) -> Result<Listing, StoreError> {
+    let mut b = Binds::default();
+    let w = f.decision_where(&mut b, true);
+    let total =
+        c.query(&format!("SELECT COUNT(*) FROM j_decision d WHERE {w}"), &b.params())?.first().map_or(0, |r| n(&r[0]));
     let offset = u64::from(p.page.saturating_sub(1)) * u64::from(p.per_page);
-    let mut st = c.prepare(&format!(
-        "SELECT {ENTRY_COLS} FROM decisions d WHERE {w} ORDER BY d.at DESC, d.id DESC LIMIT {} OFFSET {offset}",
-        p.per_page
-    ))?;
-    let mut items = st.query_map(params_from_iter(v), entry)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    for e in &mut items {
-        fill(c, e)?;
-    }
+    let rows = c.query(
+        &format!(
+            "SELECT {ENTRY_COLS} FROM j_decision d WHERE {w} ORDER BY d.at DESC, d.id DESC LIMIT {} OFFSET {offset}",
+            p.per_page
+        ),
+        &b.params(),
+    )?;
+    let mut items: Vec<Entry> = rows.iter().map(|r| entry(r)).collect();
+    fill(c, &mut items)?;
     Ok(Listing { filter: f.clone(), page: p.page, per_page: p.per_page, total, items })
 }
 
@@ -623,17 +686,13 @@ pub fn list(c: &Connection, f: &Filter, p: Paging) -> rusqlite::Result<Listing> 
 ///
 /// # Errors
 /// The journal cannot be read.
-pub fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<Entry>> {
-    let mut st = c.prepare(&format!("SELECT {ENTRY_COLS} FROM decisions d WHERE d.id = ?1"))?;
-    let mut rows = st.query_map([id], entry)?;
-    match rows.next() {
-        Some(e) => {
-            let mut e = e?;
-            fill(c, &mut e)?;
-            Ok(Some(e))
-        }
-        None => Ok(None),
-    }
+pub fn get(c: &mut dyn Conn, id: i64) -> Result<Option<Entry>, StoreError> {
+    let rows = c.query(&format!("SELECT {ENTRY_COLS} FROM j_decision d WHERE d.id = $1"), &[P::I(id)])?;
+    let Some(r) = rows.first() else { return Ok(None) };
+    let mut e = [entry(r)];
+    fill(c, &mut e)?;
+    let [e] = e;
+    Ok(Some(e))
 }
 
 /// Departments, doctors, and rules with their names.
@@ -644,14 +703,17 @@ pub type Choices = (Vec<String>, Vec<String>, Vec<(String, String)>);
 ///
 /// # Errors
 /// The journal cannot be read.
-pub fn choices(c: &Connection) -> rusqlite::Result<Choices> {
-    let col = |sql: &str| -> rusqlite::Result<Vec<String>> { c.prepare(sql)?.query_map([], |r| r.get(0))?.collect() };
-    let depts = col("SELECT DISTINCT dept_code FROM decisions WHERE dept_code <> '' ORDER BY 1 LIMIT 500")?;
-    let doctors = col("SELECT DISTINCT doctor_code FROM decisions WHERE doctor_code <> '' ORDER BY 1 LIMIT 500")?;
+pub fn choices(c: &mut dyn Conn) -> Result<Choices, StoreError> {
+    let mut col =
+        |sql: &str| -> Result<Vec<String>, StoreError> { Ok(c.query(sql, &[])?.iter().map(|r| t(&r[0])).collect()) };
+    let depts = col("SELECT DISTINCT dept_code FROM j_decision WHERE dept_code <> '' ORDER BY dept_code LIMIT 500")?;
+    let doctors =
+        col("SELECT DISTINCT doctor_code FROM j_decision WHERE doctor_code <> '' ORDER BY doctor_code LIMIT 500")?;
     let rules = c
-        .prepare("SELECT rule_id, max(rule_name) FROM hits GROUP BY rule_id ORDER BY rule_id LIMIT 500")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .query("SELECT rule_id, MAX(rule_name) FROM j_hit GROUP BY rule_id ORDER BY rule_id LIMIT 500", &[])?
+        .iter()
+        .map(|r| (t(&r[0]), t(&r[1])))
+        .collect();
     Ok((depts, doctors, rules))
 }
 

@@ -87,6 +87,24 @@ pub static JOURNAL_PRUNED: Lazy<prometheus::IntCounter> = Lazy::new(|| {
     REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
     c
 });
+/// Journal records (decisions, 3103 answers) kept in the local spill file because the shared store
+/// was down or too slow; each is drained into the store later (never dropped).
+pub static JOURNAL_SPILLED: Lazy<prometheus::IntCounter> = Lazy::new(|| {
+    let c = prometheus::IntCounter::new(
+        "claimgate_journal_spilled_total",
+        "Journal records kept in the local spill file while the shared store was down or slow",
+    )
+    .expect("metric definition");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
+    c
+});
+/// Journal records waiting in the spill file for the shared store.
+pub static JOURNAL_SPILL_PENDING: Lazy<IntGauge> = Lazy::new(|| {
+    let g = IntGauge::new("claimgate_journal_spill_pending", "Journal records waiting in the spill file")
+        .expect("metric definition");
+    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
 pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
     let g = IntGauge::new("claimgate_ruleset_rules", "Rules in the active rule set").expect("metric definition");
     REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
@@ -157,6 +175,8 @@ pub fn touch() {
     Lazy::force(&JOURNAL_BACKPRESSURE);
     Lazy::force(&JOURNAL_ERRORS);
     Lazy::force(&JOURNAL_PRUNED);
+    Lazy::force(&JOURNAL_SPILLED);
+    Lazy::force(&JOURNAL_SPILL_PENDING);
 }
 
 /// The Prometheus text exposition.

@@ -408,10 +408,8 @@ async fn by_default_a_check_over_budget_is_forwarded_unchecked_and_counted() {
     assert_eq!(r.decision.as_deref(), Some("unchecked"));
     assert!(app.received().await.iter().any(|m| m["infno"] == "2204"), "the claim was not forwarded");
     assert!(metrics::FALLBACKS.with_label_values(&["budget"]).get() > before);
-    let j = app.journal().await;
-    let n: i64 = j
-        .query_row("SELECT count(*) FROM decisions WHERE msgid = 'FPO1' AND decision = 'unchecked'", [], |r| r.get(0))
-        .unwrap();
+    let n =
+        app.journal_int("SELECT COUNT(*) FROM j_decision WHERE msgid = 'FPO1' AND decision = 'unchecked'", &[]).await;
     assert_eq!(n, 1, "the fallback is journaled");
 }
 

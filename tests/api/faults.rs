@@ -113,9 +113,11 @@ fn clean_upload(msgid: &str) -> Value {
 
 /// The journal row for `msgid`: (decision, gateway_infcode).
 async fn journaled(app: &TestApp, msgid: &str) -> Vec<(String, Option<i64>)> {
-    let j = app.journal().await;
-    let mut st = j.prepare("SELECT decision, gateway_infcode FROM decisions WHERE msgid = ?1").unwrap();
-    st.query_map([msgid], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    app.journal_rows("SELECT decision, gateway_infcode FROM j_decision WHERE msgid = $1", &[msgid])
+        .await
+        .iter()
+        .map(|r| (r[0].string(), r[1].int()))
+        .collect()
 }
 
 #[actix_web::test]
@@ -258,6 +260,10 @@ impl Cuttable {
         self.cut.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
+    /// The host is back: new connections are relayed again.
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
 }
 
 #[actix_web::test]
@@ -302,6 +308,73 @@ async fn with_the_shared_store_unreachable_a_claim_falls_back_by_policy_within_t
     let r = app.call(&again).await;
     assert_eq!(r.decision.as_deref(), Some("block"));
     assert!(t1.elapsed() < Duration::from_millis(500), "{:?}", t1.elapsed());
+}
+
+#[actix_web::test]
+async fn with_the_shared_store_down_decisions_are_spilled_and_reach_it_exactly_once_when_it_is_back() {
+    // Arrange: history and the journal in PostgreSQL, behind a relay we can cut.
+    let Some(url) = pg("journal_down") else { return };
+    let hostport = url.split('@').nth(1).and_then(|r| r.split('/').next()).unwrap().to_owned();
+    let relay = Cuttable::to(hostport.parse().unwrap());
+    let via = url.replace(&hostport, &relay.addr.to_string());
+    let app = spawn_app_with(Options { history_store: Some(via), ..Options::default() }).await;
+    let upload = |i: usize| {
+        let mut e = clean_upload(&format!("PGDOWN{i:04}"));
+        e["input"]["feedetail"][0]["feedetl_sn"] = format!("F{i}").into();
+        e
+    };
+    // Each is checked and journaled (the simulated gateway does not know the visit and refuses it;
+    // the refusal is journaled as its outcome).
+    for i in 0..3 {
+        assert!(app.call(&upload(i)).await.decision.is_some());
+    }
+    app.state.journal.flush().await;
+    assert_eq!(app.state.journal.spill_pending(), 0);
+    let spilled_before = metrics::JOURNAL_SPILLED.get();
+    // Act: PostgreSQL goes away; claims keep coming.
+    relay.cut();
+    let t0 = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 3..43 {
+        let t = Instant::now();
+        let r = app.call(&upload(i)).await;
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(r.decision.as_deref(), Some("pass"), "the claim is still checked: {}", r.json);
+    }
+    let all = t0.elapsed();
+    app.state.journal.flush().await;
+    // Assert: nothing waited on the dead store (only the first call finds it gone, within the
+    // pool's 1 s connection timeout); the decisions are in the spill file, counted.
+    assert!(slowest < Duration::from_millis(1_500), "a claim waited {slowest:?}");
+    assert!(all < Duration::from_secs(10), "40 claims took {all:?}");
+    let pending = app.state.journal.spill_pending();
+    eprintln!("PostgreSQL cut: 40 claims in {all:?}, slowest {slowest:?}; {pending} journal records spilled");
+    assert!(pending >= 40, "the outage's decisions wait in the spill file: {pending}");
+    assert!(metrics::JOURNAL_SPILLED.get() > spilled_before, "spills are counted");
+    let (_, m) = app.get("/metrics", None).await;
+    assert!(m.contains("claimgate_journal_spilled_total"));
+    // The office cannot read a journal that is down: a clear error at once, not a hang.
+    let t = Instant::now();
+    let (status, body) = app.get("/admin/v1/stats", Some("secret-token")).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("审核日志读取失败"), "{body}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // PostgreSQL is back: the writer drains the spill file into it.
+    relay.restore();
+    let t1 = Instant::now();
+    while app.state.journal.spill_pending() > 0 {
+        assert!(t1.elapsed() < Duration::from_secs(60), "not drained: {}", app.state.journal.spill_pending());
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every decision is in PostgreSQL exactly once (read straight from the server).
+    eprintln!("drained {pending} records in {:?} after PostgreSQL came back", t1.elapsed());
+    let rows = pg_rows(&url, "SELECT COUNT(*), COUNT(DISTINCT msgid) FROM j_decision WHERE msgid LIKE 'PGDOWN%'");
+    let (n, distinct): (i64, i64) = (rows[0].get(0), rows[0].get(1));
+    assert_eq!((n, distinct), (43, 43));
+    // The office sees them too.
+    let (_, body) = app.get("/admin/v1/stats", Some("secret-token")).await;
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["totals"]["decisions"], 43, "{}", s["totals"]);
 }
 
 // === bureau ===

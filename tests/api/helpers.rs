@@ -1,6 +1,44 @@
 use claimgate::config::Config;
+use claimgate::history::store::{P, V};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+
+/// A private schema on the test PostgreSQL server (`CLAIMGATE_TEST_PG`, started by `.ci/pg`) as a
+/// URL whose search_path is that schema, or `None` (skipped, said so) when no server is configured;
+/// `CLAIMGATE_REQUIRE_PG` turns the skip into a failure.
+pub fn pg(test: &str) -> Option<String> {
+    let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") else {
+        assert!(
+            std::env::var("CLAIMGATE_REQUIRE_PG").is_err(),
+            "CLAIMGATE_REQUIRE_PG is set but CLAIMGATE_TEST_PG is not"
+        );
+        eprintln!("SKIPPED {test} on PostgreSQL: CLAIMGATE_TEST_PG is not set");
+        return None;
+    };
+    let schema = format!("t_{test}_{}", std::process::id());
+    let u = url.clone();
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+    // The sync client must not run on the test's async executor.
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&u, postgres::NoTls).expect("test PostgreSQL");
+        c.batch_execute(&sql).expect("schema");
+    })
+    .join()
+    .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// One query straight on PostgreSQL (`url` as [`pg`] returns it), off the async executor.
+pub fn pg_rows(url: &str, sql: &str) -> Vec<postgres::Row> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("test PostgreSQL");
+        c.query(sql.as_str(), &[]).expect("query")
+    })
+    .join()
+    .unwrap()
+}
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -148,10 +186,22 @@ impl TestApp {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    /// Waits until the journal is durable and opens it for reading.
-    pub async fn journal(&self) -> rusqlite::Connection {
+    /// Waits until the journal is durable, then runs one query on whichever store holds it
+    /// (SQLite or PostgreSQL; `$1…` text parameters).
+    pub async fn journal_rows(&self, sql: &str, params: &[&str]) -> Vec<Vec<V>> {
         self.state.journal.flush().await;
-        rusqlite::Connection::open(&self.state.journal.path).unwrap()
+        let j = self.state.journal.clone();
+        let (sql, ps) = (sql.to_owned(), params.iter().map(|p| (*p).to_owned()).collect::<Vec<String>>());
+        tokio::task::spawn_blocking(move || {
+            j.read(|c| c.query(&sql, &ps.iter().map(|p| P::T(p)).collect::<Vec<_>>())).unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The journal query's first column of its first row, as an integer.
+    pub async fn journal_int(&self, sql: &str, params: &[&str]) -> i64 {
+        self.journal_rows(sql, params).await.first().and_then(|r| r[0].int()).unwrap_or(-1)
     }
 
     /// What the simulated gateway received so far.

@@ -5,30 +5,6 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
 
-/// A private schema on the test server, or `None` (skipped) when no server is configured.
-fn pg(test: &str) -> Option<String> {
-    let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") else {
-        assert!(
-            std::env::var("CLAIMGATE_REQUIRE_PG").is_err(),
-            "CLAIMGATE_REQUIRE_PG is set but CLAIMGATE_TEST_PG is not"
-        );
-        eprintln!("SKIPPED {test} on PostgreSQL: CLAIMGATE_TEST_PG is not set");
-        return None;
-    };
-    let schema = format!("t_{test}_{}", std::process::id());
-    let u = url.clone();
-    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
-    // The sync client must not run on the test's async executor.
-    std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&u, postgres::NoTls).expect("test PostgreSQL");
-        c.batch_execute(&sql).expect("schema");
-    })
-    .join()
-    .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
-}
-
 async fn app(store: Option<String>, packs: Vec<&'static str>) -> TestApp {
     spawn_app_with(Options { history_store: store, packs, ..Options::default() }).await
 }
@@ -242,13 +218,14 @@ async fn stays_and_trace_codes(store: Option<String>) {
     // Day 9: reminded (and forwarded); day 16: not.
     let r = admission(&app, &psn, "A2", "2025-03-19 09:00:00", "I63.901").await;
     assert_eq!(r.decision.as_deref(), Some("remind"), "{}", r.json);
-    let j = app.journal().await;
-    let hit: String = j
-        .query_row(
-            "SELECT rule_id FROM hits JOIN decisions d ON d.id = hits.decision_id WHERE d.msgid = 'A2'",
-            [],
-            |r| r.get(0),
+    let hit = app
+        .journal_rows(
+            "SELECT h.rule_id FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE d.msgid = 'A2'",
+            &[],
         )
+        .await
+        .first()
+        .map(|r| r[0].string())
         .unwrap_or_default();
     assert_eq!(hit, "HIS-READMIT-001");
     let (psn2, _) = outpatient(&app, "410702196001010051", "2025-03-01", "9").await;

@@ -1,7 +1,7 @@
 //! The office: statistics API, pages (in real headless chromium), report command, and the
 //! absence of personal data in everything the office reads.
 
-use crate::helpers::{root, spawn_app, TestApp};
+use crate::helpers::{envelope, line, pg, pg_rows, register, root, spawn_app, spawn_app_with, Options, TestApp};
 use claimgate::demo::{replay, Row, DAY};
 use serde_json::Value;
 use std::path::Path;
@@ -27,8 +27,23 @@ async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
 
 #[actix_web::test]
 async fn the_stats_api_counts_the_demo_day_behind_the_admin_token() {
+    demo_day_figures(spawn_app().await).await;
+}
+
+/// The same figures from the journal in the shared store (PostgreSQL).
+#[actix_web::test]
+async fn the_stats_api_counts_the_demo_day_from_postgres() {
+    let Some(url) = pg("office_stats") else { return };
+    let app = spawn_app_with(Options { history_store: Some(url.clone()), ..Options::default() }).await;
+    assert!(app.state.journal.sqlite_path().is_none(), "the journal is in the shared store");
+    demo_day_figures(app).await;
+    // It is there, in the journal's own tables beside history's.
+    let n: i64 = pg_rows(&url, "SELECT COUNT(*) FROM j_decision")[0].get(0);
+    assert_eq!(n, 13);
+}
+
+async fn demo_day_figures(app: TestApp) {
     // Arrange
-    let app = spawn_app().await;
     let rows = demo_day(&app).await;
     // Act
     let (anon, _) = app.get("/admin/v1/stats", None).await;
@@ -67,7 +82,16 @@ async fn the_stats_api_counts_the_demo_day_behind_the_admin_token() {
 
 #[actix_web::test]
 async fn the_journal_api_pages_and_filters_decisions() {
-    let app = spawn_app().await;
+    demo_day_listing(spawn_app().await).await;
+}
+
+#[actix_web::test]
+async fn the_journal_api_pages_and_filters_decisions_from_postgres() {
+    let Some(url) = pg("office_journal") else { return };
+    demo_day_listing(spawn_app_with(Options { history_store: Some(url), ..Options::default() }).await).await;
+}
+
+async fn demo_day_listing(app: TestApp) {
     demo_day(&app).await;
     let (status, l) = get_json(&app, "/admin/v1/journal?per_page=5&page=2").await;
     assert_eq!(status, 200);
@@ -148,6 +172,7 @@ async fn what_the_office_shows_from_the_journal_is_escaped() {
         .journal
         .record(claimgate::journal::Record {
             at: chrono::Local::now().to_rfc3339(),
+            service_date: None,
             infno: "2204".into(),
             msgid: "M1".into(),
             fixmedins_code: "H1".into(),
@@ -354,10 +379,11 @@ async fn the_report_command_writes_the_figures_in_three_formats() {
     let app = spawn_app().await;
     demo_day(&app).await;
     let dir = tempfile::tempdir().unwrap();
-    let today = chrono::Local::now().date_naive().to_string();
+    // The period is the demo day's service date (it is replayed today).
+    let day = "2025-06-10";
     let run = |format: &str, out: &Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_claimgate"))
-            .args(["report", "--from", &today, "--to", &today, "--format", format, "--data"])
+            .args(["report", "--from", day, "--to", day, "--format", format, "--data"])
             .arg(app.data.path())
             .arg("-o")
             .arg(out)
@@ -403,6 +429,98 @@ async fn the_report_command_writes_the_figures_in_three_formats() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("未找到审核日志"));
+}
+
+/// `claimgate report` with the journal in PostgreSQL: found through `CLAIMGATE_HISTORY_STORE` or the
+/// configuration file, as `serve` finds it; not in the data directory.
+#[actix_web::test]
+async fn the_report_command_reads_the_journal_from_postgres_as_serve_configures_it() {
+    let Some(url) = pg("office_report") else { return };
+    // Arrange: the demo day through a claimgate whose journal is in the shared store.
+    let app = spawn_app_with(Options { history_store: Some(url.clone()), ..Options::default() }).await;
+    demo_day(&app).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let report = |extra: &[&std::ffi::OsStr], env: &[(&str, &str)], unset: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_claimgate"));
+        cmd.args(["report", "--from", "2025-06-10", "--to", "2025-06-10", "--format", "json"]).args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        for k in unset {
+            cmd.env_remove(k);
+        }
+        cmd.output().unwrap()
+    };
+    let data = elsewhere.path().as_os_str();
+    // Act: through the environment, with a data directory that holds no journal.
+    let by_env = report(&["--data".as_ref(), data], &[("CLAIMGATE_HISTORY_STORE", &url)], &[]);
+    // Through the configuration file.
+    let cfg = elsewhere.path().join("claimgate.yaml");
+    std::fs::write(&cfg, format!("history_store: \"{url}\"\ndata: \"{}\"\n", elsewhere.path().display())).unwrap();
+    let by_file = report(&["--config".as_ref(), cfg.as_os_str()], &[], &["CLAIMGATE_HISTORY_STORE", "CLAIMGATE_DATA"]);
+    // Neither: the (empty) data directory is all it has.
+    let neither = report(&["--data".as_ref(), data], &[], &["CLAIMGATE_HISTORY_STORE"]);
+    // Assert
+    for o in [&by_env, &by_file] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let t = &v["totals"];
+        assert_eq!((t["decisions"].as_i64(), t["block"].as_i64(), t["remind"].as_i64()), (Some(13), Some(2), Some(5)));
+        assert_eq!(t["intercepted_amount"], "160.00");
+        assert_eq!(v["by_day"][0]["key"], "2025-06-10");
+    }
+    assert_eq!(neither.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&neither.stderr).contains("未找到审核日志"));
+    assert!(!app.data.path().join("journal.sqlite").exists(), "no local journal with the shared store");
+}
+
+/// A claim about 2025-06-10 uploaded (and checked) today counts on 2025-06-10: the trend, the date
+/// filters and the listing go by the service date; the listing keeps the time of the check.
+#[actix_web::test]
+async fn a_claim_is_counted_on_its_service_date_not_on_the_day_it_was_checked() {
+    service_date_figures(spawn_app().await).await;
+    if let Some(url) = pg("office_service_date") {
+        service_date_figures(spawn_app_with(Options { history_store: Some(url), ..Options::default() }).await).await;
+    }
+}
+
+async fn service_date_figures(app: TestApp) {
+    // Arrange: a visit on 2025-06-10, its fee lines uploaded today.
+    let (psn, visit) = register(&app, "410702198003150031", "11", 1).await;
+    let now = chrono::Local::now();
+    let today = now.date_naive().to_string();
+    assert_ne!(today, "2025-06-10");
+    let mut upload = envelope(
+        "2204",
+        "H41070100001202506100910000077",
+        serde_json::json!({"feedetail": [line("F1", &visit, &psn, "001102000010000", 1, "15.00", "15.00", None)]}),
+    );
+    upload["inf_time"] = now.format("%Y-%m-%d %H:%M:%S").to_string().into();
+    // Act
+    let r = app.call(&upload).await;
+    assert_eq!(r.json["infcode"], 0, "{}", r.json);
+    app.state.journal.flush().await;
+    // Assert
+    let (_, s) = get_json(&app, "/admin/v1/stats").await;
+    let days: Vec<(String, i64)> = s["by_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["key"].as_str().unwrap().to_owned(), d["decisions"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(days, vec![("2025-06-10".to_owned(), 1)], "the daily trend goes by the service date");
+    let (_, on_day) = get_json(&app, "/admin/v1/stats?from=2025-06-10&to=2025-06-10").await;
+    assert_eq!(on_day["totals"]["decisions"], 1);
+    let (_, checked_today) = get_json(&app, &format!("/admin/v1/stats?from={today}&to={today}")).await;
+    assert_eq!(checked_today["totals"]["decisions"], 0, "today is when it was checked, not its date");
+    let (_, l) = get_json(&app, "/admin/v1/journal?from=2025-06-10&to=2025-06-10").await;
+    assert_eq!(l["total"], 1);
+    let item = &l["items"][0];
+    assert_eq!(item["service_date"], "2025-06-10");
+    assert!(item["at"].as_str().unwrap().starts_with(&today), "the check time is listed too: {item}");
+    let (_, page) = app.get("/office", Some(TOKEN)).await;
+    assert!(page.contains("data-day=\"2025-06-10\"") && !page.contains(&format!("data-day=\"{today}\"")));
+    assert!(page.contains("服务日期"));
 }
 
 /// The value shown in the card `data-k="key"`.

@@ -81,20 +81,20 @@ async fn a_reminder_is_forwarded_with_its_decision_header() {
     assert_eq!(r.json["infcode"], 0);
     assert!(app.received().await.iter().any(|x| x["infno"] == "2204"));
     // The reminder is journaled with its hit and the gateway's outcome; the person only as a pseudonym.
-    let db = app.journal().await;
-    let (decision, infcode, psn_hash): (String, Option<i64>, String) = db
-        .query_row(
-            "SELECT decision, gateway_infcode, psn_hash FROM decisions WHERE msgid = ?1",
-            ["H41070100001202506100910000003"],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    let row = app
+        .journal_rows(
+            "SELECT decision, gateway_infcode, psn_hash, service_date FROM j_decision WHERE msgid = $1",
+            &["H41070100001202506100910000003"],
         )
-        .unwrap();
+        .await
+        .remove(0);
+    let (decision, infcode, psn_hash) = (row[0].string(), row[1].int(), row[2].string());
     assert_eq!((decision.as_str(), infcode), ("remind", Some(0)));
+    assert_eq!(row[3].string(), "2025-06-10", "the lines' service date");
     assert_eq!(psn_hash.len(), 32);
     assert_ne!(psn_hash, psn);
-    let rule: String = db.query_row("SELECT rule_id FROM hits", [], |r| r.get(0)).unwrap();
+    let rule = app.journal_rows("SELECT rule_id FROM j_hit", &[]).await[0][0].string();
     assert_eq!(rule, "CG-DAYS-001");
-    drop(db);
     // No clear psn_no or certno anywhere in the journal's files.
     for entry in std::fs::read_dir(app.data.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
@@ -167,16 +167,14 @@ async fn a_3103_continue_with_reason_passes_an_overridable_block_for_the_same_li
     assert_eq!(r.decision.as_deref(), Some("block"));
 
     // Both answers are journaled with their reasons; the blocks with no gateway outcome.
-    let db = app.journal().await;
-    let answers: i64 = db.query_row("SELECT count(*) FROM feedback WHERE jr_id = ?1", [jr_id], |r| r.get(0)).unwrap();
+    let answers = app.journal_int("SELECT COUNT(*) FROM j_feedback WHERE jr_id = $1", &[jr_id]).await;
     assert_eq!(answers, 2);
-    let blocks: i64 = db
-        .query_row(
-            "SELECT count(*) FROM decisions WHERE infno = '2301' AND decision = 'block' AND gateway_infcode IS NULL",
-            [],
-            |r| r.get(0),
+    let blocks = app
+        .journal_int(
+            "SELECT COUNT(*) FROM j_decision WHERE infno = '2301' AND decision = 'block' AND gateway_infcode IS NULL",
+            &[],
         )
-        .unwrap();
+        .await;
     assert_eq!(blocks, 2);
 }
 

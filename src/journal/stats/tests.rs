@@ -1,5 +1,5 @@
 use super::*;
-use crate::journal::{Feedback, HitRecord, Journal, JrLink, Record};
+use crate::journal::{db, Feedback, HitRecord, Journal, JrLink, Options, Record};
 
 fn hit(rule: &str, action: &str, fen: i64, points: u32) -> HitRecord {
     HitRecord {
@@ -27,7 +27,9 @@ fn rec(
     jr: Vec<JrLink>,
 ) -> Record {
     Record {
-        at: format!("{at}T09:00:00+08:00"),
+        // Checked two days after the service date: the figures must go by the service date.
+        at: format!("{}T09:00:00+08:00", NaiveDate::parse_from_str(at, "%Y-%m-%d").unwrap() + chrono::Days::new(2)),
+        service_date: NaiveDate::parse_from_str(at, "%Y-%m-%d").ok(),
         infno: infno.into(),
         msgid: format!("M-{at}-{doctor}-{decision}"),
         fixmedins_code: "H1".into(),
@@ -44,9 +46,28 @@ fn rec(
     }
 }
 
+/// The journals to run a test on: embedded, and on PostgreSQL when the test server is there.
+fn journals(test: &str) -> Vec<(Journal, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = vec![(Journal::open(dir.path(), 16).unwrap(), dir)];
+    if let Some(store) = db::tests::pg_store(test) {
+        let dir = tempfile::tempdir().unwrap();
+        v.push((Journal::open_shared(dir.path(), store, Options { queue: 16, ..Options::default() }).unwrap(), dir));
+    }
+    v
+}
+
+/// Runs reads on the journal's store, off the async executor.
+async fn read<T: Send + 'static>(
+    j: &Journal,
+    f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError> + Send + 'static,
+) -> T {
+    let j = j.clone();
+    tokio::task::spawn_blocking(move || j.read(f).unwrap()).await.unwrap()
+}
+
 /// Two days, two departments, three doctors: the figures below are counted by hand from this.
-async fn seed(dir: &std::path::Path) -> Journal {
-    let j = Journal::open(dir, 16).unwrap();
+async fn seed(j: &Journal) {
     let day1 = "2025-06-10";
     let day2 = "2025-06-11";
     j.record(rec(day1, "2204", "内科", "D1", "p1", "pass", vec![], vec![])).await;
@@ -91,17 +112,20 @@ async fn seed(dir: &std::path::Path) -> Journal {
         .await;
     }
     j.flush().await;
-    j
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_count_what_was_journaled() {
+    for (j, _dir) in journals("figures") {
+        figures(&j).await;
+    }
+}
+
+async fn figures(j: &Journal) {
     // Arrange
-    let dir = tempfile::tempdir().unwrap();
-    let j = seed(dir.path()).await;
-    let c = open_read(&j.path).unwrap();
+    seed(j).await;
     // Act
-    let s = stats(&c, &Filter::default()).unwrap();
+    let s = read(j, |c| stats(c, &Filter::default())).await;
     // Assert
     let t = &s.totals;
     assert_eq!((t.decisions, t.pass, t.remind, t.block, t.unchecked, t.analyses), (6, 1, 1, 3, 1, 1));
@@ -131,48 +155,59 @@ async fn figures_count_what_was_journaled() {
     assert_eq!(pts, vec![("D2", 1, 3, 6000), ("D3", 1, 2, 2000)]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_narrow_every_figure() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = seed(dir.path()).await;
-    let c = open_read(&j.path).unwrap();
-    let day2 = NaiveDate::from_ymd_opt(2025, 6, 11);
-    let s = stats(&c, &Filter { from: day2, to: day2, ..Filter::default() }).unwrap();
-    assert_eq!((s.totals.decisions, s.totals.hits), (3, 3));
-    let s = stats(&c, &Filter { dept: Some("内科".into()), ..Filter::default() }).unwrap();
-    assert_eq!((s.totals.decisions, s.totals.remind, s.totals.block), (4, 1, 1));
-    let s = stats(&c, &Filter { rule: Some("R-SEX".into()), ..Filter::default() }).unwrap();
-    // Decisions with a R-SEX hit; hit figures count R-SEX only.
-    assert_eq!((s.totals.decisions, s.totals.hits, s.totals.reminded_fen), (2, 2, 0));
-    assert_eq!(s.by_rule.len(), 1);
-    assert_eq!(s.feedback.len(), 1);
-    let s = stats(&c, &Filter { doctor: Some("D1".into()), ..Filter::default() }).unwrap();
-    assert_eq!((s.totals.decisions, s.totals.hits, s.doctor_points.len()), (2, 1, 0));
+    for (j, _dir) in journals("filters") {
+        seed(&j).await;
+        let on = |f: Filter| read(&j, move |c| stats(c, &f));
+        // By service date: the decisions about 2025-06-11 (checked on the 13th).
+        let day2 = NaiveDate::from_ymd_opt(2025, 6, 11);
+        let s = on(Filter { from: day2, to: day2, ..Filter::default() }).await;
+        assert_eq!((s.totals.decisions, s.totals.hits), (3, 3));
+        let checked = NaiveDate::from_ymd_opt(2025, 6, 13);
+        let s = on(Filter { from: checked, to: checked, ..Filter::default() }).await;
+        assert_eq!(s.totals.decisions, 0, "the day of the check is not the service date");
+        let s = on(Filter { dept: Some("内科".into()), ..Filter::default() }).await;
+        assert_eq!((s.totals.decisions, s.totals.remind, s.totals.block), (4, 1, 1));
+        let s = on(Filter { rule: Some("R-SEX".into()), ..Filter::default() }).await;
+        // Decisions with a R-SEX hit; hit figures count R-SEX only.
+        assert_eq!((s.totals.decisions, s.totals.hits, s.totals.reminded_fen), (2, 2, 0));
+        assert_eq!(s.by_rule.len(), 1);
+        assert_eq!(s.feedback.len(), 1);
+        let s = on(Filter { doctor: Some("D1".into()), ..Filter::default() }).await;
+        assert_eq!((s.totals.decisions, s.totals.hits, s.doctor_points.len()), (2, 1, 0));
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listing_pages_newest_first_with_hits_and_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = seed(dir.path()).await;
-    let c = open_read(&j.path).unwrap();
-    let l = list(&c, &Filter::default(), Paging { page: 1, per_page: 4 }).unwrap();
-    assert_eq!((l.total, l.items.len()), (6, 4));
-    assert!(l.items[0].at >= l.items[3].at);
-    let l2 = list(&c, &Filter::default(), Paging { page: 2, per_page: 4 }).unwrap();
-    assert_eq!(l2.items.len(), 2);
-    let ids: std::collections::BTreeSet<i64> = l.items.iter().chain(&l2.items).map(|e| e.id).collect();
-    assert_eq!(ids.len(), 6, "pages do not overlap");
-    let blocks = list(&c, &Filter { decision: Some("block".into()), ..Filter::default() }, Paging::default()).unwrap();
-    assert_eq!(blocks.total, 3);
-    let analysis = blocks.items.iter().find(|e| e.infno == "3101").unwrap();
-    assert_eq!(analysis.hits.len(), 2);
-    assert_eq!(analysis.hits[0].lines, vec!["L1", "L2"]);
-    assert_eq!(analysis.answers.len(), 3);
-    let again = get(&c, analysis.id).unwrap().unwrap();
-    assert_eq!(again.msgid, analysis.msgid);
-    assert!(get(&c, 999_999).unwrap().is_none());
-    let (depts, doctors, rules) = choices(&c).unwrap();
-    assert_eq!((depts.len(), doctors.len(), rules.len()), (2, 3, 3));
+    for (j, _dir) in journals("listing") {
+        seed(&j).await;
+        let page = |f: Filter, p: Paging| read(&j, move |c| list(c, &f, p));
+        let l = page(Filter::default(), Paging { page: 1, per_page: 4 }).await;
+        assert_eq!((l.total, l.items.len()), (6, 4));
+        assert!(l.items[0].at >= l.items[3].at);
+        // Both dates are listed: the check and the service.
+        assert_eq!((&l.items[0].at[..10], l.items[0].service_date.as_str()), ("2025-06-13", "2025-06-11"));
+        let l2 = page(Filter::default(), Paging { page: 2, per_page: 4 }).await;
+        assert_eq!(l2.items.len(), 2);
+        let ids: std::collections::BTreeSet<i64> = l.items.iter().chain(&l2.items).map(|e| e.id).collect();
+        assert_eq!(ids.len(), 6, "pages do not overlap");
+        let blocks = page(Filter { decision: Some("block".into()), ..Filter::default() }, Paging::default()).await;
+        assert_eq!(blocks.total, 3);
+        let analysis = blocks.items.iter().find(|e| e.infno == "3101").unwrap().clone();
+        assert_eq!(analysis.hits.len(), 2);
+        assert_eq!(analysis.hits[0].rule_id, "R-DAYS", "hits in the order the rules fired");
+        assert_eq!(analysis.hits[0].lines, vec!["L1", "L2"]);
+        assert_eq!(analysis.answers.len(), 3);
+        let id = analysis.id;
+        let again = read(&j, move |c| get(c, id)).await.unwrap();
+        assert_eq!(again.msgid, analysis.msgid);
+        assert_eq!(again.hits.len(), 2);
+        assert!(read(&j, |c| get(c, 999_999)).await.is_none());
+        let (depts, doctors, rules) = read(&j, choices).await;
+        assert_eq!((depts.len(), doctors.len(), rules.len()), (2, 3, 3));
+    }
 }
 
 fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -213,6 +248,15 @@ fn yuan_has_two_decimals() {
 async fn figures_over_a_hundred_thousand_decisions_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::open(dir.path(), 4096).unwrap();
+    hundred_thousand_figures(&j, "SQLite").await;
+    if let Some(store) = db::tests::pg_store("figures100k") {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open_shared(dir.path(), store, Options { queue: 4096, ..Options::default() }).unwrap();
+        hundred_thousand_figures(&j, "PostgreSQL").await;
+    }
+}
+
+async fn hundred_thousand_figures(j: &Journal, engine: &str) {
     for i in 0..100_000u32 {
         let day = format!("2025-06-{:02}", 1 + i % 30);
         let dept = format!("科室{}", i % 12);
@@ -226,18 +270,23 @@ async fn figures_over_a_hundred_thousand_decisions_add_up() {
         j.record(rec(&day, "2204", &dept, &doctor, &psn, decision, hits, vec![])).await;
     }
     j.flush().await;
-    let c = open_read(&j.path).unwrap();
-    let t0 = std::time::Instant::now();
-    let s = stats(&c, &Filter::default()).unwrap();
-    let all = t0.elapsed();
-    let t0 = std::time::Instant::now();
-    let narrow =
-        stats(&c, &Filter { dept: Some("科室3".into()), rule: Some("R-SEX".into()), ..Filter::default() }).unwrap();
-    let filtered = t0.elapsed();
-    let t0 = std::time::Instant::now();
-    let page = list(&c, &Filter::default(), Paging { page: 10, per_page: 50 }).unwrap();
-    let listed = t0.elapsed();
-    eprintln!("stats over 100k decisions: all {all:?}, dept+rule {filtered:?}; listing page 10: {listed:?}");
+    let t = std::time::Instant::now();
+    while j.spill_pending() > 0 && t.elapsed() < std::time::Duration::from_secs(120) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (s, all, narrow, filtered, page, listed) = read(j, |c| {
+        let t0 = std::time::Instant::now();
+        let s = stats(c, &Filter::default())?;
+        let all = t0.elapsed();
+        let t0 = std::time::Instant::now();
+        let narrow = stats(c, &Filter { dept: Some("科室3".into()), rule: Some("R-SEX".into()), ..Filter::default() })?;
+        let filtered = t0.elapsed();
+        let t0 = std::time::Instant::now();
+        let page = list(c, &Filter::default(), Paging { page: 10, per_page: 50 })?;
+        Ok((s, all, narrow, filtered, page, t0.elapsed()))
+    })
+    .await;
+    eprintln!("{engine}: stats over 100k decisions: all {all:?}, dept+rule {filtered:?}; listing page 10: {listed:?}");
     assert_eq!((s.totals.decisions, s.totals.block, s.totals.remind, s.totals.hits), (100_000, 10_000, 20_000, 30_000));
     assert_eq!(s.totals.intercepted_fen, 10_000 * 6000);
     assert_eq!(s.by_day.len(), 30);
