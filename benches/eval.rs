@@ -8,10 +8,6 @@ use claimgate::rules::{self, CompiledRuleSet, Decision};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use std::path::PathBuf;
 
-/// The binary's allocator, so the benches measure what runs in production.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn baseline() -> CompiledRuleSet {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     rules::load(&[root.join("rulesets/national-baseline")]).expect("baseline pack").1

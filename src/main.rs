@@ -138,12 +138,6 @@ enum RulesCmd {
     },
 }
 
-/// mimalloc: the claim path allocates many small, short-lived values on several threads (parsed
-/// lines, history rows, hits); glibc's malloc spent ~20% of claimgate's CPU under load (perf,
-/// BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
