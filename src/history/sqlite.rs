@@ -6,8 +6,8 @@ use super::store::{Conn, ReadFn, Store, StoreError, TxFn, P, V};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 pub struct SqliteStore {
     writer: Mutex<Writer>,
@@ -21,6 +21,19 @@ pub struct SqliteStore {
     /// The last group committed and the groups whose commit failed (recent ones only).
     done: Mutex<Done>,
     committed: Condvar,
+    /// Stops the background WAL checkpointer of a file store when the store is dropped.
+    checkpointer: Option<Arc<AtomicBool>>,
+}
+
+/// How often the background thread checkpoints the WAL of a file store.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.checkpointer {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The writer connection and the group transaction it may have open.
@@ -53,30 +66,24 @@ fn err(e: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating) `path`. `full_sync`: fsync every commit (survives power loss, not only a
-    /// killed process).
+    /// Opens (creating) `path` with history's schema. `full_sync`: fsync every commit (survives
+    /// power loss, not only a killed process).
     ///
     /// # Errors
     /// The file cannot be opened or the schema created.
     pub fn open(path: &Path, full_sync: bool, readers: usize) -> Result<SqliteStore, StoreError> {
-        let open = |write: bool| -> Result<Connection, StoreError> {
-            let c = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-            c.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-            if write {
-                c.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-                c.pragma_update(None, "synchronous", if full_sync { "FULL" } else { "NORMAL" }).map_err(err)?;
-            }
-            Ok(c)
-        };
-        let writer = open(true)?;
-        super::db::create_schema(&mut SqliteConn(&writer))?;
-        let readers = (0..readers.max(1)).map(|_| open(false).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
-        Ok(SqliteStore::with(writer, true, readers))
+        let s = SqliteStore::open_empty(path, full_sync, readers)?;
+        super::db::create_schema(&mut SqliteConn(&s.writer.lock().unwrap_or_else(|p| p.into_inner()).conn))?;
+        Ok(s)
     }
 
     /// Opens (creating) `path` like [`SqliteStore::open`] but creates no schema: for another
     /// module's own tables in a file of its own (the decision journal, `journal.sqlite`), which
     /// runs its SQL through the same [`Store`] as history.
+    ///
+    /// WAL checkpoints (copying the log back into the file, with an fsync) run on a background
+    /// thread of their own rather than inside whichever commit crosses SQLite's threshold, so no
+    /// claim waits for one.
     ///
     /// # Errors
     /// The file cannot be opened.
@@ -92,7 +99,27 @@ impl SqliteStore {
         };
         let writer = open(true)?;
         let readers = (0..readers.max(1)).map(|_| open(false).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
-        Ok(SqliteStore::with(writer, true, readers))
+        let mut s = SqliteStore::with(writer, true, readers);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, ck) = (stop.clone(), open(false)?);
+        let started = std::thread::Builder::new().name("claimgate-wal".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = ck.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retried");
+                }
+            }
+        });
+        if started.is_ok() {
+            s.writer
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .conn
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(err)?;
+            s.checkpointer = Some(stop);
+        }
+        Ok(s)
     }
 
     /// A private in-memory store with no schema (unit tests of other modules' SQL).
@@ -123,6 +150,7 @@ impl SqliteStore {
             waiting: AtomicUsize::new(0),
             done: Mutex::new(Done::default()),
             committed: Condvar::new(),
+            checkpointer: None,
         }
     }
 
@@ -325,7 +353,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn count(s: &SqliteStore) -> i64 {
         let mut n = 0;
