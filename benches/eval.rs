@@ -2,9 +2,9 @@
 
 use claimgate::claim::{Claim, Facts, NoFacts};
 use claimgate::history::History;
-use claimgate::journal::{HitRecord, Journal, Record};
+use claimgate::journal::{Journal, Message, Record};
 use claimgate::pipeline::{prepare, prepare_with, Prepared};
-use claimgate::rules::{self, CompiledRuleSet, Decision};
+use claimgate::rules::{self, CompiledRuleSet};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use std::path::PathBuf;
 
@@ -116,7 +116,11 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let claim = parse_with_history(black_box(&large), &ctx, lookback);
                 let d = rules::evaluate(rs, &claim);
-                rt.block_on(journal.record(record(&journal, &claim, &d)));
+                let m =
+                    Message { infno: "2301", msgid: "H41070100001202506100900000001", fixmedins_code: "H41070100001" };
+                let r =
+                    Record::of_claims(m, std::slice::from_ref(&claim), Some(&d), "national-baseline", &journal.pseudo);
+                rt.block_on(journal.record(r));
             })
         });
     }
@@ -127,28 +131,6 @@ fn benches(c: &mut Criterion) {
         journal.counters.written.load(std::sync::atomic::Ordering::Relaxed)
     );
     history_lookups(c, &small);
-}
-
-/// The journal record of a checked claim, as the proxy builds it (`gate::proxy::record_of`).
-fn record(j: &Journal, c: &Claim, d: &Decision) -> Record {
-    let first = c.lines.first();
-    Record {
-        at: chrono::Local::now().to_rfc3339(),
-        service_date: c.lines.iter().map(|l| l.date()).max().or(c.day),
-        infno: "2301".into(),
-        msgid: "H41070100001202506100900000001".into(),
-        fixmedins_code: "H41070100001".into(),
-        mdtrt_id: c.encounter.mdtrt_id.clone(),
-        psn_hash: j.pseudo.hash(&c.patient.psn_no),
-        dept_code: first.map(|l| l.dept_code.clone()).unwrap_or_default(),
-        doctor_code: first.map(|l| l.doctor_code.clone()).unwrap_or_default(),
-        decision: d.header_value().to_owned(),
-        ruleset: "national-baseline".into(),
-        elapsed_us: d.elapsed_us,
-        gateway_infcode: None,
-        hits: HitRecord::from_decision(d),
-        jr: Vec::new(),
-    }
 }
 
 /// The per-claim cost of the history lookup, warm (cache) and cold (store), for SQLite and — when

@@ -8,7 +8,7 @@ use super::overrides::{fingerprint, FeedbackOutcome, JrRecord};
 use super::rescue::{bad_input, envelope, error};
 use super::{Active, State};
 use crate::claim::Claim;
-use crate::journal::{HitRecord, Record};
+use crate::journal::{Message, Record};
 use crate::pipeline::{analysis, decide, decide_each, prepare_with, Prepared};
 use crate::rules::{Action, Decision, Outcome};
 use crate::telemetry::metrics::{self, infno_label};
@@ -413,34 +413,12 @@ fn record_of(
     d: Option<&Decision>,
     revision: &str,
 ) -> Record {
-    let c = claims.first();
-    let first = c.and_then(|c| c.lines.first());
-    Record {
-        at: chrono::Local::now().to_rfc3339(),
-        // The latest service date of the lines (an admission or a settlement without lines: the
-        // message's own day); never the wall clock.
-        service_date: claims
-            .iter()
-            .flat_map(|c| c.lines.iter().map(|l| l.date()))
-            .max()
-            .or_else(|| c.and_then(|c| c.day)),
-        infno: head.infno.as_str().to_owned(),
-        msgid: head.msgid.as_str().to_owned(),
-        fixmedins_code: head.fixmedins_code.as_str().to_owned(),
-        mdtrt_id: c.map(|c| c.encounter.mdtrt_id.clone()).unwrap_or_default(),
-        psn_hash: c.map(|c| st.journal.pseudo.hash(&c.patient.psn_no)).unwrap_or_default(),
-        dept_code: first
-            .map(|l| l.dept_code.clone())
-            .or_else(|| c.and_then(|c| c.encounter.dept_code.clone()))
-            .unwrap_or_default(),
-        doctor_code: first.map(|l| l.doctor_code.clone()).unwrap_or_default(),
-        decision: d.map_or("unchecked", |d| d.header_value()).to_owned(),
-        ruleset: revision.to_owned(),
-        elapsed_us: d.map_or(0, |d| d.elapsed_us),
-        gateway_infcode: None,
-        hits: d.map(HitRecord::from_decision).unwrap_or_default(),
-        jr: Vec::new(),
-    }
+    let m = Message {
+        infno: head.infno.as_str(),
+        msgid: head.msgid.as_str(),
+        fixmedins_code: head.fixmedins_code.as_str(),
+    };
+    Record::of_claims(m, claims, d, revision, &st.journal.pseudo)
 }
 
 /// What the check left for the forwarding phase.

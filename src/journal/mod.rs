@@ -76,6 +76,56 @@ pub struct Record {
     pub jr: Vec<JrLink>,
 }
 
+/// Where a journaled message came from: its head's ids (the journal does not read the wire).
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub infno: &'a str,
+    pub msgid: &'a str,
+    pub fixmedins_code: &'a str,
+}
+
+impl Record {
+    /// The record of a checked message before the gateway's outcome is known: the first claim's
+    /// visit, pseudonymised patient, department and doctor, the decision (`None`: unchecked) and
+    /// every hit.
+    pub fn of_claims(
+        m: Message<'_>,
+        claims: &[crate::claim::Claim],
+        d: Option<&Decision>,
+        revision: &str,
+        pseudo: &Pseudonymizer,
+    ) -> Record {
+        let c = claims.first();
+        let first = c.and_then(|c| c.lines.first());
+        Record {
+            at: chrono::Local::now().to_rfc3339(),
+            // The latest service date of the lines (an admission or a settlement without lines:
+            // the message's own day); never the wall clock.
+            service_date: claims
+                .iter()
+                .flat_map(|c| c.lines.iter().map(|l| l.date()))
+                .max()
+                .or_else(|| c.and_then(|c| c.day)),
+            infno: m.infno.to_owned(),
+            msgid: m.msgid.to_owned(),
+            fixmedins_code: m.fixmedins_code.to_owned(),
+            mdtrt_id: c.map(|c| c.encounter.mdtrt_id.clone()).unwrap_or_default(),
+            psn_hash: c.map(|c| pseudo.hash(&c.patient.psn_no)).unwrap_or_default(),
+            dept_code: first
+                .map(|l| l.dept_code.clone())
+                .or_else(|| c.and_then(|c| c.encounter.dept_code.clone()))
+                .unwrap_or_default(),
+            doctor_code: first.map(|l| l.doctor_code.clone()).unwrap_or_default(),
+            decision: d.map_or("unchecked", |d| d.header_value()).to_owned(),
+            ruleset: revision.to_owned(),
+            elapsed_us: d.map_or(0, |d| d.elapsed_us),
+            gateway_infcode: None,
+            hits: d.map(HitRecord::from_decision).unwrap_or_default(),
+            jr: Vec::new(),
+        }
+    }
+}
+
 /// A `jr_id` of a 3101/3102 answer and the rule it stands for.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JrLink {
