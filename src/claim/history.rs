@@ -5,6 +5,7 @@
 use super::model::{Line, Visit};
 use super::money::Fen;
 use chrono::{NaiveDate, NaiveDateTime};
+use std::sync::Arc;
 
 /// An earlier (or the current) visit of the patient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub struct PastVisit {
 }
 
 /// A fee line the gateway accepted and that was not revoked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PastLine {
     pub mdtrt_id: String,
     pub line: Line,
@@ -64,7 +65,8 @@ pub struct History {
     /// The first day the snapshot covers (older records were not loaded).
     pub since: Option<NaiveDate>,
     pub visits: Vec<PastVisit>,
-    pub lines: Vec<PastLine>,
+    /// Shared, so that a snapshot extended by a new upload copies pointers, not lines.
+    pub lines: Vec<Arc<PastLine>>,
     pub settlements: Vec<PastSettlement>,
 }
 

@@ -132,7 +132,7 @@ impl Encounter {
 }
 
 /// One fee line or order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     /// `feedetl_sn` (2204/2301) or `rx_id` (3101): the line's id in hits.
     pub id: String,

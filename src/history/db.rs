@@ -16,6 +16,7 @@ use crate::claim::{
     Visit, VisitFacts,
 };
 use chrono::{NaiveDate, NaiveDateTime};
+use std::sync::Arc;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS h_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
@@ -186,8 +187,20 @@ fn diags_of(s: &str) -> Vec<Diagnosis> {
         .collect()
 }
 
-/// Applies the events of one accepted message in one transaction. Returns the patients it touched,
-/// or `None` when the message (`msgid`) was applied before and nothing changed.
+/// What one applied message changed, for the caches in front of the store.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The patients it touched, each with its version after the write.
+    pub patients: Vec<(String, i64)>,
+    /// Per event, the patient it was about (`None`: nobody known).
+    pub psn: Vec<Option<String>>,
+    /// Per event, for [`Event::Lines`]: which of its lines were written. A line already settled,
+    /// or filed under another patient, is kept as it was.
+    pub written: Vec<Vec<bool>>,
+}
+
+/// Applies the events of one accepted message in one transaction. Returns what it changed, or
+/// `None` when the message (`msgid`) was applied before and nothing changed.
 ///
 /// # Errors
 /// The store failed; nothing was applied.
@@ -197,11 +210,12 @@ pub fn apply(
     infno: &str,
     day: NaiveDate,
     events: &[Event],
-) -> Result<Option<Vec<String>>, StoreError> {
+) -> Result<Option<Applied>, StoreError> {
     let day_s = d(day);
-    let mut touched: Vec<String> = Vec::new();
+    let mut out = Applied::default();
     let applied = store.tx(&mut |c| {
-        touched.clear();
+        // A group commit may run this again after a failed neighbour: start clean.
+        out = Applied::default();
         if !msgid.is_empty()
             && c.exec(
                 "INSERT INTO h_msg (msgid, infno, day) VALUES ($1, $2, $3) ON CONFLICT (msgid) DO NOTHING",
@@ -211,26 +225,35 @@ pub fn apply(
             return Ok(false);
         }
         for e in events {
-            if let Some(p) = e.psn(c)?.filter(|p| !p.is_empty()) {
-                if !touched.contains(&p) {
-                    touched.push(p);
+            let p = e.psn(c)?.filter(|p| !p.is_empty());
+            if let Some(p) = &p {
+                if !out.patients.iter().any(|(q, _)| q == p) {
+                    out.patients.push((p.clone(), 0));
                 }
             }
-            apply_one(c, e)?;
+            out.psn.push(p);
+            out.written.push(apply_one(c, e)?);
         }
-        // Readers on other instances revalidate their cached snapshots by this version.
-        for p in &touched {
-            c.exec(
-                "INSERT INTO h_person (psn, ver) VALUES ($1, 1) ON CONFLICT (psn) DO UPDATE SET ver = h_person.ver + 1",
-                &[p.into()],
-            )?;
+        // Readers revalidate their cached snapshots by this version (and extend them by it).
+        for (p, ver) in &mut out.patients {
+            *ver = c
+                .query(
+                    "INSERT INTO h_person (psn, ver) VALUES ($1, 1) ON CONFLICT (psn) DO UPDATE SET ver = h_person.ver + 1 \
+                     RETURNING ver",
+                    &[(&*p).into()],
+                )?
+                .first()
+                .and_then(|r| r[0].int())
+                .ok_or_else(|| StoreError::Sql("h_person version not returned".into()))?;
         }
         Ok(true)
     })?;
-    Ok(applied.then_some(touched))
+    Ok(applied.then_some(out))
 }
 
-fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<(), StoreError> {
+/// Applies one event; for [`Event::Lines`], returns which lines were written.
+fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<Vec<bool>, StoreError> {
+    let mut written = Vec::new();
     match e {
         Event::Person { psn, gender, birth, insutype } => {
             let g = gender.map(|g| if g == crate::claim::Gender::Male { "1" } else { "2" });
@@ -290,10 +313,11 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<(), StoreError> {
             )?;
         }
         Event::Lines { mdtrt_id, psn, fixmedins, batch, lines } => {
+            written.reserve(lines.len());
             for l in lines {
                 let at = dt(l.time);
                 let day = d(l.date());
-                c.exec(
+                let n = c.exec(
                     "INSERT INTO h_line (mdtrt_id, feedetl_sn, psn, bchno, code, his_code, name, category, qty, price, amount, at, day, \
                      dept, dept_name, dr, dr_name, days_supply, dscg, reverses, state) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 0) \
@@ -302,7 +326,7 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<(), StoreError> {
                      price = excluded.price, amount = excluded.amount, at = excluded.at, day = excluded.day, dept = excluded.dept, \
                      dept_name = excluded.dept_name, dr = excluded.dr, dr_name = excluded.dr_name, \
                      days_supply = excluded.days_supply, dscg = excluded.dscg, reverses = excluded.reverses, state = 0 \
-                     WHERE h_line.state <> 1",
+                     WHERE h_line.state <> 1 AND h_line.psn = excluded.psn",
                     &[
                         mdtrt_id.into(),
                         (&l.id).into(),
@@ -326,6 +350,7 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<(), StoreError> {
                         l.reverses.as_ref().into(),
                     ],
                 )?;
+                written.push(n > 0);
                 if l.is_refund() {
                     // 退费: the boxes of the reversed line come back and may be sold again.
                     if let Some(orig) = &l.reverses {
@@ -420,7 +445,7 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<(), StoreError> {
             }
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 fn insert_trace(
@@ -472,6 +497,96 @@ fn line_of(r: &[V]) -> Option<PastLine> {
     })
 }
 
+/// A line as [`load`] reads it back after `apply` wrote it (unsettled): the class follows the
+/// code, the time is kept to the second, trace codes live in `h_trace`, not on the line.
+fn stored_line(mdtrt_id: &str, l: &Line) -> Option<PastLine> {
+    Some(PastLine {
+        mdtrt_id: mdtrt_id.to_owned(),
+        settled: false,
+        line: Line {
+            id: l.id.clone(),
+            class: ItemClass::of_code(&l.code),
+            code: l.code.clone(),
+            his_code: l.his_code.clone(),
+            name: l.name.clone(),
+            category: l.category.clone(),
+            qty: l.qty,
+            price: l.price,
+            amount: l.amount,
+            time: parse_datetime(&dt(l.time))?,
+            dept_code: l.dept_code.clone(),
+            dept_name: l.dept_name.clone(),
+            doctor_code: l.doctor_code.clone(),
+            doctor_name: l.doctor_name.clone(),
+            days_supply: l.days_supply,
+            discharge_drug: l.discharge_drug,
+            reverses: l.reverses.clone(),
+            trace_codes: Vec::new(),
+        },
+    })
+}
+
+/// Patient `psn`'s snapshot `h` (read from `since` on) after the message whose `events` were just
+/// applied, derived without reading the store: exactly what [`load`] would read now. A fee upload
+/// to a visit the snapshot holds — the daily upload of an inpatient stay — is derived; `None` for
+/// whatever only the store can tell (a settlement, a reversal, a discharge, a new visit, an event
+/// about someone else), and the caller reads the store again.
+pub fn extend(h: &History, since: NaiveDate, psn: &str, events: &[Event], applied: &Applied) -> Option<History> {
+    let since_s = d(since);
+    let mut visits: Option<Vec<PastVisit>> = None;
+    let mut fresh: Vec<(&str, &str, Option<PastLine>)> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if applied.psn.get(i)?.as_deref() != Some(psn) {
+            return None;
+        }
+        match e {
+            Event::Person { .. } | Event::Traces { .. } | Event::PreSettled { .. } => {}
+            Event::Visit(v) => {
+                if v.admitted.is_some() || v.diagnoses.is_some() {
+                    return None;
+                }
+                let vs = visits.get_or_insert_with(|| h.visits.clone());
+                let pv = vs.iter_mut().find(|x| x.mdtrt_id == v.mdtrt_id)?;
+                // As the upsert's COALESCE: what the message says, else what was known.
+                if v.visit.is_some() {
+                    pv.visit = v.visit;
+                }
+                if let Some(f) = &v.fixmedins {
+                    pv.fixmedins_code.clone_from(f);
+                }
+            }
+            Event::Lines { mdtrt_id, lines, .. } => {
+                let written = applied.written.get(i)?;
+                for (l, _) in lines.iter().zip(written).filter(|(_, w)| **w) {
+                    let kept = (d(l.date()) >= since_s).then(|| stored_line(mdtrt_id, l)).flatten();
+                    fresh.push((mdtrt_id, &l.id, kept));
+                }
+            }
+            _ => return None,
+        }
+    }
+    let mut lines = h.lines.clone();
+    if !fresh.is_empty() {
+        let keys: rustc_hash::FxHashMap<(&str, &str), usize> =
+            fresh.iter().enumerate().map(|(i, (m, sn, _))| ((*m, *sn), i)).collect();
+        lines.retain(|p| !keys.contains_key(&(p.mdtrt_id.as_str(), p.line.id.as_str())));
+        // A line written twice in one message is stored as last written.
+        for (i, (m, sn, l)) in fresh.into_iter().enumerate() {
+            if let (Some(l), true) = (l, keys.get(&(m, sn)) == Some(&i)) {
+                lines.push(Arc::new(l));
+            }
+        }
+        // `ORDER BY at, feedetl_sn`; new lines are mostly the latest, so this is nearly a merge.
+        lines.sort_by(|a, b| a.line.time.cmp(&b.line.time).then_with(|| a.line.id.cmp(&b.line.id)));
+    }
+    Some(History {
+        since: h.since,
+        visits: visits.unwrap_or_else(|| h.visits.clone()),
+        lines,
+        settlements: h.settlements.clone(),
+    })
+}
+
 /// The patient's snapshot from `since` on, and its version.
 ///
 /// # Errors
@@ -505,7 +620,7 @@ pub fn load(store: &dyn Store, psn: &str, since: NaiveDate) -> Result<(History, 
                 &[psn.into(), P::T(&since_s)],
             )?
             .iter()
-            .filter_map(|r| line_of(r))
+            .filter_map(|r| line_of(r).map(Arc::new))
             .collect();
         h.settlements = c
             .query(

@@ -80,7 +80,9 @@ impl Snapshot {
             .iter()
             .map(|p| {
                 let l = &p.line;
+                // The line and its `Arc` counts.
                 size_of::<claim::PastLine>()
+                    + 2 * size_of::<usize>()
                     + s(&p.mdtrt_id)
                     + s(&l.id)
                     + s(&l.code)
@@ -298,9 +300,11 @@ impl History {
             }
         }
         match r {
-            Ok(Some(touched)) => {
+            Ok(Some(applied)) => {
                 metrics::HISTORY_WRITES.with_label_values(&["applied"]).inc();
-                touched.iter().for_each(|p| self.bump(p));
+                for (p, ver) in &applied.patients {
+                    self.advance(p, *ver, &events, &applied);
+                }
                 Ok(true)
             }
             Ok(None) => {
@@ -321,10 +325,35 @@ impl History {
         self.visits.invalidate_all();
     }
 
-    fn bump(&self, psn: &str) {
+    /// After a write about `psn` committed at the patient's version `ver`: no snapshot read before
+    /// it is served after it. The cached snapshot is extended with what was written when it holds
+    /// exactly the state before this write (version `ver - 1`) and the write is one [`db::extend`]
+    /// can derive (a fee upload); otherwise it is dropped and the next check reads the store.
+    fn advance(&self, psn: &str, ver: i64, events: &[db::Event], applied: &db::Applied) {
+        use moka::ops::compute::Op;
         let g = self.next_gen.fetch_add(1, Ordering::Relaxed);
         self.generation.insert(psn.to_owned(), g);
-        self.snapshots.invalidate(psn);
+        let outcome = self.snapshots.entry(psn.to_owned()).and_compute_with(|cur| {
+            let Some(cur) = cur.map(moka::Entry::into_value) else { return Op::Nop };
+            if cur.version >= ver {
+                // Read after this write committed: it already holds it.
+                return Op::Nop;
+            }
+            let extended = (cur.version == ver - 1)
+                .then(|| db::extend(&cur.history, cur.since, psn, events, applied))
+                .flatten()
+                .map(|h| Arc::new(Snapshot { since: cur.since, local: g, version: ver, history: Arc::new(h) }));
+            extended.map_or(Op::Remove, Op::Put)
+        });
+        match outcome {
+            moka::ops::compute::CompResult::ReplacedWith(_) => {
+                metrics::HISTORY_SNAPSHOTS.with_label_values(&["extended"]).inc();
+            }
+            moka::ops::compute::CompResult::Removed(_) => {
+                metrics::HISTORY_SNAPSHOTS.with_label_values(&["dropped"]).inc();
+            }
+            _ => {}
+        }
     }
 
     /// Puts the patient's history (`lookback_days` back from the claim's day) and the earlier
@@ -586,3 +615,6 @@ mod outbox_tests {
         assert_eq!(lines(&h), 4);
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests;

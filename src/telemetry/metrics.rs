@@ -61,6 +61,11 @@ pub static HISTORY_OUTBOX: Lazy<IntGauge> = Lazy::new(|| {
 /// History snapshot lookups: `warm` (cache) or `cold` (store).
 pub static HISTORY_LOOKUPS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_history_lookups_total", "History lookups by cache outcome", &["cache"]));
+/// What a history write did to the patient's cached snapshot: extended in place, or dropped (the
+/// next check reads the store).
+pub static HISTORY_SNAPSHOTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    counter("claimgate_history_snapshot_updates_total", "Cached snapshots after a write, by outcome", &["outcome"])
+});
 pub static HISTORY_SECONDS: Lazy<HistogramVec> =
     Lazy::new(|| histogram("claimgate_history_seconds", "History store time by operation", &["op"], LAT.to_vec()));
 /// Journal writes that had to wait for room in the queue (back-pressure, never a drop).

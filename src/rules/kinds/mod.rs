@@ -119,7 +119,7 @@ pub(crate) struct RuleCx<'a> {
 /// item reads a handful of entries instead of scanning the whole history per line (a 1,000-line
 /// stay against its own 1,000 earlier lines was a million comparisons per rule).
 pub(crate) struct PastIndex<'c> {
-    lines: &'c [PastLine],
+    lines: &'c [std::sync::Arc<PastLine>],
     by_code: std::cell::OnceCell<rustc_hash::FxHashMap<&'c str, Vec<u32>>>,
 }
 
@@ -138,7 +138,7 @@ impl<'c> PastIndex<'c> {
             }
             m
         });
-        idx.get(code).into_iter().flatten().map(move |&i| &lines[i as usize])
+        idx.get(code).into_iter().flatten().map(move |&i| &*lines[i as usize])
     }
 }
 

@@ -161,8 +161,8 @@ mod tests {
     const CT: &str = "002101000010000";
     const DRUG: &str = "XC09AAA001A001010101";
 
-    fn past(mdtrt: &str, l: crate::claim::Line) -> PastLine {
-        PastLine { mdtrt_id: mdtrt.into(), line: l, settled: true }
+    fn past(mdtrt: &str, l: crate::claim::Line) -> Arc<PastLine> {
+        Arc::new(PastLine { mdtrt_id: mdtrt.into(), line: l, settled: true })
     }
     fn visit(id: &str, fix: &str) -> PastVisit {
         PastVisit {

@@ -125,10 +125,12 @@ mod tests {
             fund_pay: Fen::new(hifp),
             medfee: Fen::new(hifp * 2),
         };
-        let bought = |d: u32| PastLine {
-            mdtrt_id: format!("M{d}"),
-            line: line(&format!("L{d}"), AML, 9, 1050, &format!("2025-11-{d:02} 09:00:00")),
-            settled: true,
+        let bought = |d: u32| {
+            Arc::new(PastLine {
+                mdtrt_id: format!("M{d}"),
+                line: line(&format!("L{d}"), AML, 9, 1050, &format!("2025-11-{d:02} 09:00:00")),
+                settled: true,
+            })
         };
         let mut c = claim();
         c.stage = Stage::PreSettle;
