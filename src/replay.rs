@@ -147,8 +147,7 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
             }
         }
         // History is what happened: learnt from the recorded exchange, whatever the pack said.
-        let learnt =
-            matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims.as_slice());
+        let learnt = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims);
         if let Err(e) = history.learn(&head, resp.as_ref(), learnt) {
             bad(&mut rep, n, format!("history: {e}"));
         }

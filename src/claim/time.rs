@@ -1,6 +1,6 @@
 //! Service dates and times as the messages write them.
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
 /// Parses the date-times real systems send: `yyyy-MM-dd HH:mm:ss`, `yyyy-MM-ddTHH:mm:ss`,
 /// `yyyy/MM/dd HH:mm:ss`, `yyyyMMddHHmmss`, or a bare date (midnight). Fractions are ignored.
@@ -95,6 +95,50 @@ fn extra_months(birth: NaiveDate, on: NaiveDate) -> i64 {
     m.rem_euclid(12)
 }
 
+/// `YYYY-MM-DD`, as `format("%Y-%m-%d")` writes it, without parsing a format string per call (the
+/// history write formats two per fee line).
+pub fn date_text(d: NaiveDate) -> String {
+    let mut s = String::with_capacity(19);
+    push_date(&mut s, d);
+    s
+}
+
+/// `YYYY-MM-DD HH:MM:SS`, as `format("%Y-%m-%d %H:%M:%S")` writes it (seconds only).
+pub fn datetime_text(t: NaiveDateTime) -> String {
+    let mut s = String::with_capacity(19);
+    push_date(&mut s, t.date());
+    if s.len() != 10 {
+        return t.format("%Y-%m-%d %H:%M:%S").to_string();
+    }
+    for (sep, n) in [(' ', t.hour()), (':', t.minute()), (':', t.second())] {
+        s.push(sep);
+        push_digits(&mut s, n, 2);
+    }
+    s
+}
+
+fn push_date(s: &mut String, d: NaiveDate) {
+    let Ok(y) = u32::try_from(d.year()) else {
+        s.push_str(&d.format("%Y-%m-%d").to_string());
+        return;
+    };
+    if y > 9999 {
+        s.push_str(&d.format("%Y-%m-%d").to_string());
+        return;
+    }
+    push_digits(s, y, 4);
+    s.push('-');
+    push_digits(s, d.month(), 2);
+    s.push('-');
+    push_digits(s, d.day(), 2);
+}
+
+fn push_digits(s: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        s.push(char::from(b'0' + ((n / 10u32.pow(i)) % 10) as u8));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +168,15 @@ mod tests {
         let n = Age::between(b, NaiveDate::from_ymd_opt(2018, 7, 1).unwrap()).unwrap();
         assert_eq!((n.days, n.months, n.years), (16, 0, 0));
         assert!(Age::between(b, NaiveDate::from_ymd_opt(2018, 1, 1).unwrap()).is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn text_is_what_chrono_formats(days in -1_000_000i32..4_000_000, secs in 0u32..86_400, nanos in 0u32..1_000_000_000) {
+            let d = NaiveDate::from_num_days_from_ce_opt(days).unwrap_or_default();
+            let t = d.and_time(NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos).unwrap_or_default());
+            proptest::prop_assert_eq!(date_text(d), d.format("%Y-%m-%d").to_string());
+            proptest::prop_assert_eq!(datetime_text(t), t.format("%Y-%m-%d %H:%M:%S").to_string());
+        }
     }
 }

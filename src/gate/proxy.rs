@@ -521,7 +521,7 @@ async fn forward(
 async fn learn(st: &web::Data<State>, body: &Bytes, env: &ResponseEnvelope, claims: Option<Vec<Claim>>, label: &str) {
     let (st2, env, raw) = (st.clone(), env.clone(), body.clone());
     let learnt = tokio::task::spawn_blocking(move || {
-        st2.history.learn_durably(&raw, Some(&env), claims.as_deref()).map_err(|e| e.to_string())
+        st2.history.learn_durably(&raw, Some(&env), claims).map_err(|e| e.to_string())
     })
     .await;
     match learnt {

@@ -11,12 +11,13 @@ use chrono::NaiveDate;
 
 /// Learns from one exchange. `response` is the gateway's answer; `None` means the request is taken
 /// as accepted (a context file without an answer). A rejected exchange teaches nothing. `accepted`
-/// are the claims the check already built for an upload, so its body is not parsed twice.
+/// are the claims the check already built for an upload (their lines are moved into the events), so
+/// its body is not parsed twice.
 /// Malformed bodies teach nothing: learning never fails the exchange.
 pub fn events(
     head: &RequestHead<'_>,
     response: Option<&ResponseEnvelope>,
-    accepted: Option<&[Claim]>,
+    accepted: Option<Vec<Claim>>,
     psn_key: &dyn Fn(&str) -> String,
 ) -> Vec<Event> {
     if response.is_some_and(|r| !r.is_success()) {
@@ -106,7 +107,6 @@ pub fn events(
             });
         }
         Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload => {
-            let built;
             let claims = match accepted {
                 Some(c) => c,
                 None => {
@@ -123,26 +123,25 @@ pub fn events(
                     else {
                         return ev;
                     };
-                    built = [c];
-                    &built[..]
+                    vec![c]
                 }
             };
-            for c in claims.iter().filter(|c| !c.encounter.mdtrt_id.is_empty()) {
+            for c in claims.into_iter().filter(|c| !c.encounter.mdtrt_id.is_empty()) {
                 let psn = psn_key(&c.patient.psn_no);
                 ev.push(Event::Visit(VisitEvent {
                     mdtrt_id: c.encounter.mdtrt_id.clone(),
                     psn: Some(psn.clone()),
                     fixmedins: fix.clone(),
                     visit: c.encounter.visit,
-                    med_type: c.encounter.med_type.clone(),
+                    med_type: c.encounter.med_type,
                     ..VisitEvent::default()
                 }));
                 ev.push(Event::Lines {
-                    mdtrt_id: c.encounter.mdtrt_id.clone(),
+                    mdtrt_id: c.encounter.mdtrt_id,
                     psn,
                     fixmedins: fix.clone().unwrap_or_default(),
-                    batch: c.batch.clone(),
-                    lines: c.lines.clone(),
+                    batch: c.batch,
+                    lines: c.lines,
                 });
             }
         }

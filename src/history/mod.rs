@@ -202,7 +202,7 @@ impl History {
         &self,
         request: &[u8],
         response: Option<&ResponseEnvelope>,
-        accepted: Option<&[Claim]>,
+        accepted: Option<Vec<Claim>>,
     ) -> Result<bool, StoreError> {
         let head = crate::wire::parse_head(request).map_err(|e| StoreError::Sql(format!("request: {e}")))?;
         let Some(ob) = &self.outbox else { return self.learn(&head, response, accepted) };
@@ -278,7 +278,7 @@ impl History {
         &self,
         head: &RequestHead<'_>,
         response: Option<&ResponseEnvelope>,
-        accepted: Option<&[Claim]>,
+        accepted: Option<Vec<Claim>>,
     ) -> Result<bool, StoreError> {
         let events = learn::events(head, response, accepted, &|p| self.psn_key(p));
         if events.is_empty() {
@@ -289,13 +289,20 @@ impl History {
         let t0 = std::time::Instant::now();
         let r = db::apply(self.store.as_ref(), head.msgid.as_str(), head.infno.as_str(), day, &events);
         metrics::HISTORY_SECONDS.with_label_values(&["write"]).observe(t0.elapsed().as_secs_f64());
-        // Dropped after the commit, so no reader keeps a snapshot from before it.
-        for e in &events {
+        // Dropped after the commit, so no reader keeps a snapshot from before it. A visit an
+        // upload restated unchanged stays (when the outcome is unknown, everything goes).
+        let unchanged = |i: usize| match &r {
+            Ok(Some(a)) => a.written.get(i).and_then(|w| w.first()) == Some(&false),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        for (i, e) in events.iter().enumerate() {
             match e {
                 db::Event::Person { psn, .. } => self.persons.invalidate(psn),
-                db::Event::Visit(db::VisitEvent { mdtrt_id, .. })
-                | db::Event::Discharge { mdtrt_id, .. }
-                | db::Event::PreSettled { mdtrt_id, .. } => self.visits.invalidate(mdtrt_id),
+                db::Event::Visit(db::VisitEvent { mdtrt_id, .. }) if !unchanged(i) => self.visits.invalidate(mdtrt_id),
+                db::Event::Discharge { mdtrt_id, .. } | db::Event::PreSettled { mdtrt_id, .. } => {
+                    self.visits.invalidate(mdtrt_id);
+                }
                 _ => {}
             }
         }

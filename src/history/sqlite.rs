@@ -142,6 +142,12 @@ impl SqliteStore {
     }
 
     fn with(conn: Connection, grouped: bool, readers: Vec<Mutex<Connection>>) -> SqliteStore {
+        // rusqlite keeps 16 prepared statements per connection: the history's and the journal's
+        // writers use more, and an evicted statement is parsed and planned again on its next use.
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
+        for r in &readers {
+            r.lock().unwrap_or_else(|p| p.into_inner()).set_prepared_statement_cache_capacity(STATEMENTS);
+        }
         SqliteStore {
             writer: Mutex::new(Writer { conn, open: None, next_group: 1 }),
             grouped,
@@ -165,7 +171,7 @@ impl SqliteStore {
         let (group, members) = match w.open {
             Some(g) => g,
             None => {
-                if let Err(e) = w.conn.execute_batch("BEGIN IMMEDIATE") {
+                if let Err(e) = ctl(&w.conn, "BEGIN IMMEDIATE") {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
                     return Err(err(e));
                 }
@@ -192,8 +198,8 @@ impl SqliteStore {
         let commit = if group_lost {
             Err("the group transaction was rolled back by an error in one of its writes".to_owned())
         } else {
-            w.conn.execute_batch("COMMIT").map_err(|e| {
-                let _ = w.conn.execute_batch("ROLLBACK");
+            ctl(&w.conn, "COMMIT").map_err(|e| {
+                let _ = ctl(&w.conn, "ROLLBACK");
                 e.to_string()
             })
         };
@@ -217,16 +223,16 @@ impl SqliteStore {
 /// Runs `f` inside a savepoint: its writes stay when it answers `Ok(true)` and are undone
 /// otherwise. A panic inside `f` is undone too, then resumed by [`finish`].
 fn run_in_savepoint(c: &Connection, f: &mut TxFn<'_>) -> Attempt {
-    if let Err(e) = c.execute_batch("SAVEPOINT w") {
+    if let Err(e) = ctl(c, "SAVEPOINT w") {
         return Attempt::Failed(err(e));
     }
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut SqliteConn(c))));
     let keep = matches!(r, Ok(Ok(true)));
     if !keep && !c.is_autocommit() {
-        let _ = c.execute_batch("ROLLBACK TO w");
+        let _ = ctl(c, "ROLLBACK TO w");
     }
     if !c.is_autocommit() {
-        if let Err(e) = c.execute_batch("RELEASE w") {
+        if let Err(e) = ctl(c, "RELEASE w") {
             return Attempt::Failed(err(e));
         }
     }
@@ -262,6 +268,15 @@ fn to_sql<'a>(p: &P<'a>) -> ToSqlOutput<'a> {
         P::I(i) => ToSqlOutput::Owned(Value::Integer(*i)),
         P::Null => ToSqlOutput::Owned(Value::Null),
     }
+}
+
+/// Prepared statements kept per connection (more than any store runs).
+const STATEMENTS: usize = 128;
+
+/// A transaction control statement, prepared once per connection (`execute_batch` parses its text
+/// on every call: four of them per group commit showed in profiles).
+fn ctl(c: &Connection, sql: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// `$1` → `?1`: the same SQL text serves both stores.
@@ -312,21 +327,21 @@ impl Store for SqliteStore {
             }
             let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let c = &w.conn;
-            c.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+            ctl(c, "BEGIN IMMEDIATE").map_err(err)?;
             match f(&mut SqliteConn(c)) {
-                Ok(true) => match c.execute_batch("COMMIT") {
+                Ok(true) => match ctl(c, "COMMIT") {
                     Ok(()) => Ok(true),
                     Err(e) => {
-                        let _ = c.execute_batch("ROLLBACK");
+                        let _ = ctl(c, "ROLLBACK");
                         Err(err(e))
                     }
                 },
                 Ok(false) => {
-                    c.execute_batch("ROLLBACK").map_err(err)?;
+                    ctl(c, "ROLLBACK").map_err(err)?;
                     Ok(false)
                 }
                 Err(e) => {
-                    let _ = c.execute_batch("ROLLBACK");
+                    let _ = ctl(c, "ROLLBACK");
                     Err(e)
                 }
             }
