@@ -28,7 +28,10 @@ fn mb(kb: u64) -> f64 {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let patients: u64 = if full { 100_000 } else { 1_000 };
+    // PATIENTS and SNAPSHOT_MB (the cache budget) override the defaults for calibration runs.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let patients: u64 = env("PATIENTS").unwrap_or(if full { 100_000 } else { 1_000 });
+    let budget_mb = env("SNAPSHOT_MB").unwrap_or(claimgate::history::DEFAULT_SNAPSHOT_BYTES >> 20);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let start = status_kb("VmRSS:");
     let (_, rs) = claimgate::rules::load(&[root.join("rulesets/national-baseline")]).expect("baseline pack");
@@ -36,7 +39,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store =
         claimgate::history::sqlite::SqliteStore::open(&dir.path().join("history.sqlite"), false, 4).expect("sqlite");
-    let h = History::new(Arc::new(store), Some(2), 200_000).expect("history");
+    let h = History::new(Arc::new(store), Some(2), 200_000).expect("history").with_snapshot_budget(budget_mb << 20);
     let lookback = rs.lookback_days().unwrap_or(90);
     let t0 = std::time::Instant::now();
     let mut lines = 0usize;
@@ -52,6 +55,7 @@ fn main() {
         lines += claim.history.as_ref().map_or(0, |x| x.lines.len());
     }
     let filled = status_kb("VmRSS:");
+    let (cached, weight) = h.cached();
     let hwm = status_kb("VmHWM:");
     assert_eq!(lines as u64, patients * 20, "every patient's snapshot holds its 20 learnt lines");
     // A second lookup of a sample: the recently used from the cache, the others from the store.
@@ -77,6 +81,11 @@ fn main() {
         mb(filled),
         mb(hwm),
         (filled - with_pack) as f64 / patients as f64
+    );
+    println!(
+        "memory: {cached} of {patients} patients' snapshots cached, estimated {:.1} MB of the {budget_mb} MB budget ({:.2} KB a patient)",
+        weight as f64 / 1048576.0,
+        weight as f64 / 1024.0 / cached.max(1) as f64
     );
     println!(
         "memory: SQLite file {:.1} MB on disk",

@@ -478,65 +478,60 @@ fn insert_trace(
     Ok(())
 }
 
-const LINE_COLS: &str =
-    "mdtrt_id, feedetl_sn, code, his_code, name, category, qty, price, amount, at, dept, dept_name, dr, \
-                         dr_name, days_supply, dscg, reverses, state";
+const LINE_COLS: &str = "mdtrt_id, feedetl_sn, code, his_code, name, category, qty, price, amount, at, dept, \
+                         dept_name, dr, dr_name, days_supply, dscg, reverses, state";
 
-fn line_of(r: &[V]) -> Option<PastLine> {
+fn line_of(r: &[V]) -> Option<Line> {
     let code = r[2].string();
-    Some(PastLine {
-        mdtrt_id: r[0].string(),
-        settled: r[17].int() == Some(1),
-        line: Line {
-            id: r[1].string(),
-            class: ItemClass::of_code(&code),
-            code,
-            his_code: r[3].string(),
-            name: r[4].text().map(str::to_owned),
-            category: r[5].text().map(str::to_owned),
-            qty: Qty::from_units(r[6].int()?),
-            price: Price::from_micro(r[7].int()?),
-            amount: Fen::new(r[8].int()?),
-            time: parse_datetime(r[9].text()?)?,
-            dept_code: r[10].string(),
-            dept_name: r[11].string(),
-            doctor_code: r[12].string(),
-            doctor_name: r[13].string(),
-            days_supply: r[14].int().map(Qty::from_units),
-            discharge_drug: r[15].int() == Some(1),
-            reverses: r[16].text().map(str::to_owned),
-            trace_codes: Vec::new(),
-        },
+    Some(Line {
+        id: r[1].string(),
+        class: ItemClass::of_code(&code),
+        code,
+        his_code: r[3].string(),
+        name: r[4].text().map(str::to_owned),
+        category: r[5].text().map(str::to_owned),
+        qty: Qty::from_units(r[6].int()?),
+        price: Price::from_micro(r[7].int()?),
+        amount: Fen::new(r[8].int()?),
+        time: parse_datetime(r[9].text()?)?,
+        dept_code: r[10].string(),
+        dept_name: r[11].string(),
+        doctor_code: r[12].string(),
+        doctor_name: r[13].string(),
+        days_supply: r[14].int().map(Qty::from_units),
+        discharge_drug: r[15].int() == Some(1),
+        reverses: r[16].text().map(str::to_owned),
+        trace_codes: Vec::new(),
     })
 }
 
-/// A line as [`load`] reads it back after `apply` wrote it (unsettled): the class follows the
-/// code, the time is kept to the second, trace codes live in `h_trace`, not on the line.
-fn stored_line(mdtrt_id: &str, l: &Line) -> Option<PastLine> {
+/// What a snapshot keeps of a line (see [`PastLine`]).
+const PAST_COLS: &str = "mdtrt_id, feedetl_sn, code, at, days_supply, qty, reverses, state";
+
+/// `visit`: the previous line's visit, shared when this line is of the same one.
+fn past_line_of(r: &[V], visit: &mut Option<Arc<str>>) -> Option<PastLine> {
+    let m = r[0].text().unwrap_or_default();
+    let mdtrt_id = match visit {
+        Some(v) if **v == *m => v.clone(),
+        _ => visit.insert(m.into()).clone(),
+    };
     Some(PastLine {
-        mdtrt_id: mdtrt_id.to_owned(),
-        settled: false,
-        line: Line {
-            id: l.id.clone(),
-            class: ItemClass::of_code(&l.code),
-            code: l.code.clone(),
-            his_code: l.his_code.clone(),
-            name: l.name.clone(),
-            category: l.category.clone(),
-            qty: l.qty,
-            price: l.price,
-            amount: l.amount,
-            time: parse_datetime(&dt(l.time))?,
-            dept_code: l.dept_code.clone(),
-            dept_name: l.dept_name.clone(),
-            doctor_code: l.doctor_code.clone(),
-            doctor_name: l.doctor_name.clone(),
-            days_supply: l.days_supply,
-            discharge_drug: l.discharge_drug,
-            reverses: l.reverses.clone(),
-            trace_codes: Vec::new(),
-        },
+        mdtrt_id,
+        id: smol_str::SmolStr::new(r[1].text().unwrap_or_default()),
+        code: crate::claim::history::intern_code(r[2].text().unwrap_or_default()),
+        time: parse_datetime(r[3].text()?)?,
+        days_supply: r[4].int().map(Qty::from_units),
+        refund: r[5].int()? < 0 || r[6].text().is_some(),
+        settled: r[7].int() == Some(1),
     })
+}
+
+/// A line as [`load`] reads it back after `apply` wrote it (unsettled): the time is kept to the
+/// second. `None`: a line `load` would not read.
+fn stored_line(mdtrt_id: &Arc<str>, l: &Line) -> Option<PastLine> {
+    let mut p = PastLine::of(mdtrt_id.clone(), l, false);
+    p.time = parse_datetime(&dt(l.time))?;
+    Some(p)
 }
 
 /// Patient `psn`'s snapshot `h` (read from `since` on) after the message whose `events` were just
@@ -571,8 +566,14 @@ pub fn extend(h: &History, since: NaiveDate, psn: &str, events: &[Event], applie
             }
             Event::Lines { mdtrt_id, lines, .. } => {
                 let written = applied.written.get(i)?;
+                let m: Arc<str> = h
+                    .lines
+                    .iter()
+                    .rev()
+                    .find(|p| *p.mdtrt_id == **mdtrt_id)
+                    .map_or_else(|| mdtrt_id.as_str().into(), |p| p.mdtrt_id.clone());
                 for (l, _) in lines.iter().zip(written).filter(|(_, w)| **w) {
-                    let kept = (d(l.date()) >= since_s).then(|| stored_line(mdtrt_id, l)).flatten();
+                    let kept = (d(l.date()) >= since_s).then(|| stored_line(&m, l)).flatten();
                     fresh.push((mdtrt_id, &l.id, kept));
                 }
             }
@@ -583,15 +584,15 @@ pub fn extend(h: &History, since: NaiveDate, psn: &str, events: &[Event], applie
     if !fresh.is_empty() {
         let keys: rustc_hash::FxHashMap<(&str, &str), usize> =
             fresh.iter().enumerate().map(|(i, (m, sn, _))| ((*m, *sn), i)).collect();
-        lines.retain(|p| !keys.contains_key(&(p.mdtrt_id.as_str(), p.line.id.as_str())));
+        lines.retain(|p| !keys.contains_key(&(&*p.mdtrt_id, &*p.id)));
         // A line written twice in one message is stored as last written.
         for (i, (m, sn, l)) in fresh.into_iter().enumerate() {
             if let (Some(l), true) = (l, keys.get(&(m, sn)) == Some(&i)) {
-                lines.push(Arc::new(l));
+                lines.push(l);
             }
         }
         // `ORDER BY at, feedetl_sn`; new lines are mostly the latest, so this is nearly a merge.
-        lines.sort_by(|a, b| a.line.time.cmp(&b.line.time).then_with(|| a.line.id.cmp(&b.line.id)));
+        lines.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
     }
     Some(History {
         since: h.since,
@@ -628,14 +629,17 @@ pub fn load(store: &dyn Store, psn: &str, since: NaiveDate) -> Result<(History, 
                 main_dise_name: r[6].text().map(str::to_owned),
             })
             .collect();
+        let mut visit = None;
         h.lines = c
             .query(
-                &format!("SELECT {LINE_COLS} FROM h_line WHERE psn = $1 AND day >= $2 AND state <> 2 ORDER BY at, feedetl_sn"),
+                &format!("SELECT {PAST_COLS} FROM h_line WHERE psn = $1 AND day >= $2 AND state <> 2 ORDER BY at, feedetl_sn"),
                 &[psn.into(), P::T(&since_s)],
             )?
             .iter()
-            .filter_map(|r| line_of(r).map(Arc::new))
+            .filter_map(|r| past_line_of(r, &mut visit))
             .collect();
+        // Held in the cache for a long time: no spare capacity.
+        h.lines.shrink_to_fit();
         h.settlements = c
             .query(
                 "SELECT setl_id, mdtrt_id, msgid, insutype, visit, day, hifp, fund, medfee FROM h_setl \
@@ -765,7 +769,7 @@ pub fn visit_lines(store: &dyn Store, mdtrt_id: &str) -> Result<Vec<Line>, Store
                 &[mdtrt_id.into()],
             )?
             .iter()
-            .filter_map(|r| line_of(r).map(|p| p.line))
+            .filter_map(|r| line_of(r))
             .collect();
         Ok(())
     })?;

@@ -119,7 +119,7 @@ pub(crate) struct RuleCx<'a> {
 /// item reads a handful of entries instead of scanning the whole history per line (a 1,000-line
 /// stay against its own 1,000 earlier lines was a million comparisons per rule).
 pub(crate) struct PastIndex<'c> {
-    lines: &'c [std::sync::Arc<PastLine>],
+    lines: &'c [PastLine],
     by_code: std::cell::OnceCell<rustc_hash::FxHashMap<&'c str, Vec<u32>>>,
 }
 
@@ -134,11 +134,11 @@ impl<'c> PastIndex<'c> {
         let idx = self.by_code.get_or_init(|| {
             let mut m: rustc_hash::FxHashMap<&'c str, Vec<u32>> = rustc_hash::FxHashMap::default();
             for (i, p) in lines.iter().enumerate() {
-                m.entry(p.line.code.as_str()).or_default().push(i as u32);
+                m.entry(&*p.code).or_default().push(i as u32);
             }
             m
         });
-        idx.get(code).into_iter().flatten().map(move |&i| &*lines[i as usize])
+        idx.get(code).into_iter().flatten().map(move |&i| &lines[i as usize])
     }
 }
 

@@ -85,10 +85,7 @@ impl Logic for RepeatLogic {
         };
         // Earlier visits' lines of the same item (this visit's own lines are other rules' business).
         let earlier = r.past.same_code(&line.code).filter(|p| {
-            p.mdtrt_id != c.encounter.mdtrt_id
-                && !p.line.is_refund()
-                && p.line.date() <= day
-                && institution(&p.mdtrt_id)
+            *p.mdtrt_id != *c.encounter.mdtrt_id && !p.refund && p.date() <= day && institution(&p.mdtrt_id)
         });
         let base = |extra: Vec<(&'static str, Val)>| {
             let mut v = vec![("item", Val::Str(r.item_name(line, tag))), ("code", Val::Str(line.code.clone()))];
@@ -97,20 +94,20 @@ impl Logic for RepeatLogic {
         };
         match self.mode {
             Mode::Exam => {
-                if let Some(p) = earlier.filter(|p| p.line.date() >= from).max_by_key(|p| p.line.time) {
+                if let Some(p) = earlier.filter(|p| p.date() >= from).max_by_key(|p| p.time) {
                     out.hit(
                         r.index,
                         vec![li],
                         line.amount,
-                        base(vec![("prev_date", Val::Date(p.line.date())), ("days", Val::Int(i64::from(self.days)))]),
+                        base(vec![("prev_date", Val::Date(p.date())), ("days", Val::Int(i64::from(self.days)))]),
                     );
                 }
             }
             Mode::Drug => {
                 let covering = earlier
                     .filter_map(|p| {
-                        let supply = p.line.days_supply?.units() / crate::claim::Qty::SCALE;
-                        let until = p.line.date().checked_add_days(Days::new(supply.max(0) as u64))?;
+                        let supply = p.days_supply?.units() / crate::claim::Qty::SCALE;
+                        let until = p.date().checked_add_days(Days::new(supply.max(0) as u64))?;
                         let overlap = (until - day).num_days();
                         (overlap > self.tolerance).then_some((p, supply, until, overlap))
                     })
@@ -121,7 +118,7 @@ impl Logic for RepeatLogic {
                         vec![li],
                         line.amount,
                         base(vec![
-                            ("prev_date", Val::Date(p.line.date())),
+                            ("prev_date", Val::Date(p.date())),
                             ("prev_days", Val::Int(supply)),
                             ("until", Val::Date(until)),
                             ("overlap", Val::Int(overlap)),
@@ -130,7 +127,7 @@ impl Logic for RepeatLogic {
                 }
             }
             Mode::Frequency => {
-                let count = earlier.filter(|p| p.line.date() > from).count() as i64 + 1;
+                let count = earlier.filter(|p| p.date() > from).count() as i64 + 1;
                 if count > self.max {
                     out.hit(
                         r.index,
@@ -161,8 +158,8 @@ mod tests {
     const CT: &str = "002101000010000";
     const DRUG: &str = "XC09AAA001A001010101";
 
-    fn past(mdtrt: &str, l: crate::claim::Line) -> Arc<PastLine> {
-        Arc::new(PastLine { mdtrt_id: mdtrt.into(), line: l, settled: true })
+    fn past(mdtrt: &str, l: crate::claim::Line) -> PastLine {
+        PastLine::of(mdtrt.into(), &l, true)
     }
     fn visit(id: &str, fix: &str) -> PastVisit {
         PastVisit {

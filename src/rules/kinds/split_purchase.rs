@@ -68,7 +68,7 @@ impl Logic for SplitLogic {
                 let paid = h
                     .settled_on(d, insutype, &c.msgid, c.encounter.visit)
                     .fold(Fen::ZERO, |a, s| a + self.caps.field.of_settlement(s));
-                let bought = r.past.same_code(&line.code).any(|p| p.settled && p.line.date() == d);
+                let bought = r.past.same_code(&line.code).any(|p| p.settled && p.date() == d);
                 if !(bought && near(paid)) {
                     ok = false;
                     break;
@@ -126,11 +126,11 @@ mod tests {
             medfee: Fen::new(hifp * 2),
         };
         let bought = |d: u32| {
-            Arc::new(PastLine {
-                mdtrt_id: format!("M{d}"),
-                line: line(&format!("L{d}"), AML, 9, 1050, &format!("2025-11-{d:02} 09:00:00")),
-                settled: true,
-            })
+            PastLine::of(
+                format!("M{d}").into(),
+                &line(&format!("L{d}"), AML, 9, 1050, &format!("2025-11-{d:02} 09:00:00")),
+                true,
+            )
         };
         let mut c = claim();
         c.stage = Stage::PreSettle;
