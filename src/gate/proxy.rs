@@ -273,7 +273,8 @@ async fn route(
     let reminders = d.summary(Some(Action::Remind));
     let reminders = (!reminders.is_empty()).then(|| format!("claimgate 医保智能审核提醒：{reminders}"));
     let record = record_of(st, head, &claims, Some(&d), &rev);
-    let learnt = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims);
+    let learnt =
+        matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then(|| (head.detached(), claims));
     let checked = Some(Checked { decision: hv, revision: rev, reminders, learnt, record });
     match early_answer {
         Some(a) => relay(body, st, a, checked, label).await,
@@ -429,8 +430,8 @@ struct Checked {
     revision: String,
     /// Reminder texts for `warn_msg` (when configured).
     reminders: Option<String>,
-    /// The upload's claims, learnt from when the gateway accepts them.
-    learnt: Option<Vec<crate::claim::Claim>>,
+    /// The upload's head and claims, learnt from when the gateway accepts them.
+    learnt: Option<(RequestHead<'static>, Vec<crate::claim::Claim>)>,
     /// Journaled once the gateway's outcome is known.
     record: Record,
 }
@@ -518,10 +519,20 @@ async fn forward(
 
 /// Learns an accepted exchange into history on the blocking pool; durable when this returns.
 /// A store failure is logged and counted (the gateway has already committed; the answer goes on).
-async fn learn(st: &web::Data<State>, body: &Bytes, env: &ResponseEnvelope, claims: Option<Vec<Claim>>, label: &str) {
+async fn learn(
+    st: &web::Data<State>,
+    body: &Bytes,
+    env: &ResponseEnvelope,
+    upload: Option<(RequestHead<'static>, Vec<Claim>)>,
+    label: &str,
+) {
     let (st2, env, raw) = (st.clone(), env.clone(), body.clone());
     let learnt = tokio::task::spawn_blocking(move || {
-        st2.history.learn_durably(&raw, Some(&env), claims).map_err(|e| e.to_string())
+        match upload {
+            Some((head, claims)) => st2.history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
+            None => st2.history.learn_durably(&raw, Some(&env), None),
+        }
+        .map_err(|e| e.to_string())
     })
     .await;
     match learnt {

@@ -195,7 +195,22 @@ impl History {
         accepted: Option<Vec<Claim>>,
     ) -> Result<bool, StoreError> {
         let head = crate::wire::parse_head(request).map_err(|e| StoreError::Sql(format!("request: {e}")))?;
-        let Some(ob) = &self.outbox else { return self.learn(&head, response, accepted) };
+        self.learn_durably_parsed(&head, request, response, accepted)
+    }
+
+    /// As [`History::learn_durably`], with the request's head already read: an upload whose
+    /// `accepted` claims the check built needs no `input` (see [`RequestHead::detached`]).
+    ///
+    /// # Errors
+    /// Neither the store nor the outbox could take it.
+    pub fn learn_durably_parsed(
+        &self,
+        head: &RequestHead<'_>,
+        request: &[u8],
+        response: Option<&ResponseEnvelope>,
+        accepted: Option<Vec<Claim>>,
+    ) -> Result<bool, StoreError> {
+        let Some(ob) = &self.outbox else { return self.learn(head, response, accepted) };
         let spill = || -> Result<bool, StoreError> {
             let resp = response.map(|r| serde_json::to_string(r).unwrap_or_default());
             ob.push(request, resp.as_deref())?;
@@ -206,7 +221,7 @@ impl History {
         if ob.pending() > 0 {
             return spill();
         }
-        match self.learn(&head, response, accepted) {
+        match self.learn(head, response, accepted) {
             Err(e) => {
                 tracing::warn!(error = %e, "history write failed; kept in the outbox");
                 spill()

@@ -34,6 +34,31 @@ pub struct RequestHead<'a> {
     pub fee: RefCell<Option<Box<FeeUploadInput>>>,
 }
 
+impl RequestHead<'_> {
+    /// The head's fields without `input`, owning nothing of the body: kept for learning from an
+    /// upload whose claims the check already built, so the body is not read a third time.
+    pub fn detached(&self) -> RequestHead<'static> {
+        RequestHead {
+            infno: self.infno.clone(),
+            msgid: self.msgid.clone(),
+            mdtrtarea_admvs: self.mdtrtarea_admvs.clone(),
+            insuplc_admdvs: self.insuplc_admdvs.clone(),
+            recer_sys_code: self.recer_sys_code.clone(),
+            infver: self.infver.clone(),
+            opter_type: self.opter_type.clone(),
+            opter: self.opter.clone(),
+            opter_name: self.opter_name.clone(),
+            inf_time: self.inf_time.clone(),
+            fixmedins_code: self.fixmedins_code.clone(),
+            fixmedins_name: self.fixmedins_name.clone(),
+            sign_no: self.sign_no.clone(),
+            enc_type: self.enc_type.clone(),
+            input: None,
+            fee: RefCell::new(None),
+        }
+    }
+}
+
 /// The request in one pass (see [`super::parse_request`]): the head, and a fee upload's `input`
 /// parsed as it is met when `infno` came before it. Anything unusual — a key with an escape, a
 /// field twice, an `input` that is not an object — is an error here, and the caller falls back to
