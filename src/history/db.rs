@@ -580,7 +580,9 @@ pub fn extend(h: &History, since: NaiveDate, psn: &str, events: &[Event], applie
             _ => return None,
         }
     }
-    let mut lines = h.lines.clone();
+    // Room for the new lines up front: the cache holds this vector, spare capacity and all.
+    let mut lines = Vec::with_capacity(h.lines.len() + fresh.iter().filter(|(_, _, l)| l.is_some()).count());
+    lines.extend(h.lines.iter().cloned());
     if !fresh.is_empty() {
         let keys: rustc_hash::FxHashMap<(&str, &str), usize> =
             fresh.iter().enumerate().map(|(i, (m, sn, _))| ((*m, *sn), i)).collect();
