@@ -532,7 +532,7 @@ impl Journal {
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel::<Msg>(opts.queue.max(1));
         // One batch waits for the writer while it writes the previous one.
-        let (hand, handed) = std::sync::mpsc::sync_channel::<writer::Batch>(1);
+        let (hand, handed) = crossbeam_channel::bounded::<writer::Batch>(1);
         let mut run = [0u8; 8];
         getrandom::getrandom(&mut run).map_err(|e| anyhow::anyhow!("no randomness for the journal: {e}"))?;
         let run: String = run.iter().map(|b| format!("{b:02x}")).collect();

@@ -133,7 +133,7 @@ fn drain(backend: &Backend, spill: &Spill, c: &Counters) {
 /// while older records still wait in the file) goes to the file instead.
 pub(super) fn intake(
     mut rx: mpsc::Receiver<Msg>,
-    hand: &std::sync::mpsc::SyncSender<Batch>,
+    hand: &crossbeam_channel::Sender<Batch>,
     spill: Option<&Spill>,
     run: &str,
     spill_after: Duration,
@@ -200,29 +200,21 @@ pub(super) fn intake(
 
 /// Hands a batch to the writer, waiting up to `wait` while it is busy; returns the batch when the
 /// writer did not take it in time (`Err`: the writer is gone).
-fn hand_over(hand: &std::sync::mpsc::SyncSender<Batch>, b: Batch, wait: Duration) -> Result<Option<Batch>, ()> {
-    let deadline = Instant::now() + wait;
-    let mut b = b;
-    loop {
-        match hand.try_send(b) {
-            Ok(()) => return Ok(None),
-            Err(std::sync::mpsc::TrySendError::Full(back)) if Instant::now() < deadline => {
-                b = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(std::sync::mpsc::TrySendError::Full(back)) => {
-                tracing::warn!(waited_ms = wait.as_millis() as u64, "journal store slow; batch spilled");
-                return Ok(Some(back));
-            }
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(()),
+fn hand_over(hand: &crossbeam_channel::Sender<Batch>, b: Batch, wait: Duration) -> Result<Option<Batch>, ()> {
+    match hand.send_timeout(b, wait) {
+        Ok(()) => Ok(None),
+        Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+            tracing::warn!(waited_ms = wait.as_millis() as u64, "journal store slow; batch spilled");
+            Ok(Some(back))
         }
+        Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => Err(()),
     }
 }
 
 /// The writer thread: writes each batch in one transaction; with a spill file, spills what the
 /// store refuses and drains the file when idle; without one, retries until the batch is written.
 pub(super) fn writer(
-    handed: &std::sync::mpsc::Receiver<Batch>,
+    handed: &crossbeam_channel::Receiver<Batch>,
     backend: &Backend,
     spill: Option<&Spill>,
     retention: Option<u32>,
@@ -238,13 +230,13 @@ pub(super) fn writer(
         }
         let mut b = match handed.recv_timeout(DRAIN_EVERY) {
             Ok(b) => b,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 if let Some(sp) = spill {
                     drain(backend, sp, c);
                 }
                 continue;
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 if let Some(sp) = spill {
                     drain(backend, sp, c);
                 }
