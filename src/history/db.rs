@@ -820,23 +820,33 @@ pub fn prune(store: &dyn Store, before: NaiveDate) -> Result<u64, StoreError> {
 /// first use.
 ///
 /// # Errors
-/// The store failed.
-pub fn key(store: &dyn Store) -> Result<Vec<u8>, StoreError> {
+/// The store failed, or holds a key that is not 32 hex-encoded bytes.
+pub fn key(store: &dyn Store) -> Result<[u8; 32], StoreError> {
     let mut k = [0u8; 32];
     getrandom::getrandom(&mut k).map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
-    let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+    meta_key(store, "h_meta", &k)
+}
+
+/// The key kept as `psn_key` (hex) in the meta table `table` (`h_meta`, `j_meta`), set to `offer`
+/// when the store has none yet: every instance on a shared store then reads the same key.
+///
+/// # Errors
+/// The store failed, or holds a key that is not 32 hex-encoded bytes.
+pub fn meta_key(store: &dyn Store, table: &str, offer: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+    let hex: String = offer.iter().map(|b| format!("{b:02x}")).collect();
+    let (put, get) = (
+        format!("INSERT INTO {table} (k, v) VALUES ('psn_key', $1) ON CONFLICT (k) DO NOTHING"),
+        format!("SELECT v FROM {table} WHERE k = 'psn_key'"),
+    );
     let mut out = String::new();
     store.tx(&mut |c| {
-        c.exec("INSERT INTO h_meta (k, v) VALUES ('psn_key', $1) ON CONFLICT (k) DO NOTHING", &[P::T(&hex)])?;
-        out = c
-            .query("SELECT v FROM h_meta WHERE k = 'psn_key'", &[])?
-            .first()
-            .map(|r| r[0].string())
-            .unwrap_or_default();
+        c.exec(&put, &[P::T(&hex)])?;
+        out = c.query(&get, &[])?.first().map(|r| r[0].string()).unwrap_or_default();
         Ok(true)
     })?;
-    (0..out.len() / 2)
+    let bytes = (0..out.len() / 2)
         .map(|i| u8::from_str_radix(out.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
         .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| StoreError::Sql("h_meta.psn_key is not hex".into()))
+        .map_err(|_| StoreError::Sql(format!("{table}.psn_key is not hex")))?;
+    bytes.try_into().map_err(|_| StoreError::Sql(format!("{table}.psn_key is not 32 bytes")))
 }

@@ -119,7 +119,7 @@ impl History {
         let key = match (from_store, key_copy) {
             (Ok(k), Some(p)) => {
                 if std::fs::read(p).ok().as_deref() != Some(&k[..]) {
-                    if let Err(e) = write_private(p, &k) {
+                    if let Err(e) = write_private(p, &k, true) {
                         tracing::warn!(error = %e, path = %p.display(), "history key copy not written");
                     }
                 }
@@ -129,13 +129,12 @@ impl History {
             (Err(e), Some(p)) => match std::fs::read(p) {
                 Ok(k) => {
                     tracing::error!(error = %e, "history store unreachable at start; serving with history unavailable until it is back");
-                    k
+                    k.try_into().map_err(|_| StoreError::Sql("h_meta.psn_key is not 32 bytes".into()))?
                 }
                 Err(_) => return Err(e),
             },
             (Err(e), None) => return Err(e),
         };
-        let key: [u8; 32] = key.try_into().map_err(|_| StoreError::Sql("h_meta.psn_key is not 32 bytes".into()))?;
         // Another instance may change what a shared store holds: keep visit facts briefly there.
         let ttl = if store.shared() { Duration::from_secs(2) } else { Duration::from_secs(24 * 3600) };
         Ok(History {
@@ -423,13 +422,22 @@ impl History {
     }
 }
 
-fn write_private(p: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a key file readable by its owner only, synced to disk; `replace: false` refuses to
+/// overwrite an existing file.
+pub(crate) fn write_private(p: &std::path::Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    o.write(true);
+    if replace {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(p)?.write_all(bytes)
+    let mut f = o.open(p).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 fn logged<T>(what: &str, r: Result<T, StoreError>) -> Option<T> {

@@ -182,22 +182,7 @@ pub fn migrate(store: &dyn Store) -> Result<(), StoreError> {
 /// # Errors
 /// The store failed, or holds a key that is not 32 hex-encoded bytes.
 pub fn shared_key(store: &dyn Store, offer: &[u8; 32]) -> Result<[u8; 32], StoreError> {
-    let hex: String = offer.iter().map(|b| format!("{b:02x}")).collect();
-    let mut out = String::new();
-    store.tx(&mut |c| {
-        c.exec("INSERT INTO j_meta (k, v) VALUES ('psn_key', $1) ON CONFLICT (k) DO NOTHING", &[P::T(&hex)])?;
-        out = c
-            .query("SELECT v FROM j_meta WHERE k = 'psn_key'", &[])?
-            .first()
-            .map(|r| r[0].string())
-            .unwrap_or_default();
-        Ok(true)
-    })?;
-    let bytes = (0..out.len() / 2)
-        .map(|i| u8::from_str_radix(out.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| StoreError::Sql("j_meta.psn_key is not hex".into()))?;
-    bytes.try_into().map_err(|_| StoreError::Sql("j_meta.psn_key is not 32 bytes".into()))
+    crate::history::db::meta_key(store, "j_meta", offer)
 }
 
 /// One record on its way to the store, with the id that makes writing it idempotent.

@@ -258,7 +258,7 @@ impl Pseudonymizer {
             Some(k) => k,
             None => {
                 let k = random_key()?;
-                write_private(&p, &k, false)?;
+                crate::history::write_private(&p, &k, false)?;
                 k
             }
         };
@@ -276,26 +276,6 @@ impl Pseudonymizer {
 }
 
 /// Writes a key file readable by its owner only; `replace` overwrites an existing one.
-fn write_private(p: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true);
-    if replace {
-        o.create(true).truncate(true);
-    } else {
-        o.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let mut f = o.open(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
-}
-
 /// Where a journal lives, as `serve` configures it: the embedded file under the data directory, or
 /// the shared PostgreSQL store.
 #[derive(Clone, PartialEq, Eq)]
@@ -402,7 +382,7 @@ impl Backend {
         if let Some((key, copy)) = &self.unconfirmed_key {
             let shared = db::shared_key(self.store.as_ref(), key)?;
             if shared == *key {
-                if let Err(e) = write_private(copy, key, true) {
+                if let Err(e) = crate::history::write_private(copy, key, true) {
                     tracing::warn!(error = %e, path = %copy.display(), "journal key copy not written");
                 }
             } else {
@@ -499,7 +479,7 @@ impl Journal {
         let key = match (from_store, read_key(&copy)?) {
             (Ok(k), had) => {
                 if had != Some(k) {
-                    write_private(&copy, &k, true)?;
+                    crate::history::write_private(&copy, &k, true)?;
                 }
                 k
             }
