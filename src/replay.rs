@@ -134,7 +134,7 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
                 id => id.to_owned(),
             };
             for h in &d.hits {
-                let mut lines = h.lines.clone();
+                let mut lines: Vec<String> = h.lines.iter().map(ToString::to_string).collect();
                 lines.sort_unstable();
                 if !counted.insert((h.rule_id.to_string(), visit.clone(), lines)) {
                     continue;

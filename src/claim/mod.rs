@@ -11,6 +11,6 @@ pub mod normalize;
 pub mod time;
 
 pub use history::{FundAsk, History, PastLine, PastSettlement, PastVisit, TraceUse};
-pub use model::{Claim, Diagnosis, Encounter, Gender, ItemClass, Line, Patient, Stage, Visit};
+pub use model::{Claim, Diagnosis, Encounter, Gender, ItemClass, Line, Patient, SmolStr, Stage, Visit};
 pub use money::{Fen, Price, Qty};
 pub use normalize::{Facts, NoFacts, PersonFacts, VisitFacts};

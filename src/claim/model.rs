@@ -2,6 +2,7 @@
 
 use super::money::{Fen, Price, Qty};
 use chrono::{NaiveDate, NaiveDateTime};
+pub use smol_str::SmolStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Gender {
@@ -131,38 +132,40 @@ impl Encounter {
     }
 }
 
-/// One fee line or order.
+/// One fee line or order. Its text fields are [`SmolStr`]: codes, ids, flags and short names are
+/// held inline (no allocation per field when a 1,000-line stay is parsed), and a hit copies a line
+/// id without allocating.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     /// `feedetl_sn` (2204/2301) or `rx_id` (3101): the line's id in hits.
-    pub id: String,
+    pub id: SmolStr,
     /// National code `med_list_codg` / `hilist_code`.
-    pub code: String,
+    pub code: SmolStr,
     /// HIS code `medins_list_codg` / `hosplist_code`.
-    pub his_code: String,
+    pub his_code: SmolStr,
     /// Item name where the message carries one (3101 `hilist_name`).
-    pub name: Option<String>,
+    pub name: Option<SmolStr>,
     /// `med_chrgitm_type` where the message carries it (3101 `chrg_type`).
-    pub category: Option<String>,
+    pub category: Option<SmolStr>,
     pub class: ItemClass,
     pub qty: Qty,
     pub price: Price,
     pub amount: Fen,
     /// Service time: `fee_ocur_time` or `drord_begn_date`. Rules use this, never the wall clock.
     pub time: NaiveDateTime,
-    pub dept_code: String,
-    pub dept_name: String,
-    pub doctor_code: String,
-    pub doctor_name: String,
+    pub dept_code: SmolStr,
+    pub dept_name: SmolStr,
+    pub doctor_code: SmolStr,
+    pub doctor_name: SmolStr,
     /// Days of medicine supplied (`prd_days`, or the order's stop − start).
     pub days_supply: Option<Qty>,
     /// 出院带药.
     pub discharge_drug: bool,
     /// 退费: the `feedetl_sn` this negative line reverses.
-    pub reverses: Option<String>,
+    pub reverses: Option<SmolStr>,
     /// 药品追溯码 of the boxes this line dispenses (`drug_trac_codg`, `drugtracinfo[]`, or the
     /// settlement's `drug_trac_info[]`).
-    pub trace_codes: Vec<String>,
+    pub trace_codes: Vec<SmolStr>,
 }
 
 impl Line {

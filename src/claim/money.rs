@@ -1,6 +1,6 @@
 //! Money and quantities as integers. Never a float.
 
-use crate::wire::num::format_fixed;
+use crate::wire::num::{format_fixed, write_fixed};
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 
@@ -19,6 +19,10 @@ impl Fen {
     /// Yuan text with two decimals, `"8.00"`.
     pub fn yuan(self) -> String {
         format_fixed(self.0, 2, 2)
+    }
+    /// [`Fen::yuan`] appended to `out`.
+    pub fn write_yuan(self, out: &mut String) {
+        write_fixed(out, self.0, 2, 2);
     }
     pub fn saturating_add(self, o: Fen) -> Fen {
         Fen(self.0.saturating_add(o.0))
@@ -69,6 +73,10 @@ impl Qty {
     pub fn text(self) -> String {
         format_fixed(self.0, 4, 0)
     }
+    /// [`Qty::text`] appended to `out`.
+    pub fn write_text(self, out: &mut String) {
+        write_fixed(out, self.0, 4, 0);
+    }
     /// Whole days rounded up (a days-supply of 7.5 is 8 days of medicine).
     pub fn ceil_whole(self) -> i64 {
         (self.0 + Self::SCALE - 1).div_euclid(Self::SCALE)
@@ -106,6 +114,10 @@ impl Price {
     /// Yuan text with at least two decimals, `"0.10"`, `"0.123456"`.
     pub fn yuan(self) -> String {
         format_fixed(self.0, 6, 2)
+    }
+    /// [`Price::yuan`] appended to `out`.
+    pub fn write_yuan(self, out: &mut String) {
+        write_fixed(out, self.0, 6, 2);
     }
     /// `qty × price`, rounded half away from zero to the fen.
     pub fn times(self, q: Qty) -> Fen {

@@ -113,7 +113,7 @@ fn check_price(p: Price, path: impl Fn() -> String) -> Result<Price, ParseError>
 }
 
 /// The trace codes a fee line carries, from whichever node the province uses.
-fn trace_codes(d: &tx::FeeDetail) -> Vec<String> {
+fn trace_codes(d: &tx::FeeDetail) -> Vec<SmolStr> {
     let exp = d.exp_content.as_ref().and_then(|e| e.get("drug_trac_codg")).and_then(|v| v.as_str());
     tx::trace_codes(
         std::iter::once(d.drug_trac_codg.as_str())
@@ -141,7 +141,7 @@ pub fn drug_sale(
                 format!("input.selinfoDetail[{i}].{f}")
             }
         };
-        let code = req(&s.med_list_codg, || p("med_list_codg"))?.to_owned();
+        let code = SmolStr::new(req(&s.med_list_codg, || p("med_list_codg"))?);
         if psn_no.is_empty() {
             psn_no = s.psn_no.as_str().to_owned();
         }
@@ -149,21 +149,22 @@ pub fn drug_sale(
         let qty = check_qty(qty, || p("sel_retn_cnt"))?;
         let price = Price::from_micro(s.finl_trns_pric.map_or(0, |q| q.0));
         let time = opt_time(&s.sel_retn_time, || p("sel_retn_time"))?.or(at).unwrap_or_default();
-        let id = if s.doc_id().is_empty() { format!("{i}") } else { s.doc_id().to_owned() };
+        let id =
+            if s.doc_id().is_empty() { SmolStr::new(itoa::Buffer::new().format(i)) } else { SmolStr::new(s.doc_id()) };
         lines.push(Line {
             id,
-            his_code: s.fixmedins_hilist_id.as_str().to_owned(),
-            name: s.fixmedins_hilist_name.opt().map(str::to_owned),
+            his_code: SmolStr::new(s.fixmedins_hilist_id.as_str()),
+            name: s.fixmedins_hilist_name.opt().map(SmolStr::new),
             category: None,
             class: ItemClass::of_code(&code),
             qty,
             price,
             amount: price.times(qty),
             time,
-            dept_code: String::new(),
-            dept_name: String::new(),
-            doctor_code: String::new(),
-            doctor_name: String::new(),
+            dept_code: SmolStr::default(),
+            dept_name: SmolStr::default(),
+            doctor_code: SmolStr::default(),
+            doctor_name: SmolStr::default(),
             days_supply: None,
             discharge_drug: false,
             reverses: None,
@@ -259,14 +260,14 @@ pub fn fee_upload(
     }
     let inpatient = infno == "2301";
     let mut lines = Vec::with_capacity(input.feedetail.len());
-    let mut seen: FxHashSet<String> = FxHashSet::default();
+    let mut seen: FxHashSet<SmolStr> = FxHashSet::default();
     let mut mdtrt_id: Option<String> = None;
     let mut psn_no: Option<String> = None;
     let mut line_med_type: Option<String> = None;
     let mut batch: Option<String> = None;
     for (i, d) in input.feedetail.into_iter().enumerate() {
         let p = |f: &str| format!("input.feedetail[{i}].{f}");
-        let id = req(&d.feedetl_sn, || p("feedetl_sn"))?.to_owned();
+        let id = SmolStr::new(req(&d.feedetl_sn, || p("feedetl_sn"))?);
         let m = req(&d.mdtrt_id, || p("mdtrt_id"))?;
         match &mdtrt_id {
             None => mdtrt_id = Some(m.to_owned()),
@@ -290,7 +291,7 @@ pub fn fee_upload(
             batch = d.chrg_bchno.opt().map(str::to_owned);
         }
         let time = req_time(&d.fee_ocur_time, || p("fee_ocur_time"))?;
-        let code = req(&d.med_list_codg, || p("med_list_codg"))?.to_owned();
+        let code = SmolStr::new(req(&d.med_list_codg, || p("med_list_codg"))?);
         let amount = d.det_item_fee_sumamt.ok_or_else(|| ParseError::Missing(p("det_item_fee_sumamt")))?;
         let amount = check_amount(Fen::new(amount.0), || p("det_item_fee_sumamt"))?;
         let qty = d.cnt.ok_or_else(|| ParseError::Missing(p("cnt")))?;
@@ -370,7 +371,7 @@ pub fn settlement(
         let code = t.drug_trac_codg.as_str().trim();
         if let Some(l) = lines.iter_mut().find(|l| l.id == t.feedetl_sn.as_str()) {
             if !code.is_empty() && !l.trace_codes.iter().any(|c| c == code) {
-                l.trace_codes.push(code.to_owned());
+                l.trace_codes.push(SmolStr::new(code));
             }
         }
     }
@@ -506,15 +507,15 @@ pub fn analysis(
             }
         }
         let mut lines = Vec::with_capacity(e.fsi_order_dtos.len());
-        let mut seen: FxHashSet<String> = FxHashSet::default();
+        let mut seen: FxHashSet<SmolStr> = FxHashSet::default();
         for (oi, o) in e.fsi_order_dtos.into_iter().enumerate() {
             let op =
                 |f: &str| format!("input.data.patient_dtos[{pi}].fsi_encounter_dtos[{idx}].fsi_order_dtos[{oi}].{f}");
-            let id = req(&o.rx_id, || op("rx_id"))?.to_owned();
+            let id = SmolStr::new(req(&o.rx_id, || op("rx_id"))?);
             if !seen.insert(id.clone()) {
                 return Err(ParseError::field(op("rx_id"), format!("duplicate rx_id {id}")));
             }
-            let code = req(&o.hilist_code, || op("hilist_code"))?.to_owned();
+            let code = SmolStr::new(req(&o.hilist_code, || op("hilist_code"))?);
             let time = req_time(&o.drord_begn_date, || op("drord_begn_date"))?;
             let stop = opt_time(&o.drord_stop_date, || op("drord_stop_date"))?;
             let qty = check_qty(Qty::from_units(o.cnt.ok_or_else(|| ParseError::Missing(op("cnt")))?.0), || op("cnt"))?;
@@ -554,7 +555,7 @@ pub fn analysis(
                 code,
             });
         }
-        let insutype = e.insutype.take().or_else(|| known.as_ref().and_then(|k| k.insutype.clone()));
+        let insutype = e.insutype.take().map(String::from).or_else(|| known.as_ref().and_then(|k| k.insutype.clone()));
         let encounter = Encounter {
             mdtrt_id: e.mdtrt_id.as_str().to_owned(),
             visit,

@@ -12,8 +12,8 @@
 use super::store::{Conn, Store, StoreError, P, V};
 use crate::claim::time::{parse_date, parse_datetime};
 use crate::claim::{
-    Diagnosis, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty, TraceUse,
-    Visit, VisitFacts,
+    Diagnosis, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty, SmolStr,
+    TraceUse, Visit, VisitFacts,
 };
 use chrono::{NaiveDate, NaiveDateTime};
 use std::sync::Arc;
@@ -120,7 +120,7 @@ pub enum Event {
     },
     /// Boxes that came back (3506 退货, or a 3505 line with a negative count): sellable again.
     TraceReturn {
-        codes: Vec<String>,
+        codes: Vec<SmolStr>,
     },
     /// Trace codes named at settlement (2207 `drug_trac_info[]`) or sold by 3505: `(feedetl_sn, code)`.
     Traces {
@@ -128,7 +128,7 @@ pub enum Event {
         psn: String,
         fixmedins: String,
         day: NaiveDate,
-        items: Vec<(String, String)>,
+        items: Vec<(String, SmolStr)>,
     },
 }
 
@@ -482,25 +482,25 @@ const LINE_COLS: &str = "mdtrt_id, feedetl_sn, code, his_code, name, category, q
                          dept_name, dr, dr_name, days_supply, dscg, reverses, state";
 
 fn line_of(r: &[V]) -> Option<Line> {
-    let code = r[2].string();
+    let code = r[2].smol();
     Some(Line {
-        id: r[1].string(),
+        id: r[1].smol(),
         class: ItemClass::of_code(&code),
         code,
-        his_code: r[3].string(),
-        name: r[4].text().map(str::to_owned),
-        category: r[5].text().map(str::to_owned),
+        his_code: r[3].smol(),
+        name: r[4].text().map(SmolStr::new),
+        category: r[5].text().map(SmolStr::new),
         qty: Qty::from_units(r[6].int()?),
         price: Price::from_micro(r[7].int()?),
         amount: Fen::new(r[8].int()?),
         time: parse_datetime(r[9].text()?)?,
-        dept_code: r[10].string(),
-        dept_name: r[11].string(),
-        doctor_code: r[12].string(),
-        doctor_name: r[13].string(),
+        dept_code: r[10].smol(),
+        dept_name: r[11].smol(),
+        doctor_code: r[12].smol(),
+        doctor_name: r[13].smol(),
         days_supply: r[14].int().map(Qty::from_units),
         discharge_drug: r[15].int() == Some(1),
-        reverses: r[16].text().map(str::to_owned),
+        reverses: r[16].text().map(SmolStr::new),
         trace_codes: Vec::new(),
     })
 }
@@ -517,7 +517,7 @@ fn past_line_of(r: &[V], visit: &mut Option<Arc<str>>) -> Option<PastLine> {
     };
     Some(PastLine {
         mdtrt_id,
-        id: smol_str::SmolStr::new(r[1].text().unwrap_or_default()),
+        id: r[1].smol(),
         code: crate::claim::history::intern_code(r[2].text().unwrap_or_default()),
         time: parse_datetime(r[3].text()?)?,
         days_supply: r[4].int().map(Qty::from_units),

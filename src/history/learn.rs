@@ -48,7 +48,7 @@ pub fn events(
             let id = response
                 .and_then(ResponseEnvelope::output_as::<VisitIdOutput>)
                 .and_then(|o| o.data.or(o.result))
-                .and_then(|d| d.mdtrt_id.take());
+                .and_then(|d| d.mdtrt_id.take().map(String::from));
             let Some(id) = id else { return ev };
             let d = req.data;
             ev.push(Event::Visit(VisitEvent {
@@ -71,7 +71,7 @@ pub fn events(
                 response
                     .and_then(ResponseEnvelope::output_as::<VisitIdOutput>)
                     .and_then(|o| o.result.or(o.data))
-                    .and_then(|d| d.mdtrt_id.take())
+                    .and_then(|d| d.mdtrt_id.take().map(String::from))
             });
             let Some(id) = id else { return ev };
             let inpatient = head.infno.as_str() == "2401";
@@ -179,11 +179,11 @@ pub fn events(
                 .or(req.data.med_type.opt())
                 .and_then(Visit::from_med_type)
                 .or(Some(if infno == Infno::InpatientSettle { Visit::Inpatient } else { Visit::Outpatient }));
-            let items: Vec<(String, String)> = req
+            let items: Vec<(String, crate::claim::SmolStr)> = req
                 .data
                 .drug_trac_info
                 .iter()
-                .filter_map(|t| Some((t.feedetl_sn.opt()?.to_owned(), t.drug_trac_codg.opt()?.trim().to_owned())))
+                .filter_map(|t| Some((t.feedetl_sn.opt()?.to_owned(), t.drug_trac_codg.opt()?.trim().into())))
                 .collect();
             if !items.is_empty() {
                 ev.push(Event::Traces {

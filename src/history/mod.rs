@@ -374,7 +374,8 @@ impl History {
     /// # Errors
     /// The store failed.
     pub fn attach(&self, claim: &mut Claim, lookback_days: u32) -> Result<(), StoreError> {
-        let codes: Vec<&str> = claim.lines.iter().flat_map(|l| l.trace_codes.iter().map(String::as_str)).collect();
+        let codes: Vec<&str> =
+            claim.lines.iter().flat_map(|l| l.trace_codes.iter().map(claim::SmolStr::as_str)).collect();
         let key = if claim.patient.psn_no.is_empty() { String::new() } else { self.psn_key(&claim.patient.psn_no) };
         // A sale to someone without insurance still sells its boxes: trace codes are checked anyway.
         claim.traces =

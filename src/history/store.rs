@@ -3,6 +3,7 @@
 //! the same SQL, written once in [`super::db`]. A store only runs statements and transactions;
 //! what the statements mean is `db`'s business.
 
+use smol_str::SmolStr;
 use std::fmt;
 
 /// A statement parameter.
@@ -20,6 +21,11 @@ impl<'a> From<&'a str> for P<'a> {
 }
 impl<'a> From<&'a String> for P<'a> {
     fn from(s: &'a String) -> Self {
+        P::T(s)
+    }
+}
+impl<'a> From<&'a SmolStr> for P<'a> {
+    fn from(s: &'a SmolStr) -> Self {
         P::T(s)
     }
 }
@@ -55,6 +61,10 @@ impl V {
             V::T(s) => s.parse().ok(),
             V::Null => None,
         }
+    }
+    /// The text as a [`SmolStr`] (`""` when absent or not text).
+    pub fn smol(&self) -> SmolStr {
+        SmolStr::new(self.text().unwrap_or(""))
     }
     pub fn string(&self) -> String {
         self.text().unwrap_or_default().to_owned()

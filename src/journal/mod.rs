@@ -112,10 +112,10 @@ impl Record {
             mdtrt_id: c.map(|c| c.encounter.mdtrt_id.clone()).unwrap_or_default(),
             psn_hash: c.map(|c| pseudo.hash(&c.patient.psn_no)).unwrap_or_default(),
             dept_code: first
-                .map(|l| l.dept_code.clone())
+                .map(|l| l.dept_code.to_string())
                 .or_else(|| c.and_then(|c| c.encounter.dept_code.clone()))
                 .unwrap_or_default(),
-            doctor_code: first.map(|l| l.doctor_code.clone()).unwrap_or_default(),
+            doctor_code: first.map(|l| l.doctor_code.to_string()).unwrap_or_default(),
             decision: d.map_or("unchecked", |d| d.header_value()).to_owned(),
             ruleset: revision.to_owned(),
             elapsed_us: d.map_or(0, |d| d.elapsed_us),
@@ -159,7 +159,7 @@ impl HitRecord {
                 action: format!("{:?}", h.action).to_lowercase(),
                 severity: format!("{:?}", h.severity).to_lowercase(),
                 amount_fen: h.amount.get(),
-                lines: h.lines.clone(),
+                lines: h.lines.iter().map(ToString::to_string).collect(),
                 message: h.message.clone(),
                 basis: h.basis.to_string(),
                 points: h.points,

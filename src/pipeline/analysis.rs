@@ -68,7 +68,7 @@ pub fn results(claims: &[Claim], decisions: &[Decision], task_id: &str) -> Vec<J
                     jrd_id: format!("{jr_id}-{:02}", i + 1),
                     patn_id: c.patient.psn_no.clone(),
                     mdtrt_id: c.encounter.mdtrt_id.clone(),
-                    rx_id: l.clone(),
+                    rx_id: l.to_string(),
                     vola_item_type: "1",
                     vola_amt: a.yuan(),
                 })

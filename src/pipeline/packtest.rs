@@ -88,8 +88,8 @@ pub fn run_case(rs: &CompiledRuleSet, case: &TestCase, tier: Option<u8>) -> Resu
     }
 }
 
-fn sorted(v: &[String]) -> Vec<String> {
-    let mut v = v.to_vec();
+fn sorted<S: AsRef<str>>(v: &[S]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.as_ref().to_owned()).collect();
     v.sort();
     v
 }

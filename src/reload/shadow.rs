@@ -96,7 +96,7 @@ fn summary(d: &Decision) -> Summary {
         .hits
         .iter()
         .map(|h| {
-            let mut lines = h.lines.clone();
+            let mut lines: Vec<String> = h.lines.iter().map(ToString::to_string).collect();
             lines.sort();
             (h.rule_id.to_string(), action(h.action), lines)
         })

@@ -87,7 +87,7 @@ pub struct CompiledRule {
     pub(crate) classes: u8,
     pub(crate) categories: Vec<Box<str>>,
     pub(crate) when: WhenC,
-    pub(crate) row_names: Vec<Box<str>>,
+    pub(crate) row_names: Vec<crate::claim::SmolStr>,
     /// `(matcher, tag, priority)`; empty with `selects_all` = every line.
     pub(crate) matchers: Vec<(Matcher, u32, u32)>,
     pub(crate) selects_all: bool,

@@ -2,7 +2,7 @@
 //! Its JSON is a contract (design.md): the CLI, `/v1/check` and the journal all emit this shape.
 
 use super::source::{Action, Severity};
-use crate::claim::{Fen, Price, Qty};
+use crate::claim::{Fen, Price, Qty, SmolStr};
 use chrono::NaiveDate;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// A value behind a hit: shown in the message and in `evidence`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
-    Str(String),
+    Str(SmolStr),
     Int(i64),
     Fen(Fen),
     Qty(Qty),
@@ -21,19 +21,18 @@ pub enum Val {
 
 impl Val {
     pub fn write_text(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = match self {
-            Val::Str(s) => {
-                out.push_str(s);
-                Ok(())
-            }
-            Val::Int(i) => write!(out, "{i}"),
-            Val::Fen(f) => write!(out, "{}", f.yuan()),
-            Val::Qty(q) => write!(out, "{}", q.text()),
-            Val::Price(p) => write!(out, "{}", p.yuan()),
+        match self {
+            Val::Str(s) => out.push_str(s),
+            Val::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
+            Val::Fen(f) => f.write_yuan(out),
+            Val::Qty(q) => q.write_text(out),
+            Val::Price(p) => p.write_yuan(out),
             // NaiveDate displays as ISO 8601 (2025-06-10) without parsing a format string.
-            Val::Date(d) => write!(out, "{d}"),
-        };
+            Val::Date(d) => {
+                use std::fmt::Write;
+                let _ = write!(out, "{d}");
+            }
+        }
     }
 }
 
@@ -41,8 +40,9 @@ impl Serialize for Val {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Val::Int(i) => s.serialize_i64(*i),
+            Val::Str(t) => s.serialize_str(t),
             other => {
-                let mut t = String::new();
+                let mut t = String::with_capacity(24);
                 other.write_text(&mut t);
                 s.serialize_str(&t)
             }
@@ -146,7 +146,7 @@ pub struct Hit {
     pub action: Action,
     pub severity: Severity,
     pub message: String,
-    pub lines: Vec<String>,
+    pub lines: Vec<SmolStr>,
     /// The money at stake, in 元 with two decimals.
     #[serde(serialize_with = "ser_fen")]
     pub amount: Fen,
@@ -167,7 +167,7 @@ pub struct Hit {
 pub struct Unchecked {
     pub fact: &'static str,
     pub reason: &'static str,
-    pub lines: Vec<String>,
+    pub lines: Vec<SmolStr>,
     pub rules: Vec<Arc<str>>,
 }
 

@@ -435,8 +435,8 @@ mod tests {
             let mut c = claim_from(seed, n, tweak);
             for (i, (ix, q, day)) in picks.into_iter().enumerate() {
                 let mut l = c.lines[i % c.lines.len()].clone();
-                l.id = format!("P{i}");
-                l.code = ix.get(&all).clone();
+                l.id = smol_str::format_smolstr!("P{i}");
+                l.code = ix.get(&all).into();
                 l.class = crate::claim::ItemClass::of_code(&l.code);
                 l.qty = Qty::whole(q);
                 l.amount = l.price.times(l.qty);

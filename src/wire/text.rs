@@ -1,12 +1,13 @@
 //! Lenient text fields: real HIS systems send codes as strings, numbers or null.
 
 use serde::de::{self, Deserializer, Visitor};
+use smol_str::SmolStr;
 use std::fmt;
 
 /// A text field that accepts a string, a number, a boolean or null (null and absent are "").
 /// Codes such as `gend`, `med_type`, `insutype` and `trig_scen` arrive in any of these forms.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Text(pub String);
+pub struct Text(pub SmolStr);
 
 impl Text {
     pub fn as_str(&self) -> &str {
@@ -20,22 +21,22 @@ impl Text {
         let s = self.0.trim();
         (!s.is_empty()).then_some(s)
     }
-    /// Moves the text out, trimmed, `None` when empty.
-    pub fn take(self) -> Option<String> {
+    /// The text, trimmed, `None` when empty (inline text is copied, longer text shared).
+    pub fn take(self) -> Option<SmolStr> {
         let t = self.0.trim();
         if t.is_empty() {
             None
         } else if t.len() == self.0.len() {
             Some(self.0)
         } else {
-            Some(t.to_owned())
+            Some(SmolStr::new(t))
         }
     }
 }
 
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
-        Text(s.to_owned())
+        Text(SmolStr::new(s))
     }
 }
 
@@ -46,28 +47,29 @@ impl<'de> Visitor<'de> for TextVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string, a number or null")
     }
+    // Most national fields (codes, flags, times, short names) fit inline: no allocation per field.
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-        Ok(Text(v.to_owned()))
+        Ok(Text(SmolStr::new(v)))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
-        Ok(Text(v))
+        Ok(Text(SmolStr::from(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
-        Ok(Text(v.to_string()))
+        Ok(Text(SmolStr::new(itoa::Buffer::new().format(v))))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
-        Ok(Text(v.to_string()))
+        Ok(Text(SmolStr::new(itoa::Buffer::new().format(v))))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
         let mut b = ryu::Buffer::new();
         if v.is_finite() {
-            Ok(Text(b.format_finite(v).trim_end_matches(".0").to_owned()))
+            Ok(Text(SmolStr::new(b.format_finite(v).trim_end_matches(".0"))))
         } else {
             Err(E::custom("not a finite number"))
         }
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
-        Ok(Text(if v { "1" } else { "0" }.to_owned()))
+        Ok(Text(SmolStr::new_static(if v { "1" } else { "0" })))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
         Ok(Text::default())

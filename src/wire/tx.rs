@@ -6,6 +6,7 @@
 use super::num::{opt_fixed, Amount, Quantity, UnitPrice};
 use super::text::Text;
 use serde::Deserialize;
+use smol_str::SmolStr;
 
 // === 2204 / 2301 fee detail upload ===
 
@@ -81,12 +82,12 @@ pub struct DrugTrace {
 
 /// Trace codes from the fields that carry them (several boxes may share one field, separated by
 /// commas, semicolons or spaces), deduplicated in order.
-pub fn trace_codes<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut v: Vec<String> = Vec::new();
+pub fn trace_codes<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<SmolStr> {
+    let mut v: Vec<SmolStr> = Vec::new();
     for f in fields {
         for c in f.split([',', ';', '，', '；', ' ']).map(str::trim).filter(|c| !c.is_empty()) {
             if !v.iter().any(|x| x == c) {
-                v.push(c.to_owned());
+                v.push(SmolStr::new(c));
             }
         }
     }
@@ -137,7 +138,7 @@ pub struct DrugSale {
 
 impl DrugSale {
     /// The trace codes of the boxes, whichever node carries them.
-    pub fn trace_codes(&self) -> Vec<String> {
+    pub fn trace_codes(&self) -> Vec<SmolStr> {
         trace_codes(
             std::iter::once(self.drug_trac_codg.as_str())
                 .chain(self.drugtracinfo.iter().map(|t| t.drug_trac_codg.as_str())),

@@ -122,8 +122,8 @@ impl Logic for AgeLogic {
                 vec![
                     ("item", Val::Str(r.item_name(line, tag))),
                     ("code", Val::Str(line.code.clone())),
-                    ("age", Val::Str(age.text())),
-                    ("range", Val::Str(range.text())),
+                    ("age", Val::Str(age.text().into())),
+                    ("range", Val::Str(range.text().into())),
                 ],
             );
         }

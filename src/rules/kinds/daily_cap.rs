@@ -142,8 +142,8 @@ impl Logic for CapLogic {
                 (0..c.lines.len() as u32).collect(),
                 excess,
                 vec![
-                    ("insutype", Val::Str(insutype.to_owned())),
-                    ("insutype_name", Val::Str(name.to_owned())),
+                    ("insutype", Val::Str(insutype.into())),
+                    ("insutype_name", Val::Str(name.into())),
                     ("cap", Val::Fen(cap)),
                     ("used", Val::Fen(used)),
                     ("ask", Val::Fen(ask)),

@@ -103,7 +103,7 @@ impl Logic for DaysLogic {
                     ("code", Val::Str(line.code.clone())),
                     ("days", Val::Int(d)),
                     ("max", Val::Int(max)),
-                    ("med_type", Val::Str(mt_text)),
+                    ("med_type", Val::Str(mt_text.into())),
                 ],
             );
         }

@@ -44,7 +44,7 @@ impl Logic for DeptLogic {
                     ("code", Val::Str(line.code.clone())),
                     ("dept", Val::Str(line.dept_code.clone())),
                     ("dept_name", Val::Str(line.dept_name.clone())),
-                    ("allowed", Val::Str(allowed.text())),
+                    ("allowed", Val::Str(allowed.text().into())),
                 ],
             );
         }
@@ -70,7 +70,7 @@ mod tests {
         assert_eq!(d.hits[0].message, "【XS01LAK001B001010100001】限100501、A10*开具，开单科室内科(100309)");
         c.lines[0].dept_code = "A10.01".into();
         assert!(evaluate(&rs, &c).hits.is_empty());
-        c.lines[0].dept_code = String::new();
+        c.lines[0].dept_code = Default::default();
         assert_eq!(evaluate(&rs, &c).unchecked[0].fact, "bilg_dept_codg");
     }
 }

@@ -82,8 +82,8 @@ impl Logic for DiagLogic {
             vec![
                 ("item", Val::Str(r.item_name(line, tag))),
                 ("code", Val::Str(line.code.clone())),
-                ("required", Val::Str(req.text.clone())),
-                ("diagnoses", Val::Str(shown)),
+                ("required", Val::Str(req.text.clone().into())),
+                ("diagnoses", Val::Str(shown.into())),
             ],
         );
     }

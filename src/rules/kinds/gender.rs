@@ -43,8 +43,8 @@ impl Logic for GenderLogic {
                 vec![
                     ("item", Val::Str(r.item_name(line, tag))),
                     ("code", Val::Str(line.code.clone())),
-                    ("allowed", Val::Str(format!("{}性", allowed.text()))),
-                    ("gender", Val::Str(format!("{}性", g.text()))),
+                    ("allowed", Val::Str(smol_str::format_smolstr!("{}性", allowed.text()))),
+                    ("gender", Val::Str(smol_str::format_smolstr!("{}性", g.text()))),
                 ],
             ),
             Some(_) => {}

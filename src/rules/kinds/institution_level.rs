@@ -48,7 +48,7 @@ impl Logic for LevelLogic {
                     ("item", Val::Str(r.item_name(line, tag))),
                     ("code", Val::Str(line.code.clone())),
                     ("tier", Val::Str(tier_text(t).into())),
-                    ("min_tier", Val::Str(format!("{}及以上", tier_text(min)))),
+                    ("min_tier", Val::Str(smol_str::format_smolstr!("{}及以上", tier_text(min)))),
                 ],
             ),
             Some(_) => {}

@@ -106,7 +106,11 @@ impl Logic for LowLogic {
                 r.index,
                 vec![],
                 crate::claim::Fen::ZERO,
-                [vec![("diagnosis", Val::Str(main.code.clone())), ("diagnosis_name", Val::Str(name))], extra].concat(),
+                [
+                    vec![("diagnosis", Val::Str(main.code.as_str().into())), ("diagnosis_name", Val::Str(name.into()))],
+                    extra,
+                ]
+                .concat(),
             );
         }
     }

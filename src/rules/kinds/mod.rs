@@ -7,7 +7,7 @@
 
 use super::decision::{Fact, Val};
 use super::source::{PairRow, TableRow};
-use crate::claim::{Claim, Fen, Line, PastLine};
+use crate::claim::{Claim, Fen, Line, PastLine, SmolStr};
 use serde_json::{Map, Value};
 
 mod age;
@@ -109,7 +109,7 @@ pub(crate) struct Compiled {
 pub(crate) struct RuleCx<'a> {
     pub index: u32,
     /// Names of table rows (by tag), for messages when the message carries no item name.
-    pub row_names: &'a [Box<str>],
+    pub row_names: &'a [SmolStr],
     /// The patient's earlier lines by item code, shared by every rule of one evaluation.
     pub past: &'a PastIndex<'a>,
 }
@@ -144,12 +144,12 @@ impl<'c> PastIndex<'c> {
 
 impl RuleCx<'_> {
     /// The item's display name: the message's own name, else the table row's, else the code.
-    pub fn item_name(&self, line: &Line, tag: u32) -> String {
-        if let Some(n) = line.name.as_deref().filter(|n| !n.is_empty()) {
-            return n.to_owned();
+    pub fn item_name(&self, line: &Line, tag: u32) -> SmolStr {
+        if let Some(n) = line.name.as_ref().filter(|n| !n.is_empty()) {
+            return n.clone();
         }
         if let Some(n) = self.row_names.get(tag as usize).filter(|n| !n.is_empty()) {
-            return n.to_string();
+            return n.clone();
         }
         line.code.clone()
     }

@@ -108,7 +108,7 @@ impl PairLogic {
         let name = |li: u32, given: &str| {
             let l = &c.lines[li as usize];
             if !given.is_empty() {
-                given.to_owned()
+                SmolStr::new(given)
             } else {
                 l.name.clone().unwrap_or_else(|| l.code.clone())
             }
@@ -128,7 +128,7 @@ impl PairLogic {
                 ("main_code", Val::Str(c.lines[m0 as usize].code.clone())),
                 ("sub", Val::Str(name(s0, &p.sub_name))),
                 ("sub_code", Val::Str(c.lines[s0 as usize].code.clone())),
-                ("window", Val::Str(p.window.text())),
+                ("window", Val::Str(p.window.text().into())),
                 ("date", Val::Date(date)),
             ],
         );

@@ -88,7 +88,7 @@ impl Logic for ReadmitLogic {
                     crate::claim::Fen::ZERO,
                     vec![
                         ("prev_admitted", Val::Date(v.admitted.map(|a| a.date()).unwrap_or(admitted.date()))),
-                        ("prev_diagnosis", Val::Str(v.main_dise.clone().unwrap_or_default())),
+                        ("prev_diagnosis", Val::Str(v.main_dise.clone().unwrap_or_default().into())),
                     ],
                 );
             }
@@ -125,8 +125,8 @@ impl Logic for ReadmitLogic {
                     ("discharged", Val::Date(d.date())),
                     ("gap", Val::Int((admitted.date() - d.date()).num_days())),
                     ("days", Val::Int(self.days)),
-                    ("diagnosis", Val::Str(diag)),
-                    ("prev_diagnosis", Val::Str(prev)),
+                    ("diagnosis", Val::Str(diag.into())),
+                    ("prev_diagnosis", Val::Str(prev.into())),
                 ],
             );
         }

@@ -86,7 +86,7 @@ impl Logic for SplitLogic {
                         ("code", Val::Str(line.code.clone())),
                         ("days", Val::Int(i64::from(self.days))),
                         ("cap", Val::Fen(cap)),
-                        ("pattern", Val::Str(pattern.join("、"))),
+                        ("pattern", Val::Str(pattern.join("、").into())),
                     ],
                 );
                 return;

@@ -65,7 +65,7 @@ pub fn line(id: &str, code: &str, qty: i64, price_fen: i64, time: &str) -> Line 
     Line {
         id: id.into(),
         code: code.into(),
-        his_code: format!("HIS-{code}"),
+        his_code: smol_str::format_smolstr!("HIS-{code}"),
         name: None,
         category: None,
         class: ItemClass::of_code(code),
@@ -86,7 +86,7 @@ pub fn line(id: &str, code: &str, qty: i64, price_fen: i64, time: &str) -> Line 
 
 /// `(rule_id, lines)` of every hit.
 pub fn hits(d: &Decision) -> Vec<(String, Vec<String>)> {
-    d.hits.iter().map(|h| (h.rule_id.to_string(), h.lines.clone())).collect()
+    d.hits.iter().map(|h| (h.rule_id.to_string(), h.lines.iter().map(ToString::to_string).collect())).collect()
 }
 
 pub fn one(id: &str, lines: &[&str]) -> Vec<(String, Vec<String>)> {

@@ -50,9 +50,9 @@ impl Logic for TraceLogic {
                 vec![
                     ("item", Val::Str(r.item_name(line, tag))),
                     ("code", Val::Str(line.code.clone())),
-                    ("trace_code", Val::Str(t.code.clone())),
+                    ("trace_code", Val::Str(t.code.clone().into())),
                     ("sold_on", Val::Date(t.day)),
-                    ("to_whom", Val::Str(whom.to_owned())),
+                    ("to_whom", Val::Str(whom.into())),
                 ],
             );
         }

@@ -122,11 +122,11 @@ impl Logic for UnbundleLogic {
                 lines,
                 amount,
                 vec![
-                    ("package", Val::Str(self.package_name.clone())),
-                    ("package_code", Val::Str(self.package_code.clone())),
-                    ("components", Val::Str(names.join("、"))),
+                    ("package", Val::Str(self.package_name.as_str().into())),
+                    ("package_code", Val::Str(self.package_code.as_str().into())),
+                    ("components", Val::Str(names.join("、").into())),
                     ("count", Val::Int(kinds.len() as i64)),
-                    ("pattern", Val::Str(pattern)),
+                    ("pattern", Val::Str(pattern.into())),
                     ("date", Val::Date(d)),
                 ],
             );

@@ -70,7 +70,7 @@ impl Logic for FreqLogic {
                     ("count", Val::Int(count as i64)),
                     ("max", Val::Int(self.max as i64)),
                     ("days", Val::Int(i64::from(self.days))),
-                    ("visit", Val::Str(self.visit.text().to_owned())),
+                    ("visit", Val::Str(self.visit.text().into())),
                 ],
             );
         }

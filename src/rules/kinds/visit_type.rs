@@ -82,8 +82,8 @@ impl Logic for VisitLogic {
             vec![
                 ("item", Val::Str(r.item_name(line, tag))),
                 ("code", Val::Str(line.code.clone())),
-                ("visit", Val::Str(visit)),
-                ("allowed", Val::Str(self.allowed_text.clone())),
+                ("visit", Val::Str(visit.into())),
+                ("allowed", Val::Str(self.allowed_text.as_str().into())),
             ],
         );
     }
