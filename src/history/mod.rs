@@ -59,8 +59,13 @@ pub struct History {
     /// write is never served after it.
     generation: Cache<String, u64>,
     next_gen: AtomicU64,
-    persons: Cache<String, Arc<PersonFacts>>,
-    visits: Cache<String, Arc<VisitFacts>>,
+    /// Facts per patient and per visit; `None` caches "the store has none" (a HIS that never sends
+    /// 1101 through claimgate would otherwise cost a store query per claim).
+    persons: Cache<String, Option<Arc<PersonFacts>>>,
+    visits: Cache<String, Option<Arc<VisitFacts>>>,
+    /// Bumped before a learnt write drops cached facts: a lookup that read the store before that
+    /// write does not cache what it read after the drop.
+    facts_epoch: AtomicU64,
     /// Accepted exchanges whose write failed, applied later in order (`None`: in-memory histories).
     outbox: Option<outbox::Outbox>,
     /// Serialises draining the outbox with writes that must queue behind it.
@@ -145,6 +150,7 @@ impl History {
             next_gen: AtomicU64::new(1),
             persons: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
             visits: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            facts_epoch: AtomicU64::new(0),
             store,
             outbox: None,
             drain: std::sync::Mutex::new(()),
@@ -302,9 +308,16 @@ impl History {
         };
         for (i, e) in events.iter().enumerate() {
             match e {
-                db::Event::Person { psn, .. } => self.persons.invalidate(psn),
-                db::Event::Visit(db::VisitEvent { mdtrt_id, .. }) if !unchanged(i) => self.visits.invalidate(mdtrt_id),
+                db::Event::Person { psn, .. } => {
+                    self.facts_epoch.fetch_add(1, Ordering::SeqCst);
+                    self.persons.invalidate(psn);
+                }
+                db::Event::Visit(db::VisitEvent { mdtrt_id, .. }) if !unchanged(i) => {
+                    self.facts_epoch.fetch_add(1, Ordering::SeqCst);
+                    self.visits.invalidate(mdtrt_id);
+                }
                 db::Event::Discharge { mdtrt_id, .. } | db::Event::PreSettled { mdtrt_id, .. } => {
+                    self.facts_epoch.fetch_add(1, Ordering::SeqCst);
                     self.visits.invalidate(mdtrt_id);
                 }
                 _ => {}
@@ -456,23 +469,30 @@ impl Facts for History {
     fn person(&self, psn_no: &str) -> Option<Arc<PersonFacts>> {
         let key = self.psn_key(psn_no);
         if let Some(p) = self.persons.get(&key) {
-            return Some(p);
+            return p;
         }
-        let (gender, birth, insutype) = logged("person", db::person(self.store.as_ref(), &key))??;
-        let p = Arc::new(PersonFacts { gender, birth, insutype });
-        self.persons.insert(key, p.clone());
-        Some(p)
+        let epoch = self.facts_epoch.load(Ordering::SeqCst);
+        // A store failure is not cached: the next claim asks again.
+        let p = logged("person", db::person(self.store.as_ref(), &key))?
+            .map(|(gender, birth, insutype)| Arc::new(PersonFacts { gender, birth, insutype }));
+        if self.facts_epoch.load(Ordering::SeqCst) == epoch {
+            self.persons.insert(key, p.clone());
+        }
+        p
     }
     fn visit(&self, mdtrt_id: &str) -> Option<Arc<VisitFacts>> {
         if mdtrt_id.is_empty() {
             return None;
         }
         if let Some(v) = self.visits.get(mdtrt_id) {
-            return Some(v);
+            return v;
         }
-        let v = Arc::new(logged("visit", db::visit(self.store.as_ref(), mdtrt_id))??.0);
-        self.visits.insert(mdtrt_id.to_owned(), v.clone());
-        Some(v)
+        let epoch = self.facts_epoch.load(Ordering::SeqCst);
+        let v = logged("visit", db::visit(self.store.as_ref(), mdtrt_id))?.map(|(v, _)| Arc::new(v));
+        if self.facts_epoch.load(Ordering::SeqCst) == epoch {
+            self.visits.insert(mdtrt_id.to_owned(), v.clone());
+        }
+        v
     }
     fn institution_tier(&self) -> Option<u8> {
         self.tier
@@ -501,6 +521,30 @@ mod tests {
         let head = crate::wire::parse_head(req).expect("head");
         let resp: Option<ResponseEnvelope> = resp.map(|r| serde_json::from_value(r).expect("answer"));
         h.learn(&head, resp.as_ref(), None).expect("learn")
+    }
+
+    #[test]
+    fn an_unknown_person_stays_unknown_from_the_cache_until_a_1101_answer_teaches_it() {
+        let h = History::ephemeral(None);
+        let psn = "41000011000000000087654321";
+        assert!(h.person(psn).is_none());
+        // The "none" answer is cached: a later lookup does not ask the store.
+        assert_eq!(h.persons.get(&h.psn_key(psn)), Some(None));
+        let req = env(
+            "1101",
+            "410700202509150900120000000001",
+            "2025-09-15 09:00:12",
+            json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "41070219700315001X", "psn_cert_type": "01", "certno": "41070219700315001X"}}),
+        );
+        let resp = json!({"infcode": 0, "output": {"baseinfo": {"psn_no": psn, "gend": "1", "brdy": "1970-03-15"},
+            "insuinfo": [{"insutype": "390"}]}});
+        assert!(learn(&h, &req, Some(resp)));
+        let p = h.person(psn).expect("learnt person");
+        assert_eq!(p.gender, Some(claim::Gender::Male));
+        assert_eq!(p.insutype.as_deref(), Some("390"));
+        // A visit the store does not know is remembered the same way, and dropped by its 2201.
+        assert!(h.visit("410700MDT001").is_none());
+        assert!(matches!(h.visits.get("410700MDT001"), Some(None)));
     }
 
     fn count(h: &History, sql: &str) -> i64 {
