@@ -306,7 +306,7 @@ fn zen_hits(v: &Variable) -> BTreeSet<(String, String)> {
 fn claimgate_hits(rs: &CompiledRuleSet, c: &Claim) -> BTreeSet<(String, String)> {
     let d = rules::evaluate(rs, c);
     assert!(d.unchecked.is_empty(), "every fact is known to both engines");
-    d.hits.iter().flat_map(|h| h.lines.iter().map(move |l| (h.rule_id.to_string(), l.clone()))).collect()
+    d.hits.iter().flat_map(|h| h.lines.iter().map(move |l| (h.rule_id.to_string(), l.to_string()))).collect()
 }
 
 /// A generated claim with the patient's facts set, and every third line's unit price tripled so

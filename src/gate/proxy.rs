@@ -12,7 +12,7 @@ use crate::journal::{Message, Record};
 use crate::pipeline::{analysis, decide, decide_each, prepare_with, Prepared};
 use crate::rules::{Action, Decision, Outcome};
 use crate::telemetry::metrics::{self, infno_label};
-use crate::wire::{parse_head, Infno, ParseError, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_head, parse_request, Infno, ParseError, RequestHead, ResponseEnvelope};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
@@ -72,7 +72,8 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
             return bad_input("", &e);
         }
     };
-    let head = match parse_head(&body) {
+    // One pass: a fee upload's lines are parsed with the head, and the check takes them over.
+    let head = match parse_request(&body) {
         Ok(h) => h,
         Err(e) => {
             metrics::REQUESTS.with_label_values(&["other", "error"]).inc();
@@ -98,12 +99,14 @@ enum CheckOutcome {
     Failed(&'static str),
 }
 
-/// Parses, looks up history, evaluates and applies overrides on the blocking pool (history may do
-/// I/O), under the time budget `budget` (the settlement path's; `None` waits: `/v1/check` is not in
-/// the settlement path). `answer`: the gateway's answer to a pre-settlement.
+/// Parses (unless `parsed` is the routed head with its input already read), looks up history,
+/// evaluates and applies overrides on the blocking pool (history may do I/O), under the time
+/// budget `budget` (the settlement path's; `None` waits: `/v1/check` is not in the settlement
+/// path). `answer`: the gateway's answer to a pre-settlement.
 async fn run_check(
     st: &web::Data<State>,
     body: &Bytes,
+    parsed: Option<RequestHead<'static>>,
     active: &Arc<Active>,
     answer: Option<ResponseEnvelope>,
     budget: Option<std::time::Duration>,
@@ -111,11 +114,18 @@ async fn run_check(
     let (st2, body, active) = (st.clone(), body.clone(), active.clone());
     let t_check = Instant::now();
     let job = tokio::task::spawn_blocking(move || {
-        let head = match crate::wire::parse_request(&body) {
-            Ok(h) => h,
-            Err(e) => return CheckOutcome::Bad(e),
+        let read;
+        let head = match &parsed {
+            Some(h) => h,
+            None => match parse_request(&body) {
+                Ok(h) => {
+                    read = h;
+                    &read
+                }
+                Err(e) => return CheckOutcome::Bad(e),
+            },
         };
-        let prepared = prepare_with(&head, &st2.history, active.rs.lookback_days(), answer.as_ref());
+        let prepared = prepare_with(head, &st2.history, active.rs.lookback_days(), answer.as_ref());
         let claims = match prepared {
             Ok(Prepared::Claims { claims, .. }) => claims,
             Ok(_) => vec![],
@@ -187,7 +197,7 @@ async fn route(
     }
     let parsed_answer = early_answer.as_ref().and_then(|(_, p)| p.clone());
     let budget = std::time::Duration::from_millis(st.cfg.check_budget_ms.max(1));
-    let outcome = run_check(st, body, &active, parsed_answer, Some(budget)).await;
+    let outcome = run_check(st, body, head.take_parsed(), &active, parsed_answer, Some(budget)).await;
     // A failed check forwards or refuses by `fail_policy`: the strongest block the pack could
     // have given decides (computed on the failure path only).
     let opens = matches!(outcome, CheckOutcome::Failed(_))
@@ -608,14 +618,14 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     let Some(active) = st.rules.load_full() else {
         return HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "no rule set is active"}));
     };
-    let head = match parse_head(&body) {
+    let head = match parse_request(&body) {
         Ok(h) => h,
         Err(e) => return bad(e.to_string()),
     };
     if !Infno::parse(head.infno.as_str()).is_checked() && !Infno::parse(head.infno.as_str()).is_local_analysis() {
         return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
     }
-    match run_check(&st, &body, &active, None, None).await {
+    match run_check(&st, &body, head.take_parsed(), &active, None, None).await {
         CheckOutcome::Done { d, .. } => {
             let hv = d.header_value();
             with_headers(HttpResponse::Ok().json(&d), hv, &active.rs.revision())

@@ -57,6 +57,16 @@ impl RequestHead<'_> {
             fee: RefCell::new(None),
         }
     }
+
+    /// The head of a fee upload whose `input` the one-pass parse already read (`fee`), moved out
+    /// with it: a check on another thread needs neither the body nor a second parse. `None` when
+    /// the input is still raw JSON borrowed from the body.
+    pub fn take_parsed(&self) -> Option<RequestHead<'static>> {
+        let fee = self.fee.borrow_mut().take()?;
+        let h = self.detached();
+        *h.fee.borrow_mut() = Some(fee);
+        Some(h)
+    }
 }
 
 /// The request in one pass (see [`super::parse_request`]): the head, and a fee upload's `input`
