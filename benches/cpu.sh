@@ -8,34 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/claimgate}
 ENVELOPE=${ENVELOPE_BIN:-${CARGO_TARGET_DIR:-target}/release/examples/load_envelope}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/ports.sh
 SIM=$(free_port); CG=$(free_port)
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf $W' EXIT
-$BIN sim-gateway --listen 127.0.0.1:$SIM 2>/dev/null &
-sleep 0.5
+"$BIN" sim-gateway --listen 127.0.0.1:$SIM 2>/dev/null &
+wait_port "$SIM"
 mkdir -p $W/data
-RUST_LOG=warn $BIN serve --listen 127.0.0.1:$CG --rules rulesets/national-baseline --data $W/data \
+RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:$CG --rules rulesets/national-baseline --data $W/data \
   --upstream http://127.0.0.1:$SIM/fsi/api/rsfComIfsService/callService 2>$W/cg.log &
 CGPID=$!
-sleep 1
+wait_port "$CG"
 "$ENVELOPE" rulesets/national-baseline > $W/body.json 2>/dev/null
-python3 - $CG ${VISITS:-2000} $W/visits <<'PY'
-import http.client, json, sys
-port, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-conn = http.client.HTTPConnection("127.0.0.1", port)
-with open(out, "w") as f:
-    for i in range(n):
-        psn = f"41000011000{port:05}{i:010}"
-        env = {"infno": "2201", "msgid": f"REG{port:05}{i:010}", "mdtrtarea_admvs": "410700", "insuplc_admdvs": "410700",
-               "recer_sys_code": "HIS", "infver": "V1.0", "opter_type": "1", "opter": "0153", "opter_name": "收费员",
-               "inf_time": "2025-06-10 09:00:00", "fixmedins_code": "H41070100001", "fixmedins_name": "新乡市某县人民医院",
-               "sign_no": "1", "input": {"data": {"psn_no": psn, "insutype": "310", "begntime": "2025-06-10 09:00:00",
-               "dept_code": "100301", "caty": "A03"}}}
-        conn.request("POST", "/fsi/api/rsfComIfsService/callService", json.dumps(env).encode(), {"content-type": "application/json"})
-        r = json.loads(conn.getresponse().read())
-        f.write(f'{r["output"]["data"]["mdtrt_id"]} {psn}\n')
-PY
+python3 benches/register.py "$CG" "${VISITS:-2000}" "$W/visits"
 run() { LOAD_BODY=$W/body.json LOAD_VISITS=$W/visits LOAD_TAG=$1 LOAD_DELAY_MS=${DELAY:-0} wrk -t2 -c${CONN:-32} -d$2s -s benches/load.lua http://127.0.0.1:$CG | grep '^RESULT'; }
 run W 3 >/dev/null
 T0=$(awk '{print $14+$15}' /proc/$CGPID/stat)

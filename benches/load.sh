@@ -35,33 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "load.sh: port $1 never opened" >&2; exit 1
-}
+. benches/ports.sh
 # Registers VISITS visits (2201) through the given port; writes "mdtrt_id psn_no" lines.
 register() {
-  python3 - "$1" "$VISITS" "$2" <<'PY'
-import http.client, json, sys
-port, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-conn = http.client.HTTPConnection("127.0.0.1", port)
-with open(out, "w") as f:
-    for i in range(n):
-        psn = f"41000011000{port:05}{i:010}"
-        env = {"infno": "2201", "msgid": f"REG{port:05}{i:010}", "mdtrtarea_admvs": "410700", "insuplc_admdvs": "410700",
-               "recer_sys_code": "HIS", "infver": "V1.0", "opter_type": "1", "opter": "0153", "opter_name": "收费员",
-               "inf_time": "2025-06-10 09:00:00", "fixmedins_code": "H41070100001", "fixmedins_name": "新乡市某县人民医院",
-               "sign_no": "1", "input": {"data": {"psn_no": psn, "insutype": "310", "begntime": "2025-06-10 09:00:00",
-               "dept_code": "100301", "caty": "A03"}}}
-        conn.request("POST", "/fsi/api/rsfComIfsService/callService", json.dumps(env).encode(), {"content-type": "application/json"})
-        r = json.loads(conn.getresponse().read())
-        assert r["infcode"] == 0, r
-        f.write(f'{r["output"]["data"]["mdtrt_id"]} {psn}\n')
-PY
+  python3 benches/register.py "$1" "$VISITS" "$2"
 }
 
 "$ENVELOPE" rulesets/national-baseline > "$WORK/body.json"
