@@ -460,9 +460,9 @@ mod tests {
 
     #[test]
     fn the_log_is_restarted_under_steady_writes_and_reads_instead_of_growing_without_bound() {
-        // Arrange: two writers back to back and a reader, until sixteen restart sizes of frames are
-        // written (each transaction writes at least one 4 KiB page). Before the restart the log
-        // held all of it.
+        // Arrange: two writers back to back and a reader, for 4,096 transactions of a 3 KB row
+        // (at least sixteen restart sizes of frames). Without the restart the log held all of it:
+        // 65 MB, measured.
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("h.sqlite"), false, 1).unwrap());
         let goal = 16 * RESTART_FRAMES as u64 / 2;
@@ -496,7 +496,7 @@ mod tests {
         // Assert: every transaction is there, and the log stayed a few restart sizes long (it
         // overshoots by what is written between two rounds of the checkpointer).
         assert_eq!(count(&store) as u64, 2 * goal, "the writers ran out of time");
-        let bound = 16 * RESTART_FRAMES as u64 * 4120;
+        let bound = 24 * RESTART_FRAMES as u64 * 4120;
         assert!(largest < bound, "WAL reached {largest} bytes (bound {bound})");
     }
 
