@@ -111,29 +111,22 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let journal = Journal::open(dir.path(), 4096).expect("journal");
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let end_to_end = |rs: &CompiledRuleSet| {
+        let claim = parse_with_history(black_box(&large), &ctx, lookback);
+        let d = rules::evaluate(rs, &claim);
+        let m = Message { infno: "2301", msgid: "H41070100001202506100900000001", fixmedins_code: "H41070100001" };
+        let r = Record::of_claims(m, std::slice::from_ref(&claim), Some(&d), "national-baseline", &journal.pseudo);
+        rt.block_on(journal.record(r));
+    };
     for (name, rs) in [("baseline", &base), ("synthetic", &synth)] {
         g.bench_function(format!("2301_1000_lines_parse_history_evaluate_journal_{name}"), |b| {
-            b.iter(|| {
-                let claim = parse_with_history(black_box(&large), &ctx, lookback);
-                let d = rules::evaluate(rs, &claim);
-                let m =
-                    Message { infno: "2301", msgid: "H41070100001202506100900000001", fixmedins_code: "H41070100001" };
-                let r =
-                    Record::of_claims(m, std::slice::from_ref(&claim), Some(&d), "national-baseline", &journal.pseudo);
-                rt.block_on(journal.record(r));
-            })
+            b.iter(|| end_to_end(rs))
         });
     }
     g.finish();
     // design.md states the end-to-end budget as a p99; criterion reports means of batches, so the
     // tail is measured here one claim at a time.
-    tail("end_to_end 2301×1000 parse→history→evaluate→journal, baseline", 2000, || {
-        let claim = parse_with_history(black_box(&large), &ctx, lookback);
-        let d = rules::evaluate(&base, &claim);
-        let m = Message { infno: "2301", msgid: "H41070100001202506100900000001", fixmedins_code: "H41070100001" };
-        let r = Record::of_claims(m, std::slice::from_ref(&claim), Some(&d), "national-baseline", &journal.pseudo);
-        rt.block_on(journal.record(r));
-    });
+    tail("end_to_end 2301×1000 parse→history→evaluate→journal, baseline", 2000, || end_to_end(&base));
     rt.block_on(journal.flush());
     eprintln!(
         "journal: {} decisions written by the end-to-end benches",

@@ -121,18 +121,23 @@ impl SqliteStore {
         let mut s = SqliteStore::with(writer, true, readers);
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, ck, w) = (stop.clone(), open(false)?, s.writer.clone());
-        std::thread::Builder::new()
-            .name("claimgate-wal".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(CHECKPOINT_EVERY);
-                    if let Err(e) = checkpoint(&ck, &w) {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; retried");
-                    }
+        let started = std::thread::Builder::new().name("claimgate-wal".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = checkpoint(&ck, &w) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retried");
                 }
-            })
-            .map_err(|e| StoreError::Unavailable(format!("WAL checkpointer not started: {e}")))?;
-        s.checkpointer = Some(stop);
+            }
+        });
+        match started {
+            Ok(_) => s.checkpointer = Some(stop),
+            Err(e) => {
+                // Without the thread, commits checkpoint as SQLite does by default.
+                tracing::warn!(error = %e, "WAL checkpointer not started; checkpoints run inside commits");
+                let w = s.writer.lock().unwrap_or_else(|p| p.into_inner());
+                w.conn.pragma_update(None, "wal_autocheckpoint", 1000).map_err(err)?;
+            }
+        }
         Ok(s)
     }
 

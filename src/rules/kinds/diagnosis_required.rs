@@ -82,7 +82,7 @@ impl Logic for DiagLogic {
             vec![
                 ("item", Val::Str(r.item_name(line, tag))),
                 ("code", Val::Str(line.code.clone())),
-                ("required", Val::Str(req.text.clone().into())),
+                ("required", Val::Str(req.text.as_str().into())),
                 ("diagnoses", Val::Str(shown.into())),
             ],
         );

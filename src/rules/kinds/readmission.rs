@@ -88,7 +88,7 @@ impl Logic for ReadmitLogic {
                     crate::claim::Fen::ZERO,
                     vec![
                         ("prev_admitted", Val::Date(v.admitted.map(|a| a.date()).unwrap_or(admitted.date()))),
-                        ("prev_diagnosis", Val::Str(v.main_dise.clone().unwrap_or_default().into())),
+                        ("prev_diagnosis", Val::Str(v.main_dise.as_deref().unwrap_or_default().into())),
                     ],
                 );
             }
