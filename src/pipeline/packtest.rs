@@ -59,8 +59,19 @@ pub fn run_case(rs: &CompiledRuleSet, case: &TestCase, tier: Option<u8>) -> Resu
     let d = decide(rs, &claims);
     let want = &case.expect;
     let mut problems = Vec::new();
-    if d.decision.as_str() != want.decision {
-        problems.push(format!("decision {} (want {})", d.decision.as_str(), want.decision));
+    if let Some(decision) = want.decision.as_deref().filter(|w| *w != d.decision.as_str()) {
+        problems.push(format!("decision {} (want {decision})", d.decision.as_str()));
+    }
+    for w in &want.hits_include {
+        let lines = sorted(&w.lines);
+        if !d.hits.iter().any(|h| *h.rule_id == *w.rule_id && (lines.is_empty() || sorted(&h.lines) == lines)) {
+            problems.push(format!("no hit of {} on {:?}", w.rule_id, w.lines));
+        }
+    }
+    for id in &want.hits_exclude {
+        if let Some(h) = d.hits.iter().find(|h| *h.rule_id == **id) {
+            problems.push(format!("{id} hit {:?} (it must not)", h.lines));
+        }
     }
     if let Some(hits) = &want.hits {
         let mut got: Vec<(String, Vec<String>)> =
@@ -104,7 +115,7 @@ pub fn run(rs: &CompiledRuleSet, packs: &[PackSource], tier: Option<u8>) -> Repo
                 match run_case(rs, case, tier) {
                     Ok(()) => {
                         r.passed += 1;
-                        for h in case.expect.hits.iter().flatten() {
+                        for h in case.expect.hits.iter().flatten().chain(&case.expect.hits_include) {
                             fired.insert(h.rule_id.clone());
                         }
                     }

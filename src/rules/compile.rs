@@ -88,6 +88,8 @@ pub struct CompiledRule {
     pub(crate) categories: Vec<Box<str>>,
     pub(crate) when: WhenC,
     pub(crate) row_names: Vec<crate::claim::SmolStr>,
+    /// The rule's basis followed by a table row's own basis, by tag (empty when no row has one).
+    pub(crate) row_bases: Vec<Arc<str>>,
     /// `(matcher, tag, priority)`; empty with `selects_all` = every line.
     pub(crate) matchers: Vec<(Matcher, u32, u32)>,
     pub(crate) selects_all: bool,
@@ -97,6 +99,21 @@ pub struct CompiledRule {
 }
 
 impl CompiledRule {
+    /// The basis shown for a hit on table row `row` (the rule's own basis when the row has none).
+    pub(crate) fn row_basis(&self, row: u32) -> Arc<str> {
+        self.row_bases.get(row as usize).unwrap_or(&self.basis).clone()
+    }
+    /// The table rows (a pair table: two codes a row) and listed codes the rule loads.
+    pub fn table_rows(&self) -> usize {
+        self.matchers.len()
+    }
+    /// Distinct knowledge points behind the rule's rows: rows of one point share their basis.
+    pub fn sources(&self) -> usize {
+        let mut ptrs: Vec<*const u8> = self.row_bases.iter().map(|b| Arc::as_ptr(b).cast::<u8>()).collect();
+        ptrs.sort_unstable();
+        ptrs.dedup();
+        ptrs.len()
+    }
     pub(crate) fn in_effect(&self, d: NaiveDate) -> bool {
         self.from.is_none_or(|f| d >= f) && self.until.is_none_or(|u| d <= u)
     }
@@ -339,6 +356,7 @@ fn compile_rule(
         }
     }
     let selects_all = spec.scope != Scope::Claim && matchers.is_empty();
+    let row_bases = row_bases(&src.basis, rows, pairs);
     Ok((
         CompiledRule {
             id: src.id.trim().into(),
@@ -357,6 +375,7 @@ fn compile_rule(
             categories: src.select.categories.iter().map(|c| c.trim().into()).collect(),
             when,
             row_names,
+            row_bases,
             matchers,
             selects_all,
             scope: spec.scope,
@@ -365,6 +384,34 @@ fn compile_rule(
         },
         kp,
     ))
+}
+
+/// Each row's basis after the rule's, by tag (a pair table's rows have two tags each: main, sub).
+/// Rows of one knowledge point usually share their basis, so equal texts share one allocation.
+fn row_bases(
+    basis: &str,
+    rows: &[(usize, super::source::TableRow)],
+    pairs: &[(usize, super::source::PairRow)],
+) -> Vec<Arc<str>> {
+    let texts: Vec<&str> = if pairs.is_empty() {
+        rows.iter().map(|(_, r)| r.basis.trim()).collect()
+    } else {
+        pairs.iter().flat_map(|(_, p)| [p.basis.trim(), p.basis.trim()]).collect()
+    };
+    if texts.iter().all(|t| t.is_empty()) {
+        return Vec::new();
+    }
+    let own: Arc<str> = basis.into();
+    let mut seen: FxHashMap<&str, Arc<str>> = FxHashMap::default();
+    texts
+        .into_iter()
+        .map(|t| {
+            if t.is_empty() {
+                return own.clone();
+            }
+            seen.entry(t).or_insert_with(|| format!("{basis}；{t}").into()).clone()
+        })
+        .collect()
 }
 
 /// Compiles one or more packs into one rule set. Within a pack ids are unique; across packs a later

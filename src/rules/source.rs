@@ -147,6 +147,9 @@ pub struct TableRow {
     pub param: String,
     #[serde(default)]
     pub basis: String,
+    /// Optional: the published text behind the row (a 限定支付范围), shown to people as `{note}`.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// A row of a `main,main_name,sub,sub_name,window,basis` pair table.
@@ -196,9 +199,17 @@ pub struct Exchange {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    pub decision: String,
+    /// `pass`, `remind` or `block`; omitted: not checked (generated cases that name only their rule).
+    #[serde(default)]
+    pub decision: Option<String>,
     #[serde(default)]
     pub hits: Option<Vec<ExpectHit>>,
+    /// Hits that must be among the decision's hits (others may be there too).
+    #[serde(default)]
+    pub hits_include: Vec<ExpectHit>,
+    /// Rule ids that must not hit.
+    #[serde(default)]
+    pub hits_exclude: Vec<String>,
     #[serde(default)]
     pub unchecked: Vec<String>,
 }

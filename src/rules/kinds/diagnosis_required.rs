@@ -16,12 +16,16 @@ pub(crate) static SPEC: KindSpec = KindSpec {
 struct Required {
     prefixes: CodeList,
     patterns: Vec<Regex>,
+    /// Disease names: a diagnosis whose name contains one qualifies (a row's non-code entries).
+    terms: Vec<Box<str>>,
     text: String,
 }
 
 impl Required {
-    fn matches(&self, code: &str) -> bool {
-        self.prefixes.matches(code) || self.patterns.iter().any(|r| r.is_match(code))
+    fn matches(&self, d: &crate::claim::Diagnosis) -> bool {
+        self.prefixes.matches(&d.code)
+            || self.patterns.iter().any(|r| r.is_match(&d.code))
+            || self.terms.iter().any(|t| d.name.contains(&**t))
     }
 }
 
@@ -44,19 +48,32 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
             let list = value_list(v)?;
             let prefixes = CodeList::parse_prefixes(&list)?;
             let text = description.clone().unwrap_or_else(|| prefixes.text());
-            Some(Required { prefixes, patterns, text })
+            Some(Required { prefixes, patterns, terms: vec![], text })
         }
-        None if !patterns.is_empty() => {
-            Some(Required { prefixes: CodeList::default(), patterns, text: description.clone().unwrap_or_default() })
-        }
+        None if !patterns.is_empty() => Some(Required {
+            prefixes: CodeList::default(),
+            patterns,
+            terms: vec![],
+            text: description.clone().unwrap_or_default(),
+        }),
         None => None,
     };
-    let req = RowParams::with_default(i, default, "params.diagnoses or params.diagnosis_patterns", |param| {
-        let list: Vec<String> = param.split('|').map(str::to_owned).collect();
-        let prefixes = CodeList::parse_prefixes(&list)?;
-        let text = prefixes.text();
-        Ok(Required { prefixes, patterns: vec![], text })
+    let mut req = RowParams::with_default(i, default, "params.diagnoses or params.diagnosis_patterns", |param| {
+        // ICD-10 codes are ASCII; any other entry is a disease name (肝硬化).
+        let (codes, terms): (Vec<String>, Vec<String>) =
+            param.split('|').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).partition(|e| e.is_ascii());
+        let prefixes = CodeList::parse_prefixes(&codes)?;
+        let text = terms.first().map_or_else(|| prefixes.text(), |_| terms.join("、"));
+        Ok(Required { prefixes, patterns: vec![], terms: terms.into_iter().map(Into::into).collect(), text })
     })?;
+    // A row's published text (the 限定支付范围) is what people read, rather than its code list.
+    for (slot, (_, row)) in req.rows.iter_mut().zip(i.rows) {
+        if let (Some(r), note) = (slot.as_mut(), row.note.trim()) {
+            if !note.is_empty() {
+                note.clone_into(&mut r.text);
+            }
+        }
+    }
     Ok(Compiled { logic: Box::new(DiagLogic { req }), matchers: vec![] })
 }
 
@@ -67,13 +84,24 @@ impl Logic for DiagLogic {
             out.unchecked(r.index, li, Fact::Diagnoses);
             return;
         };
-        if diags.iter().any(|d| req.matches(&d.code)) {
+        if diags.iter().any(|d| req.matches(d)) {
             return;
         }
         let shown = if diags.is_empty() {
             "无".to_owned()
         } else {
-            diags.iter().map(|d| d.code.as_str()).collect::<Vec<_>>().join("、")
+            // Named as people know them, with the code beside.
+            diags
+                .iter()
+                .map(|d| {
+                    if d.name.trim().is_empty() {
+                        d.code.clone()
+                    } else {
+                        format!("{}（{}）", d.name.trim(), d.code)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("、")
         };
         out.hit(
             r.index,
@@ -106,7 +134,7 @@ mod tests {
         c.lines.push(line("F1", "XB05AAR001B002010100001", 1, 40000, "2025-06-01 09:00:00"));
         c.encounter.diagnoses = Some(vec![Diagnosis { code: "I10.x00".into(), name: "高血压".into(), main: true }]);
         let d = evaluate(&rs, &c);
-        assert_eq!(d.hits[0].message, "【XB05AAR001B002010100001】限休克或肝硬化，本次诊断I10.x00");
+        assert_eq!(d.hits[0].message, "【XB05AAR001B002010100001】限休克或肝硬化，本次诊断高血压（I10.x00）");
         c.encounter.diagnoses.as_mut().unwrap().push(Diagnosis {
             code: "K74.600".into(),
             name: "肝硬化".into(),

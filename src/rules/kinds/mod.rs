@@ -12,13 +12,19 @@ use serde_json::{Map, Value};
 
 mod age;
 mod claim_units;
+mod course_days;
 mod daily_cap;
 mod daily_units;
 mod days_supply;
 mod department;
 mod diagnosis_required;
 mod gender;
+mod herbal_single;
+mod incision_discount;
 mod institution_level;
+mod insurance_type;
+mod interval;
+mod listed;
 mod low_threshold_admission;
 mod pair;
 mod price_cap;
@@ -54,6 +60,12 @@ pub(crate) static KINDS: &[&KindSpec] = &[
     &repeat_item::SPEC,
     &visit_frequency::SPEC,
     &split_purchase::SPEC,
+    &insurance_type::SPEC,
+    &listed::SPEC,
+    &herbal_single::SPEC,
+    &incision_discount::SPEC,
+    &course_days::SPEC,
+    &interval::SPEC,
 ];
 
 pub(crate) fn find(name: &str) -> Option<&'static KindSpec> {
@@ -170,6 +182,8 @@ pub(crate) trait Logic: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RawHit {
     pub rule: u32,
+    /// The table row (tag) behind the hit, set by the evaluator; [`NO_ROW`] when none.
+    pub row: u32,
     pub lines: Vec<u32>,
     pub amount: Fen,
     pub ev: Vec<(&'static str, Val)>,
@@ -185,7 +199,7 @@ pub(crate) struct Out {
 
 impl Out {
     pub fn hit(&mut self, rule: u32, lines: Vec<u32>, amount: Fen, ev: Vec<(&'static str, Val)>) {
-        self.hits.push(RawHit { rule, lines, amount, ev });
+        self.hits.push(RawHit { rule, row: NO_ROW, lines, amount, ev });
     }
     pub fn unchecked(&mut self, rule: u32, line: u32, fact: Fact) {
         self.unchecked.push((rule, line, fact));
