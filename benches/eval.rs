@@ -80,6 +80,8 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    national(c, &small, &large);
+
     let mut g = c.benchmark_group("compile");
     g.sample_size(10);
     g.bench_function("synthetic_200r_20kp", |b| {
@@ -133,6 +135,44 @@ fn benches(c: &mut Criterion) {
         journal.counters.written.load(std::sync::atomic::Ordering::Relaxed)
     );
     history_lookups(c, &small);
+}
+
+/// The shipped default composition (`./rulesets`: the baseline examples under the national 两库
+/// pack, ~30,000 codes): load + compile from disk, and evaluation of claims one line in three of
+/// which carries a code of the national tables (the rest miss, as most lines do).
+fn national(c: &mut Criterion, small: &[u8], large: &[u8]) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rulesets");
+    let dirs = claimgate::config::pack_dirs(std::slice::from_ref(&root));
+    let (_, rs) = rules::load(&dirs).expect("shipped packs");
+    let mut codes: Vec<String> = Vec::new();
+    let tables = root.join("national-liangku/tables");
+    for e in std::fs::read_dir(&tables).expect("tables").flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        codes.extend(text.lines().skip(1).step_by(97).filter_map(|l| l.split(',').next()).map(str::to_owned));
+    }
+    codes.sort();
+    let with_national = |bytes: &[u8]| {
+        let mut claim = parse(bytes, &NoFacts);
+        for (i, l) in claim.lines.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+            l.code = codes[i % codes.len()].as_str().into();
+            l.class = claimgate::claim::ItemClass::of_code(&l.code);
+        }
+        claim
+    };
+    let (c20, c1000) = (with_national(small), with_national(large));
+    eprintln!(
+        "national: {} rules / {} kp; hits 20-line {}, 1000-line {}",
+        rs.rules.len(),
+        rs.knowledge_points,
+        rules::evaluate(&rs, &c20).hits.len(),
+        rules::evaluate(&rs, &c1000).hits.len()
+    );
+    let mut g = c.benchmark_group("national");
+    g.bench_function("evaluate_20_lines", |b| b.iter(|| rules::evaluate(&rs, black_box(&c20))));
+    g.bench_function("evaluate_1000_lines", |b| b.iter(|| rules::evaluate(&rs, black_box(&c1000))));
+    g.sample_size(10);
+    g.bench_function("load_and_compile", |b| b.iter(|| rules::load(&dirs).expect("packs")));
+    g.finish();
 }
 
 /// Runs `f` `n` times after `n / 10` warm-up runs and prints the p50, p99 and p99.9 of single runs.

@@ -146,3 +146,43 @@ pub fn rules_bundle(
         keys.len()
     ))
 }
+
+/// `claimgate rules import-nhsa`: converts the NHSA 两库 knowledge points into the national pack.
+/// `Ok` is the summary (what each class became, the points left out).
+///
+/// # Errors
+/// An input that cannot be read, or the pack that cannot be written.
+pub fn rules_import_nhsa(
+    points: &std::path::Path,
+    icd: &std::path::Path,
+    out: &std::path::Path,
+    version: Option<String>,
+) -> Result<String, String> {
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (points, icd10) = (read(points)?, read(icd)?);
+    // The pack keeps its version unless a new one is given (the output then stays byte for byte).
+    let version = version.or_else(|| pack_version(out)).unwrap_or_else(|| "2026.12.1".to_owned());
+    let conv = crate::nhsa::convert(&crate::nhsa::Sources { points: &points, icd10: &icd10, version: &version });
+    crate::nhsa::write(&conv, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut s = crate::nhsa::summary(&conv);
+    s.push_str(&format!("wrote {} files to {} (version {version})\n", conv.files.len(), out.display()));
+    Ok(s)
+}
+
+/// The `version` of the pack at `dir`, if it has a manifest.
+pub fn pack_version(dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("manifest.yaml")).ok()?;
+    serde_norway::from_str::<crate::rules::source::Manifest>(&text).ok().map(|m| m.version)
+}
+
+/// `claimgate rules coverage`: the 88 rule types of the 2025 catalogue against the packs under `dirs`.
+///
+/// # Errors
+/// The packs do not compile.
+pub fn rules_coverage(dirs: &[PathBuf], json: bool) -> Result<String, String> {
+    let (packs, rs) = load_rules(dirs)?;
+    let reviews: Vec<String> =
+        packs.iter().filter_map(|p| std::fs::read_to_string(p.dir.join("review.csv")).ok()).collect();
+    let c = crate::nhsa::coverage(&rs, crate::nhsa::coverage::read_review(&reviews));
+    Ok(if json { serde_json::to_string_pretty(&c).unwrap_or_default() + "\n" } else { c.text() })
+}

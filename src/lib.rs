@@ -27,6 +27,7 @@ pub mod gate;
 pub mod gen;
 pub mod history;
 pub mod journal;
+pub mod nhsa;
 pub mod pipeline;
 pub mod reload;
 pub mod replay;

@@ -129,6 +129,30 @@ enum RulesCmd {
         #[arg(long)]
         effective_until: Option<String>,
     },
+    /// Convert the NHSA 两库 knowledge points into the national pack (rules, tables, test cases).
+    ImportNhsa {
+        /// The knowledge points, one JSON object a line.
+        #[arg(long, default_value = "tools/nhsa/knowledge-points.jsonl")]
+        points: PathBuf,
+        /// ICD-10 codes and names (`code<TAB>name`), for matching 限适应症 texts to diagnoses.
+        #[arg(long, default_value = "tools/nhsa/icd/diagnoses.tsv")]
+        icd: PathBuf,
+        /// The pack folder to (re)write.
+        #[arg(long, default_value = "rulesets/national-liangku")]
+        out: PathBuf,
+        /// The pack's new version (default: keep the one in its manifest).
+        #[arg(long = "pack-version")]
+        version: Option<String>,
+    },
+    /// Which of the 88 rule types of the 2025 catalogue the rule set enforces, and the points left out.
+    Coverage {
+        /// Rule pack folders (default ./rulesets).
+        #[arg(long = "rules")]
+        rules: Vec<PathBuf>,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
     /// Verify a bundle as an activation would: signature, digests, limits, compile, test cases.
     Verify {
         bundle: PathBuf,
@@ -264,6 +288,31 @@ fn main() -> ExitCode {
                 Err(s) => {
                     eprintln!("claimgate rules verify: refused: {s}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Rules { cmd: RulesCmd::ImportNhsa { points, icd, out, version } } => {
+            match claimgate::cli::rules_import_nhsa(&points, &icd, &out, version) {
+                Ok(s) => {
+                    print!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(s) => {
+                    eprintln!("{s}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Rules { cmd: RulesCmd::Coverage { rules, format } } => {
+            let dirs = if rules.is_empty() { vec![PathBuf::from("rulesets")] } else { rules };
+            match claimgate::cli::rules_coverage(&dirs, format == "json") {
+                Ok(s) => {
+                    print!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(s) => {
+                    eprintln!("{s}");
+                    ExitCode::from(2)
                 }
             }
         }

@@ -25,6 +25,12 @@ fn describe(st: &State) -> serde_json::Value {
         "activated_at": a.as_ref().map(|a| a.activated_at.clone()),
         "rules": a.as_ref().map(|a| a.rs.rules.len()),
         "knowledge_points": a.as_ref().map(|a| a.rs.knowledge_points),
+        // The 88 rule types of the 2025 catalogue against the active set (`claimgate rules
+        // coverage` also lists the knowledge points each pack left out for review).
+        "coverage": a.as_ref().map(|a| {
+            let c = crate::nhsa::coverage(&a.rs, Vec::new());
+            serde_json::json!({"enforced": c.enforced, "types": c.types})
+        }),
         "bundle": a.as_ref().and_then(|a| a.bundle.clone()),
         "previous_bundle": status.previous,
         "last_update_failed": status.last_update_failed,
