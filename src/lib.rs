@@ -12,6 +12,7 @@
 //! - [`journal`]: the decision journal and the office's statistics queries.
 //! - [`report`]: the office's figures rendered as HTML, CSV and JSON (`/office`, `claimgate report`).
 //! - [`sim`]: the simulated settlement gateway.
+//! - [`store`]: the storage engines history and the journal stand on (SQLite, PostgreSQL), key files, pseudonymisation.
 //! - [`telemetry`]: tracing, metrics, masking of personal data.
 //! - `fuzz`: the fuzz targets' entry points (`fuzz/`), replayed by the tests.
 
@@ -33,5 +34,6 @@ pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod sim;
+pub mod store;
 pub mod telemetry;
 pub mod wire;

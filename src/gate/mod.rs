@@ -114,13 +114,18 @@ impl State {
 pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn crate::history::Store>> {
     let store: Arc<dyn crate::history::Store> = match cfg.history_store.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(crate::history::postgres::PgStore::connect(url, 16)?)
+            Arc::new(crate::store::postgres::PgStore::connect(url, 16, crate::history::db::create_schema)?)
         }
         Some(other) => anyhow::bail!("history_store: expected a postgres:// URL, got {other:?}"),
         None => {
             std::fs::create_dir_all(&cfg.data)?;
             let path = cfg.data.join("history.sqlite");
-            Arc::new(crate::history::sqlite::SqliteStore::open(&path, cfg.history_full_sync, 4)?)
+            Arc::new(crate::store::sqlite::SqliteStore::open(
+                &path,
+                cfg.history_full_sync,
+                4,
+                crate::history::db::create_schema,
+            )?)
         }
     };
     Ok(store)

@@ -9,9 +9,9 @@
 //! whichever store holds the journal (the embedded SQLite file or the shared PostgreSQL).
 
 use super::State;
-use crate::history::store::{Conn, StoreError};
 use crate::journal::stats::{self, Filter, FilterError, Paging};
 use crate::report::{self, esc, query};
+use crate::store::{Conn, StoreError};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

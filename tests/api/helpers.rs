@@ -1,5 +1,5 @@
 use claimgate::config::Config;
-use claimgate::history::store::{P, V};
+use claimgate::store::{P, V};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
