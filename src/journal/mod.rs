@@ -244,7 +244,7 @@ impl std::fmt::Debug for Location {
 
 impl Location {
     /// The journal of a data directory and a configured `history_store` (the same rule as
-    /// [`crate::gate::open_history`]).
+    /// [`crate::startup::open_history`]).
     ///
     /// # Errors
     /// `history_store` is not a PostgreSQL URL.
