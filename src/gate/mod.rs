@@ -20,6 +20,7 @@ use crate::reload::Reloader;
 use crate::telemetry::metrics;
 use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::ArcSwapOption;
+use rescue::ApiFailure;
 use std::sync::Arc;
 
 pub use crate::reload::Active;
@@ -140,10 +141,7 @@ pub(crate) fn authorized(req: &HttpRequest, st: &State, need: Scope) -> Result<(
         Scope::Write => st.cfg.admin_token.is_some(),
     };
     if !configured {
-        return Err(Box::new(
-            HttpResponse::Forbidden()
-                .json(serde_json::json!({"error": "admin API disabled: no admin token configured"})),
-        ));
+        return Err(Box::new(ApiFailure::AdminDisabled.respond()));
     }
     let given = req
         .headers()
@@ -154,12 +152,7 @@ pub(crate) fn authorized(req: &HttpRequest, st: &State, need: Scope) -> Result<(
     match token_scope(given.as_bytes(), &st.cfg) {
         Some(Scope::Write) => Ok(()),
         Some(Scope::Read) if need == Scope::Read => Ok(()),
-        Some(Scope::Read) => Err(Box::new(
-            HttpResponse::Forbidden()
-                .json(serde_json::json!({"error": "this token may only read; changes need the admin token"})),
-        )),
-        None => Err(Box::new(
-            HttpResponse::Unauthorized().json(serde_json::json!({"error": "missing or wrong bearer token"})),
-        )),
+        Some(Scope::Read) => Err(Box::new(ApiFailure::ReadOnly.respond())),
+        None => Err(Box::new(ApiFailure::WrongToken.respond())),
     }
 }
