@@ -210,11 +210,23 @@ fn history_lookups(c: &mut Criterion, small: &[u8]) {
     let mut stores: Vec<(&str, Arc<dyn claimgate::history::Store>)> = vec![(
         "sqlite",
         Arc::new(
-            claimgate::history::sqlite::SqliteStore::open(&dir.path().join("h.sqlite"), false, 4).expect("sqlite"),
+            claimgate::store::sqlite::SqliteStore::open(
+                &dir.path().join("h.sqlite"),
+                false,
+                4,
+                claimgate::history::db::create_schema,
+            )
+            .expect("sqlite"),
         ),
     )];
     if let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") {
-        stores.push(("postgres", Arc::new(claimgate::history::postgres::PgStore::connect(&url, 4).expect("postgres"))));
+        stores.push((
+            "postgres",
+            Arc::new(
+                claimgate::store::postgres::PgStore::connect(&url, 4, claimgate::history::db::create_schema)
+                    .expect("postgres"),
+            ),
+        ));
     }
     let mut g = c.benchmark_group("history_lookup");
     for (name, store) in stores {

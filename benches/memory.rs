@@ -37,8 +37,13 @@ fn main() {
     let (_, rs) = claimgate::rules::load(&[root.join("rulesets/national-baseline")]).expect("baseline pack");
     let with_pack = status_kb("VmRSS:");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        claimgate::history::sqlite::SqliteStore::open(&dir.path().join("history.sqlite"), false, 4).expect("sqlite");
+    let store = claimgate::store::sqlite::SqliteStore::open(
+        &dir.path().join("history.sqlite"),
+        false,
+        4,
+        claimgate::history::db::create_schema,
+    )
+    .expect("sqlite");
     let h = History::new(Arc::new(store), Some(2), 200_000).expect("history").with_snapshot_budget(budget_mb << 20);
     let lookback = rs.lookback_days().unwrap_or(90);
     let t0 = std::time::Instant::now();

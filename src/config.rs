@@ -1,6 +1,9 @@
 //! Configuration: defaults ← YAML file ← command-line flags ← `CLAIMGATE_*` environment variables.
 //! See `deploy/claimgate.example.yaml` for every key.
 
+use crate::reload::BundleConfig;
+/// Kept here for callers from before it moved to `rules`, where pack folders are read.
+pub use crate::rules::pack_dirs;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -77,7 +80,7 @@ pub struct Config {
     /// pruned (by the time of the check, not the service date); absent or 0 keeps everything.
     pub journal_retention_days: Option<u32>,
     /// Signed rule bundles from the bureau and the local folders' watcher (`reload`).
-    pub bundles: crate::reload::BundleConfig,
+    pub bundles: BundleConfig,
 }
 
 impl Default for Config {
@@ -112,7 +115,7 @@ impl Default for Config {
             history_full_sync: false,
             history_cache_mb: 128,
             journal_retention_days: None,
-            bundles: crate::reload::BundleConfig::default(),
+            bundles: BundleConfig::default(),
         }
     }
 }
@@ -279,7 +282,7 @@ impl Config {
         if let Some(v) = env.get("CLAIMGATE_LOG_JSON") {
             c.log_json = matches!(v.as_str(), "1" | "true" | "yes");
         }
-        c.bundles.apply_env(env)?;
+        apply_bundle_env(&mut c.bundles, env)?;
         c.validate()?;
         Ok(c)
     }
@@ -330,29 +333,26 @@ impl Config {
     }
 }
 
-/// Expands rule folders: a folder with `manifest.yaml` is a pack; otherwise each direct subfolder
-/// with one is (so `./rulesets` loads `national-baseline` but not `examples/*`).
-pub fn pack_dirs(roots: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for r in roots {
-        if r.join("manifest.yaml").is_file() {
-            out.push(r.clone());
-            continue;
-        }
-        let mut subs: Vec<PathBuf> = std::fs::read_dir(r)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("manifest.yaml").is_file())
-            .collect();
-        subs.sort();
-        if subs.is_empty() {
-            out.push(r.clone()); // reported as a missing manifest by the loader
-        }
-        out.extend(subs);
+/// The `bundles:` section's variables: `CLAIMGATE_TRUSTED_KEYS` (comma-separated),
+/// `CLAIMGATE_BUNDLE_URL`, `CLAIMGATE_BUNDLE_POLL_SECS`, `CLAIMGATE_WATCH_SECS`.
+///
+/// # Errors
+/// A number that does not parse.
+fn apply_bundle_env(b: &mut BundleConfig, env: &dyn Env) -> anyhow::Result<()> {
+    if let Some(v) = env.get("CLAIMGATE_TRUSTED_KEYS") {
+        b.trusted_keys = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     }
-    out
+    if let Some(v) = env.get("CLAIMGATE_BUNDLE_URL") {
+        b.url = Some(v);
+    }
+    if let Some(v) = env.get("CLAIMGATE_BUNDLE_POLL_SECS") {
+        b.poll_interval_secs =
+            v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_BUNDLE_POLL_SECS: not a number: {v}"))?;
+    }
+    if let Some(v) = env.get("CLAIMGATE_WATCH_SECS") {
+        b.watch_interval_secs = v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_WATCH_SECS: not a number: {v}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -383,5 +383,34 @@ mod tests {
         assert_eq!(c.upstream.as_deref(), Some("http://127.0.0.1:9090/x"));
         assert_eq!(c.admin_token.as_deref(), Some("t"));
         assert!(Config::load(None, |c| c.upstream = Some("ftp://x".into()), &FakeEnv(HashMap::new())).is_err());
+    }
+
+    #[test]
+    fn the_environment_sets_bundle_keys_url_and_intervals_and_validation_catches_mistakes() {
+        // Arrange
+        let (_, public) = crate::reload::bundle::generate_keypair().unwrap_or_default();
+        let public: &'static str = Box::leak(public.trim().to_owned().into_boxed_str());
+        let env = FakeEnv(HashMap::from([
+            ("CLAIMGATE_TRUSTED_KEYS", public),
+            ("CLAIMGATE_BUNDLE_URL", "http://127.0.0.1:1/b.tar.gz"),
+            ("CLAIMGATE_BUNDLE_POLL_SECS", "30"),
+            ("CLAIMGATE_WATCH_SECS", "0"),
+        ]));
+        let mut c = BundleConfig::default();
+        // Act
+        apply_bundle_env(&mut c, &env).unwrap();
+        // Assert
+        assert_eq!((c.trusted_keys.len(), c.poll_interval_secs, c.watch_interval_secs), (1, 30, 0));
+        assert!(c.enabled() && c.validate().is_ok());
+        let https = BundleConfig { url: Some("https://x/b".into()), ..c.clone() };
+        assert!(https.validate().is_ok(), "rustls is built in");
+        let ftp = BundleConfig { url: Some("ftp://x/b".into()), ..c.clone() };
+        assert!(ftp.validate().is_err());
+        let keyless = BundleConfig { trusted_keys: vec![], ..c.clone() };
+        assert!(keyless.validate().is_err(), "a URL without a trusted key");
+        let bad_key = BundleConfig { trusted_keys: vec!["ed25519-public:nope".into()], ..c };
+        assert!(bad_key.validate().is_err());
+        let bad_secs = FakeEnv(HashMap::from([("CLAIMGATE_BUNDLE_POLL_SECS", "x")]));
+        assert!(apply_bundle_env(&mut BundleConfig::default(), &bad_secs).is_err());
     }
 }

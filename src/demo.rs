@@ -7,7 +7,7 @@
 //! so on), as an HIS would.
 
 use crate::config::Config;
-use crate::{gate, sim};
+use crate::sim;
 use anyhow::Context;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -163,7 +163,7 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
             warn_msg_reminders: true,
             ..Config::default()
         };
-        let g = gate::build(cfg)?;
+        let g = crate::startup::build(cfg)?;
         if g.state.rules.load().is_none() {
             let e = g.state.last_error().unwrap_or_default();
             anyhow::bail!("rule packs refused:\n{e}");

@@ -12,6 +12,8 @@
 //! - [`journal`]: the decision journal and the office's statistics queries.
 //! - [`report`]: the office's figures rendered as HTML, CSV and JSON (`/office`, `claimgate report`).
 //! - [`sim`]: the simulated settlement gateway.
+//! - [`startup`]: from a configuration to a bound, running server.
+//! - [`store`]: the storage engines history and the journal stand on (SQLite, PostgreSQL), key files, pseudonymisation.
 //! - [`telemetry`]: tracing, metrics, masking of personal data.
 //! - `fuzz`: the fuzz targets' entry points (`fuzz/`), replayed by the tests.
 
@@ -19,6 +21,7 @@
 
 pub mod claim;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod demo;
 #[doc(hidden)]
@@ -34,5 +37,7 @@ pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod sim;
+pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod wire;

@@ -166,86 +166,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Replay { rules, tier, format, file } => {
-            let (_, rs) = match claimgate::cli::load_rules(&rules) {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let input = match std::fs::File::open(&file) {
-                Ok(f) => std::io::BufReader::new(f),
-                Err(e) => {
-                    eprintln!("claimgate replay: {}: {e}", file.display());
-                    return ExitCode::from(2);
-                }
-            };
-            let tier = tier.as_deref().and_then(claimgate::claim::normalize::parse_tier);
-            match claimgate::replay::run(&rs, input, tier) {
-                Ok(r) if format == "json" => {
-                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-                    ExitCode::SUCCESS
-                }
-                Ok(r) => {
-                    print!("{}", claimgate::replay::table(&r));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("claimgate replay: {}: {e}", file.display());
-                    ExitCode::from(2)
-                }
-            }
+            claimgate::commands::replay(&rules, tier.as_deref(), &format, &file)
         }
         Cmd::GenTraffic { seed, patients, days, output } => {
-            use std::io::Write;
-            let f = match std::fs::File::create(&output) {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("claimgate gen-traffic: {}: {e}", output.display());
-                    return ExitCode::from(2);
-                }
-            };
-            let mut w = std::io::BufWriter::new(f);
-            let mut n = 0u64;
-            let mut err = None;
-            claimgate::gen::month(seed, patients, days, &mut |v| {
-                n += 1;
-                if err.is_none() {
-                    if let Err(e) = serde_json::to_writer(&mut w, &v)
-                        .map_err(std::io::Error::from)
-                        .and_then(|()| w.write_all(b"\n"))
-                    {
-                        err = Some(e);
-                    }
-                }
-            });
-            match err.map_or_else(|| w.flush(), Err) {
-                Ok(()) => {
-                    eprintln!("{n} exchanges written to {}", output.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("claimgate gen-traffic: {}: {e}", output.display());
-                    ExitCode::from(2)
-                }
-            }
+            claimgate::commands::gen_traffic(seed, patients, days, &output)
         }
-        Cmd::Check { rules, tier, files } => {
-            let (_, rs) = match claimgate::cli::load_rules(&rules) {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let tier = tier.as_deref().and_then(claimgate::claim::normalize::parse_tier);
-            let (code, out) = claimgate::cli::check(&rs, &files, tier);
-            match out {
-                Ok(json) => println!("{json}"),
-                Err(e) => eprintln!("claimgate check: {e}"),
-            }
-            ExitCode::from(code as u8)
-        }
+        Cmd::Check { rules, tier, files } => claimgate::commands::check(&rules, tier.as_deref(), &files),
         Cmd::Rules { cmd: RulesCmd::Test { dirs } } => match claimgate::cli::rules_test(&dirs, None) {
             Ok(s) => {
                 print!("{s}");
@@ -321,39 +247,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Serve { config, listen, upstream, rules, data } => {
-            let cfg = claimgate::config::Config::load(
-                config.as_deref(),
-                |c| {
-                    if let Some(l) = listen {
-                        c.listen = l;
-                    }
-                    if upstream.is_some() {
-                        c.upstream = upstream;
-                    }
-                    if !rules.is_empty() {
-                        c.rules = rules;
-                    }
-                    if let Some(d) = data {
-                        c.data = d;
-                    }
-                },
-                &claimgate::config::ProcessEnv,
-            );
-            let cfg = match cfg {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("claimgate: {e:#}");
-                    return ExitCode::from(2);
-                }
-            };
-            claimgate::telemetry::init(cfg.log_json);
-            match claimgate::gate::run_blocking(cfg) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("claimgate: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            claimgate::commands::serve(config.as_deref(), listen, upstream, rules, data)
         }
         Cmd::SimGateway { listen } => {
             claimgate::telemetry::init(false);
@@ -366,49 +260,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Report { from, to, format, config, data, output } => {
-            if from > to {
-                eprintln!("claimgate report: 起始日期 {from} 晚于结束日期 {to}");
-                return ExitCode::from(2);
-            }
-            // The journal is found as `serve` finds it: file, then flags, then environment.
-            let cfg = claimgate::config::Config::load(
-                config.as_deref(),
-                |c| {
-                    if let Some(d) = data {
-                        c.data = d;
-                    }
-                },
-                &claimgate::config::ProcessEnv,
-            );
-            let location = match cfg
-                .map_err(|e| format!("{e:#}"))
-                .and_then(|c| claimgate::journal::Location::new(&c.data, c.history_store.as_deref()))
-            {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("claimgate report: 配置错误：{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let filter = claimgate::journal::stats::Filter { from: Some(from), to: Some(to), ..Default::default() };
-            let bytes = match claimgate::report::run(&location, &filter, format) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("claimgate report: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let written = match &output {
-                Some(p) => std::fs::write(p, &bytes).map_err(|e| format!("无法写入 {}：{e}", p.display())),
-                None => std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string()),
-            };
-            match written {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("claimgate report: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            claimgate::commands::report((from, to), format, config.as_deref(), data, output.as_deref())
         }
         Cmd::Demo { rules } => match claimgate::demo::run_blocking(&rules) {
             Ok(()) => ExitCode::SUCCESS,

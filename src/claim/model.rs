@@ -1,4 +1,4 @@
-//! The normalised claim the rules see, whichever transaction it came from.
+//! The parts of a normalised claim: patient, encounter, lines, and the codes they carry.
 
 use super::money::{Fen, Price, Qty};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -174,59 +174,5 @@ impl Line {
     }
     pub fn is_refund(&self) -> bool {
         self.qty.units() < 0 || self.reverses.is_some()
-    }
-}
-
-/// Where in the flow a claim is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Stage {
-    /// 3101 事前分析 (doctor ordering).
-    Order,
-    /// 3102 事中分析.
-    Analysis,
-    /// 2204 / 2301 fee upload.
-    #[default]
-    Upload,
-    /// 2206 / 2303.
-    PreSettle,
-    /// 2207 / 2304.
-    Settle,
-    /// 2401 (or 3101 trig_scen 3 住院登记).
-    Admission,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Claim {
-    pub infno: &'static str,
-    pub stage: Stage,
-    /// 3101/3102 `trig_scen`.
-    pub trig_scen: Option<u8>,
-    pub fixmedins_code: String,
-    pub patient: Patient,
-    pub encounter: Encounter,
-    pub lines: Vec<Line>,
-    /// 收费批次号 (`chrg_bchno`) of a 2204 upload: 2205 revokes by it.
-    pub batch: Option<String>,
-    /// The message's `msgid` (a retry carries the same one).
-    pub msgid: String,
-    /// The day the message is about: its `inf_time` date (settlement, admission), used where a
-    /// claim has no service lines of its own. Never the wall clock.
-    pub day: Option<NaiveDate>,
-    /// At pre-settlement and settlement: what the gateway computed the fund would pay.
-    pub fund: Option<super::history::FundAsk>,
-    /// The patient's history; `None` when no history was reachable (cross-claim rules then report
-    /// their lines as unchecked).
-    pub history: Option<std::sync::Arc<super::history::History>>,
-    /// Earlier, unreturned sales of the trace codes on this claim's lines; `None` when not looked up.
-    pub traces: Option<Vec<super::history::TraceUse>>,
-}
-
-impl Claim {
-    /// The day the claim is about: its own `day`, else its latest service date.
-    pub fn service_day(&self) -> Option<NaiveDate> {
-        self.day.or_else(|| self.lines.iter().map(Line::date).max())
-    }
-    pub fn is_admission(&self) -> bool {
-        self.stage == Stage::Admission || self.trig_scen == Some(3)
     }
 }

@@ -5,6 +5,7 @@
 use super::model::*;
 use super::money::{Fen, Price, Qty};
 use super::time::{parse_date, parse_datetime};
+use super::{Claim, Stage};
 use crate::wire::tx::{self, Analysis, FeeUploadInput, Settle, VisitInfoInput};
 use crate::wire::{ParseError, Text};
 use chrono::{NaiveDate, NaiveDateTime};

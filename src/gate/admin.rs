@@ -1,8 +1,11 @@
-//! The admin API (bearer token): the active rule set, pushing a bundle, rolling back.
-//! The work itself is `reload`'s, run on a blocking thread; this file only speaks HTTP.
+//! The admin API (bearer token): the active rule set, pushing a bundle, rolling back, shadow runs.
+//! The work itself is `reload`'s, run on a blocking thread; this file only speaks HTTP. Every
+//! handler is one [`task`]: authorise → read the bundle (when there is one) → run on the blocking
+//! pool; failures answer through [`ApiFailure`].
 
+use super::rescue::ApiFailure;
 use super::{authorized, Scope, State};
-use crate::reload::{ActivateError, Origin, Outcome};
+use crate::reload::{ActivateError, Origin, Outcome, Reloader};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// `GET /admin/v1/ruleset`: what runs, where it came from, and the last failure.
@@ -38,16 +41,6 @@ fn describe(st: &State) -> serde_json::Value {
     })
 }
 
-fn refused(e: &ActivateError) -> HttpResponse {
-    let body = serde_json::json!({"error": e.to_string(), "stage": e.stage().as_str()});
-    match e {
-        ActivateError::Disabled => HttpResponse::Forbidden().json(body),
-        ActivateError::Rollback(_) | ActivateError::NoCandidate => HttpResponse::Conflict().json(body),
-        ActivateError::Persist(_) => HttpResponse::InternalServerError().json(body),
-        _ => HttpResponse::UnprocessableEntity().json(body),
-    }
-}
-
 fn answer(st: &State, r: Result<Outcome, ActivateError>) -> HttpResponse {
     match r {
         Ok(Outcome::Activated(_)) => {
@@ -61,89 +54,81 @@ fn answer(st: &State, r: Result<Outcome, ActivateError>) -> HttpResponse {
             v["note"] = "this bundle is already active".into();
             HttpResponse::Ok().json(v)
         }
-        Err(e) => refused(&e),
+        Err(e) => ApiFailure::Refused(&e).respond(),
     }
+}
+
+/// Authorises `need`, reads the bundle in `payload` (if any; empty otherwise) and runs `work` with
+/// the reloader and the bundle on the blocking pool. `Err` is the answer to give instead.
+async fn task<T: Send + 'static>(
+    req: &HttpRequest,
+    st: &State,
+    need: Scope,
+    payload: Option<web::Payload>,
+    what: &'static str,
+    work: impl FnOnce(&Reloader, Vec<u8>) -> T + Send + 'static,
+) -> Result<T, HttpResponse> {
+    authorized(req, st, need).map_err(|r| *r)?;
+    let body = match payload {
+        Some(p) => read_bundle(req, p, st).await.map_err(|f| f.respond())?,
+        None => Vec::new(),
+    };
+    let reload = st.reload.clone();
+    web::block(move || work(&reload, body))
+        .await
+        .map_err(|e| ApiFailure::Internal(format!("{what} task: {e}")).respond())
 }
 
 /// `PUT /admin/v1/ruleset`: the body is a bundle file. Verified, compiled and self-tested before it
 /// replaces the running set; refused with the reason otherwise (the running set stays).
 pub async fn push(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st, Scope::Write) {
-        return *r;
-    }
-    let body = match read_bundle(&req, payload, &st).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let reload = st.reload.clone();
-    match web::block(move || reload.activate_bundle(body, Origin::Push)).await {
+    let work = |r: &Reloader, body| r.activate_bundle(body, Origin::Push);
+    match task(&req, &st, Scope::Write, Some(payload), "activation", work).await {
         Ok(r) => answer(&st, r),
-        Err(e) => {
-            HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("activation task: {e}")}))
-        }
+        Err(resp) => resp,
     }
 }
 
 /// `POST /admin/v1/ruleset/rollback`: back to the previous bundle.
 pub async fn rollback(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st, Scope::Write) {
-        return *r;
-    }
-    let reload = st.reload.clone();
-    match web::block(move || reload.rollback()).await {
+    match task(&req, &st, Scope::Write, None, "rollback", |r, _| r.rollback()).await {
         Ok(r) => answer(&st, r),
-        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("rollback task: {e}")})),
+        Err(resp) => resp,
     }
 }
 
 /// Reads a bundle body within `bundles.max_bundle_bytes` (the proxy's bounded reader).
-async fn read_bundle(req: &HttpRequest, payload: web::Payload, st: &State) -> Result<Vec<u8>, HttpResponse> {
+async fn read_bundle(req: &HttpRequest, payload: web::Payload, st: &State) -> Result<Vec<u8>, ApiFailure<'static>> {
     let limit = st.cfg.bundles.max_bundle_bytes;
     match super::proxy::read_body(req, payload, usize::try_from(limit).unwrap_or(usize::MAX)).await {
         Ok(b) => Ok(b.to_vec()),
-        Err(crate::wire::ParseError::TooLarge(_)) => Err(HttpResponse::PayloadTooLarge()
-            .json(serde_json::json!({"error": format!("bundle larger than {limit} bytes"), "stage": "verify"}))),
-        Err(e) => Err(HttpResponse::BadRequest().json(serde_json::json!({"error": format!("reading the body: {e}")}))),
+        Err(crate::wire::ParseError::TooLarge(_)) => Err(ApiFailure::BundleTooLarge(limit)),
+        Err(e) => Err(ApiFailure::BadRequest(format!("reading the body: {e}"))),
     }
 }
 
 /// `PUT /admin/v1/shadow`: the body is a bundle to evaluate beside the active set on live traffic
 /// (verified, compiled and self-tested first; nothing is activated).
 pub async fn shadow_set(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st, Scope::Write) {
-        return *r;
-    }
-    let body = match read_bundle(&req, payload, &st).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let reload = st.reload.clone();
-    match web::block(move || reload.set_shadow(body)).await {
+    match task(&req, &st, Scope::Write, Some(payload), "shadow", |r, body| r.set_shadow(body)).await {
         Ok(Ok(info)) => HttpResponse::Ok().json(serde_json::json!({"shadow": info})),
-        Ok(Err(e)) => refused(&e),
-        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("shadow task: {e}")})),
+        Ok(Err(e)) => ApiFailure::Refused(&e).respond(),
+        Err(resp) => resp,
     }
 }
 
 /// `GET /admin/v1/shadow`: per rule, how often the candidate would remind or block (beside the
 /// active set's counts on the same messages), and the latest messages where the two differ.
 pub async fn shadow_report(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st, Scope::Read) {
-        return *r;
-    }
     // Settle the queue first, so the counts cover every message answered before this call.
-    let reload = st.reload.clone();
-    match web::block(move || {
-        reload.shadow().flush();
-        reload.shadow().report()
-    })
-    .await
-    {
+    let work = |r: &Reloader, _| {
+        r.shadow().flush();
+        r.shadow().report()
+    };
+    match task(&req, &st, Scope::Read, None, "shadow", work).await {
         Ok(Some(r)) => HttpResponse::Ok().json(r),
-        Ok(None) => {
-            HttpResponse::NotFound().json(serde_json::json!({"error": "no candidate is under shadow evaluation"}))
-        }
-        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("shadow task: {e}")})),
+        Ok(None) => ApiFailure::NotFound("no candidate is under shadow evaluation".into()).respond(),
+        Err(resp) => resp,
     }
 }
 
@@ -158,12 +143,8 @@ pub async fn shadow_clear(req: HttpRequest, st: web::Data<State>) -> HttpRespons
 
 /// `POST /admin/v1/shadow/promote`: activates the candidate (the whole activation path again).
 pub async fn shadow_promote(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = authorized(&req, &st, Scope::Write) {
-        return *r;
-    }
-    let reload = st.reload.clone();
-    match web::block(move || reload.promote()).await {
+    match task(&req, &st, Scope::Write, None, "promote", |r, _| r.promote()).await {
         Ok(r) => answer(&st, r),
-        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("promote task: {e}")})),
+        Err(resp) => resp,
     }
 }

@@ -5,10 +5,9 @@
 //! Keys are kept only as SHA-256 digests and compared in constant time against every configured
 //! client (no early exit); a key never reaches a log line, a metric or the gateway.
 
-use super::rescue::error;
+use super::rescue::Failure;
 use crate::config::{Config, RateLimit};
 use crate::telemetry::metrics;
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -42,22 +41,14 @@ impl Guard {
         } else {
             let Some(given) = req.headers().get(KEY_HEADER).map(|v| v.as_bytes()) else {
                 metrics::REFUSED.with_label_values(&["no_key"]).inc();
-                return Err(Box::new(error(
-                    StatusCode::UNAUTHORIZED,
-                    "",
-                    "claimgate: 客户端未认证（请求缺少 x-claimgate-key），请联系信息科配置接口密钥",
-                )));
+                return Err(Box::new(Failure::NoKey.respond("")));
             };
             match self.identify(given) {
                 Some(name) => name,
                 None => {
                     metrics::REFUSED.with_label_values(&["bad_key"]).inc();
                     tracing::warn!(peer = ?req.peer_addr(), "request with an unknown client key refused");
-                    return Err(Box::new(error(
-                        StatusCode::FORBIDDEN,
-                        "",
-                        "claimgate: 客户端密钥无效（x-claimgate-key 未登记），请联系信息科",
-                    )));
+                    return Err(Box::new(Failure::BadKey.respond("")));
                 }
             }
         };
@@ -65,16 +56,7 @@ impl Guard {
             if !l.take(&client, Instant::now()) {
                 metrics::REFUSED.with_label_values(&["rate"]).inc();
                 tracing::warn!(client = %client, "request over the client's rate limit refused");
-                let mut r = error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "",
-                    &format!("claimgate: 请求过于频繁（每个客户端每秒最多{}笔），请稍后重试", l.rate.per_second),
-                );
-                r.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from_static("1"),
-                );
-                return Err(Box::new(r));
+                return Err(Box::new(Failure::RateLimited { per_second: l.rate.per_second }.respond("")));
             }
         }
         Ok(())

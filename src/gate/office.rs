@@ -8,10 +8,11 @@
 //! URL. Journal reads run on the blocking pool (`web::block`), never on the async executor, against
 //! whichever store holds the journal (the embedded SQLite file or the shared PostgreSQL).
 
+use super::rescue::ApiFailure;
 use super::State;
-use crate::history::store::{Conn, StoreError};
 use crate::journal::stats::{self, Filter, FilterError, Paging};
 use crate::report::{self, esc, query};
+use crate::store::{Conn, StoreError};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -79,7 +80,7 @@ fn office_auth(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
     let tokens = office_tokens(st);
     if tokens.is_empty() {
         return Err(Box::new(html(
-            StatusCode::FORBIDDEN,
+            ApiFailure::AdminDisabled.status(),
             report::page("医保智能审核 · 自律办公室", "", "<section><p class=\"err\">未配置管理令牌（admin_token / CLAIMGATE_ADMIN_TOKEN），办公室页面已停用。</p></section>"),
         )));
     }
@@ -88,7 +89,7 @@ fn office_auth(req: &HttpRequest, st: &State) -> Result<(), Box<HttpResponse>> {
     }
     match cookie(req, COOKIE) {
         Some(v) if tokens.iter().any(|t| session_valid(t, v, now())) => Ok(()),
-        _ => Err(Box::new(login_page(StatusCode::UNAUTHORIZED, None))),
+        _ => Err(Box::new(login_page(ApiFailure::WrongToken.status(), None))),
     }
 }
 
@@ -117,7 +118,7 @@ struct LoginForm {
 
 async fn login(form: web::Form<LoginForm>, st: web::Data<State>) -> HttpResponse {
     if office_tokens(&st).is_empty() {
-        return login_page(StatusCode::FORBIDDEN, Some("未配置管理令牌，办公室页面已停用"));
+        return login_page(ApiFailure::AdminDisabled.status(), Some("未配置管理令牌，办公室页面已停用"));
     }
     let given = form.token.trim().as_bytes();
     // The session is keyed by the token that matched (both are always compared).
@@ -127,7 +128,7 @@ async fn login(form: web::Form<LoginForm>, st: web::Data<State>) -> HttpResponse
         None => None,
     };
     let Some(token) = token else {
-        return login_page(StatusCode::UNAUTHORIZED, Some("令牌错误，请重试"));
+        return login_page(ApiFailure::WrongToken.status(), Some("令牌错误，请重试"));
     };
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/office"))
@@ -164,16 +165,17 @@ fn html(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
-fn error_page(status: StatusCode, msg: &str) -> HttpResponse {
+/// A failed page: the status [`ApiFailure`] picks, its message on the page.
+fn error_page(f: &ApiFailure<'_>) -> HttpResponse {
+    let msg = match f {
+        ApiFailure::BadRequest(m) | ApiFailure::NotFound(m) | ApiFailure::Internal(m) => m.as_str(),
+        _ => "",
+    };
     let body = format!(
         "<section><p class=\"err\" id=\"error\">{}</p><p><a href=\"/office\">返回看板</a></p></section>",
         esc(msg)
     );
-    html(status, report::page("医保智能审核 · 自律办公室", "", &body))
-}
-
-fn json_error(status: StatusCode, msg: &str) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({"error": msg}))
+    html(f.status(), report::page("医保智能审核 · 自律办公室", "", &body))
 }
 
 /// Query pairs of the request; a malformed query string is a 400, never a panic.
@@ -221,30 +223,29 @@ async fn read<T: Send + 'static>(
 // === the admin API ===
 
 async fn api_stats(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = super::authorized(&req, &st, super::Scope::Read) {
-        return *r;
-    }
-    let (f, _) = match filter(&req) {
-        Ok(x) => x,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.0),
-    };
-    match read(&st, move |c| stats::stats(c, &f)).await {
-        Ok(s) => HttpResponse::Ok().json(s),
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.text()),
-    }
+    api(&req, &st, |c, f, _| stats::stats(c, &f)).await
 }
 
 async fn api_journal(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = super::authorized(&req, &st, super::Scope::Read) {
+    api(&req, &st, |c, f, p| stats::list(c, &f, p)).await
+}
+
+/// The office's API: authorise (read), parse the filter, read the journal, answer JSON.
+async fn api<T: serde::Serialize + Send + 'static>(
+    req: &HttpRequest,
+    st: &State,
+    query: impl FnOnce(&mut dyn Conn, Filter, Paging) -> Result<T, StoreError> + Send + 'static,
+) -> HttpResponse {
+    if let Err(r) = super::authorized(req, st, super::Scope::Read) {
         return *r;
     }
-    let (f, p) = match filter(&req) {
+    let (f, p) = match filter(req) {
         Ok(x) => x,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.0),
+        Err(e) => return ApiFailure::BadRequest(e.0).respond(),
     };
-    match read(&st, move |c| stats::list(c, &f, p)).await {
-        Ok(l) => HttpResponse::Ok().json(l),
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.text()),
+    match read(st, move |c| query(c, f, p)).await {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => ApiFailure::Internal(e.text()).respond(),
     }
 }
 
@@ -305,13 +306,13 @@ async fn office(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
     }
     let (f, p) = match filter(&req) {
         Ok(x) => x,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.0),
+        Err(e) => return error_page(&ApiFailure::BadRequest(e.0)),
     };
     let fq = f.clone();
     let read = read(&st, move |c| Ok((stats::stats(c, &fq)?, stats::list(c, &fq, p)?, stats::choices(c)?))).await;
     let (s, l, (depts, doctors, rules)) = match read {
         Ok(x) => x,
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.text()),
+        Err(e) => return error_page(&ApiFailure::Internal(e.text())),
     };
     let mut body = filter_form(&f, &depts, &doctors, &rules);
     let link = |k: &str, v: &str| office_link(&f, k, v);
@@ -330,15 +331,15 @@ async fn decision(req: HttpRequest, path: web::Path<String>, st: web::Data<State
         return *r;
     }
     let Ok(id) = path.into_inner().parse::<i64>() else {
-        return error_page(StatusCode::BAD_REQUEST, "记录编号应为整数");
+        return error_page(&ApiFailure::BadRequest("记录编号应为整数".into()));
     };
     match read(&st, move |c| stats::get(c, id)).await {
         Ok(Some(e)) => {
             let body = format!("<p><a href=\"/office\">← 返回看板</a></p>{}", report::decision_html(&e));
             html(StatusCode::OK, report::page("医保智能审核 · 审核记录", &header_right(), &body))
         }
-        Ok(None) => error_page(StatusCode::NOT_FOUND, &format!("没有编号为 {id} 的审核记录")),
-        Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.text()),
+        Ok(None) => error_page(&ApiFailure::NotFound(format!("没有编号为 {id} 的审核记录"))),
+        Err(e) => error_page(&ApiFailure::Internal(e.text())),
     }
 }
 
@@ -348,7 +349,7 @@ async fn export_csv(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
     }
     let f = match pairs(&req).and_then(|p| Filter::from_pairs(&p, &["page", "per_page"])) {
         Ok((f, _)) => f,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.0),
+        Err(e) => return error_page(&ApiFailure::BadRequest(e.0)),
     };
     match read(&st, move |c| stats::list(c, &f, Paging { page: 1, per_page: EXPORT_MAX })).await {
         Ok(l) => {
@@ -361,7 +362,7 @@ async fn export_csv(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
             }
             r.body(report::listing_csv(&l))
         }
-        Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.text()),
+        Err(e) => error_page(&ApiFailure::Internal(e.text())),
     }
 }
 

@@ -5,7 +5,7 @@
 //! block: answer in the envelope | pass/remind/relay: forward the same bytes → learn from the answer → relay.
 
 use super::overrides::{fingerprint, FeedbackOutcome, JrRecord};
-use super::rescue::{bad_input, envelope, error};
+use super::rescue::{self, ApiFailure, Failure};
 use super::{Active, State};
 use crate::claim::Claim;
 use crate::journal::{Message, Record};
@@ -69,7 +69,7 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
         Ok(b) => b,
         Err(e) => {
             metrics::REQUESTS.with_label_values(&["other", "error"]).inc();
-            return bad_input("", &e);
+            return Failure::BadInput(&e).respond("");
         }
     };
     // One pass: a fee upload's lines are parsed with the head, and the check takes them over.
@@ -77,7 +77,7 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
         Ok(h) => h,
         Err(e) => {
             metrics::REQUESTS.with_label_values(&["other", "error"]).inc();
-            return bad_input("", &e);
+            return Failure::BadInput(&e).respond("");
         }
     };
     let label = infno_label(head.infno.as_str());
@@ -163,7 +163,7 @@ async fn route(
     let active = st.rules.load_full();
     if infno.is_local_analysis() {
         let Some(active) = active else {
-            return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪");
+            return Failure::NotReady.respond(area);
         };
         return local_analysis(body, head, st, &active, label).await;
     }
@@ -179,7 +179,7 @@ async fn route(
             return forward(req, body, head, st, Checked::unchecked(st, head, "none".into()), label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
-        return error(StatusCode::SERVICE_UNAVAILABLE, area, "claimgate: 审核规则尚未就绪，暂停结算");
+        return Failure::NotReadyClosed.respond(area);
     };
     let rev = active.rs.revision();
     // A pre-settlement commits nothing at the gateway and the fund share it computes is what the
@@ -214,7 +214,7 @@ async fn route(
         }
         CheckOutcome::Bad(e) => {
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
-            return with_headers(bad_input(area, &e), "error", &rev);
+            return with_headers(Failure::BadInput(&e).respond(area), "error", &rev);
         }
         CheckOutcome::Failed(why) if opens => {
             tracing::error!(infno = label, why, "check failed; forwarded unchecked (fail-open)");
@@ -232,12 +232,8 @@ async fn route(
                 .with_label_values(&[if why == "budget" { "budget_closed" } else { "internal_closed" }])
                 .inc();
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
-            let msg = if why == "budget" {
-                "claimgate: 审核超时，已按配置暂停该笔结算，请稍后重试"
-            } else {
-                "claimgate: 审核内部错误，已按配置暂停该笔结算，请联系信息科"
-            };
-            return with_headers(error(StatusCode::INTERNAL_SERVER_ERROR, area, msg), "error", &rev);
+            let refused = Failure::CheckFailed { budget: why == "budget" }.respond(area);
+            return with_headers(refused, "error", &rev);
         }
     };
     for _ in 0..removed {
@@ -263,21 +259,14 @@ async fn route(
         let msg = format!("claimgate 医保智能审核拦截：{}", d.summary(Some(Action::Block)));
         let warn = d.summary(Some(Action::Remind));
         let out = serde_json::json!({"claimgate": &d});
-        let r = envelope(StatusCode::OK, area, -1, Some(&msg), (!warn.is_empty()).then_some(warn.as_str()), out);
+        let r = rescue::blocked(area, &msg, (!warn.is_empty()).then_some(warn.as_str()), out);
         return with_headers(r, "block", &rev);
     }
     if st.upstream.is_none() {
         // Check-only mode: answer the claim ourselves.
         st.journal.record(record_of(st, head, &claims, Some(&d), &rev)).await;
         let warn = d.summary(None);
-        let r = envelope(
-            StatusCode::OK,
-            area,
-            0,
-            None,
-            (!warn.is_empty()).then_some(warn.as_str()),
-            serde_json::json!({"claimgate": &d}),
-        );
+        let r = rescue::answer(area, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({"claimgate": &d}));
         return with_headers(r, hv, &rev);
     }
     let reminders = d.summary(Some(Action::Remind));
@@ -324,7 +313,7 @@ async fn local_analysis(
     });
     let Ok(prepared) = job.await else {
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
-        return error(StatusCode::INTERNAL_SERVER_ERROR, area, "claimgate: 审核内部错误，请联系信息科");
+        return Failure::Internal.respond(area);
     };
     match prepared {
         Ok((Prepared::Claims { claims, task_id, .. }, decisions)) => {
@@ -358,11 +347,7 @@ async fn local_analysis(
             st.journal.record(rec).await;
             let hv = merged.header_value();
             metrics::REQUESTS.with_label_values(&[label, hv]).inc();
-            with_headers(
-                envelope(StatusCode::OK, area, 0, None, None, serde_json::json!({"result": results})),
-                hv,
-                &rev,
-            )
+            with_headers(rescue::answer(area, None, serde_json::json!({"result": results})), hv, &rev)
         }
         Ok((Prepared::Feedback(fb), _)) => {
             let mut notes = Vec::new();
@@ -382,11 +367,7 @@ async fn local_analysis(
                 metrics::OVERRIDES.with_label_values(&[if way == "1" { "1" } else { "2" }]).inc();
                 match outcome {
                     FeedbackOutcome::MissingReason => {
-                        return error(
-                            StatusCode::OK,
-                            area,
-                            &format!("claimgate: input.data.warns[{i}].dspo_way_rea: 继续执行医嘱时必须填写理由"),
-                        );
+                        return Failure::MissingReason(i).respond(area);
                     }
                     FeedbackOutcome::UnknownJr => notes.push(format!("{}：未找到该审核结果", w.warn_rslt_id.as_str())),
                     FeedbackOutcome::NotOverridable => {
@@ -398,20 +379,13 @@ async fn local_analysis(
             }
             metrics::REQUESTS.with_label_values(&[label, "pass"]).inc();
             let warn = notes.join("；");
-            let r = envelope(
-                StatusCode::OK,
-                area,
-                0,
-                None,
-                (!warn.is_empty()).then_some(warn.as_str()),
-                serde_json::json!({}),
-            );
+            let r = rescue::answer(area, (!warn.is_empty()).then_some(warn.as_str()), serde_json::json!({}));
             with_headers(r, "pass", &rev)
         }
-        Ok((Prepared::Relay(_), _)) => error(StatusCode::OK, area, "claimgate: 不支持的交易"),
+        Ok((Prepared::Relay(_), _)) => Failure::Unsupported.respond(area),
         Err(e) => {
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
-            bad_input(area, &e)
+            Failure::BadInput(&e).respond(area)
         }
     }
 }
@@ -466,11 +440,7 @@ async fn call_upstream(
 ) -> Result<Reply, HttpResponse> {
     let area = head.mdtrtarea_admvs.as_str();
     let Some(up) = &st.upstream else {
-        return Err(error(
-            StatusCode::BAD_GATEWAY,
-            area,
-            "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发",
-        ));
+        return Err(Failure::NoUpstream.respond(area));
     };
     let headers: Vec<(String, Vec<u8>)> = req
         .headers()
@@ -487,8 +457,7 @@ async fn call_upstream(
         Err(e) => {
             metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
             tracing::warn!(infno = label, kind = e.kind(), error = %e, "gateway call failed");
-            let status = if e.kind() == "timeout" { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
-            return Err(error(status, area, &format!("claimgate: {e}")));
+            return Err(Failure::Upstream(&e).respond(area));
         }
     };
     let encoded = answer.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
@@ -500,7 +469,7 @@ async fn call_upstream(
             ms: t0.elapsed().as_millis(),
         };
         metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
-        return Err(error(StatusCode::BAD_GATEWAY, area, &format!("claimgate: {e}")));
+        return Err(Failure::Upstream(&e).respond(area));
     }
     Ok((answer, parsed))
 }
@@ -604,19 +573,17 @@ async fn relay(
 
 /// `POST /v1/check`: the decision JSON for an envelope; never forwards, never learns.
 pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
-    let bad = |msg: String| HttpResponse::BadRequest().json(serde_json::json!({"error": msg}));
+    let bad = |msg: String| ApiFailure::BadRequest(msg).respond();
     if let Err(refused) = st.guard.admit(&req) {
         return *refused;
     }
     let body = match read_body(&req, payload, st.cfg.body_limit).await {
         Ok(b) => b,
-        Err(e @ ParseError::TooLarge(_)) => {
-            return HttpResponse::PayloadTooLarge().json(serde_json::json!({"error": e.to_string()}))
-        }
+        Err(e @ ParseError::TooLarge(_)) => return ApiFailure::TooLarge(e.to_string()).respond(),
         Err(e) => return bad(e.to_string()),
     };
     let Some(active) = st.rules.load_full() else {
-        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": "no rule set is active"}));
+        return ApiFailure::NotReady.respond();
     };
     let head = match parse_request(&body) {
         Ok(h) => h,
@@ -632,8 +599,6 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
         }
         CheckOutcome::Bad(e) => bad(e.to_string()),
         CheckOutcome::Encrypted => bad("input is encrypted (SM4); nothing to check".into()),
-        CheckOutcome::Failed(why) => {
-            HttpResponse::InternalServerError().json(serde_json::json!({"error": format!("check failed: {why}")}))
-        }
+        CheckOutcome::Failed(why) => ApiFailure::Internal(format!("check failed: {why}")).respond(),
     }
 }

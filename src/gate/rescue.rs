@@ -7,10 +7,16 @@
 //! | rule block | 200 | `infcode -1`, `err_msg` has the hit messages |
 //! | gateway (down, slow, garbage) | 502 / 504 | `infcode -1`, `err_msg` says which, with the elapsed time |
 //! | internal | 500 / 503 | `infcode -1`, logged |
+//!
+//! The JSON routes (`/v1/check`, the admin API, the office's API) answer `{"error": …}` with the
+//! status [`ApiFailure`] picks. No other file in `gate` chooses a status for a failure.
 
-use crate::wire::OwnResponse;
-use actix_web::http::StatusCode;
+use super::upstream::UpstreamError;
+use crate::reload::ActivateError;
+use crate::wire::{OwnResponse, ParseError};
+use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static SEQ: AtomicU64 = AtomicU64::new(1);
@@ -23,7 +29,7 @@ pub fn refmsgid(admdvs: &str) -> String {
 }
 
 /// Builds an envelope answer.
-pub fn envelope(
+fn envelope(
     status: StatusCode,
     admdvs: &str,
     infcode: i32,
@@ -40,12 +46,166 @@ pub fn envelope(
         .body(serde_json::to_vec(&body).unwrap_or_default())
 }
 
-pub fn error(status: StatusCode, admdvs: &str, msg: &str) -> HttpResponse {
+/// The answer to a message claimgate handled itself (`infcode 0`, 200), with reminders as `warn_msg`.
+pub fn answer(admdvs: &str, warn_msg: Option<&str>, output: serde_json::Value) -> HttpResponse {
+    envelope(StatusCode::OK, admdvs, 0, None, warn_msg, output)
+}
+
+/// A blocked claim (`infcode -1`, 200): the block messages as `err_msg`, reminders as `warn_msg`.
+pub fn blocked(admdvs: &str, err_msg: &str, warn_msg: Option<&str>, output: serde_json::Value) -> HttpResponse {
+    envelope(StatusCode::OK, admdvs, -1, Some(err_msg), warn_msg, output)
+}
+
+fn error(status: StatusCode, admdvs: &str, msg: &str) -> HttpResponse {
     envelope(status, admdvs, -1, Some(msg), None, serde_json::json!({}))
 }
 
-pub fn bad_input(admdvs: &str, e: &crate::wire::ParseError) -> HttpResponse {
-    let status =
-        if matches!(e, crate::wire::ParseError::TooLarge(_)) { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::OK };
-    error(status, admdvs, &format!("claimgate: 报文无法处理：{e}"))
+/// A failure on the routes that answer in the gateway's envelope (the intercepted route), by where
+/// it comes from; [`Failure::respond`] is the only place that picks its status and message.
+#[derive(Debug)]
+pub enum Failure<'a> {
+    // The HIS (downstream).
+    /// The message cannot be read (413 when too large, else 200).
+    BadInput(&'a ParseError),
+    /// Client keys are configured and the request carries none (401).
+    NoKey,
+    /// The request's client key is not registered (403).
+    BadKey,
+    /// The client is over its rate limit (429, `Retry-After: 1`).
+    RateLimited { per_second: u32 },
+    /// A 3103 answer continues without a reason (200; the index of the warning).
+    MissingReason(usize),
+    /// A transaction claimgate answers itself but does not support (200).
+    Unsupported,
+    // The gateway (upstream).
+    /// No gateway is configured (check-only mode) and the message must be forwarded (502).
+    NoUpstream,
+    /// The gateway is down, slow (504), or answered garbage (502).
+    Upstream(&'a UpstreamError),
+    // claimgate itself (internal).
+    /// No rule set is active: 3101/3102 cannot be answered (503).
+    NotReady,
+    /// No rule set is active and the fail policy is closed: a claim is refused (503).
+    NotReadyClosed,
+    /// A check failed and the fail policy refuses the claim: the time budget ran out or a kind
+    /// panicked (500).
+    CheckFailed { budget: bool },
+    /// A local analysis panicked (500).
+    Internal,
+}
+
+impl Failure<'_> {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Failure::BadInput(ParseError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::BadInput(_) | Failure::MissingReason(_) | Failure::Unsupported => StatusCode::OK,
+            Failure::NoKey => StatusCode::UNAUTHORIZED,
+            Failure::BadKey => StatusCode::FORBIDDEN,
+            Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Failure::NoUpstream => StatusCode::BAD_GATEWAY,
+            Failure::Upstream(e) if e.kind() == "timeout" => StatusCode::GATEWAY_TIMEOUT,
+            Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Failure::NotReady | Failure::NotReadyClosed => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::CheckFailed { .. } | Failure::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> Cow<'static, str> {
+        match self {
+            Failure::BadInput(e) => format!("claimgate: 报文无法处理：{e}").into(),
+            Failure::NoKey => "claimgate: 客户端未认证（请求缺少 x-claimgate-key），请联系信息科配置接口密钥".into(),
+            Failure::BadKey => "claimgate: 客户端密钥无效（x-claimgate-key 未登记），请联系信息科".into(),
+            Failure::RateLimited { per_second } => {
+                format!("claimgate: 请求过于频繁（每个客户端每秒最多{per_second}笔），请稍后重试").into()
+            }
+            Failure::MissingReason(i) => {
+                format!("claimgate: input.data.warns[{i}].dspo_way_rea: 继续执行医嘱时必须填写理由").into()
+            }
+            Failure::Unsupported => "claimgate: 不支持的交易".into(),
+            Failure::NoUpstream => "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发".into(),
+            Failure::Upstream(e) => format!("claimgate: {e}").into(),
+            Failure::NotReady => "claimgate: 审核规则尚未就绪".into(),
+            Failure::NotReadyClosed => "claimgate: 审核规则尚未就绪，暂停结算".into(),
+            Failure::CheckFailed { budget: true } => "claimgate: 审核超时，已按配置暂停该笔结算，请稍后重试".into(),
+            Failure::CheckFailed { budget: false } => {
+                "claimgate: 审核内部错误，已按配置暂停该笔结算，请联系信息科".into()
+            }
+            Failure::Internal => "claimgate: 审核内部错误，请联系信息科".into(),
+        }
+    }
+
+    /// The envelope the HIS receives (`infcode -1`), addressed from `admdvs`.
+    pub fn respond(&self, admdvs: &str) -> HttpResponse {
+        let mut r = error(self.status(), admdvs, &self.message());
+        if matches!(self, Failure::RateLimited { .. }) {
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+/// A failure on the JSON routes (`/v1/check`, the admin API, the office's API): a status and
+/// `{"error": …}`; [`ApiFailure::respond`] is the only place that picks the status.
+#[derive(Debug)]
+pub enum ApiFailure<'a> {
+    /// The caller's request cannot be used (400).
+    BadRequest(String),
+    /// The body is larger than allowed (413).
+    TooLarge(String),
+    /// A pushed bundle is larger than `bundles.max_bundle_bytes` (413, stage `verify`).
+    BundleTooLarge(u64),
+    /// No rule set is active (503).
+    NotReady,
+    /// Nothing to show (404).
+    NotFound(String),
+    /// No admin token is configured (403).
+    AdminDisabled,
+    /// The read-only token asked for a change (403).
+    ReadOnly,
+    /// No or a wrong bearer token (401).
+    WrongToken,
+    /// A bundle, rollback or promotion refused by `reload` (403 disabled, 409 nothing to go back
+    /// to, 500 not persisted, 422 otherwise), with the stage it failed at.
+    Refused(&'a ActivateError),
+    /// claimgate failed (500).
+    Internal(String),
+}
+
+impl ApiFailure<'_> {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiFailure::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiFailure::TooLarge(_) | ApiFailure::BundleTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiFailure::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiFailure::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiFailure::AdminDisabled | ApiFailure::ReadOnly | ApiFailure::Refused(ActivateError::Disabled) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiFailure::WrongToken => StatusCode::UNAUTHORIZED,
+            ApiFailure::Refused(ActivateError::Rollback(_) | ActivateError::NoCandidate) => StatusCode::CONFLICT,
+            ApiFailure::Refused(ActivateError::Persist(_)) | ApiFailure::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            ApiFailure::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    pub fn respond(&self) -> HttpResponse {
+        let body = match self {
+            ApiFailure::BadRequest(m) | ApiFailure::TooLarge(m) | ApiFailure::Internal(m) | ApiFailure::NotFound(m) => {
+                serde_json::json!({"error": m})
+            }
+            ApiFailure::BundleTooLarge(limit) => {
+                serde_json::json!({"error": format!("bundle larger than {limit} bytes"), "stage": "verify"})
+            }
+            ApiFailure::NotReady => serde_json::json!({"error": "no rule set is active"}),
+            ApiFailure::AdminDisabled => serde_json::json!({"error": "admin API disabled: no admin token configured"}),
+            ApiFailure::ReadOnly => {
+                serde_json::json!({"error": "this token may only read; changes need the admin token"})
+            }
+            ApiFailure::WrongToken => serde_json::json!({"error": "missing or wrong bearer token"}),
+            ApiFailure::Refused(e) => serde_json::json!({"error": e.to_string(), "stage": e.stage().as_str()}),
+        };
+        HttpResponse::build(self.status()).json(body)
+    }
 }

@@ -9,12 +9,12 @@
 //! - Reversals undo exactly what they reverse: 2205/2302 mark lines revoked (their trace codes
 //!   return), 2208/2305 cancel the settlement and put its lines back to unsettled.
 
-use super::store::{Conn, Store, StoreError, P, V};
 use crate::claim::time::{parse_date, parse_datetime};
 use crate::claim::{
     Diagnosis, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty, SmolStr,
     TraceUse, Visit, VisitFacts,
 };
+use crate::store::{Conn, Store, StoreError, P, V};
 use chrono::{NaiveDate, NaiveDateTime};
 use std::sync::Arc;
 
@@ -824,29 +824,5 @@ pub fn prune(store: &dyn Store, before: NaiveDate) -> Result<u64, StoreError> {
 pub fn key(store: &dyn Store) -> Result<[u8; 32], StoreError> {
     let mut k = [0u8; 32];
     getrandom::getrandom(&mut k).map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
-    meta_key(store, "h_meta", &k)
-}
-
-/// The key kept as `psn_key` (hex) in the meta table `table` (`h_meta`, `j_meta`), set to `offer`
-/// when the store has none yet: every instance on a shared store then reads the same key.
-///
-/// # Errors
-/// The store failed, or holds a key that is not 32 hex-encoded bytes.
-pub fn meta_key(store: &dyn Store, table: &str, offer: &[u8; 32]) -> Result<[u8; 32], StoreError> {
-    let hex: String = offer.iter().map(|b| format!("{b:02x}")).collect();
-    let (put, get) = (
-        format!("INSERT INTO {table} (k, v) VALUES ('psn_key', $1) ON CONFLICT (k) DO NOTHING"),
-        format!("SELECT v FROM {table} WHERE k = 'psn_key'"),
-    );
-    let mut out = String::new();
-    store.tx(&mut |c| {
-        c.exec(&put, &[P::T(&hex)])?;
-        out = c.query(&get, &[])?.first().map(|r| r[0].string()).unwrap_or_default();
-        Ok(true)
-    })?;
-    let bytes = (0..out.len() / 2)
-        .map(|i| u8::from_str_radix(out.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| StoreError::Sql(format!("{table}.psn_key is not hex")))?;
-    bytes.try_into().map_err(|_| StoreError::Sql(format!("{table}.psn_key is not 32 bytes")))
+    crate::store::meta_key(store, "h_meta", &k)
 }

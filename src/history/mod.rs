@@ -13,14 +13,11 @@
 pub mod db;
 pub mod learn;
 pub mod outbox;
-pub mod postgres;
-pub mod sqlite;
-pub mod store;
 
-pub use store::{Store, StoreError};
+pub use crate::store::{Store, StoreError};
 
 use crate::claim::{self, Claim, Facts, PersonFacts, VisitFacts};
-use crate::journal::Pseudonymizer;
+use crate::store::Pseudonymizer;
 use crate::telemetry::metrics;
 use crate::wire::{RequestHead, ResponseEnvelope};
 use chrono::{Days, NaiveDate};
@@ -124,7 +121,7 @@ impl History {
         let key = match (from_store, key_copy) {
             (Ok(k), Some(p)) => {
                 if std::fs::read(p).ok().as_deref() != Some(&k[..]) {
-                    if let Err(e) = write_private(p, &k, true) {
+                    if let Err(e) = crate::store::write_private(p, &k, true) {
                         tracing::warn!(error = %e, path = %p.display(), "history key copy not written");
                     }
                 }
@@ -266,7 +263,7 @@ impl History {
     /// # Panics
     /// Only if SQLite cannot open an in-memory database.
     pub fn ephemeral(tier: Option<u8>) -> History {
-        let store = sqlite::SqliteStore::memory().expect("in-memory SQLite");
+        let store = crate::store::sqlite::SqliteStore::memory(db::create_schema).expect("in-memory SQLite");
         History::new(Arc::new(store), tier, 10_000).expect("in-memory history")
     }
 
@@ -436,24 +433,6 @@ impl History {
     }
 }
 
-/// Writes a key file readable by its owner only, synced to disk; `replace: false` refuses to
-/// overwrite an existing file.
-pub(crate) fn write_private(p: &std::path::Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true);
-    if replace {
-        o.create(true).truncate(true);
-    } else {
-        o.create_new(true);
-    }
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o.open(p).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
 fn logged<T>(what: &str, r: Result<T, StoreError>) -> Option<T> {
     match r {
         Ok(v) => Some(v),
@@ -607,14 +586,14 @@ mod tests {
 
 #[cfg(test)]
 mod outbox_tests {
-    use super::store::{ReadFn, TxFn};
     use super::*;
+    use crate::store::{ReadFn, TxFn};
     use serde_json::json;
     use std::sync::atomic::AtomicBool;
 
     /// An embedded store that refuses writes while `down` is set (the shared store unreachable).
     struct Flaky {
-        inner: sqlite::SqliteStore,
+        inner: crate::store::sqlite::SqliteStore,
         down: AtomicBool,
     }
 
@@ -644,8 +623,10 @@ mod outbox_tests {
     #[test]
     fn accepted_exchanges_survive_a_store_outage_in_the_outbox_and_apply_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            Arc::new(Flaky { inner: sqlite::SqliteStore::memory().expect("sqlite"), down: AtomicBool::new(false) });
+        let store = Arc::new(Flaky {
+            inner: crate::store::sqlite::SqliteStore::memory(db::create_schema).expect("sqlite"),
+            down: AtomicBool::new(false),
+        });
         let h = History::new(store.clone(), None, 100)
             .expect("history")
             .with_outbox(outbox::Outbox::open(&dir.path().join("outbox.sqlite")).expect("outbox"));

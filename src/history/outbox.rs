@@ -4,7 +4,7 @@
 //! store was down at the moment it was acknowledged. While anything waits here, later exchanges
 //! queue behind it (history is applied in the order the gateway accepted it).
 
-use super::store::StoreError;
+use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -153,7 +153,7 @@ proptest! {
 /// by it too), fewer cases for the round trips. Each case gets a fresh schema.
 #[test]
 fn on_postgres_a_check_sees_what_the_store_holds_after_any_sequence_of_writes() {
-    if crate::journal::db::tests::pg_store("snapshot_probe").is_none() {
+    if crate::store::testing::pg_store("snapshot_probe", super::db::create_schema).is_none() {
         return;
     }
     let case = std::sync::atomic::AtomicU32::new(0);
@@ -162,7 +162,8 @@ fn on_postgres_a_check_sees_what_the_store_holds_after_any_sequence_of_writes() 
         .run(&prop::collection::vec(op(), 1..16), |ops| {
             // The PostgreSQL client must not run on an async executor; a test thread has none.
             let n = case.fetch_add(1, Ordering::Relaxed);
-            let store = crate::journal::db::tests::pg_store(&format!("snapshot_{n}")).expect("PostgreSQL");
+            let store = crate::store::testing::pg_store(&format!("snapshot_{n}"), super::db::create_schema)
+                .expect("PostgreSQL");
             check_ops(&History::new(store, None, 1000).expect("history"), &ops)
         })
         .expect("property");

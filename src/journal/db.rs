@@ -16,7 +16,7 @@
 //! spill drained again after a crash) is stored once.
 
 use super::{Feedback, Record};
-use crate::history::store::{Conn, Store, StoreError, P};
+use crate::store::{Conn, Store, StoreError, P};
 use std::collections::HashMap;
 
 /// The schema this code reads and writes (`j_meta.schema`).
@@ -182,7 +182,7 @@ pub fn migrate(store: &dyn Store) -> Result<(), StoreError> {
 /// # Errors
 /// The store failed, or holds a key that is not 32 hex-encoded bytes.
 pub fn shared_key(store: &dyn Store, offer: &[u8; 32]) -> Result<[u8; 32], StoreError> {
-    crate::history::db::meta_key(store, "j_meta", offer)
+    crate::store::meta_key(store, "j_meta", offer)
 }
 
 /// One record on its way to the store, with the id that makes writing it idempotent.

@@ -3,7 +3,7 @@
 //! Where it lives: with the embedded setup, in SQLite at `<data>/journal.sqlite`; with the shared
 //! store (`history_store: postgres://…`), in the same PostgreSQL database as history, in tables of
 //! its own (`j_decision`, `j_hit`, `j_jr`, `j_feedback`, `j_meta`), written by every instance. Both
-//! run the same SQL through the history module's [`Store`] ([`db`]).
+//! run the same SQL through the storage layer's [`Store`] ([`db`]).
 //!
 //! Writes go through a bounded queue to an intake thread that batches them, and one writer thread
 //! that writes each batch in one transaction. A full queue applies back-pressure to the request
@@ -35,12 +35,12 @@ pub mod spill;
 pub mod stats;
 mod writer;
 
-use crate::history::store::{Conn, Store, StoreError};
 use crate::rules::Decision;
+use crate::store::key::{random_key, read_key};
+pub use crate::store::Pseudonymizer;
+use crate::store::{Conn, Store, StoreError};
 use crate::telemetry::metrics;
 use db::Item;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use spill::Spill;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -222,60 +222,6 @@ pub struct Counters {
     pub drained: AtomicU64,
 }
 
-/// Keyed pseudonyms for identifiers.
-#[derive(Clone)]
-pub struct Pseudonymizer {
-    key: [u8; 32],
-}
-
-/// A 32-byte key file, if there is one.
-fn read_key(p: &Path) -> anyhow::Result<Option<[u8; 32]>> {
-    match std::fs::read(p) {
-        Ok(k) => Ok(Some(k.try_into().map_err(|_| anyhow::anyhow!("{}: not a 32-byte key", p.display()))?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow::anyhow!("{}: {e}", p.display())),
-    }
-}
-
-fn random_key() -> anyhow::Result<[u8; 32]> {
-    let mut k = [0u8; 32];
-    getrandom::getrandom(&mut k).map_err(|e| anyhow::anyhow!("no randomness for the journal key: {e}"))?;
-    Ok(k)
-}
-
-impl Pseudonymizer {
-    pub fn from_key(key: [u8; 32]) -> Pseudonymizer {
-        Pseudonymizer { key }
-    }
-
-    /// Loads `journal.key` from `dir`, creating it (32 random bytes, mode 0600) on first use.
-    ///
-    /// # Errors
-    /// The key cannot be read or created.
-    pub fn load_or_create(dir: &Path) -> anyhow::Result<Pseudonymizer> {
-        let p = dir.join("journal.key");
-        let key = match read_key(&p)? {
-            Some(k) => k,
-            None => {
-                let k = random_key()?;
-                crate::history::write_private(&p, &k, false)?;
-                k
-            }
-        };
-        Ok(Pseudonymizer { key })
-    }
-
-    pub fn hash(&self, id: &str) -> String {
-        if id.is_empty() {
-            return String::new();
-        }
-        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.key) else { return String::new() };
-        mac.update(id.as_bytes());
-        mac.finalize().into_bytes().iter().take(16).map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// Writes a key file readable by its owner only; `replace` overwrites an existing one.
 /// Where a journal lives, as `serve` configures it: the embedded file under the data directory, or
 /// the shared PostgreSQL store.
 #[derive(Clone, PartialEq, Eq)]
@@ -298,7 +244,7 @@ impl std::fmt::Debug for Location {
 
 impl Location {
     /// The journal of a data directory and a configured `history_store` (the same rule as
-    /// [`crate::gate::open_history`]).
+    /// [`crate::startup::open_history`]).
     ///
     /// # Errors
     /// `history_store` is not a PostgreSQL URL.
@@ -333,12 +279,12 @@ pub fn open_reader(loc: &Location) -> Result<Arc<dyn Store>, String> {
                 return Err(format!("未找到审核日志：{}（请用 --data 指定数据目录，或用 --config / CLAIMGATE_HISTORY_STORE 指定共享库）", p.display()));
             }
             Arc::new(
-                crate::history::sqlite::SqliteStore::open_empty(p, false, 1)
+                crate::store::sqlite::SqliteStore::open_empty(p, false, 1)
                     .map_err(|e| format!("无法读取审核日志 {}：{e}", p.display()))?,
             )
         }
         Location::Shared(url) => Arc::new(
-            crate::history::postgres::PgStore::connect(url, 2)
+            crate::store::postgres::PgStore::connect(url, 2, crate::store::no_schema)
                 .map_err(|e| format!("无法连接共享库 PostgreSQL：{e}"))?,
         ),
     };
@@ -382,7 +328,7 @@ impl Backend {
         if let Some((key, copy)) = &self.unconfirmed_key {
             let shared = db::shared_key(self.store.as_ref(), key)?;
             if shared == *key {
-                if let Err(e) = crate::history::write_private(copy, key, true) {
+                if let Err(e) = crate::store::write_private(copy, key, true) {
                     tracing::warn!(error = %e, path = %copy.display(), "journal key copy not written");
                 }
             } else {
@@ -441,7 +387,7 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         let pseudo = Pseudonymizer::load_or_create(dir)?;
         let path = dir.join("journal.sqlite");
-        let store: Arc<dyn Store> = Arc::new(crate::history::sqlite::SqliteStore::open_empty(&path, false, 2)?);
+        let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open_empty(&path, false, 2)?);
         off_executor(|| db::migrate(store.as_ref())).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Journal::start(
             Backend { store, ready: AtomicBool::new(true), unconfirmed_key: None },
@@ -479,7 +425,7 @@ impl Journal {
         let key = match (from_store, read_key(&copy)?) {
             (Ok(k), had) => {
                 if had != Some(k) {
-                    crate::history::write_private(&copy, &k, true)?;
+                    crate::store::write_private(&copy, &k, true)?;
                 }
                 k
             }
@@ -491,7 +437,7 @@ impl Journal {
                 // First start ever with the store down: hash with the local key, offered to the
                 // store once it answers (see `Backend::ensure`). Serving beats waiting.
                 tracing::error!(error = %e, "journal store unreachable at first start; journaling to the spill file with the local key");
-                let local = Pseudonymizer::load_or_create(dir)?.key;
+                let local = Pseudonymizer::load_or_create(dir)?.key();
                 let backend = Backend { store, ready: AtomicBool::new(false), unconfirmed_key: Some((local, copy)) };
                 return Journal::start(backend, Some(Arc::new(spill)), Pseudonymizer::from_key(local), None, opts);
             }

@@ -7,7 +7,7 @@
 //! late (its write failed) still drains before the batches formed after it.
 
 use super::db::Item;
-use crate::history::store::StoreError;
+use crate::store::StoreError;
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

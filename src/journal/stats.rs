@@ -9,7 +9,7 @@
 //! Everything here reads; nothing renders. Callers run these off the async executor (they are
 //! blocking reads) inside [`crate::journal::Journal::read`] or a store's `read`.
 
-use crate::history::store::{Conn, StoreError, P, V};
+use crate::store::{Conn, StoreError, P, V};
 use chrono::NaiveDate;
 use serde::Serialize;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::history::store::{ReadFn, TxFn};
+use crate::store::{ReadFn, TxFn};
 use std::time::Instant;
 
 fn rec(i: usize) -> Record {
@@ -189,7 +189,7 @@ async fn a_locked_journal_pushes_back_and_loses_nothing() {
 /// while `lose_answer` is set, commits a write but reports it failed (a commit whose answer the
 /// network lost).
 struct Flaky {
-    inner: crate::history::sqlite::SqliteStore,
+    inner: crate::store::sqlite::SqliteStore,
     down: AtomicBool,
     lose_answer: AtomicBool,
     slow: std::sync::Mutex<Option<Duration>>,
@@ -198,7 +198,7 @@ struct Flaky {
 impl Flaky {
     fn new() -> Arc<Flaky> {
         Arc::new(Flaky {
-            inner: crate::history::sqlite::SqliteStore::memory_empty().unwrap(),
+            inner: crate::store::sqlite::SqliteStore::memory_empty().unwrap(),
             down: AtomicBool::new(false),
             lose_answer: AtomicBool::new(false),
             slow: std::sync::Mutex::new(None),

@@ -8,7 +8,7 @@
 //!
 //! Everything here blocks (file I/O, compilation, test cases): call it from `spawn_blocking`.
 
-use super::bundle;
+use super::bundle::{self, BundleInfo};
 use super::config::BundleConfig;
 use super::error::{ActivateError, BundleError};
 use super::verify::{self, Verified};
@@ -17,6 +17,7 @@ use crate::telemetry::metrics;
 use arc_swap::ArcSwapOption;
 use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -57,20 +58,6 @@ impl Origin {
             Origin::Promote => "promote",
         }
     }
-}
-
-/// What the admin API shows of a bundle.
-#[derive(Debug, Clone, Serialize)]
-pub struct BundleInfo {
-    pub name: String,
-    pub version: String,
-    /// SHA-256 of the signed manifest.
-    pub digest: String,
-    pub created_at: String,
-    pub effective_from: Option<String>,
-    pub effective_until: Option<String>,
-    pub key_id: String,
-    pub origin: &'static str,
 }
 
 /// A verified bundle's pack, ready to compose.
@@ -232,7 +219,7 @@ impl Reloader {
         let mut layers = lock(&self.layers);
         let mut local = Vec::new();
         if !self.local_dirs.is_empty() {
-            let digest = super::watch::local_digest(&self.local_dirs);
+            let digest = local_digest(&self.local_dirs);
             match self.load_local() {
                 Ok(p) => {
                     local = p;
@@ -341,7 +328,7 @@ impl Reloader {
     pub fn reload_local(&self) -> Result<Outcome, ActivateError> {
         let r = (|| {
             let mut layers = lock(&self.layers);
-            let digest = super::watch::local_digest(&self.local_dirs);
+            let digest = local_digest(&self.local_dirs);
             let local = self.load_local()?;
             let bundle = layers.bundle.clone();
             let rs = self.compose(bundle.as_ref(), &local)?;
@@ -431,7 +418,7 @@ impl Reloader {
     fn load_local(&self) -> Result<Vec<PackSource>, ActivateError> {
         let mut packs = Vec::new();
         let mut problems = Vec::new();
-        for d in crate::config::pack_dirs(&self.local_dirs) {
+        for d in crate::rules::pack_dirs(&self.local_dirs) {
             match rules::load_pack(&d) {
                 Ok(p) => packs.push(p),
                 Err(e) => problems.extend(e.problems),
@@ -545,4 +532,33 @@ impl Reloader {
         s.last_error =
             Some(LastError { at: now(), origin: origin.as_str(), stage: e.stage().as_str(), error: e.to_string() });
     }
+}
+
+/// SHA-256 over the path and bytes of every file the pack loader reads in the packs under `dirs`.
+/// Unreadable files count as their error text, so a change in readability is a change too.
+pub fn local_digest(dirs: &[PathBuf]) -> String {
+    let mut h = Sha256::new();
+    for pack in crate::rules::pack_dirs(dirs) {
+        let mut files = vec![pack.join("manifest.yaml")];
+        for sub in ["rules", "tables", "tests"] {
+            let mut v: Vec<PathBuf> =
+                std::fs::read_dir(pack.join(sub)).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            v.sort();
+            files.extend(v);
+        }
+        for f in files {
+            hash_file(&mut h, &f);
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash_file(h: &mut Sha256, f: &Path) {
+    h.update(f.to_string_lossy().as_bytes());
+    h.update([0]);
+    match std::fs::read(f) {
+        Ok(b) => h.update(&b),
+        Err(e) => h.update(e.to_string().as_bytes()),
+    }
+    h.update([0]);
 }

@@ -314,6 +314,20 @@ pub fn build(
     write_archive(&mbytes, Some(&sigs), &files)
 }
 
+/// What the admin API shows of a bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleInfo {
+    pub name: String,
+    pub version: String,
+    /// SHA-256 of the signed manifest.
+    pub digest: String,
+    pub created_at: String,
+    pub effective_from: Option<String>,
+    pub effective_until: Option<String>,
+    pub key_id: String,
+    pub origin: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

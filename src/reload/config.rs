@@ -1,4 +1,5 @@
-//! The `bundles:` section of the configuration (a section of its own so `config.rs` only embeds it).
+//! The `bundles:` section of the configuration (a section of its own so `config.rs` only embeds it;
+//! its environment variables are read there, with the others).
 
 use super::verify::Limits;
 use serde::Deserialize;
@@ -58,29 +59,6 @@ impl BundleConfig {
         }
     }
 
-    /// `CLAIMGATE_TRUSTED_KEYS` (comma-separated), `CLAIMGATE_BUNDLE_URL`, `CLAIMGATE_BUNDLE_POLL_SECS`,
-    /// `CLAIMGATE_WATCH_SECS`.
-    ///
-    /// # Errors
-    /// A number that does not parse.
-    pub fn apply_env(&mut self, env: &dyn crate::config::Env) -> anyhow::Result<()> {
-        if let Some(v) = env.get("CLAIMGATE_TRUSTED_KEYS") {
-            self.trusted_keys = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-        }
-        if let Some(v) = env.get("CLAIMGATE_BUNDLE_URL") {
-            self.url = Some(v);
-        }
-        if let Some(v) = env.get("CLAIMGATE_BUNDLE_POLL_SECS") {
-            self.poll_interval_secs =
-                v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_BUNDLE_POLL_SECS: not a number: {v}"))?;
-        }
-        if let Some(v) = env.get("CLAIMGATE_WATCH_SECS") {
-            self.watch_interval_secs =
-                v.parse().map_err(|_| anyhow::anyhow!("CLAIMGATE_WATCH_SECS: not a number: {v}"))?;
-        }
-        Ok(())
-    }
-
     /// # Errors
     /// A value that cannot work.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -103,47 +81,5 @@ impl BundleConfig {
             super::bundle::load_public(k).map_err(|e| anyhow::anyhow!("bundles.trusted_keys: {e}"))?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    struct FakeEnv(HashMap<&'static str, String>);
-    impl crate::config::Env for FakeEnv {
-        fn get(&self, key: &str) -> Option<String> {
-            self.0.get(key).cloned()
-        }
-    }
-
-    #[test]
-    fn the_environment_sets_keys_url_and_intervals_and_validation_catches_mistakes() {
-        // Arrange
-        let (_, public) = crate::reload::bundle::generate_keypair().unwrap_or_default();
-        let env = FakeEnv(HashMap::from([
-            ("CLAIMGATE_TRUSTED_KEYS", public.trim().to_owned()),
-            ("CLAIMGATE_BUNDLE_URL", "http://127.0.0.1:1/b.tar.gz".to_owned()),
-            ("CLAIMGATE_BUNDLE_POLL_SECS", "30".to_owned()),
-            ("CLAIMGATE_WATCH_SECS", "0".to_owned()),
-        ]));
-        let mut c = BundleConfig::default();
-        // Act
-        c.apply_env(&env).unwrap();
-        // Assert
-        assert_eq!((c.trusted_keys.len(), c.poll_interval_secs, c.watch_interval_secs), (1, 30, 0));
-        assert!(c.enabled() && c.validate().is_ok());
-        let https = BundleConfig { url: Some("https://x/b".into()), ..c.clone() };
-        assert!(https.validate().is_ok(), "rustls is built in");
-        let ftp = BundleConfig { url: Some("ftp://x/b".into()), ..c.clone() };
-        assert!(ftp.validate().is_err());
-        let keyless = BundleConfig { trusted_keys: vec![], ..c.clone() };
-        assert!(keyless.validate().is_err(), "a URL without a trusted key");
-        let bad_key = BundleConfig { trusted_keys: vec!["ed25519-public:nope".into()], ..c };
-        assert!(bad_key.validate().is_err());
-        assert!(BundleConfig::default()
-            .apply_env(&FakeEnv(HashMap::from([("CLAIMGATE_BUNDLE_POLL_SECS", "x".to_owned())])))
-            .is_err());
     }
 }

@@ -24,7 +24,8 @@ pub mod shadow;
 pub mod verify;
 pub mod watch;
 
-pub use activate::{Active, BundleInfo, Origin, Outcome, Reloader, Status};
+pub use activate::{Active, Origin, Outcome, Reloader, Status};
+pub use bundle::BundleInfo;
 pub use config::BundleConfig;
 pub use error::{ActivateError, BundleError};
 pub use verify::{verify, Limits, Verified};

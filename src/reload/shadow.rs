@@ -5,7 +5,7 @@
 //! counted, the request never waits). The worker counts per rule how often the candidate would
 //! remind or block, and keeps the most recent claims where the two sets disagree.
 
-use super::activate::BundleInfo;
+use super::bundle::BundleInfo;
 use crate::claim::Claim;
 use crate::rules::{Action, CompiledRuleSet, Decision};
 use arc_swap::ArcSwapOption;

@@ -2,41 +2,10 @@
 //! few hundred KB, hashed on a blocking thread), and a reload when it changes. Polling a digest
 //! works the same on every filesystem, network mounts included, where change notifications do not.
 
-use super::activate::{Outcome, Reloader};
+use super::activate::{local_digest, Outcome, Reloader};
 use super::error::ActivateError;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// SHA-256 over the path and bytes of every file the pack loader reads in the packs under `dirs`.
-/// Unreadable files count as their error text, so a change in readability is a change too.
-pub fn local_digest(dirs: &[PathBuf]) -> String {
-    let mut h = Sha256::new();
-    for pack in crate::config::pack_dirs(dirs) {
-        let mut files = vec![pack.join("manifest.yaml")];
-        for sub in ["rules", "tables", "tests"] {
-            let mut v: Vec<PathBuf> =
-                std::fs::read_dir(pack.join(sub)).into_iter().flatten().flatten().map(|e| e.path()).collect();
-            v.sort();
-            files.extend(v);
-        }
-        for f in files {
-            hash_file(&mut h, &f);
-        }
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hash_file(h: &mut Sha256, f: &Path) {
-    h.update(f.to_string_lossy().as_bytes());
-    h.update([0]);
-    match std::fs::read(f) {
-        Ok(b) => h.update(&b),
-        Err(e) => h.update(e.to_string().as_bytes()),
-    }
-    h.update([0]);
-}
 
 /// Reloads the local folders if their digest differs from the loaded one. `Ok(None)`: unchanged.
 ///

@@ -17,7 +17,7 @@ pub use compile::{compile, CompiledRule, CompiledRuleSet};
 pub use decision::{Decision, Fact, Hit, Outcome, Unchecked, Val};
 pub use error::{CompileError, Problem};
 pub use eval::{evaluate, evaluate_naive};
-pub use pack::{load_pack, PackSource};
+pub use pack::{load_pack, pack_dirs, PackSource};
 pub use source::{Action, Severity};
 
 /// Loads and compiles packs from folders.

@@ -181,3 +181,28 @@ impl PackSource {
         Ok(if pairs { Table::Pairs(rows) } else { Table::Rows(plain) })
     }
 }
+
+/// Expands rule folders: a folder with `manifest.yaml` is a pack; otherwise each direct subfolder
+/// with one is (so `./rulesets` loads `national-baseline` but not `examples/*`).
+pub fn pack_dirs(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for r in roots {
+        if r.join("manifest.yaml").is_file() {
+            out.push(r.clone());
+            continue;
+        }
+        let mut subs: Vec<PathBuf> = std::fs::read_dir(r)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("manifest.yaml").is_file())
+            .collect();
+        subs.sort();
+        if subs.is_empty() {
+            out.push(r.clone()); // reported as a missing manifest by the loader
+        }
+        out.extend(subs);
+    }
+    out
+}

@@ -1,5 +1,5 @@
 use claimgate::config::Config;
-use claimgate::history::store::{P, V};
+use claimgate::store::{P, V};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -134,7 +134,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         ..Config::default()
     };
     (o.tweak)(&mut cfg);
-    let app = claimgate::gate::build(cfg).unwrap();
+    let app = claimgate::startup::build(cfg).unwrap();
     assert!(app.state.rules.load().is_some(), "rules must activate: {:?}", app.state.last_error());
     let base = format!("http://{}", app.addr);
     let state = app.state.clone();

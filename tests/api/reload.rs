@@ -51,7 +51,7 @@ async fn spawn(data: &Path, rules: Vec<PathBuf>, bundles: BundleConfig) -> App {
         check_budget_ms: 10_000,
         ..Config::default()
     };
-    let app = claimgate::gate::build(cfg).unwrap();
+    let app = claimgate::startup::build(cfg).unwrap();
     let base = format!("http://{}", app.addr);
     let (state, handle) = (app.state.clone(), app.handle.clone());
     actix_web::rt::spawn(app.server);

@@ -1,32 +1,11 @@
 use super::*;
-use crate::history::sqlite::SqliteStore;
 use crate::journal::{HitRecord, JrLink};
+use crate::store::sqlite::SqliteStore;
 use std::sync::Arc;
 
-/// A private schema on the test PostgreSQL server (`CLAIMGATE_TEST_PG`), or `None` (skipped, said
-/// so) when none is configured; `CLAIMGATE_REQUIRE_PG` turns the skip into a failure.
+/// A private schema on the test PostgreSQL server, or `None` (see [`crate::store::testing::pg_store`]).
 pub(crate) fn pg_store(test: &str) -> Option<Arc<dyn Store>> {
-    let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") else {
-        assert!(
-            std::env::var("CLAIMGATE_REQUIRE_PG").is_err(),
-            "CLAIMGATE_REQUIRE_PG is set but CLAIMGATE_TEST_PG is not"
-        );
-        eprintln!("SKIPPED {test} on PostgreSQL: CLAIMGATE_TEST_PG is not set");
-        return None;
-    };
-    let schema = format!("j_{test}_{}", std::process::id());
-    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
-    let u = url.clone();
-    // The sync client must not run on a test's async executor.
-    std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&u, postgres::NoTls).expect("test PostgreSQL");
-        c.batch_execute(&sql).expect("schema");
-    })
-    .join()
-    .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-    Some(Arc::new(crate::history::postgres::PgStore::connect(&url, 4).expect("PgStore")))
+    crate::store::testing::pg_store(test, crate::store::no_schema)
 }
 
 /// The stores to run a test on: SQLite in memory, and PostgreSQL when the test server is there.

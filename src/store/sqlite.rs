@@ -2,7 +2,7 @@
 //! with the `sqlite3` tool. One writer connection (SQLite allows one writer at a time anyway) and a
 //! few reader connections, so lookups never wait behind a write.
 
-use super::store::{Conn, ReadFn, Store, StoreError, TxFn, P, V};
+use super::{Conn, ReadFn, Schema, Store, StoreError, TxFn, P, V};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 use std::path::Path;
@@ -81,20 +81,19 @@ fn err(e: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating) `path` with history's schema. `full_sync`: fsync every commit (survives
-    /// power loss, not only a killed process).
+    /// Opens (creating) `path` with the owner's `schema` (history's, `crate::history::db::create_schema`).
+    /// `full_sync`: fsync every commit (survives power loss, not only a killed process).
     ///
     /// # Errors
     /// The file cannot be opened or the schema created.
-    pub fn open(path: &Path, full_sync: bool, readers: usize) -> Result<SqliteStore, StoreError> {
+    pub fn open(path: &Path, full_sync: bool, readers: usize, schema: Schema) -> Result<SqliteStore, StoreError> {
         let s = SqliteStore::open_empty(path, full_sync, readers)?;
-        super::db::create_schema(&mut SqliteConn(&s.writer.lock().unwrap_or_else(|p| p.into_inner()).conn))?;
+        schema(&mut SqliteConn(&s.writer.lock().unwrap_or_else(|p| p.into_inner()).conn))?;
         Ok(s)
     }
 
-    /// Opens (creating) `path` like [`SqliteStore::open`] but creates no schema: for another
-    /// module's own tables in a file of its own (the decision journal, `journal.sqlite`), which
-    /// runs its SQL through the same [`Store`] as history.
+    /// Opens (creating) `path` like [`SqliteStore::open`] but creates no schema: for a module that
+    /// creates and migrates its own tables (the decision journal, `journal.sqlite`).
     ///
     /// WAL checkpoints (copying the log back into the file, with an fsync) run on a background
     /// thread of their own rather than inside whichever commit crosses SQLite's threshold, so no
@@ -150,13 +149,14 @@ impl SqliteStore {
         Ok(SqliteStore::with(c, false, Vec::new()))
     }
 
-    /// A private in-memory store: one CLI run, one pack test case, one replay.
+    /// A private in-memory store with the owner's `schema`: one CLI run, one pack test case, one
+    /// replay.
     ///
     /// # Errors
     /// Only if SQLite itself fails.
-    pub fn memory() -> Result<SqliteStore, StoreError> {
+    pub fn memory(schema: Schema) -> Result<SqliteStore, StoreError> {
         let c = Connection::open_in_memory().map_err(err)?;
-        super::db::create_schema(&mut SqliteConn(&c))?;
+        schema(&mut SqliteConn(&c))?;
         Ok(SqliteStore::with(c, false, Vec::new()))
     }
 
@@ -364,7 +364,7 @@ impl Store for SqliteStore {
         false
     }
     fn tx(&self, f: &mut TxFn<'_>) -> Result<bool, StoreError> {
-        super::store::with_retries(|| {
+        super::with_retries(|| {
             if self.grouped {
                 return self.group_tx(f);
             }
@@ -412,6 +412,10 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    fn meta(c: &mut dyn Conn) -> Result<(), StoreError> {
+        c.exec("CREATE TABLE IF NOT EXISTS h_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)", &[]).map(|_| ())
+    }
+
     fn count(s: &SqliteStore) -> i64 {
         let mut n = 0;
         s.read(&mut |c| {
@@ -427,7 +431,7 @@ mod tests {
         // Arrange: a file store (grouped), 8 threads × 50 transactions; every 5th answers
         // Ok(false), every 7th fails, one panics: none of those may leave a row, all others must.
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("h.sqlite"), false, 2).unwrap());
+        let store = Arc::new(SqliteStore::open(&dir.path().join("h.sqlite"), false, 2, meta).unwrap());
         // Act
         let handles: Vec<_> = (0..8)
             .map(|t| {
@@ -469,7 +473,7 @@ mod tests {
         // (at least sixteen restart sizes of frames). Without the restart the log held all of it:
         // 65 MB, measured.
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("h.sqlite"), false, 1).unwrap());
+        let store = Arc::new(SqliteStore::open(&dir.path().join("h.sqlite"), false, 1, meta).unwrap());
         let goal = 16 * RESTART_FRAMES as u64 / 2;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let done = Arc::new(AtomicUsize::new(0));
@@ -508,7 +512,7 @@ mod tests {
     #[test]
     fn a_write_is_visible_to_readers_once_tx_returns() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("h.sqlite"), false, 1).unwrap();
+        let store = SqliteStore::open(&dir.path().join("h.sqlite"), false, 1, meta).unwrap();
         for i in 0..3 {
             let key = format!("t{i}");
             assert!(store

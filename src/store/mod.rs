@@ -1,7 +1,17 @@
-//! The `Store` trait: where history lives. Two implementations — SQLite (embedded default, one file
-//! under the data directory) and PostgreSQL (shared by several instances or a whole 医共体) — run
-//! the same SQL, written once in [`super::db`]. A store only runs statements and transactions;
-//! what the statements mean is `db`'s business.
+//! The storage layer history and the journal both stand on: the [`Store`] trait and its two
+//! engines — SQLite (embedded default, one file under the data directory, [`sqlite`]) and
+//! PostgreSQL (shared by several instances or a whole 医共体, [`postgres`]) — running the same SQL,
+//! plus private key files and the pseudonymisation of psn_no ([`key`]). A store only runs
+//! statements and transactions; what the statements mean is its owner's business (`history::db`,
+//! `journal::db`), and each owner hands the engine the schema it creates.
+//!
+//! Architecture Invariant: knows neither history nor the journal; both import it, never each other.
+
+pub mod key;
+pub mod postgres;
+pub mod sqlite;
+
+pub use key::{meta_key, write_private, Pseudonymizer};
 
 use smol_str::SmolStr;
 use std::fmt;
@@ -101,9 +111,11 @@ pub trait Conn {
 }
 
 pub type TxFn<'a> = dyn FnMut(&mut dyn Conn) -> Result<bool, StoreError> + 'a;
+/// Creates an owner's tables when an engine opens (idempotent: `CREATE … IF NOT EXISTS`).
+pub type Schema = fn(&mut dyn Conn) -> Result<(), StoreError>;
 pub type ReadFn<'a> = dyn FnMut(&mut dyn Conn) -> Result<(), StoreError> + 'a;
 
-/// Where history lives.
+/// Where history and the journal live.
 pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;
@@ -134,5 +146,46 @@ pub(crate) fn with_retries<T>(mut attempt: impl FnMut() -> Result<T, StoreError>
             }
             other => return other,
         }
+    }
+}
+
+/// Creates nothing: for an owner that migrates its own tables (the journal).
+///
+/// # Errors
+/// Never.
+pub fn no_schema(_: &mut dyn Conn) -> Result<(), StoreError> {
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Schema, Store};
+    use std::sync::Arc;
+
+    /// A private schema on the test PostgreSQL server (`CLAIMGATE_TEST_PG`) with the owner's
+    /// `tables` created, or `None` (skipped, said so) when none is configured;
+    /// `CLAIMGATE_REQUIRE_PG` turns the skip into a failure.
+    pub(crate) fn pg_store(test: &str, tables: Schema) -> Option<Arc<dyn Store>> {
+        let Ok(url) = std::env::var("CLAIMGATE_TEST_PG") else {
+            assert!(
+                std::env::var("CLAIMGATE_REQUIRE_PG").is_err(),
+                "CLAIMGATE_REQUIRE_PG is set but CLAIMGATE_TEST_PG is not"
+            );
+            eprintln!("SKIPPED {test} on PostgreSQL: CLAIMGATE_TEST_PG is not set");
+            return None;
+        };
+        let schema = format!("j_{test}_{}", std::process::id());
+        let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+        let u = url.clone();
+        // The sync client must not run on a test's async executor.
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&u, postgres::NoTls).expect("test PostgreSQL");
+            c.batch_execute(&sql).expect("schema");
+        })
+        .join()
+        .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+        Some(Arc::new(super::postgres::PgStore::connect(&url, 4, tables).expect("PgStore")))
     }
 }

@@ -1,7 +1,8 @@
 //! The shared store: PostgreSQL, so several claimgate instances behind a load balancer, or all the
-//! hospitals of a 医共体, see one history. Same SQL as the embedded store ([`super::db`]).
+//! hospitals of a 医共体, see one history. Same SQL as the embedded store
+//! ([`super::sqlite`]), written once by each owner (`history::db`, `journal::db`).
 
-use super::store::{Conn, ReadFn, Store, StoreError, TxFn, P, V};
+use super::{Conn, ReadFn, Schema, Store, StoreError, TxFn, P, V};
 use postgres::types::{IsNull, ToSql, Type};
 use postgres::{GenericClient, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
@@ -10,6 +11,8 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 pub struct PgStore {
     pool: Pool,
+    /// The owner's tables (history's; none for the journal, which migrates its own).
+    create: Schema,
     /// The schema exists (created at start or on first use after an outage).
     schema: std::sync::atomic::AtomicBool,
     /// After a failed connection every call fails at once (a circuit breaker) until a probe off the
@@ -27,12 +30,12 @@ fn err(e: postgres::Error) -> StoreError {
 }
 
 impl PgStore {
-    /// A pool of `size` connections to `url` (`postgres://user@host:port/db`); the schema is created
+    /// A pool of `size` connections to `url` (`postgres://user@host:port/db`); `schema` is created
     /// now if the server is reachable, else on first use after it comes back.
     ///
     /// # Errors
     /// A malformed URL.
-    pub fn connect(url: &str, size: u32) -> Result<PgStore, StoreError> {
+    pub fn connect(url: &str, size: u32, schema: Schema) -> Result<PgStore, StoreError> {
         let cfg: postgres::Config = url.parse().map_err(|e| StoreError::Unavailable(format!("bad URL: {e}")))?;
         let mgr = PostgresConnectionManager::new(cfg, NoTls);
         // Unchecked: a server that is down at start is connected to when it comes back.
@@ -43,6 +46,7 @@ impl PgStore {
             .build_unchecked(mgr);
         let s = PgStore {
             pool,
+            create: schema,
             schema: std::sync::atomic::AtomicBool::new(false),
             down: std::sync::atomic::AtomicBool::new(false),
         };
@@ -66,12 +70,12 @@ impl PgStore {
             return Ok(());
         }
         // Two instances starting together must not both fail on CREATE TABLE.
-        super::store::with_retries(|| {
+        super::with_retries(|| {
             let mut c = self.conn()?;
             let mut t = c.transaction().map_err(err)?;
             let mut conn = PgConn(&mut t);
             conn.exec("SELECT pg_advisory_xact_lock(7230517)", &[])?;
-            super::db::create_schema(&mut conn)?;
+            (self.create)(&mut conn)?;
             t.commit().map_err(err)
         })?;
         self.schema.store(true, Ordering::Release);
@@ -152,7 +156,7 @@ impl Store for PgStore {
     }
     fn tx(&self, f: &mut TxFn<'_>) -> Result<bool, StoreError> {
         self.ensure_schema()?;
-        super::store::with_retries(|| {
+        super::with_retries(|| {
             let mut c = self.conn()?;
             let mut t = c.transaction().map_err(err)?;
             let keep = f(&mut PgConn(&mut t))?;

@@ -1,0 +1,189 @@
+//! The binary's commands, from parsed arguments to an exit code; each prints what it has to say.
+//! `main.rs` parses the command line and dispatches here (or to [`crate::cli`]).
+
+use chrono::NaiveDate;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `claimgate serve`: the configuration (file ← flags ← environment), telemetry, then the server until a signal.
+pub fn serve(
+    config: Option<&Path>,
+    listen: Option<String>,
+    upstream: Option<String>,
+    rules: Vec<PathBuf>,
+    data: Option<PathBuf>,
+) -> ExitCode {
+    let cfg = crate::config::Config::load(
+        config,
+        |c| {
+            if let Some(l) = listen {
+                c.listen = l;
+            }
+            if upstream.is_some() {
+                c.upstream = upstream;
+            }
+            if !rules.is_empty() {
+                c.rules = rules;
+            }
+            if let Some(d) = data {
+                c.data = d;
+            }
+        },
+        &crate::config::ProcessEnv,
+    );
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("claimgate: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(cfg.log_json);
+    match crate::startup::run_blocking(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claimgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `claimgate check`: the decision JSON of the last file (exit 0 pass/remind, 3 block, 2 bad input).
+pub fn check(rules: &[PathBuf], tier: Option<&str>, files: &[PathBuf]) -> ExitCode {
+    let (_, rs) = match crate::cli::load_rules(rules) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tier = tier.and_then(crate::claim::normalize::parse_tier);
+    let (code, out) = crate::cli::check(&rs, files, tier);
+    match out {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("claimgate check: {e}"),
+    }
+    ExitCode::from(code as u8)
+}
+
+/// `claimgate replay`: a recorded stream through the rule set, the impact per rule as a table or JSON.
+pub fn replay(rules: &[PathBuf], tier: Option<&str>, format: &str, file: &Path) -> ExitCode {
+    let (_, rs) = match crate::cli::load_rules(rules) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let input = match std::fs::File::open(file) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(e) => {
+            eprintln!("claimgate replay: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let tier = tier.and_then(crate::claim::normalize::parse_tier);
+    match crate::replay::run(&rs, input, tier) {
+        Ok(r) if format == "json" => {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            print!("{}", crate::replay::table(&r));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("claimgate replay: {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `claimgate gen-traffic`: a generated month of exchanges, one JSON object a line.
+pub fn gen_traffic(seed: u64, patients: usize, days: u32, output: &Path) -> ExitCode {
+    use std::io::Write;
+    let f = match std::fs::File::create(output) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("claimgate gen-traffic: {}: {e}", output.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut w = std::io::BufWriter::new(f);
+    let mut n = 0u64;
+    let mut err = None;
+    crate::gen::month(seed, patients, days, &mut |v| {
+        n += 1;
+        if err.is_none() {
+            if let Err(e) =
+                serde_json::to_writer(&mut w, &v).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"))
+            {
+                err = Some(e);
+            }
+        }
+    });
+    match err.map_or_else(|| w.flush(), Err) {
+        Ok(()) => {
+            eprintln!("{n} exchanges written to {}", output.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("claimgate gen-traffic: {}: {e}", output.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `claimgate report`: the office's figures for a period, read from the journal where `serve` writes it.
+pub fn report(
+    period: (NaiveDate, NaiveDate),
+    format: crate::report::Format,
+    config: Option<&Path>,
+    data: Option<PathBuf>,
+    output: Option<&Path>,
+) -> ExitCode {
+    let (from, to) = period;
+    if from > to {
+        eprintln!("claimgate report: 起始日期 {from} 晚于结束日期 {to}");
+        return ExitCode::from(2);
+    }
+    // The journal is found as `serve` finds it: file, then flags, then environment.
+    let cfg = crate::config::Config::load(
+        config,
+        |c| {
+            if let Some(d) = data {
+                c.data = d;
+            }
+        },
+        &crate::config::ProcessEnv,
+    );
+    let location = match cfg
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|c| crate::journal::Location::new(&c.data, c.history_store.as_deref()))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("claimgate report: 配置错误：{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = crate::journal::stats::Filter { from: Some(from), to: Some(to), ..Default::default() };
+    let bytes = match crate::report::run(&location, &filter, format) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("claimgate report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = match output {
+        Some(p) => std::fs::write(p, &bytes).map_err(|e| format!("无法写入 {}：{e}", p.display())),
+        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string()),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claimgate report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Startup: from a configuration to a bound, running server (zero2prod's `startup.rs`). Opens the
+//! stores, history and the journal, builds the upstream client and the reloader, starts the
+//! background work (rule activation, the bureau poller, the local watcher, history's outbox
+//! drainer and retention), binds first so tests can ask for port 0, then builds the HTTP server
+//! over [`gate::routes`].
+
+use crate::config::Config;
+use crate::gate::{self, guard, overrides, tls, upstream, State};
+use crate::history::History;
+use crate::reload::{Active, Reloader};
+use crate::store::Store;
+use crate::telemetry::metrics;
+use actix_web::{web, App, HttpServer};
+use arc_swap::ArcSwapOption;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The shared state every request sees.
+///
+/// # Errors
+/// The upstream client cannot be built, the journal cannot be opened, a trusted key cannot be read.
+pub fn state(cfg: Config) -> anyhow::Result<State> {
+    let upstream = match &cfg.upstream {
+        Some(u) => {
+            let ca = match &cfg.upstream_ca_file {
+                Some(p) => {
+                    Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("upstream_ca_file {}: {e}", p.display()))?)
+                }
+                None => None,
+            };
+            Some(upstream::Upstream::new(&upstream::Options {
+                url: u,
+                connect_ms: cfg.upstream_connect_timeout_ms,
+                total_ms: cfg.upstream_timeout_ms,
+                ca_pem: ca.as_deref(),
+                max_answer: cfg.upstream_max_answer_bytes,
+            })?)
+        }
+        None => None,
+    };
+    let store = open_store(&cfg)?;
+    let history = Arc::new(open_history_in(&cfg, store.clone())?);
+    // The journal lives where history does: the shared store when there is one (its own
+    // tables), else its own SQLite file beside history's.
+    let opts =
+        crate::journal::Options { retention_days: cfg.journal_retention_days, ..crate::journal::Options::default() };
+    let journal = if store.shared() {
+        crate::journal::Journal::open_shared(&cfg.data, store, opts)?
+    } else {
+        crate::journal::Journal::open_with(&cfg.data, opts)?
+    };
+    tracing::info!(at = %journal.location(), "decision journal opened");
+    let rules = Arc::new(ArcSwapOption::empty());
+    let reload = Reloader::new(rules.clone(), &cfg.bundles, &cfg.rules, &cfg.data, cfg.tier())?;
+    Ok(State {
+        journal,
+        history,
+        upstream,
+        overrides: overrides::Overrides::default(),
+        rules,
+        reload: Arc::new(reload),
+        guard: guard::Guard::new(&cfg),
+        cfg,
+    })
+}
+
+/// The configured history store (with the PostgreSQL store, the journal's too): PostgreSQL when a
+/// URL is given, else SQLite `history.sqlite` under `data/`.
+///
+/// # Errors
+/// The store cannot be opened.
+pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match cfg.history_store.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(crate::store::postgres::PgStore::connect(url, 16, crate::history::db::create_schema)?)
+        }
+        Some(other) => anyhow::bail!("history_store: expected a postgres:// URL, got {other:?}"),
+        None => {
+            std::fs::create_dir_all(&cfg.data)?;
+            let path = cfg.data.join("history.sqlite");
+            Arc::new(crate::store::sqlite::SqliteStore::open(
+                &path,
+                cfg.history_full_sync,
+                4,
+                crate::history::db::create_schema,
+            )?)
+        }
+    };
+    Ok(store)
+}
+
+/// The configured history store: PostgreSQL when a URL is given, else SQLite under `data/`.
+///
+/// # Errors
+/// The store cannot be opened.
+pub fn open_history(cfg: &Config) -> anyhow::Result<History> {
+    open_history_in(cfg, open_store(cfg)?)
+}
+
+/// History in an opened store, with its outbox and key copy under `data/`.
+///
+/// # Errors
+/// The outbox cannot be opened; the key can be read neither from the store nor from the copy.
+pub fn open_history_in(cfg: &Config, store: Arc<dyn Store>) -> anyhow::Result<History> {
+    tracing::info!(store = store.kind(), "patient history opened");
+    std::fs::create_dir_all(&cfg.data)?;
+    let outbox = crate::history::outbox::Outbox::open(&cfg.data.join("history-outbox.sqlite"))?;
+    if outbox.pending() > 0 {
+        tracing::warn!(pending = outbox.pending(), "history outbox holds exchanges from an earlier run; applying them");
+    }
+    Ok(History::open(store, cfg.tier(), 200_000, Some(&cfg.data.join("history.key")))?
+        .with_outbox(outbox)
+        .with_snapshot_budget(cfg.history_cache_mb.max(1) << 20))
+}
+
+/// The history's two background threads: the outbox drainer (probes a store that is down, applies
+/// what waits, every 2 s) and retention (prunes history older than `history_retention_days`, never
+/// less than the active rules' window, at start and every six hours).
+fn spawn_history_upkeep(history: Arc<History>, rules: Arc<ArcSwapOption<Active>>, retention_days: u32) {
+    // The outbox drainer: accepted exchanges whose write failed are applied as soon as the store is back.
+    let drainer = history.clone();
+    let spawned = std::thread::Builder::new().name("history-outbox".into()).spawn(move || loop {
+        // A store that is down fails fast on the request path; only this probe reopens it.
+        if drainer.probe().is_ok() && drainer.pending() > 0 {
+            if let Err(e) = drainer.drain_outbox() {
+                tracing::warn!(error = %e, pending = drainer.pending(), "history store still unavailable");
+            }
+        }
+        metrics::HISTORY_OUTBOX.set(drainer.pending() as i64);
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "history outbox thread not started");
+    }
+    let spawned = std::thread::Builder::new().name("history-retention".into()).spawn(move || loop {
+        let window = rules.load().as_ref().map_or(0, |a| a.rs.lookback);
+        let days = retention_days.max(window);
+        match history.prune(chrono::Local::now().date_naive(), days) {
+            Ok(n) if n > 0 => tracing::info!(rows = n, days, "history pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "history retention failed; retried later"),
+        }
+        std::thread::sleep(Duration::from_secs(6 * 3600));
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "history retention thread not started");
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: actix_web::dev::ServerHandle,
+    pub state: web::Data<State>,
+    pub server: actix_web::dev::Server,
+}
+
+/// Binds, activates the rules and builds the server (not yet polled). Binding first lets tests ask
+/// for port 0 and read back the real one.
+///
+/// # Errors
+/// The address cannot be bound, the upstream client cannot be built, a trusted key cannot be read.
+/// Must run on a tokio runtime (the poller and the watcher are spawned on it).
+pub fn build(cfg: Config) -> anyhow::Result<Running> {
+    metrics::touch();
+    let listener = std::net::TcpListener::bind(&cfg.listen).map_err(|e| anyhow::anyhow!("bind {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let proxy_path = cfg.proxy_path.clone();
+    let state = web::Data::new(self::state(cfg)?);
+    // Local packs and the last-known-good bundle; a refused one leaves the server up but not ready
+    // (/readyz 503). Then the bureau poller and the local watcher, on this runtime.
+    state.reload.start();
+    if state.cfg.bundles.url.is_some() {
+        crate::reload::pull::spawn_poller(state.reload.clone());
+    }
+    if state.cfg.bundles.watch_interval_secs > 0 && !state.cfg.rules.is_empty() {
+        crate::reload::watch::spawn_watcher(state.reload.clone());
+    }
+    spawn_history_upkeep(state.history.clone(), state.rules.clone(), state.cfg.history_retention_days);
+    let st = state.clone();
+    let tls = state.cfg.tls.as_ref().map(tls::server_config).transpose()?;
+    let (max_conn, workers, req_timeout) =
+        (state.cfg.max_connections, state.cfg.workers, state.cfg.client_request_timeout_ms);
+    let server =
+        HttpServer::new(move || App::new().app_data(st.clone()).configure(|app| gate::routes(app, &proxy_path)))
+            // A client that has not sent its whole request head within this time gets 408 and is cut
+            // (slow-loris); connections above `max_connections` per worker wait in the backlog.
+            .client_request_timeout(Duration::from_millis(req_timeout))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .max_connections(max_conn)
+            .shutdown_timeout(30);
+    let server = if workers > 0 { server.workers(workers) } else { server };
+    let server = match tls {
+        Some(t) => server.listen_rustls_0_23(listener, t)?,
+        None => server.listen(listener)?,
+    }
+    .run();
+    Ok(Running { addr, handle: server.handle(), state, server })
+}
+
+/// `claimgate serve`: runs until SIGINT/SIGTERM, then drains in-flight requests.
+///
+/// # Errors
+/// Startup failures.
+pub fn run_blocking(cfg: Config) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let r = build(cfg)?;
+        tracing::info!(addr = %r.addr, upstream = ?r.state.cfg.upstream, "claimgate listening");
+        r.server.await?;
+        // Everything queued before shutdown reaches the journal before the process exits.
+        r.state.journal.flush().await;
+        Ok(())
+    })
+}
