@@ -22,7 +22,7 @@ pub struct PastVisit {
 }
 
 /// A fee line the gateway accepted and that was not revoked: what the cross-claim rules read of
-/// it, and nothing else — a snapshot holds thousands, a process millions (80 bytes each).
+/// it, and nothing else — a snapshot holds thousands, a process millions (88 bytes each).
 /// Clones share their strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PastLine {
@@ -33,6 +33,8 @@ pub struct PastLine {
     pub code: Arc<str>,
     pub time: NaiveDateTime,
     pub days_supply: Option<Qty>,
+    /// Units billed (`cnt`): the per-day and per-visit limits add them across messages.
+    pub qty: Qty,
     /// 退费: a negative quantity, or a line reversing another.
     pub refund: bool,
     pub settled: bool,
@@ -46,6 +48,7 @@ impl PastLine {
             code: intern_code(&l.code),
             time: l.time,
             days_supply: l.days_supply,
+            qty: l.qty,
             refund: l.is_refund(),
             settled,
         }

@@ -521,6 +521,7 @@ fn past_line_of(r: &[V], visit: &mut Option<Arc<str>>) -> Option<PastLine> {
         code: crate::claim::history::intern_code(r[2].text().unwrap_or_default()),
         time: parse_datetime(r[3].text()?)?,
         days_supply: r[4].int().map(Qty::from_units),
+        qty: Qty::from_units(r[5].int()?),
         refund: r[5].int()? < 0 || r[6].text().is_some(),
         settled: r[7].int() == Some(1),
     })

@@ -247,7 +247,7 @@ static ITEM_DUPLICATE: Variant = Variant {
         "block",
         "critical",
         false,
-        "【{main}】已包含【{sub}】，{date}同时收取属重复收费，医保基金不予支付",
+        "【{main}】已包含【{sub}】，{date}同时收取属重复收费{earlier}，医保基金不予支付",
         "{ mode: includes, window: day }",
         "项目A的内涵包含项目B，同日同时收费时拦截项目B"
     )
@@ -260,7 +260,7 @@ static ITEM_FREQUENCY: Variant = variant!(
     "block",
     "critical",
     false,
-    "【{item}】{date}计费{count}次，超过每日限定{max}次，超出部分医保基金不予支付",
+    "【{item}】{date}计费{count}次{earlier}，超过每日限定{max}次，超出部分医保基金不予支付",
     "{ max: 1 }",
     "计价单位为日（天）的项目每日限1次"
 );
@@ -272,7 +272,7 @@ static ITEM_FREQUENCY_HOURS: Variant = variant!(
     "block",
     "critical",
     false,
-    "【{item}】{date}计费{count}小时，超过每日限定{max}小时，超出部分医保基金不予支付",
+    "【{item}】{date}计费{count}小时{earlier}，超过每日限定{max}小时，超出部分医保基金不予支付",
     "{ max: 24 }",
     "计价单位为小时的项目每日限24小时"
 );

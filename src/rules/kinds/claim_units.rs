@@ -1,11 +1,12 @@
 //! 单次就诊限量: units of one item per visit above a maximum (诊查费 once per outpatient visit;
-//! the same item billed twice where once is the maximum). Shares the counting of `daily_units`.
+//! the same item billed twice where once is the maximum). Shares the counting of `daily_units`,
+//! with this visit's accepted lines from earlier messages (two 诊查费 uploads for one visit).
 
 use super::*;
 
 pub(crate) static SPEC: KindSpec = KindSpec {
     name: "claim_units",
-    vars: &["item", "code", "count", "max", "excess"],
+    vars: &["item", "code", "count", "max", "excess", "earlier"],
     scope: Scope::Group,
     table: TableShape::Rows,
     multi_tag: false,

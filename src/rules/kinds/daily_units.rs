@@ -1,6 +1,9 @@
 //! 限定频次 (两库 第八批-1): units of one item per service day above a maximum — bed fee 1/日,
-//! 级别护理 1/日, 心电监测 24 小时/日. Counts every line of the claim for that day; refund lines
-//! (negative `cnt`) count negative. The excess units are the hit's amount.
+//! 级别护理 1/日, 心电监测 24 小时/日. Counts every line of the claim for that day together with the
+//! same item's lines of that day the gateway accepted from earlier messages (history: a reversed
+//! line is gone from it, a retried message's own lines count once); refund lines (negative `cnt`)
+//! count negative. Only this claim's lines are hit, the earlier ones named in `{earlier}`; the excess
+//! units, priced at this claim's lines, are the hit's amount.
 
 use super::*;
 use crate::claim::{Fen, Qty};
@@ -9,7 +12,7 @@ use chrono::NaiveDate;
 
 pub(crate) static SPEC: KindSpec = KindSpec {
     name: "daily_units",
-    vars: &["item", "code", "date", "count", "max", "excess"],
+    vars: &["item", "code", "date", "count", "max", "excess", "earlier"],
     scope: Scope::Group,
     table: TableShape::Rows,
     multi_tag: false,
@@ -32,6 +35,15 @@ pub(crate) struct UnitsLogic {
 }
 
 impl Logic for UnitsLogic {
+    /// The day's (a visit's) earlier uploads are read from history.
+    fn lookback_days(&self) -> u32 {
+        if self.per_day {
+            1
+        } else {
+            30
+        }
+    }
+
     fn group(&self, r: &RuleCx<'_>, c: &Claim, members: &[(u32, u32)], out: &mut Out) {
         // Key: the knowledge point (table row), or the code itself when matched by a list.
         let mut keyed: Vec<(u32, &str, Option<NaiveDate>, u32)> = members
@@ -52,8 +64,26 @@ impl Logic for UnitsLogic {
                 total += c.lines[keyed[j].3 as usize].qty;
                 j += 1;
             }
+            // The same item's accepted lines of that day (per visit: of this visit) from earlier messages.
+            let own_units = total;
+            let mut prior: Vec<&crate::claim::PastLine> = Vec::new();
+            let mut codes: Vec<&str> = keyed[i..j].iter().map(|k| c.lines[k.3 as usize].code.as_str()).collect();
+            codes.sort_unstable();
+            codes.dedup();
+            for code in codes {
+                for p in r.past.earlier(code) {
+                    let same = match date {
+                        Some(d) => p.date() == d,
+                        None => *p.mdtrt_id == *c.encounter.mdtrt_id,
+                    };
+                    if same {
+                        total += p.qty;
+                        prior.push(p);
+                    }
+                }
+            }
             if let Some(&max) = self.max.get(tag) {
-                if total > max {
+                if total > max && own_units > Qty::ZERO {
                     let group = &keyed[i..j];
                     let lines: Vec<u32> =
                         group.iter().map(|g| g.3).filter(|&li| c.lines[li as usize].qty > Qty::ZERO).collect();
@@ -81,6 +111,7 @@ impl Logic for UnitsLogic {
                         ("count", Val::Qty(total)),
                         ("max", Val::Qty(max)),
                         ("excess", Val::Qty(excess)),
+                        ("earlier", Val::Str(earlier_note(&prior))),
                     ];
                     if let Some(d) = date {
                         ev.push(("date", Val::Date(d)));
@@ -127,6 +158,34 @@ mod tests {
         assert_eq!(hits(&d), one("R1", &["M1", "M2", "M3"]));
         assert_eq!(d.hits[0].amount.get(), 600);
         c.lines.push(line("M4", "003107010220000", -2, 300, "2025-06-01 23:00:00"));
+        assert!(evaluate(&rs(), &c).hits.is_empty());
+    }
+
+    #[test]
+    fn a_bed_day_uploaded_earlier_counts_and_a_retry_or_a_reversed_line_does_not() {
+        use crate::claim::{History, PastLine};
+        use std::sync::Arc;
+        let mut c = claim();
+        let mid: Arc<str> = c.encounter.mdtrt_id.as_str().into();
+        let earlier = line("B0", "001109000010000", 1, 3000, "2025-06-01 08:00:00");
+        let mut h = History::default();
+        h.lines.push(PastLine::of(mid.clone(), &earlier, false));
+        c.history = Some(Arc::new(h.clone()));
+        c.lines.push(line("B1", "001109000010000", 1, 3000, "2025-06-01 20:00:00"));
+        let d = evaluate(&rs(), &c);
+        assert_eq!(hits(&d), one("R1", &["B1"]), "only this upload's line is hit");
+        assert_eq!(d.hits[0].amount.get(), 3000);
+        let mut note = String::new();
+        if let Some((_, v)) = d.hits[0].evidence.iter().find(|(k, _)| *k == "earlier") {
+            v.write_text(&mut note);
+        }
+        assert_eq!(note, "（含此前已上传的明细B0 2025-06-01 08:00:00）");
+        // The same upload sent again: its line is in history already and counts once.
+        c.lines[0] = line("B0", "001109000010000", 1, 3000, "2025-06-01 08:00:00");
+        assert!(evaluate(&rs(), &c).hits.is_empty());
+        // The earlier line reversed (gone from history): the new one passes.
+        c.lines[0] = line("B1", "001109000010000", 1, 3000, "2025-06-01 20:00:00");
+        c.history = Some(Arc::new(History::default()));
         assert!(evaluate(&rs(), &c).hits.is_empty());
     }
 

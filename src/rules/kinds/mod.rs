@@ -131,13 +131,21 @@ pub(crate) struct RuleCx<'a> {
 /// item reads a handful of entries instead of scanning the whole history per line (a 1,000-line
 /// stay against its own 1,000 earlier lines was a million comparisons per rule).
 pub(crate) struct PastIndex<'c> {
+    claim: &'c Claim,
     lines: &'c [PastLine],
     by_code: std::cell::OnceCell<rustc_hash::FxHashMap<&'c str, Vec<u32>>>,
+    /// This claim's own line ids (a retried upload resends lines history already holds).
+    own: std::cell::OnceCell<rustc_hash::FxHashSet<&'c str>>,
 }
 
 impl<'c> PastIndex<'c> {
     pub fn new(claim: &'c Claim) -> PastIndex<'c> {
-        PastIndex { lines: claim.history.as_deref().map_or(&[], |h| h.lines.as_slice()), by_code: Default::default() }
+        PastIndex {
+            claim,
+            lines: claim.history.as_deref().map_or(&[], |h| h.lines.as_slice()),
+            by_code: Default::default(),
+            own: Default::default(),
+        }
     }
 
     /// The earlier lines of item `code`, in the history's order.
@@ -152,6 +160,35 @@ impl<'c> PastIndex<'c> {
         });
         idx.get(code).into_iter().flatten().map(move |&i| &lines[i as usize])
     }
+
+    /// The accepted lines of item `code` from other messages: a line this claim carries again (a
+    /// retry: the same visit and `feedetl_sn`) is this claim's, and never counts against it.
+    pub fn earlier<'s>(&'s self, code: &str) -> impl Iterator<Item = &'c PastLine> + 's {
+        let c = self.claim;
+        let own = self.own.get_or_init(|| c.lines.iter().map(|l| l.id.as_str()).collect());
+        self.same_code(code).filter(move |p| !(*p.mdtrt_id == *c.encounter.mdtrt_id && own.contains(p.id.as_str())))
+    }
+}
+
+/// `（含此前已上传的明细F0001 2025-06-10 08:00:00）`, naming up to three earlier lines; empty for none.
+pub(crate) fn earlier_note(prior: &[&PastLine]) -> SmolStr {
+    if prior.is_empty() {
+        return SmolStr::default();
+    }
+    let mut s = String::from("（含此前已上传的明细");
+    for (i, p) in prior.iter().take(3).enumerate() {
+        if i > 0 {
+            s.push('、');
+        }
+        s.push_str(&p.id);
+        s.push(' ');
+        s.push_str(&p.time.format("%Y-%m-%d %H:%M:%S").to_string());
+    }
+    if prior.len() > 3 {
+        s.push_str(&format!("等{}条", prior.len()));
+    }
+    s.push('）');
+    s.into()
 }
 
 impl RuleCx<'_> {

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 
 pub(crate) static SPEC: KindSpec = KindSpec {
     name: "pair",
-    vars: &["main", "main_code", "sub", "sub_code", "window", "date"],
+    vars: &["main", "main_code", "sub", "sub_code", "window", "date", "earlier"],
     scope: Scope::Group,
     table: TableShape::Pairs,
     multi_tag: true,
@@ -50,6 +50,9 @@ impl Window {
 struct Pair {
     main_name: String,
     sub_name: String,
+    /// The codes, for finding the other item among earlier messages' lines (exact codes only).
+    main_code: SmolStr,
+    sub_code: SmolStr,
     window: Window,
 }
 
@@ -89,7 +92,14 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
         }
         matchers.push((r.main.trim().to_owned(), (p as u32) * 2));
         matchers.push((r.sub.trim().to_owned(), (p as u32) * 2 + 1));
-        pairs.push(Pair { main_name: r.main_name, sub_name: r.sub_name, window });
+        let exact = |c: &str| if c.ends_with(['%', '*']) { SmolStr::default() } else { SmolStr::new(c) };
+        pairs.push(Pair {
+            main_code: exact(r.main.trim()),
+            sub_code: exact(r.sub.trim()),
+            main_name: r.main_name,
+            sub_name: r.sub_name,
+            window,
+        });
     }
     Ok(Compiled { logic: Box::new(PairLogic { exclusive, pairs }), matchers })
 }
@@ -130,12 +140,70 @@ impl PairLogic {
                 ("sub_code", Val::Str(c.lines[s0 as usize].code.clone())),
                 ("window", Val::Str(p.window.text().into())),
                 ("date", Val::Date(date)),
+                ("earlier", Val::Str(SmolStr::default())),
             ],
         );
     }
 }
 
+impl PairLogic {
+    /// `lines` (all mains, or all subs when `are_subs`) of this claim against the other item's
+    /// accepted lines from earlier messages within the window: each line with an earlier partner is
+    /// hit, naming it. A sub is the duplicate of an earlier main; a main billed after its sub was
+    /// accepted is hit in its place (only this claim's lines can still be stopped).
+    fn against_history(&self, r: &RuleCx<'_>, c: &Claim, p: &Pair, lines: &[u32], are_subs: bool, out: &mut Out) {
+        let other = if are_subs { &p.main_code } else { &p.sub_code };
+        if other.is_empty() || c.history.is_none() {
+            return;
+        }
+        for &li in lines {
+            let l = &c.lines[li as usize];
+            let within = |q: &crate::claim::PastLine| match p.window {
+                Window::Day => q.date() == l.date(),
+                Window::Visit => *q.mdtrt_id == *c.encounter.mdtrt_id,
+                Window::Hours(h) => (q.time - l.time).num_seconds().abs() < h * 3600,
+            };
+            let prior: Vec<&crate::claim::PastLine> =
+                r.past.earlier(other).filter(|q| !q.refund && within(q)).collect();
+            let Some(first) = prior.first() else { continue };
+            let own = if are_subs { &p.sub_name } else { &p.main_name };
+            let own_name =
+                if own.is_empty() { l.name.clone().unwrap_or_else(|| l.code.clone()) } else { SmolStr::new(own) };
+            let given = if are_subs { &p.main_name } else { &p.sub_name };
+            let other_name = if given.is_empty() { SmolStr::new(&*first.code) } else { SmolStr::new(given) };
+            let (main, main_code, sub, sub_code) = if are_subs {
+                (other_name, SmolStr::new(&*first.code), own_name, l.code.clone())
+            } else {
+                (own_name, l.code.clone(), other_name, SmolStr::new(&*first.code))
+            };
+            out.hit(
+                r.index,
+                vec![li],
+                l.amount,
+                vec![
+                    ("main", Val::Str(main)),
+                    ("main_code", Val::Str(main_code)),
+                    ("sub", Val::Str(sub)),
+                    ("sub_code", Val::Str(sub_code)),
+                    ("window", Val::Str(p.window.text().into())),
+                    ("date", Val::Date(l.date())),
+                    ("earlier", Val::Str(earlier_note(&prior))),
+                ],
+            );
+        }
+    }
+}
+
 impl Logic for PairLogic {
+    /// The day's, the hour's or the visit's earlier uploads are read from history.
+    fn lookback_days(&self) -> u32 {
+        if self.pairs.iter().any(|p| p.window == Window::Visit) {
+            30
+        } else {
+            1
+        }
+    }
+
     fn group(&self, r: &RuleCx<'_>, c: &Claim, members: &[(u32, u32)], out: &mut Out) {
         // (pair, role, line), refunds left out: a refund never makes a duplicate.
         let mut m: Vec<(u32, u32, u32)> = members
@@ -159,6 +227,8 @@ impl Logic for PairLogic {
             let subs: Vec<u32> = m[i..j].iter().filter(|x| x.1 == 1 && !mains.contains(&x.2)).map(|x| x.2).collect();
             i = j;
             if mains.is_empty() || subs.is_empty() {
+                // One of the two on this claim: the other may have been accepted in an earlier message.
+                self.against_history(r, c, p, if mains.is_empty() { &subs } else { &mains }, mains.is_empty(), out);
                 continue;
             }
             match p.window {
@@ -217,6 +287,32 @@ mod tests {
         assert_eq!(hits(&d), one("R1", &["S"]));
         assert_eq!(d.hits[0].message, "2025-06-01同一日收取【急诊监护费】与【普通病房床位费】");
         assert_eq!(d.hits[0].amount.get(), 3000);
+    }
+
+    #[test]
+    fn a_partner_accepted_in_an_earlier_upload_the_same_day_makes_this_line_a_duplicate() {
+        use crate::claim::{History, PastLine};
+        use std::sync::Arc;
+        let mut c = claim();
+        let mid: Arc<str> = c.encounter.mdtrt_id.as_str().into();
+        let mut h = History::default();
+        h.lines.push(PastLine::of(mid.clone(), &line("M0", "001103000010000", 1, 5000, "2025-06-01 08:00:00"), false));
+        c.history = Some(Arc::new(h));
+        // The sub in a second upload the same day: hit, naming the earlier main.
+        c.lines.push(line("S", "001109000010000", 1, 3000, "2025-06-01 23:00:00"));
+        let y = rule("pair", "【{main}】已含【{sub}】{earlier}", "    select: { table: tables/p.csv }\n");
+        let rs = try_ruleset(&y, &[("tables/p.csv", PAIRS)]).unwrap();
+        let d = evaluate(&rs, &c);
+        assert_eq!(hits(&d), one("R1", &["S"]));
+        assert_eq!(
+            d.hits[0].message,
+            "【急诊监护费】已含【普通病房床位费】（含此前已上传的明细M0 2025-06-01 08:00:00）"
+        );
+        // The next day it is no duplicate; and a resent main (a retry of M0) is not its own partner.
+        c.lines[0] = line("S", "001109000010000", 1, 3000, "2025-06-02 08:00:00");
+        assert!(evaluate(&rs, &c).hits.is_empty());
+        c.lines[0] = line("M0", "001103000010000", 1, 5000, "2025-06-01 08:00:00");
+        assert!(evaluate(&rs, &c).hits.is_empty());
     }
 
     #[test]
