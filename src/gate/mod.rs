@@ -8,7 +8,6 @@
 pub mod admin;
 pub mod guard;
 pub mod office;
-pub mod overrides;
 pub mod proxy;
 pub mod rescue;
 pub mod tls;
@@ -32,7 +31,7 @@ pub struct State {
     /// Patient history (durable store + caches).
     pub history: Arc<History>,
     pub upstream: Option<upstream::Upstream>,
-    pub overrides: overrides::Overrides,
+    pub overrides: crate::pipeline::overrides::Overrides,
     /// The decision journal (`data/journal.sqlite`, or the shared store's `j_*` tables).
     pub journal: crate::journal::Journal,
     /// Bundles, local packs, activation, rollback.
