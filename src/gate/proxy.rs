@@ -5,55 +5,17 @@
 //! blocking pool under the budget → `Judge::verdict`] → block or answer: the envelope |
 //! forward: the same bytes → `Pending::settle` (journal, learn) → relay the gateway's bytes.
 
-use super::rescue::{self, ApiFailure, Failure};
-use super::{Active, State};
-use crate::pipeline::analysis::{self, Local};
-use crate::pipeline::exchange::{self, count_hits, infcode_of, Checked, Judge, Learn, Pending, Verdict};
+use super::rescue::{self, Failure};
+use super::{non_empty, read_body, with_headers, Active, State};
+use crate::pipeline::exchange::{self, infcode_of, Judge, Pending, Verdict};
 use crate::rules::Action;
 use crate::telemetry::metrics::{self, infno_label};
-use crate::wire::{parse_head, parse_request, Infno, ParseError, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_request, Infno, RequestHead, ResponseEnvelope};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use std::sync::Arc;
+use bytes::Bytes;
 use std::time::{Duration, Instant};
-
-/// Reads the body, refusing more than `limit` bytes before buffering them.
-pub(super) async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, ParseError> {
-    if let Some(len) =
-        req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(ParseError::TooLarge(limit));
-        }
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ParseError::Json(format!("body could not be read: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ParseError::TooLarge(limit));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
-fn with_headers(mut r: HttpResponse, decision: &str, ruleset: &str) -> HttpResponse {
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(decision) {
-        h.insert(HeaderName::from_static("x-claimgate-decision"), v);
-    }
-    if let Ok(v) = HeaderValue::from_str(ruleset) {
-        h.insert(HeaderName::from_static("x-claimgate-ruleset"), v);
-    }
-    r
-}
-
-fn non_empty(s: &str) -> Option<&str> {
-    (!s.is_empty()).then_some(s)
-}
 
 /// `POST /fsi/api/rsfComIfsService/callService`.
 pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
@@ -81,48 +43,6 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     let resp = route(&req, &body, &head, &st, label).await;
     metrics::REQUEST_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
     resp
-}
-
-/// Runs [`exchange::check`] on the blocking pool (history may do I/O) under `budget` (the
-/// settlement path's; `None` waits: `/v1/check` is not in the settlement path). `parsed`: the
-/// routed head with its input already read; otherwise the body is read there. `answer`: the
-/// gateway's answer to a pre-settlement.
-async fn run_check(
-    st: &web::Data<State>,
-    body: &Bytes,
-    parsed: Option<RequestHead<'static>>,
-    active: &Arc<Active>,
-    answer: Option<ResponseEnvelope>,
-    budget: Option<Duration>,
-) -> Checked {
-    let (st2, body, active) = (st.clone(), body.clone(), active.clone());
-    let t_check = Instant::now();
-    let job = tokio::task::spawn_blocking(move || {
-        let read;
-        let head = match &parsed {
-            Some(h) => h,
-            None => match parse_request(&body) {
-                Ok(h) => {
-                    read = h;
-                    &read
-                }
-                Err(e) => return Checked::Bad(e),
-            },
-        };
-        // A candidate pack in shadow sees the same claims (queued; never waited for).
-        let shadow = |c: &[crate::claim::Claim], d: &crate::rules::Decision| st2.reload.shadow().observe(c, d);
-        exchange::check(head, &active.rs, &st2.history, &st2.overrides, answer.as_ref(), shadow)
-    });
-    match tokio::time::timeout(budget.unwrap_or(Duration::from_secs(3600)), job).await {
-        Ok(Ok(Checked::Done { claims, mut decision, overridden })) => {
-            decision.elapsed_us = t_check.elapsed().as_micros() as u64;
-            Checked::Done { claims, decision, overridden }
-        }
-        Ok(Ok(other)) => other,
-        // A panic inside a kind: caught by the blocking pool, the process keeps serving.
-        Ok(Err(_)) => Checked::Failed("internal"),
-        Err(_) => Checked::Failed("budget"),
-    }
 }
 
 fn judge<'a>(
@@ -156,7 +76,7 @@ async fn route(
     let active = st.rules.load_full();
     if infno.is_local_analysis() {
         let Some(active) = active else { return Failure::NotReady.respond(area) };
-        return local_analysis(body, head, st, &active, label).await;
+        return super::check::local_analysis(body, head, st, &active, label).await;
     }
     if !infno.is_checked() {
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
@@ -188,7 +108,7 @@ async fn route(
     }
     let early_env = early.as_ref().and_then(|(_, p)| p.clone());
     let budget = Duration::from_millis(st.cfg.check_budget_ms.max(1));
-    let checked = run_check(st, body, head.take_parsed(), &active, early_env.clone(), Some(budget)).await;
+    let checked = super::check::run_check(st, body, head.take_parsed(), &active, early_env.clone(), Some(budget)).await;
     match judge(st, head, &rev, Some(&active), label).verdict(checked) {
         Verdict::Bad(e) => with_headers(Failure::BadInput(&e).respond(area), "error", &rev),
         Verdict::Refused { budget } => with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev),
@@ -199,7 +119,7 @@ async fn route(
             // The fund share the gateway computed stays known for this visit (nothing is counted as
             // paid): a settlement sent despite the block is judged on it, not waved through unchecked.
             if let Some(env) = early_env.as_ref().filter(|e| e.is_success()) {
-                learn(st, body, env, None, label).await;
+                exchange::learn(&st.history, body, env, None, label).await;
             }
             let msg = format!("claimgate 医保智能审核拦截：{}", decision.summary(Some(Action::Block)));
             let warn = decision.summary(Some(Action::Remind));
@@ -217,55 +137,6 @@ async fn route(
             Some(a) => relay(body, st, a, Some(pending), label).await,
             None => forward(req, body, head, st, Some(pending), label).await,
         },
-    }
-}
-
-/// 3101/3102 answered in the national format; 3103 recorded.
-async fn local_analysis(
-    body: &Bytes,
-    head: &RequestHead<'_>,
-    st: &web::Data<State>,
-    active: &Arc<Active>,
-    label: &'static str,
-) -> HttpResponse {
-    let area = head.mdtrtarea_admvs.as_str();
-    let rev = active.rs.revision();
-    let (st2, body2, active2) = (st.clone(), body.clone(), active.clone());
-    // History (分解住院 at 入院登记, 重复开药 …) may do I/O: off the executor.
-    let job = tokio::task::spawn_blocking(move || {
-        analysis::local(&parse_head(&body2)?, &active2.rs, &st2.history, &st2.overrides)
-    });
-    let Ok(local) = job.await else {
-        metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
-        return Failure::Internal.respond(area);
-    };
-    match local {
-        Ok(Local::Analysed(a, claims)) => {
-            count_hits(&a.merged);
-            let mut rec = exchange::record_of(head, &claims, Some(&a.merged), &rev, &st.journal.pseudo);
-            // Each jr_id handed out is journaled with its rule, so the doctor's 3103 answer links back.
-            rec.jr = a.jr;
-            st.journal.record(rec).await;
-            let hv = a.merged.header_value();
-            metrics::REQUESTS.with_label_values(&[label, hv]).inc();
-            with_headers(rescue::answer(area, None, serde_json::json!({"result": a.results})), hv, &rev)
-        }
-        Ok(Local::Feedback(recorded)) => {
-            for f in recorded.feedback {
-                st.journal.feedback(f).await;
-            }
-            let notes = match recorded.outcome {
-                Ok(notes) => notes.join("；"),
-                Err(i) => return Failure::MissingReason(i).respond(area),
-            };
-            metrics::REQUESTS.with_label_values(&[label, "pass"]).inc();
-            with_headers(rescue::answer(area, non_empty(&notes), serde_json::json!({})), "pass", &rev)
-        }
-        Ok(Local::Unsupported) => Failure::Unsupported.respond(area),
-        Err(e) => {
-            metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
-            Failure::BadInput(&e).respond(area)
-        }
     }
 }
 
@@ -310,25 +181,6 @@ async fn forward(
     }
 }
 
-/// Learns an accepted exchange into history on the blocking pool; durable when this returns.
-/// A store failure is logged and counted (the gateway has already committed; the answer goes on).
-async fn learn(st: &web::Data<State>, body: &Bytes, env: &ResponseEnvelope, upload: Learn, label: &str) {
-    let (st2, env, raw) = (st.clone(), env.clone(), body.clone());
-    let learnt = tokio::task::spawn_blocking(move || {
-        match upload {
-            Some((head, claims)) => st2.history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
-            None => st2.history.learn_durably(&raw, Some(&env), None),
-        }
-        .map_err(|e| e.to_string())
-    })
-    .await;
-    match learnt {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
-        Err(_) => tracing::error!(infno = label, "learning panicked; history misses this exchange"),
-    }
-}
-
 /// Journals the checked message with the gateway's outcome, learns from an accepted answer
 /// (durably, before the HIS hears of it), and relays the answer byte for byte.
 async fn relay(
@@ -350,7 +202,7 @@ async fn relay(
     if let (Some(upload), Some(env)) = (learns, parsed.as_ref()) {
         // An accepted exchange becomes history before the HIS is told it was accepted: a claim
         // that was acknowledged is never missing from history. Uploads reuse the check's claims.
-        learn(st, body, env, upload, label).await;
+        exchange::learn(&st.history, body, env, upload, label).await;
     }
     let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (k, v) in &answer.headers {
@@ -368,35 +220,5 @@ async fn relay(
     match &headers {
         Some((d, rev)) => with_headers(r, d, rev),
         None => r,
-    }
-}
-
-/// `POST /v1/check`: the decision JSON for an envelope; never forwards, never learns.
-pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
-    let bad = |msg: String| ApiFailure::BadRequest(msg).respond();
-    if let Err(refused) = st.guard.admit(&req) {
-        return *refused;
-    }
-    let body = match read_body(&req, payload, st.cfg.body_limit).await {
-        Ok(b) => b,
-        Err(e @ ParseError::TooLarge(_)) => return ApiFailure::TooLarge(e.to_string()).respond(),
-        Err(e) => return bad(e.to_string()),
-    };
-    let Some(active) = st.rules.load_full() else { return ApiFailure::NotReady.respond() };
-    let head = match parse_request(&body) {
-        Ok(h) => h,
-        Err(e) => return bad(e.to_string()),
-    };
-    let infno = Infno::parse(head.infno.as_str());
-    if !infno.is_checked() && !infno.is_local_analysis() {
-        return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
-    }
-    match run_check(&st, &body, head.take_parsed(), &active, None, None).await {
-        Checked::Done { decision, .. } => {
-            with_headers(HttpResponse::Ok().json(&decision), decision.header_value(), &active.rs.revision())
-        }
-        Checked::Bad(e) => bad(e.to_string()),
-        Checked::Encrypted => bad("input is encrypted (SM4); nothing to check".into()),
-        Checked::Failed(why) => ApiFailure::Internal(format!("check failed: {why}")).respond(),
     }
 }

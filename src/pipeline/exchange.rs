@@ -17,6 +17,7 @@ use crate::store::Pseudonymizer;
 use crate::telemetry::metrics;
 use crate::wire::{Infno, ParseError, RequestHead, ResponseEnvelope};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// What a failed check does with the claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -246,4 +247,23 @@ impl Pending {
 /// The gateway's `infcode` as a number.
 pub fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
     p.infcode.as_str().parse::<i64>().ok()
+}
+
+/// Learns an accepted exchange into history on the blocking pool; durable when this returns.
+/// A store failure is logged and counted (the gateway has already committed; the answer goes on).
+pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEnvelope, upload: Learn, label: &str) {
+    let (history, env, raw) = (history.clone(), env.clone(), body.clone());
+    let learnt = tokio::task::spawn_blocking(move || {
+        match upload {
+            Some((head, claims)) => history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
+            None => history.learn_durably(&raw, Some(&env), None),
+        }
+        .map_err(|e| e.to_string())
+    })
+    .await;
+    match learnt {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
+        Err(_) => tracing::error!(infno = label, "learning panicked; history misses this exchange"),
+    }
 }
