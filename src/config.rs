@@ -1,6 +1,7 @@
 //! Configuration: defaults ← YAML file ← command-line flags ← `CLAIMGATE_*` environment variables.
 //! See `deploy/claimgate.example.yaml` for every key.
 
+pub use crate::pipeline::exchange::{FailAction, FailPolicy};
 use crate::reload::BundleConfig;
 /// Kept here for callers from before it moved to `rules`, where pack folders are read.
 pub use crate::rules::pack_dirs;
@@ -161,43 +162,6 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// PEM CA certificates; when set, every client must present a certificate they issued (mTLS).
     pub client_ca: Option<PathBuf>,
-}
-
-/// What a failed check does with the claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailAction {
-    /// Forward it unchecked (journaled `unchecked`).
-    Open,
-    /// Refuse it in the envelope; the cashier retries.
-    Closed,
-}
-
-/// `fail_policy`: per severity of the active pack's strongest blocking rule.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FailPolicy {
-    pub critical: Option<FailAction>,
-    pub warning: Option<FailAction>,
-    pub info: Option<FailAction>,
-}
-
-impl FailPolicy {
-    /// Whether a failed check forwards (`true`) or refuses, given the severity of the strongest
-    /// blocking rule in the active pack (`None`: the pack cannot block, or none is active).
-    pub fn opens(&self, strongest_block: Option<crate::rules::Severity>, fail_open: bool) -> bool {
-        use crate::rules::Severity;
-        let set = match strongest_block {
-            Some(Severity::Critical) => self.critical,
-            Some(Severity::Warning) => self.warning,
-            Some(Severity::Info) => self.info,
-            None => None,
-        };
-        match set {
-            Some(a) => a == FailAction::Open,
-            None => fail_open,
-        }
-    }
 }
 
 /// The source of environment variables (a trait so tests need not touch the process environment).

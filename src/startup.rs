@@ -5,8 +5,9 @@
 //! over [`gate::routes`].
 
 use crate::config::Config;
-use crate::gate::{self, guard, overrides, tls, upstream, State};
+use crate::gate::{self, guard, tls, upstream, State};
 use crate::history::History;
+use crate::pipeline::overrides;
 use crate::reload::{Active, Reloader};
 use crate::store::Store;
 use crate::telemetry::metrics;

@@ -122,6 +122,16 @@ impl Limiter {
     }
 }
 
+/// The HIS request's end-to-end headers, as they go to the gateway: never hop-by-hop ones, and
+/// never the HIS's key, which is claimgate's own credential.
+pub fn forwarded_headers(req: &HttpRequest) -> Vec<(String, Vec<u8>)> {
+    req.headers()
+        .iter()
+        .filter(|(k, _)| !super::upstream::is_hop_by_hop(k.as_str()) && k.as_str() != KEY_HEADER)
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

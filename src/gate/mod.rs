@@ -6,9 +6,9 @@
 //! when, is `crate::startup`'s.
 
 pub mod admin;
+pub mod check;
 pub mod guard;
 pub mod office;
-pub mod overrides;
 pub mod proxy;
 pub mod rescue;
 pub mod tls;
@@ -18,8 +18,12 @@ use crate::config::Config;
 use crate::history::History;
 use crate::reload::Reloader;
 use crate::telemetry::metrics;
+use crate::wire::ParseError;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::ArcSwapOption;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use rescue::ApiFailure;
 use std::sync::Arc;
 
@@ -32,7 +36,7 @@ pub struct State {
     /// Patient history (durable store + caches).
     pub history: Arc<History>,
     pub upstream: Option<upstream::Upstream>,
-    pub overrides: overrides::Overrides,
+    pub overrides: crate::pipeline::overrides::Overrides,
     /// The decision journal (`data/journal.sqlite`, or the shared store's `j_*` tables).
     pub journal: crate::journal::Journal,
     /// Bundles, local packs, activation, rollback.
@@ -55,6 +59,41 @@ impl State {
     pub fn last_error(&self) -> Option<String> {
         self.reload.status().last_error.map(|e| e.error)
     }
+}
+
+/// Reads the body, refusing more than `limit` bytes before buffering them.
+pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, ParseError> {
+    if let Some(len) =
+        req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(ParseError::TooLarge(limit));
+        }
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ParseError::Json(format!("body could not be read: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ParseError::TooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+pub(crate) fn with_headers(mut r: HttpResponse, decision: &str, ruleset: &str) -> HttpResponse {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(decision) {
+        h.insert(HeaderName::from_static("x-claimgate-decision"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(ruleset) {
+        h.insert(HeaderName::from_static("x-claimgate-ruleset"), v);
+    }
+    r
+}
+
+pub(crate) fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }
 
 async fn healthz() -> HttpResponse {
@@ -95,7 +134,7 @@ pub fn routes(app: &mut web::ServiceConfig, proxy_path: &str) {
         // The proxy route reads its own body (size-limited, answered in the envelope).
         .route(proxy_path, web::post().to(proxy::proxy))
         .route("/fsi/api/rsfComIfsService/callService/{infno}", web::post().to(proxy::proxy))
-        .route("/v1/check", web::post().to(proxy::check))
+        .route("/v1/check", web::post().to(check::check))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics_route))

@@ -1,6 +1,7 @@
 //! The client to the settlement gateway: one connection pool, connect and whole-call timeouts,
 //! every failure classified.
 
+use crate::telemetry::metrics;
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,37 @@ impl Upstream {
             }
         }
         Ok(Upstream { client: b.build()?, url: o.url.to_owned(), max_answer: o.max_answer })
+    }
+
+    /// Sends a HIS request's bytes with the headers that may leave ([`super::guard::forwarded_headers`])
+    /// and reads the answer: timed and counted under `label`, with its envelope when it is a
+    /// readable JSON one. An answer that is neither encoded nor JSON is [`UpstreamError::Garbage`].
+    ///
+    /// # Errors
+    /// The gateway failed (counted and logged here).
+    pub async fn exchange(
+        &self,
+        headers: &[(String, Vec<u8>)],
+        infno: &str,
+        body: Bytes,
+        label: &'static str,
+    ) -> Result<(Answer, Option<crate::wire::ResponseEnvelope>), UpstreamError> {
+        let t0 = Instant::now();
+        let result = self.call(infno, headers, body).await;
+        metrics::UPSTREAM_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
+        let answer = result.inspect_err(|e| {
+            metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
+            tracing::warn!(infno = label, kind = e.kind(), error = %e, "gateway call failed");
+        })?;
+        let encoded = answer.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
+        let parsed = if encoded { None } else { serde_json::from_slice(&answer.body).ok() };
+        if !encoded && parsed.is_none() {
+            let ms = t0.elapsed().as_millis();
+            let e = UpstreamError::Garbage { status: answer.status, len: answer.body.len(), ms };
+            metrics::UPSTREAM_ERRORS.with_label_values(&[e.kind()]).inc();
+            return Err(e);
+        }
+        Ok((answer, parsed))
     }
 
     /// Sends `body` byte for byte with the caller's end-to-end headers.

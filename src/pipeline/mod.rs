@@ -3,6 +3,8 @@
 //! Used by the CLI, `/v1/check`, the proxy route and the pack test runner alike.
 
 pub mod analysis;
+pub mod exchange;
+pub mod overrides;
 pub mod packtest;
 
 use crate::claim::{normalize, Claim, Facts};

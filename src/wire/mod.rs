@@ -67,6 +67,18 @@ pub fn parse_request(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
     parse_head(body)
 }
 
+/// The gateway's answer `body` with `reminders` appended to its `warn_msg` (after `；` when it
+/// has one); `None` when the body is not a JSON object (relayed as it is).
+pub fn append_warn_msg(body: &[u8], reminders: String) -> Option<Vec<u8>> {
+    let mut v = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let merged = match v.get("warn_msg").and_then(|x| x.as_str()).filter(|x| !x.is_empty()) {
+        Some(prev) => format!("{prev}；{reminders}"),
+        None => reminders,
+    };
+    *v.as_object_mut()?.entry("warn_msg").or_insert(serde_json::Value::Null) = serde_json::Value::String(merged);
+    Some(serde_json::to_vec(&v).unwrap_or_default())
+}
+
 /// Parses a transaction body, naming the failing field path (`input.feedetail[3].cnt`) on error.
 ///
 /// # Errors

@@ -686,7 +686,7 @@ async fn swapping_packs_100_times_under_load_fails_no_request_and_mixes_no_packs
     // with ten answered claims between one store and the next.
     let precompiled = [a.path(), b.path()].map(|d| {
         let (_, rs) = claimgate::rules::load(&[d.to_path_buf()]).unwrap();
-        Arc::new(claimgate::reload::Active { rs, source: "test".into(), activated_at: String::new(), bundle: None })
+        Arc::new(claimgate::reload::Active::new(rs, "test".into(), String::new(), None))
     });
     let stop = Arc::new(AtomicBool::new(false));
     let clients = run(usize::MAX, stop.clone());

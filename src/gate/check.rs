@@ -1,0 +1,135 @@
+//! What claimgate answers without the gateway: `/v1/check` (the decision JSON), 3101/3102 in the
+//! national format and 3103 recorded (`pipeline::analysis::local`), and the check every claim
+//! runs, on the blocking pool under the time budget (`pipeline::exchange::check`).
+
+use super::rescue::{self, ApiFailure, Failure};
+use super::{non_empty, read_body, with_headers, Active, State};
+use crate::pipeline::analysis::{self, Local};
+use crate::pipeline::exchange::{self, count_hits, Checked};
+use crate::telemetry::metrics;
+use crate::wire::{parse_head, parse_request, Infno, ParseError, RequestHead, ResponseEnvelope};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `POST /v1/check`: the decision JSON for an envelope; never forwards, never learns.
+pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
+    let bad = |msg: String| ApiFailure::BadRequest(msg).respond();
+    if let Err(refused) = st.guard.admit(&req) {
+        return *refused;
+    }
+    let body = match read_body(&req, payload, st.cfg.body_limit).await {
+        Ok(b) => b,
+        Err(e @ ParseError::TooLarge(_)) => return ApiFailure::TooLarge(e.to_string()).respond(),
+        Err(e) => return bad(e.to_string()),
+    };
+    let Some(active) = st.rules.load_full() else { return ApiFailure::NotReady.respond() };
+    let head = match parse_request(&body) {
+        Ok(h) => h,
+        Err(e) => return bad(e.to_string()),
+    };
+    let infno = Infno::parse(head.infno.as_str());
+    if !infno.is_checked() && !infno.is_local_analysis() {
+        return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
+    }
+    match run_check(&st, &body, head.take_parsed(), &active, None, None).await {
+        Checked::Done { decision, .. } => {
+            with_headers(HttpResponse::Ok().json(&decision), decision.header_value(), &active.rs.revision())
+        }
+        Checked::Bad(e) => bad(e.to_string()),
+        Checked::Encrypted => bad("input is encrypted (SM4); nothing to check".into()),
+        Checked::Failed(why) => ApiFailure::Internal(format!("check failed: {why}")).respond(),
+    }
+}
+
+/// Runs [`exchange::check`] on the blocking pool (history may do I/O) under `budget` (the
+/// settlement path's; `None` waits: `/v1/check` is not in the settlement path). `parsed`: the
+/// routed head with its input already read; otherwise the body is read there. `answer`: the
+/// gateway's answer to a pre-settlement.
+pub(super) async fn run_check(
+    st: &web::Data<State>,
+    body: &Bytes,
+    parsed: Option<RequestHead<'static>>,
+    active: &Arc<Active>,
+    answer: Option<ResponseEnvelope>,
+    budget: Option<Duration>,
+) -> Checked {
+    let (st2, body, active) = (st.clone(), body.clone(), active.clone());
+    let t_check = Instant::now();
+    let job = tokio::task::spawn_blocking(move || {
+        let read;
+        let head = match &parsed {
+            Some(h) => h,
+            None => match parse_request(&body) {
+                Ok(h) => {
+                    read = h;
+                    &read
+                }
+                Err(e) => return Checked::Bad(e),
+            },
+        };
+        // A candidate pack in shadow sees the same claims (queued; never waited for).
+        let shadow = |c: &[crate::claim::Claim], d: &crate::rules::Decision| st2.reload.shadow().observe(c, d);
+        exchange::check(head, &active.rs, &st2.history, &st2.overrides, answer.as_ref(), shadow)
+    });
+    match tokio::time::timeout(budget.unwrap_or(Duration::from_secs(3600)), job).await {
+        Ok(Ok(Checked::Done { claims, mut decision, overridden })) => {
+            decision.elapsed_us = t_check.elapsed().as_micros() as u64;
+            Checked::Done { claims, decision, overridden }
+        }
+        Ok(Ok(other)) => other,
+        // A panic inside a kind: caught by the blocking pool, the process keeps serving.
+        Ok(Err(_)) => Checked::Failed("internal"),
+        Err(_) => Checked::Failed("budget"),
+    }
+}
+
+/// 3101/3102 answered in the national format; 3103 recorded.
+pub(super) async fn local_analysis(
+    body: &Bytes,
+    head: &RequestHead<'_>,
+    st: &web::Data<State>,
+    active: &Arc<Active>,
+    label: &'static str,
+) -> HttpResponse {
+    let area = head.mdtrtarea_admvs.as_str();
+    let rev = active.rs.revision();
+    let (st2, body2, active2) = (st.clone(), body.clone(), active.clone());
+    // History (分解住院 at 入院登记, 重复开药 …) may do I/O: off the executor.
+    let job = tokio::task::spawn_blocking(move || {
+        analysis::local(&parse_head(&body2)?, &active2.rs, &st2.history, &st2.overrides)
+    });
+    let Ok(local) = job.await else {
+        metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
+        return Failure::Internal.respond(area);
+    };
+    match local {
+        Ok(Local::Analysed(a, claims)) => {
+            count_hits(&a.merged);
+            let mut rec = exchange::record_of(head, &claims, Some(&a.merged), &rev, &st.journal.pseudo);
+            // Each jr_id handed out is journaled with its rule, so the doctor's 3103 answer links back.
+            rec.jr = a.jr;
+            st.journal.record(rec).await;
+            let hv = a.merged.header_value();
+            metrics::REQUESTS.with_label_values(&[label, hv]).inc();
+            with_headers(rescue::answer(area, None, serde_json::json!({"result": a.results})), hv, &rev)
+        }
+        Ok(Local::Feedback(recorded)) => {
+            for f in recorded.feedback {
+                st.journal.feedback(f).await;
+            }
+            let notes = match recorded.outcome {
+                Ok(notes) => notes.join("；"),
+                Err(i) => return Failure::MissingReason(i).respond(area),
+            };
+            metrics::REQUESTS.with_label_values(&[label, "pass"]).inc();
+            with_headers(rescue::answer(area, non_empty(&notes), serde_json::json!({})), "pass", &rev)
+        }
+        Ok(Local::Unsupported) => Failure::Unsupported.respond(area),
+        Err(e) => {
+            metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+            Failure::BadInput(&e).respond(area)
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! One claim exchange on the intercepted route, from the routed head to the journal record.
+//!
+//! [`check`] reads the claims once (the routed head hands over a fee upload's parsed lines),
+//! attaches history, evaluates, lets a shadow candidate see the claims and applies the doctors'
+//! 3103 overrides; it blocks on the store, so the caller runs it on the blocking pool under the
+//! time budget. [`Verdict::of`] turns what the check came to into what happens to the message —
+//! the fail policy applied there — and [`Pending::settle`] turns the gateway's answer into the
+//! journal record and what history learns. `gate` only speaks HTTP around these.
+
+use super::overrides::Overrides;
+use super::{decide, prepare_with, Prepared};
+use crate::claim::Claim;
+use crate::history::History;
+use crate::journal::{Message, Record};
+use crate::rules::{Action, CompiledRuleSet, Decision, Outcome, Severity};
+use crate::store::Pseudonymizer;
+use crate::telemetry::metrics;
+use crate::wire::{Infno, ParseError, RequestHead, ResponseEnvelope};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// What a failed check does with the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailAction {
+    /// Forward it unchecked (journaled `unchecked`).
+    Open,
+    /// Refuse it in the envelope; the cashier retries.
+    Closed,
+}
+
+/// `fail_policy`: per severity of the active pack's strongest blocking rule.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailPolicy {
+    pub critical: Option<FailAction>,
+    pub warning: Option<FailAction>,
+    pub info: Option<FailAction>,
+}
+
+impl FailPolicy {
+    /// Whether a failed check forwards (`true`) or refuses, given the severity of the strongest
+    /// blocking rule in the active pack (`None`: the pack cannot block, or none is active).
+    pub fn opens(&self, strongest_block: Option<Severity>, fail_open: bool) -> bool {
+        let set = match strongest_block {
+            Some(Severity::Critical) => self.critical,
+            Some(Severity::Warning) => self.warning,
+            Some(Severity::Info) => self.info,
+            None => None,
+        };
+        match set {
+            Some(a) => a == FailAction::Open,
+            None => fail_open,
+        }
+    }
+}
+
+/// What the check of a claim message came to.
+pub enum Checked {
+    /// Judged: the claims and their decision, overrides applied (`overridden` hits removed).
+    Done { claims: Vec<Claim>, decision: Decision, overridden: usize },
+    /// The input is SM4 ciphertext: nothing to check.
+    Encrypted,
+    /// The HIS's message cannot be read.
+    Bad(ParseError),
+    /// A kind panicked (`"internal"`) or the time budget ran out (`"budget"`).
+    Failed(&'static str),
+}
+
+/// Checks the claim message `head` against `rs`: history within the set's lookback, the fund share
+/// of a pre-settlement's `answer`, `observe` (the shadow candidate) and the doctors' overrides.
+/// Blocks on the store: run it on the blocking pool.
+pub fn check(
+    head: &RequestHead<'_>,
+    rs: &CompiledRuleSet,
+    history: &History,
+    overrides: &Overrides,
+    answer: Option<&ResponseEnvelope>,
+    observe: impl FnOnce(&[Claim], &Decision),
+) -> Checked {
+    let claims = match prepare_with(head, history, rs.lookback_days(), answer) {
+        Ok(Prepared::Claims { claims, .. }) => claims,
+        Ok(_) => vec![],
+        Err(ParseError::Encrypted(_)) => return Checked::Encrypted,
+        Err(e) => return Checked::Bad(e),
+    };
+    let mut decision = decide(rs, &claims);
+    observe(&claims, &decision);
+    let overridden = claims.first().map(|c| overrides.apply(c, &mut decision)).unwrap_or_default().len();
+    Checked::Done { claims, decision, overridden }
+}
+
+/// What happens to a checked message.
+// One verdict per request, matched once where it is made: boxing `Pending` would cost an
+// allocation per forwarded claim for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Verdict {
+    /// A blocking rule fired: the HIS is answered with the block, nothing goes to the gateway.
+    Block { decision: Decision, record: Record },
+    /// Passed or reminded, and no gateway is configured: claimgate answers (check-only mode).
+    Answer { decision: Decision, record: Record },
+    /// Passed or reminded (or unchecked): the same bytes go to the gateway; `Pending` settles
+    /// once it answers.
+    Forward(Pending),
+    /// The HIS's message cannot be read.
+    Bad(ParseError),
+    /// The check failed and the fail policy refuses the claim (`budget`: it ran out of time).
+    Refused { budget: bool },
+}
+
+/// Where the verdict is given: the message, the rule set's revision and strongest block, the
+/// fail policy, and whether a gateway is there to forward to.
+pub struct Judge<'a> {
+    pub head: &'a RequestHead<'a>,
+    pub revision: &'a str,
+    pub strongest_block: Option<Severity>,
+    pub policy: &'a FailPolicy,
+    pub fail_open: bool,
+    pub forwards: bool,
+    pub pseudo: &'a Pseudonymizer,
+    /// The transaction's metric label.
+    pub label: &'static str,
+}
+
+impl Judge<'_> {
+    /// The journal record of the message, before the gateway's outcome is known.
+    pub fn record(&self, claims: &[Claim], d: Option<&Decision>) -> Record {
+        record_of(self.head, claims, d, self.revision, self.pseudo)
+    }
+
+    /// A message forwarded without a judgement (encrypted, fail-open, no rule set).
+    pub fn unchecked(&self) -> Pending {
+        metrics::REQUESTS.with_label_values(&[self.label, "unchecked"]).inc();
+        Pending {
+            decision: "unchecked",
+            revision: self.revision.to_owned(),
+            reminders: None,
+            learnt: None,
+            record: self.record(&[], None),
+        }
+    }
+
+    /// The verdict on what the check came to; counted and logged here.
+    pub fn verdict(&self, checked: Checked) -> Verdict {
+        let (claims, d, overridden) = match checked {
+            Checked::Done { claims, decision, overridden } => (claims, decision, overridden),
+            Checked::Encrypted => return Verdict::Forward(self.unchecked()),
+            Checked::Bad(e) => {
+                metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
+                return Verdict::Bad(e);
+            }
+            Checked::Failed(why) => return self.failed(why),
+        };
+        for _ in 0..overridden {
+            metrics::OVERRIDES.with_label_values(&["applied"]).inc();
+        }
+        metrics::CHECK_SECONDS.with_label_values(&[self.label]).observe(d.elapsed_us as f64 / 1e6);
+        count_hits(&d);
+        let hv = d.header_value();
+        metrics::REQUESTS.with_label_values(&[self.label, hv]).inc();
+        if !d.hits.is_empty() {
+            tracing::info!(infno = self.label, decision = hv, hits = d.hits.len(), rules = ?d.hits.iter().map(|h| h.rule_id.to_string()).collect::<Vec<_>>(), "claim checked");
+        }
+        let record = self.record(&claims, Some(&d));
+        if d.decision == Outcome::Block {
+            return Verdict::Block { decision: d, record };
+        }
+        if !self.forwards {
+            return Verdict::Answer { decision: d, record };
+        }
+        let reminders = d.summary(Some(Action::Remind));
+        let reminders = (!reminders.is_empty()).then(|| format!("claimgate 医保智能审核提醒：{reminders}"));
+        let upload =
+            matches!(Infno::parse(self.head.infno.as_str()), Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload);
+        let learnt = upload.then(|| (self.head.detached(), claims));
+        Verdict::Forward(Pending { decision: hv, revision: self.revision.to_owned(), reminders, learnt, record })
+    }
+
+    /// A failed check forwards or refuses by the fail policy: the strongest block the set could
+    /// have given decides.
+    fn failed(&self, why: &'static str) -> Verdict {
+        let budget = why == "budget";
+        if self.policy.opens(self.strongest_block, self.fail_open) {
+            tracing::error!(infno = self.label, why, "check failed; forwarded unchecked (fail-open)");
+            metrics::FALLBACKS.with_label_values(&[if budget { "budget" } else { "internal_open" }]).inc();
+            return Verdict::Forward(self.unchecked());
+        }
+        tracing::error!(infno = self.label, why, "check failed; refused (fail-closed)");
+        metrics::FALLBACKS.with_label_values(&[if budget { "budget_closed" } else { "internal_closed" }]).inc();
+        metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
+        Verdict::Refused { budget }
+    }
+}
+
+/// The journal record of a checked message, before the gateway's outcome is known.
+pub fn record_of(
+    head: &RequestHead<'_>,
+    claims: &[Claim],
+    d: Option<&Decision>,
+    revision: &str,
+    pseudo: &Pseudonymizer,
+) -> Record {
+    let m = Message {
+        infno: head.infno.as_str(),
+        msgid: head.msgid.as_str(),
+        fixmedins_code: head.fixmedins_code.as_str(),
+    };
+    Record::of_claims(m, claims, d, revision, pseudo)
+}
+
+/// Counts each hit by rule and action.
+pub fn count_hits(d: &Decision) {
+    for h in &d.hits {
+        let a = if h.action == Action::Block { "block" } else { "remind" };
+        metrics::RULE_HITS.with_label_values(&[&h.rule_id, a]).inc();
+    }
+}
+
+/// A forwarded message waiting for the gateway's answer.
+pub struct Pending {
+    /// `x-claimgate-decision` value.
+    pub decision: &'static str,
+    /// `x-claimgate-ruleset` value.
+    pub revision: String,
+    /// Reminder texts for `warn_msg` (when configured).
+    pub reminders: Option<String>,
+    /// The upload's head and claims, learnt from when the gateway accepts them.
+    learnt: Option<(RequestHead<'static>, Vec<Claim>)>,
+    record: Record,
+}
+
+/// What history learns from an accepted exchange: the check's head and claims for an upload
+/// (no second parse), or the request itself.
+pub type Learn = Option<(RequestHead<'static>, Vec<Claim>)>;
+
+impl Pending {
+    /// The gateway answered (`None`: it could not be reached; the claim did not go through): the
+    /// journal record with its outcome, and what history learns when the answer is a success.
+    pub fn settle(self, answer: Option<&ResponseEnvelope>) -> (Record, Option<Learn>) {
+        let mut record = self.record;
+        record.gateway_infcode = answer.and_then(infcode_of);
+        let learns = answer.is_some_and(ResponseEnvelope::is_success).then_some(self.learnt);
+        (record, learns)
+    }
+}
+
+/// The gateway's `infcode` as a number.
+pub fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
+    p.infcode.as_str().parse::<i64>().ok()
+}
+
+/// Learns an accepted exchange into history on the blocking pool; durable when this returns.
+/// A store failure is logged and counted (the gateway has already committed; the answer goes on).
+pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEnvelope, upload: Learn, label: &str) {
+    let (history, env, raw) = (history.clone(), env.clone(), body.clone());
+    let learnt = tokio::task::spawn_blocking(move || {
+        match upload {
+            Some((head, claims)) => history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
+            None => history.learn_durably(&raw, Some(&env), None),
+        }
+        .map_err(|e| e.to_string())
+    })
+    .await;
+    match learnt {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
+        Err(_) => tracing::error!(infno = label, "learning panicked; history misses this exchange"),
+    }
+}
