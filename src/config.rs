@@ -62,8 +62,9 @@ pub struct Config {
     /// Per severity: what a failed check does when the active pack has a blocking rule of that
     /// severity (the strongest one decides). Unset severities follow `fail_open`.
     pub fail_policy: FailPolicy,
-    /// Add reminder texts to the gateway answer's `warn_msg` (the answer is then re-serialised;
-    /// off by default so the gateway's bytes are relayed untouched).
+    /// Add reminder texts to the gateway answer's `warn_msg`, where the cashier and doctor see them
+    /// (on by default; the answer of a reminded claim is then re-serialised — turn it off to relay the
+    /// gateway's bytes untouched).
     pub warn_msg_reminders: bool,
     /// Structured JSON logs.
     pub log_json: bool,
@@ -109,7 +110,7 @@ impl Default for Config {
             check_budget_ms: 50,
             fail_open: true,
             fail_policy: FailPolicy::default(),
-            warn_msg_reminders: false,
+            warn_msg_reminders: true,
             log_json: false,
             history_store: None,
             history_retention_days: 400,

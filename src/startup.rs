@@ -42,6 +42,9 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
     };
     let store = open_store(&cfg)?;
     let history = Arc::new(open_history_in(&cfg, store.clone())?);
+    // The doctors' 3103 answers live where history does: they survive a restart, and every
+    // instance sharing the store honours them.
+    let overrides = Arc::new(overrides::Overrides::with_store(store.clone()));
     // The journal lives where history does: the shared store when there is one (its own
     // tables), else its own SQLite file beside history's.
     let opts =
@@ -58,7 +61,7 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
         journal,
         history,
         upstream,
-        overrides: overrides::Overrides::default(),
+        overrides,
         rules,
         reload: Arc::new(reload),
         guard: guard::Guard::new(&cfg),
@@ -72,20 +75,20 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
 /// # Errors
 /// The store cannot be opened.
 pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    // History's tables and the doctors' answers (overrides), created when the engine opens.
+    fn schema(c: &mut dyn crate::store::Conn) -> Result<(), crate::store::StoreError> {
+        crate::history::db::create_schema(c)?;
+        overrides::create_schema(c)
+    }
     let store: Arc<dyn Store> = match cfg.history_store.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(crate::store::postgres::PgStore::connect(url, 16, crate::history::db::create_schema)?)
+            Arc::new(crate::store::postgres::PgStore::connect(url, 16, schema)?)
         }
         Some(other) => anyhow::bail!("history_store: expected a postgres:// URL, got {other:?}"),
         None => {
             std::fs::create_dir_all(&cfg.data)?;
             let path = cfg.data.join("history.sqlite");
-            Arc::new(crate::store::sqlite::SqliteStore::open(
-                &path,
-                cfg.history_full_sync,
-                4,
-                crate::history::db::create_schema,
-            )?)
+            Arc::new(crate::store::sqlite::SqliteStore::open(&path, cfg.history_full_sync, 4, schema)?)
         }
     };
     Ok(store)
@@ -118,7 +121,12 @@ pub fn open_history_in(cfg: &Config, store: Arc<dyn Store>) -> anyhow::Result<Hi
 /// The history's two background threads: the outbox drainer (probes a store that is down, applies
 /// what waits, every 2 s) and retention (prunes history older than `history_retention_days`, never
 /// less than the active rules' window, at start and every six hours).
-fn spawn_history_upkeep(history: Arc<History>, rules: Arc<ArcSwapOption<Active>>, retention_days: u32) {
+fn spawn_history_upkeep(
+    history: Arc<History>,
+    overrides: Arc<overrides::Overrides>,
+    rules: Arc<ArcSwapOption<Active>>,
+    retention_days: u32,
+) {
     // The outbox drainer: accepted exchanges whose write failed are applied as soon as the store is back.
     let drainer = history.clone();
     let spawned = std::thread::Builder::new().name("history-outbox".into()).spawn(move || loop {
@@ -141,6 +149,10 @@ fn spawn_history_upkeep(history: Arc<History>, rules: Arc<ArcSwapOption<Active>>
             Ok(n) if n > 0 => tracing::info!(rows = n, days, "history pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "history retention failed; retried later"),
+        }
+        let before = chrono::Local::now().date_naive() - chrono::Days::new(u64::from(days));
+        if let Err(e) = overrides.prune(&before.format("%Y-%m-%d").to_string()) {
+            tracing::warn!(error = %e, "pruning the doctors' answers failed; retried later");
         }
         std::thread::sleep(Duration::from_secs(6 * 3600));
     });
@@ -178,7 +190,12 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     if state.cfg.bundles.watch_interval_secs > 0 && !state.cfg.rules.is_empty() {
         crate::reload::watch::spawn_watcher(state.reload.clone());
     }
-    spawn_history_upkeep(state.history.clone(), state.rules.clone(), state.cfg.history_retention_days);
+    spawn_history_upkeep(
+        state.history.clone(),
+        state.overrides.clone(),
+        state.rules.clone(),
+        state.cfg.history_retention_days,
+    );
     let st = state.clone();
     let tls = state.cfg.tls.as_ref().map(tls::server_config).transpose()?;
     let (max_conn, workers, req_timeout) =
@@ -205,8 +222,25 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
 /// # Errors
 /// Startup failures.
 pub fn run_blocking(cfg: Config) -> anyhow::Result<()> {
+    // A configuration that cannot be what the operator meant is refused, not served unchecked.
+    for dir in &cfg.rules {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "rules: {}: no such folder (give --rules the folder of the rule packs)",
+            dir.display()
+        );
+    }
+    if cfg.tier().is_none() {
+        tracing::warn!(
+            "institution_tier is not set: 限医疗机构级别 is unchecked on fee uploads that carry no medins_lv"
+        );
+    }
     actix_web::rt::System::new().block_on(async move {
         let r = build(cfg)?;
+        if r.state.rules.load().is_none() && !r.state.cfg.bundles.enabled() {
+            let why = r.state.last_error().unwrap_or_else(|| "no rule pack".into());
+            anyhow::bail!("no rule set could be activated, and no bureau bundle is configured to bring one: {why}");
+        }
         tracing::info!(addr = %r.addr, upstream = ?r.state.cfg.upstream, "claimgate listening");
         r.server.await?;
         // Everything queued before shutdown reaches the journal before the process exits.

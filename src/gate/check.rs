@@ -3,7 +3,7 @@
 //! runs, on the blocking pool under the time budget (`pipeline::exchange::check`).
 
 use super::rescue::{self, ApiFailure, Failure};
-use super::{non_empty, read_body, with_headers, Active, State};
+use super::{read_body, with_headers, Active, State};
 use crate::pipeline::analysis::{self, Local};
 use crate::pipeline::exchange::{self, count_hits, Checked};
 use crate::telemetry::metrics;
@@ -119,12 +119,13 @@ pub(super) async fn local_analysis(
             for f in recorded.feedback {
                 st.journal.feedback(f).await;
             }
-            let notes = match recorded.outcome {
-                Ok(notes) => notes.join("；"),
-                Err(i) => return Failure::MissingReason(i).respond(area),
-            };
+            match recorded.outcome {
+                Ok(()) => {}
+                Err(analysis::Refused::MissingReason(i)) => return Failure::MissingReason(i).respond(area),
+                Err(analysis::Refused::Answers(why)) => return Failure::FeedbackRefused(&why).respond(area),
+            }
             metrics::REQUESTS.with_label_values(&[label, "pass"]).inc();
-            with_headers(rescue::answer(area, non_empty(&notes), serde_json::json!({})), "pass", &rev)
+            with_headers(rescue::answer(area, None, serde_json::json!({})), "pass", &rev)
         }
         Ok(Local::Unsupported) => Failure::Unsupported.respond(area),
         Err(e) => {

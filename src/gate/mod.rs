@@ -36,7 +36,7 @@ pub struct State {
     /// Patient history (durable store + caches).
     pub history: Arc<History>,
     pub upstream: Option<upstream::Upstream>,
-    pub overrides: crate::pipeline::overrides::Overrides,
+    pub overrides: std::sync::Arc<crate::pipeline::overrides::Overrides>,
     /// The decision journal (`data/journal.sqlite`, or the shared store's `j_*` tables).
     pub journal: crate::journal::Journal,
     /// Bundles, local packs, activation, rollback.
@@ -104,9 +104,17 @@ async fn readyz(st: web::Data<State>) -> HttpResponse {
     let status = st.reload.status();
     let last_error =
         status.last_error.as_ref().map(|e| serde_json::json!({"at": e.at, "stage": e.stage, "error": e.error}));
+    // An unset tier leaves 限医疗机构级别 unchecked on every 2204/2301 that carries no medins_lv: ready,
+    // but said so where an operator looks.
+    let warnings: Vec<&str> = if st.cfg.tier().is_none() {
+        vec!["institution_tier is not set: 限医疗机构级别 is unchecked on fee uploads (set institution_tier)"]
+    } else {
+        vec![]
+    };
     match st.rules.load_full() {
         Some(a) => HttpResponse::Ok().json(serde_json::json!({
-            "ready": true, "ruleset": a.rs.revision(), "last_update_failed": status.last_update_failed, "last_error": last_error
+            "ready": true, "ruleset": a.rs.revision(), "last_update_failed": status.last_update_failed, "last_error": last_error,
+            "warnings": warnings
         })),
         None => HttpResponse::ServiceUnavailable().json(serde_json::json!({
             "ready": false, "reason": "no rule set is active", "last_update_failed": status.last_update_failed, "last_error": last_error

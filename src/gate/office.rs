@@ -314,7 +314,16 @@ async fn office(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
         Ok(x) => x,
         Err(e) => return error_page(&ApiFailure::Internal(e.text())),
     };
-    let mut body = filter_form(&f, &depts, &doctors, &rules);
+    let mut body = String::new();
+    if st.cfg.tier().is_none() {
+        // Said where the 医保办 looks: without it every 限医疗机构级别 rule is unchecked on fee uploads.
+        body.push_str(
+            "<p class=\"banner\" role=\"alert\" style=\"background:#fff4e5;border:1px solid #f0a020;padding:.5em 1em\">\
+             未设置本院医疗机构级别（institution_tier）：费用上传中的“药品限医疗机构级别”规则均无法判断，\
+             请信息科在配置文件中设置 institution_tier（一级/二级/三级）。</p>",
+        );
+    }
+    body.push_str(&filter_form(&f, &depts, &doctors, &rules));
     let link = |k: &str, v: &str| office_link(&f, k, v);
     body.push_str(&report::figures_html(&s, Some(&link)));
     let page_link = |n: u32| {

@@ -75,6 +75,9 @@ pub enum Failure<'a> {
     RateLimited { per_second: u32 },
     /// A 3103 answer continues without a reason (200; the index of the warning).
     MissingReason(usize),
+    /// 3103 answers that cannot take effect (unknown or expired `jr_id`, a non-overridable block), with
+    /// what to do (200, infcode -1).
+    FeedbackRefused(&'a str),
     /// A transaction claimgate answers itself but does not support (200).
     Unsupported,
     // The gateway (upstream).
@@ -98,7 +101,9 @@ impl Failure<'_> {
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::BadInput(ParseError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-            Failure::BadInput(_) | Failure::MissingReason(_) | Failure::Unsupported => StatusCode::OK,
+            Failure::BadInput(_) | Failure::MissingReason(_) | Failure::FeedbackRefused(_) | Failure::Unsupported => {
+                StatusCode::OK
+            }
             Failure::NoKey => StatusCode::UNAUTHORIZED,
             Failure::BadKey => StatusCode::FORBIDDEN,
             Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -121,6 +126,7 @@ impl Failure<'_> {
             Failure::MissingReason(i) => {
                 format!("claimgate: input.data.warns[{i}].dspo_way_rea: 继续执行医嘱时必须填写理由").into()
             }
+            Failure::FeedbackRefused(why) => format!("claimgate: 3103反馈未生效：{why}").into(),
             Failure::Unsupported => "claimgate: 不支持的交易".into(),
             Failure::NoUpstream => "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发".into(),
             Failure::Upstream(e) => format!("claimgate: {e}").into(),

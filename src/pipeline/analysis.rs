@@ -2,9 +2,16 @@
 //! with the national 明细审核 service can point at claimgate with no code change.
 
 use crate::claim::Claim;
+use crate::claim::Fen;
 use crate::rules::{Decision, Severity};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// An amount as the national field (N16,2) has it: a JSON number with two decimals (`20.00`).
+fn money(f: Fen) -> Box<RawValue> {
+    RawValue::from_string(f.yuan()).unwrap_or_else(|_| RawValue::from_string("0.00".into()).expect("a number"))
+}
 
 static SEQ: AtomicU64 = AtomicU64::new(1);
 
@@ -16,7 +23,7 @@ pub struct JudgeDetail {
     pub rx_id: String,
     /// 1 违规项.
     pub vola_item_type: &'static str,
-    pub vola_amt: String,
+    pub vola_amt: Box<RawValue>,
 }
 
 #[derive(Debug, Serialize, Clone)]
@@ -28,7 +35,8 @@ pub struct JudgeResult {
     pub patn_id: String,
     pub mdtrt_id: String,
     pub judge_result_detail_dtos: Vec<JudgeDetail>,
-    pub vola_amt: String,
+    /// The sum of the details' amounts.
+    pub vola_amt: Box<RawValue>,
     /// 1 = amount determined (placeholder; the dictionary is unpublished).
     pub vola_amt_stas: &'static str,
     /// 1 明确违规 / 2 可疑 / 3 提示 (placeholder codes; the dictionary is unpublished).
@@ -59,10 +67,19 @@ pub fn results(claims: &[Claim], decisions: &[Decision], task_id: &str) -> Vec<J
     for (c, d) in claims.iter().zip(decisions) {
         for h in &d.hits {
             let jr_id = next_id("JR");
+            // The hit's amount (the excess, the duplicate) falls on its lines from the last one back,
+            // each at most its own amount, so the details add up to the record.
+            let mut left = h.amount.get().max(0);
+            let mut shares = vec![0i64; h.lines.len()];
+            for (share, a) in shares.iter_mut().zip(&h.line_amounts).rev() {
+                *share = left.min(a.get().max(0));
+                left -= *share;
+            }
+            let total = Fen::new(shares.iter().sum());
             let details = h
                 .lines
                 .iter()
-                .zip(&h.line_amounts)
+                .zip(shares)
                 .enumerate()
                 .map(|(i, (l, a))| JudgeDetail {
                     jrd_id: format!("{jr_id}-{:02}", i + 1),
@@ -70,7 +87,7 @@ pub fn results(claims: &[Claim], decisions: &[Decision], task_id: &str) -> Vec<J
                     mdtrt_id: c.encounter.mdtrt_id.clone(),
                     rx_id: l.to_string(),
                     vola_item_type: "1",
-                    vola_amt: a.yuan(),
+                    vola_amt: money(Fen::new(a)),
                 })
                 .collect();
             out.push(JudgeResult {
@@ -80,7 +97,7 @@ pub fn results(claims: &[Claim], decisions: &[Decision], task_id: &str) -> Vec<J
                 patn_id: c.patient.psn_no.clone(),
                 mdtrt_id: c.encounter.mdtrt_id.clone(),
                 judge_result_detail_dtos: details,
-                vola_amt: h.amount.yuan(),
+                vola_amt: money(total),
                 vola_amt_stas: "1",
                 sev_deg: sev_deg(h.severity),
                 vola_evid: h.basis.to_string(),
@@ -134,18 +151,27 @@ pub fn answer(
     Answered { results, merged, jr }
 }
 
-/// The doctor's 3103 answers as recorded: one journal entry per answer read, then either notes
-/// for the HIS (`warn_msg`) or the index of an answer that continues without a reason (the
-/// answers after it are not read).
+/// The doctor's 3103 answers as recorded: one journal entry per answer read, then either success or
+/// why an answer could not take effect, in words the HIS shows the doctor (answered with infcode -1:
+/// an HIS shows infcode 0 as success, whatever `warn_msg` says).
 pub struct Recorded {
     pub feedback: Vec<crate::journal::Feedback>,
-    pub outcome: Result<Vec<String>, usize>,
+    pub outcome: Result<(), Refused>,
+}
+
+/// Why a 3103 did not (wholly) take effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// `warns[i]` continues without a reason (the answers after it are not read).
+    MissingReason(usize),
+    /// Answers that cannot take effect, each with its `jr_id` and what to do (the others were recorded).
+    Answers(String),
 }
 
 /// Records each 3103 answer in `overrides`.
 pub fn record_feedback(fb: &crate::wire::tx::Feedback, overrides: &super::overrides::Overrides) -> Recorded {
     use super::overrides::FeedbackOutcome;
-    let (mut feedback, mut notes) = (Vec::new(), Vec::new());
+    let (mut feedback, mut problems) = (Vec::new(), Vec::new());
     for (i, w) in fb.warns.iter().enumerate() {
         let (jr, way) = (w.warn_rslt_id.as_str(), w.dspo_way.as_str());
         let outcome = overrides.answer(jr, way, w.dspo_way_rea.as_str());
@@ -159,14 +185,18 @@ pub fn record_feedback(fb: &crate::wire::tx::Feedback, overrides: &super::overri
         });
         crate::telemetry::metrics::OVERRIDES.with_label_values(&[if way == "1" { "1" } else { "2" }]).inc();
         match outcome {
-            FeedbackOutcome::MissingReason => return Recorded { feedback, outcome: Err(i) },
-            FeedbackOutcome::UnknownJr => notes.push(format!("{jr}：未找到该审核结果")),
-            FeedbackOutcome::NotOverridable => notes.push(format!("{jr}：该规则为不可继续执行的拦截，结算时仍将拦截")),
+            FeedbackOutcome::MissingReason => return Recorded { feedback, outcome: Err(Refused::MissingReason(i)) },
+            FeedbackOutcome::UnknownJr => problems.push(format!(
+                "审核结果{jr}不存在或已过期（可能来自其他系统），请重新进行事前分析（3101）后按新的审核结果反馈"
+            )),
+            FeedbackOutcome::NotOverridable => problems
+                .push(format!("审核结果{jr}为不可继续执行的拦截，填写理由不能放行，请修改医嘱或按自费处理后重新分析")),
             FeedbackOutcome::Granted | FeedbackOutcome::Modify => {}
         }
         tracing::info!(jr_id = jr, dspo_way = way, outcome = ?outcome, "3103 feedback recorded");
     }
-    Recorded { feedback, outcome: Ok(notes) }
+    let outcome = if problems.is_empty() { Ok(()) } else { Err(Refused::Answers(problems.join("；"))) };
+    Recorded { feedback, outcome }
 }
 
 /// What claimgate answers itself on the intercepted route.
@@ -199,4 +229,53 @@ pub fn local(
         super::Prepared::Feedback(fb) => Local::Feedback(record_feedback(&fb, overrides)),
         super::Prepared::Relay(_) => Local::Unsupported,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::decision::RulesetRef;
+    use crate::rules::{Action, Hit, Outcome};
+
+    #[test]
+    fn a_records_amount_is_the_sum_of_its_details_and_both_are_numbers_with_two_decimals() {
+        // Arrange: 互斥 nursing levels, both lines named, the duplicate (20.00) the hit's amount.
+        let mut c = Claim::default();
+        c.patient.psn_no = "P1".into();
+        c.encounter.mdtrt_id = "M1".into();
+        let hit = Hit {
+            rule_id: "CG-MUTEX-001".into(),
+            rule_name: "互斥".into(),
+            action: Action::Block,
+            severity: Severity::Critical,
+            message: "互斥".into(),
+            lines: vec!["N1".into(), "N2".into()],
+            line_amounts: vec![Fen::new(2800), Fen::new(2000)],
+            amount: Fen::new(2000),
+            overridable: true,
+            points: 0,
+            basis: "".into(),
+            evidence: vec![],
+        };
+        let d = Decision {
+            decision: Outcome::Block,
+            ruleset: RulesetRef { name: "t".into(), version: "1".into() },
+            hits: vec![hit],
+            unchecked: vec![],
+            elapsed_us: 0,
+        };
+        // Act
+        let json = serde_json::to_string(&results(&[c], &[d], "T1")).unwrap();
+        // Assert
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let details: Vec<f64> = v[0]["judge_result_detail_dtos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["vola_amt"].as_f64().unwrap())
+            .collect();
+        assert_eq!(details, vec![0.0, 20.0]);
+        assert!(json.contains("\"vola_amt\":20.00,"), "{json}");
+        assert!(json.contains("\"vola_amt\":0.00}"), "{json}");
+    }
 }

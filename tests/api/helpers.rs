@@ -70,6 +70,8 @@ pub struct Options {
     pub data_files: Vec<(&'static str, Vec<u8>)>,
     /// Last word on the configuration (access control, budgets, policies).
     pub tweak: Box<dyn FnOnce(&mut Config)>,
+    /// Run on this data directory instead of a fresh one (a restart of an earlier instance).
+    pub data_dir: Option<PathBuf>,
 }
 
 pub enum Upstream {
@@ -91,6 +93,7 @@ impl Default for Options {
             history_store: None,
             data_files: Vec::new(),
             tweak: Box::new(|_| {}),
+            data_dir: None,
         }
     }
 }
@@ -119,7 +122,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         std::fs::write(data.path().join(name), bytes).unwrap();
     }
     let mut cfg = Config {
-        data: data.path().to_path_buf(),
+        data: o.data_dir.unwrap_or_else(|| data.path().to_path_buf()),
         listen: "127.0.0.1:0".into(),
         upstream,
         rules: o.packs.iter().map(|p| root().join("rulesets").join(p)).collect(),

@@ -178,6 +178,57 @@ async fn a_3103_continue_with_reason_passes_an_overridable_block_for_the_same_li
     assert_eq!(blocks, 2);
 }
 
+/// The doctor answers on instance A; the upload reaches B, which shares A's store (the same data
+/// directory after a restart, or the same PostgreSQL): B honours the answer.
+async fn an_answer_outlives_the_instance_that_took_it(a: TestApp, b: impl std::future::Future<Output = TestApp>) {
+    // Arrange: a stay, 事中分析 with a hit, the doctor continues with a reason on A.
+    let r = a.call(&envelope("1101", "H41070100001202506101100000001", json!({"data": {"certno": MAN}}))).await;
+    let psn = r.json["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_owned();
+    let r = a.call(&envelope("2401", "H41070100001202506101100000002", json!({"mdtrtinfo": {"psn_no": psn, "insutype": "310", "begntime": "2025-06-10 09:30:00",
+        "med_type": "21", "dscg_maindiag_code": "S72.000", "dscg_maindiag_name": "股骨颈骨折", "adm_dept_codg": "100201"}, "diseinfo": [{"diag_type": "1", "maindiag_flag": "1", "diag_code": "S72.000", "diag_name": "股骨颈骨折"}]}))).await;
+    let visit = r.json["output"]["result"]["mdtrt_id"].as_str().unwrap().to_owned();
+    let r = a.call(&envelope("3102", "H41070100001202506101100000003", nursing_orders(&psn, &visit, 1))).await;
+    let result = r.json["output"]["result"].as_array().unwrap().clone();
+    let jr_id = result.iter().find(|x| x["rule_id"] == "CG-MUTEX-001").unwrap()["jr_id"].as_str().unwrap().to_owned();
+    let ok = a.call(&envelope("3103", "H41070100001202506101100000004", json!({"data": {"warn_type": "2", "warns": [{"warn_rslt_id": jr_id, "dspo_way": "1", "dspo_way_rea": "下午病情好转，护理级别调整"}]}}))).await;
+    assert_eq!(ok.json["infcode"], 0, "{}", ok.json);
+    // Act: the upload reaches the other instance.
+    let b = b.await;
+    let r = b.call(&nursing_upload(&psn, &visit, 1, "H41070100001202506101100000005")).await;
+    // Assert: the answered lines pass there, changed ones do not, and an answer B cannot honour is refused.
+    assert_eq!(r.decision.as_deref(), Some("pass"), "{}", r.json);
+    let r = b.call(&nursing_upload(&psn, &visit, 2, "H41070100001202506101100000006")).await;
+    assert_eq!(r.decision.as_deref(), Some("block"));
+    let again = b.call(&envelope("3103", "H41070100001202506101100000007", json!({"data": {"warn_type": "2", "warns": [{"warn_rslt_id": jr_id, "dspo_way": "1", "dspo_way_rea": "同上"}]}}))).await;
+    assert_eq!(again.json["infcode"], 0, "a repeated answer on another instance is known there: {}", again.json);
+    let unknown = b.call(&envelope("3103", "H41070100001202506101100000008", json!({"data": {"warn_type": "2", "warns": [{"warn_rslt_id": "JR-NOT-ISSUED", "dspo_way": "1", "dspo_way_rea": "理由"}]}}))).await;
+    assert_eq!(unknown.json["infcode"], -1, "an HIS shows infcode 0 as success: {}", unknown.json);
+    let msg = unknown.json["err_msg"].as_str().unwrap();
+    assert!(msg.contains("JR-NOT-ISSUED") && msg.contains("请重新进行事前分析"), "{msg}");
+}
+
+#[actix_web::test]
+async fn a_doctors_answer_outlives_a_restart() {
+    let a = spawn_app().await;
+    let dir = a.data.path().to_path_buf();
+    an_answer_outlives_the_instance_that_took_it(
+        a,
+        spawn_app_with(Options { data_dir: Some(dir), ..Options::default() }),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_doctors_answer_on_one_instance_is_honoured_by_another_sharing_postgres() {
+    let Some(url) = pg("override_shared") else { return };
+    let a = spawn_app_with(Options { history_store: Some(url.clone()), ..Options::default() }).await;
+    an_answer_outlives_the_instance_that_took_it(
+        a,
+        spawn_app_with(Options { history_store: Some(url), ..Options::default() }),
+    )
+    .await;
+}
+
 #[actix_web::test]
 async fn sign_in_and_person_query_are_relayed_untouched() {
     let app = spawn_app().await;

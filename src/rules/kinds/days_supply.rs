@@ -68,7 +68,9 @@ impl DaysLogic {
 impl Logic for DaysLogic {
     fn line(&self, r: &RuleCx<'_>, c: &Claim, li: u32, tag: u32, out: &mut Out) {
         let Some(line) = c.lines.get(li as usize) else { return };
-        if !line.class.is_drug() {
+        // A pharmacy sale (3505) carries no days supply: 处方限量 is the prescriber's, judged where the
+        // prescription was written.
+        if !line.class.is_drug() || c.infno == "3505" {
             return;
         }
         let inpatient = c.encounter.visit == Some(Visit::Inpatient);
