@@ -156,3 +156,25 @@ fn gen_traffic_then_replay_prints_the_impact_per_rule() {
     let (code, _, err) = claimgate(&["replay", "--rules", "rulesets/national-baseline", "/nonexistent.jsonl"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn serve_refuses_a_rules_folder_that_does_not_exist_and_a_start_with_no_pack_that_compiles() {
+    // Arrange: a data folder of its own, and a pack folder whose only pack does not compile.
+    let data = tempfile::tempdir().unwrap();
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("manifest.yaml"), "name: broken\nversion: \"1\"\n").unwrap();
+    std::fs::create_dir(broken.path().join("rules")).unwrap();
+    std::fs::write(broken.path().join("rules/r.yaml"), "rules:\n  - id: X\n    kind: no_such_kind\n").unwrap();
+    let d = data.path().to_str().unwrap();
+    // Act
+    let (missing, _, missing_err) =
+        claimgate(&["serve", "--listen", "127.0.0.1:0", "--data", d, "--rules", "/nonexistent-rules"]);
+    let (bad, _, bad_err) =
+        claimgate(&["serve", "--listen", "127.0.0.1:0", "--data", d, "--rules", broken.path().to_str().unwrap()]);
+    // Assert: both exit non-zero with the reason, instead of serving every claim unchecked.
+    assert_ne!(missing, 0);
+    assert!(missing_err.contains("/nonexistent-rules: no such folder"), "{missing_err}");
+    assert!(missing_err.ends_with('\n'), "stderr ends its line");
+    assert_ne!(bad, 0);
+    assert!(bad_err.contains("no rule set could be activated"), "{bad_err}");
+}
