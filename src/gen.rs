@@ -243,6 +243,48 @@ struct Person {
     chronic: bool,
 }
 
+/// One outpatient visit's fee lines (the visit, the patient and the medical type; `at`: the fee
+/// time): a chronic patient's box of amlodipine near the cap, else a few drugs and services; boxed
+/// drugs carry trace codes, one in ~400 a code already sold.
+fn outpatient_lines(
+    r: &mut Rng,
+    sold_codes: &mut Vec<String>,
+    chronic: bool,
+    seq: u64,
+    (visit, psn, med_type): (&str, &str, &str),
+    at: &str,
+) -> Vec<Value> {
+    let (dept, dname) = *r.pick(DEPTS);
+    let mut lines = Vec::new();
+    let n = if chronic { 1 } else { 2 + r.below(5) as usize };
+    for j in 0..n {
+        let (code, price, drug, cnt) = if chronic {
+            // Amlodipine by the box, the claim near the cap: 90–110 元, fund share 45–55 元.
+            ("XC08CAA079A001010104321", 1_000 + r.below(110) as i64 * 10, true, 9)
+        } else {
+            let (c, p, d) = *r.pick(ITEMS);
+            (c, p, d, if d { 1 + r.below(20) as i64 } else { 1 })
+        };
+        let mut l = json!({"feedetl_sn": format!("MZ{seq}{j:02}"), "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": format!("B{seq}"), "med_type": med_type,
+            "fee_ocur_time": at, "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+            "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
+            "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": format!("D4107000{:05}", r.below(40)), "bilg_dr_name": "医生", "hosp_appr_flag": "0"});
+        if drug {
+            l["prd_days"] = json!(if chronic { 1 } else { 1 + r.below(10) });
+            // Trace codes on boxed drugs; one box in ~400 is a code already sold (回流药).
+            let code = if !sold_codes.is_empty() && r.below(400) == 0 {
+                sold_codes[r.below(sold_codes.len() as u64) as usize].clone()
+            } else {
+                format!("8{:019}", r.next_u64() % 10_000_000_000_000_000_000)
+            };
+            sold_codes.push(code.clone());
+            l["drug_trac_codg"] = json!(code);
+        }
+        lines.push(l);
+    }
+    lines
+}
+
 /// A month of a county hospital's traffic as recorded exchanges `{"request", "response"}` in time
 /// order (answers from the in-process simulated gateway, so fund shares, setl_ids and mdtrt_ids are
 /// consistent). The mix: ordinary outpatient visits (1101, 2201, 2203, 2204, 2206, 2207); chronic
@@ -338,34 +380,7 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
                 "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": dx.0, "diag_name": dx.1, "vali_flag": "1"}]}),
                 out,
             );
-            let (dept, dname) = *r.pick(DEPTS);
-            let mut lines = Vec::new();
-            let n = if chronic { 1 } else { 2 + r.below(5) as usize };
-            for j in 0..n {
-                let (code, price, drug, cnt) = if chronic {
-                    // Amlodipine by the box, the claim near the cap: 90–110 元, fund share 45–55 元.
-                    ("XC08CAA079A001010104321", 1_000 + r.below(110) as i64 * 10, true, 9)
-                } else {
-                    let (c, p, d) = *r.pick(ITEMS);
-                    (c, p, d, if d { 1 + r.below(20) as i64 } else { 1 })
-                };
-                let mut l = json!({"feedetl_sn": format!("MZ{seq}{j:02}"), "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": format!("B{seq}"), "med_type": med_type,
-                    "fee_ocur_time": t(h, m + 3), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
-                    "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
-                    "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": format!("D4107000{:05}", r.below(40)), "bilg_dr_name": "医生", "hosp_appr_flag": "0"});
-                if drug {
-                    l["prd_days"] = json!(if chronic { 1 } else { 1 + r.below(10) });
-                    // Trace codes on boxed drugs; one box in ~400 is a code already sold (回流药).
-                    let code = if !sold_codes.is_empty() && r.below(400) == 0 {
-                        sold_codes[r.below(sold_codes.len() as u64) as usize].clone()
-                    } else {
-                        format!("8{:019}", r.next_u64() % 10_000_000_000_000_000_000)
-                    };
-                    sold_codes.push(code.clone());
-                    l["drug_trac_codg"] = json!(code);
-                }
-                lines.push(l);
-            }
+            let lines = outpatient_lines(&mut r, &mut sold_codes, chronic, seq, (&visit, &psn, med_type), &t(h, m + 3));
             let u = send("2204", &t(h, m + 3), json!({"feedetail": lines}), out);
             if u["infcode"] != 0 {
                 continue;
