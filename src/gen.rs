@@ -235,12 +235,58 @@ pub fn synthetic_pack(n_rules: usize, n_points: usize) -> crate::rules::PackSour
 /// An open stay of the generated month: (person, mdtrt_id, admitted day, length, diagnosis).
 type Stay = (usize, String, u32, u32, (&'static str, &'static str));
 
+/// Sends one request to the simulated gateway, records the exchange, returns the answer.
+type Send<'a> = dyn Fn(&str, &str, Value, &mut dyn FnMut(Value)) -> Value + 'a;
+
 /// One synthetic patient of the generated month.
 struct Person {
     certno: String,
     /// Filled by the 1101 answer.
     psn_no: String,
     chronic: bool,
+}
+
+/// One day of the open stays: each a day's fees (2301), and when it is over the discharge and
+/// settlement (2402, 2303, 2304), remembered for readmissions. Returns the stays still open.
+fn stay_day(
+    day: u32,
+    people: &[Person],
+    stays: Vec<Stay>,
+    discharged: &mut Vec<(usize, u32, (&'static str, &'static str))>,
+    t: &dyn Fn(u64, u64) -> String,
+    send: &Send<'_>,
+    out: &mut dyn FnMut(Value),
+) -> Vec<Stay> {
+    // Stays: a day's fees, and the discharge and settlement when the stay is over.
+    let mut still = Vec::new();
+    for (i, id, adm, len, dx) in stays {
+        let psn = people[i].psn_no.clone();
+        let lines: Vec<Value> = (0..4)
+            .map(|j| {
+                let (code, price, _) = ITEMS[[2, 4, 5, 8][j]];
+                json!({"feedetl_sn": format!("ZY{id}{day:02}{j}"), "init_feedetl_sn": "", "mdtrt_id": id, "psn_no": psn, "med_type": "21",
+                    "fee_ocur_time": t(6, 10), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+                    "det_item_fee_sumamt": money(price), "cnt": 1, "pric": money(price), "bilg_dept_codg": "100301", "bilg_dept_name": "内科",
+                    "bilg_dr_codg": "D410700000001", "bilg_dr_name": "李医生", "hosp_appr_flag": "0"})
+            })
+            .collect();
+        send("2301", &t(6, 10), json!({"feedetail": lines}), out);
+        if day >= adm + len {
+            send(
+                "2402",
+                &t(10, 0),
+                json!({"dscginfo": {"mdtrt_id": id, "psn_no": psn, "endtime": t(10, 0), "dise_codg": dx.0, "dise_name": dx.1, "dscg_way": "1"}, "diseinfo": []}),
+                out,
+            );
+            let setl = json!({"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": people[i].certno, "psn_setlway": "01", "mdtrt_id": id, "insutype": "", "mid_setl_flag": "0"}});
+            send("2303", &t(10, 5), setl.clone(), out);
+            send("2304", &t(10, 10), setl, out);
+            discharged.push((i, day, dx));
+        } else {
+            still.push((i, id, adm, len, dx));
+        }
+    }
+    still
 }
 
 /// One outpatient visit's fee lines (the visit, the patient and the medical type; `at`: the fee
@@ -285,18 +331,9 @@ fn outpatient_lines(
     lines
 }
 
-/// A month of a county hospital's traffic as recorded exchanges `{"request", "response"}` in time
-/// order (answers from the in-process simulated gateway, so fund shares, setl_ids and mdtrt_ids are
-/// consistent). The mix: ordinary outpatient visits (1101, 2201, 2203, 2204, 2206, 2207); chronic
-/// patients (~8 %) fetching the same drug almost daily, each day's claim near the 50 元 cap — the
-/// pattern the 新乡 cap falls on; inpatient stays (2401, daily 2301, 2402, 2303, 2304), some readmitted
-/// within 15 days for the same disease; an occasional 2205 revocation, 2208 cancellation, and a box
-/// whose trace code is sold twice.
-pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) {
-    let sim = crate::sim::Sim::default();
-    let mut r = Rng::new(seed);
-    let start = chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap_or_default();
-    let mut people: Vec<Person> = (0..patients)
+/// The patients: birth dates, residents (70 %) and employees, and the chronic ones (~8 %).
+fn people(r: &mut Rng, patients: usize) -> Vec<Person> {
+    (0..patients)
         .map(|i| {
             let year = 1940 + r.below(70);
             let (m, d) = (1 + r.below(12), 1 + r.below(28));
@@ -309,7 +346,21 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
                 chronic: r.below(100) < 8,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A month of a county hospital's traffic as recorded exchanges `{"request", "response"}` in time
+/// order (answers from the in-process simulated gateway, so fund shares, setl_ids and mdtrt_ids are
+/// consistent). The mix: ordinary outpatient visits (1101, 2201, 2203, 2204, 2206, 2207); chronic
+/// patients (~8 %) fetching the same drug almost daily, each day's claim near the 50 元 cap — the
+/// pattern the 新乡 cap falls on; inpatient stays (2401, daily 2301, 2402, 2303, 2304), some readmitted
+/// within 15 days for the same disease; an occasional 2205 revocation, 2208 cancellation, and a box
+/// whose trace code is sold twice.
+pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) {
+    let sim = crate::sim::Sim::default();
+    let mut r = Rng::new(seed);
+    let start = chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap_or_default();
+    let mut people = people(&mut r, patients);
     let counter = std::cell::Cell::new(0u64);
     let send = |infno: &str, at: &str, input: Value, out: &mut dyn FnMut(Value)| -> Value {
         counter.set(counter.get() + 1);
@@ -409,36 +460,7 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
                 }
             }
         }
-        // Stays: a day's fees, and the discharge and settlement when the stay is over.
-        let mut still = Vec::new();
-        for (i, id, adm, len, dx) in stays.drain(..) {
-            let psn = people[i].psn_no.clone();
-            let lines: Vec<Value> = (0..4)
-                .map(|j| {
-                    let (code, price, _) = ITEMS[[2, 4, 5, 8][j]];
-                    json!({"feedetl_sn": format!("ZY{id}{day:02}{j}"), "init_feedetl_sn": "", "mdtrt_id": id, "psn_no": psn, "med_type": "21",
-                        "fee_ocur_time": t(6, 10), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
-                        "det_item_fee_sumamt": money(price), "cnt": 1, "pric": money(price), "bilg_dept_codg": "100301", "bilg_dept_name": "内科",
-                        "bilg_dr_codg": "D410700000001", "bilg_dr_name": "李医生", "hosp_appr_flag": "0"})
-                })
-                .collect();
-            send("2301", &t(6, 10), json!({"feedetail": lines}), out);
-            if day >= adm + len {
-                send(
-                    "2402",
-                    &t(10, 0),
-                    json!({"dscginfo": {"mdtrt_id": id, "psn_no": psn, "endtime": t(10, 0), "dise_codg": dx.0, "dise_name": dx.1, "dscg_way": "1"}, "diseinfo": []}),
-                    out,
-                );
-                let setl = json!({"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": people[i].certno, "psn_setlway": "01", "mdtrt_id": id, "insutype": "", "mid_setl_flag": "0"}});
-                send("2303", &t(10, 5), setl.clone(), out);
-                send("2304", &t(10, 10), setl, out);
-                discharged.push((i, day, dx));
-            } else {
-                still.push((i, id, adm, len, dx));
-            }
-        }
-        stays = still;
+        stays = stay_day(day, &people, stays, &mut discharged, &t, &send, out);
         discharged.retain(|d| day - d.1 < 20);
     }
 }
