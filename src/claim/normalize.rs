@@ -21,18 +21,12 @@ pub struct PersonFacts {
     pub insutype: Option<String>,
 }
 
-/// What claimgate knows about a visit from 2201/2203/2401/2402 and accepted uploads.
+/// What claimgate knows about a visit from 2201/2203/2401/2402 and accepted uploads: the encounter
+/// as it was learnt (no tier: that is the hospital's) and the insurance type it was under.
 #[derive(Debug, Clone, Default)]
 pub struct VisitFacts {
-    pub psn_no: String,
-    pub visit: Option<Visit>,
     pub insutype: Option<String>,
-    pub med_type: Option<String>,
-    pub admitted: Option<NaiveDateTime>,
-    pub discharged: Option<NaiveDateTime>,
-    pub diagnoses: Option<Vec<Diagnosis>>,
-    pub dept_code: Option<String>,
-    pub caty: Option<String>,
+    pub encounter: Encounter,
 }
 
 /// The source of facts that do not travel in the claim.
@@ -229,20 +223,11 @@ fn merge_patient(psn_no: String, facts: &dyn Facts, visit: Option<&VisitFacts>) 
 }
 
 fn encounter_from(mdtrt_id: String, v: Option<&VisitFacts>, default_visit: Visit, facts: &dyn Facts) -> Encounter {
-    let med_type = v.and_then(|v| v.med_type.clone());
-    let visit =
-        med_type.as_deref().and_then(Visit::from_med_type).or_else(|| v.and_then(|v| v.visit)).or(Some(default_visit));
-    Encounter {
-        mdtrt_id,
-        visit,
-        med_type,
-        admitted: v.and_then(|v| v.admitted),
-        discharged: v.and_then(|v| v.discharged),
-        diagnoses: v.and_then(|v| v.diagnoses.clone()),
-        dept_code: v.and_then(|v| v.dept_code.clone()),
-        caty: v.and_then(|v| v.caty.clone()),
-        tier: facts.institution_tier(),
-    }
+    let mut e = v.map(|v| v.encounter.clone()).unwrap_or_default();
+    e.mdtrt_id = mdtrt_id;
+    e.visit = e.med_type.as_deref().and_then(Visit::from_med_type).or(e.visit).or(Some(default_visit));
+    e.tier = facts.institution_tier();
+    e
 }
 
 /// 2204 / 2301: `input.feedetail[]`.

@@ -11,8 +11,8 @@
 
 use crate::claim::time::{parse_date, parse_datetime};
 use crate::claim::{
-    Diagnosis, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty, SmolStr,
-    TraceUse, Visit, VisitFacts,
+    Diagnosis, Encounter, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty,
+    SmolStr, TraceUse, Visit, VisitFacts,
 };
 use crate::store::{Conn, Store, StoreError, P, V};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -760,17 +760,20 @@ pub fn visit(store: &dyn Store, mdtrt_id: &str) -> Result<Option<(VisitFacts, Op
             )?
             .first()
             .map(|r| {
+                // The person is stored as a keyed hash only; the message itself names them.
                 let facts = VisitFacts {
-                    // Stored as a keyed hash only; the message itself names the person.
-                    psn_no: String::new(),
-                    visit: visit_of(&r[0]),
-                    med_type: r[1].text().map(str::to_owned),
                     insutype: r[2].text().map(str::to_owned),
-                    dept_code: r[3].text().map(str::to_owned),
-                    caty: r[4].text().map(str::to_owned),
-                    admitted: r[5].text().and_then(parse_datetime),
-                    discharged: r[6].text().and_then(parse_datetime),
-                    diagnoses: r[7].text().map(diags_of),
+                    encounter: Encounter {
+                        mdtrt_id: mdtrt_id.to_owned(),
+                        visit: visit_of(&r[0]),
+                        med_type: r[1].text().map(str::to_owned),
+                        dept_code: r[3].text().map(str::to_owned),
+                        caty: r[4].text().map(str::to_owned),
+                        admitted: r[5].text().and_then(parse_datetime),
+                        discharged: r[6].text().and_then(parse_datetime),
+                        diagnoses: r[7].text().map(diags_of),
+                        tier: None,
+                    },
                 };
                 let presettled = match (r[8].int(), r[9].int(), r[10].int()) {
                     (Some(h), Some(f), m) => {
