@@ -3,7 +3,8 @@
 
 use crate::config::pack_dirs;
 use crate::history::History;
-use crate::pipeline::{decide, packtest, prepare_with, Prepared};
+use crate::pipeline::exchange::{self, Checked};
+use crate::pipeline::packtest;
 use crate::rules::{self, CompiledRuleSet};
 use crate::wire::{parse_head, ResponseEnvelope};
 use std::path::PathBuf;
@@ -68,17 +69,18 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
     };
     // The last file may be an exchange: a pre-settlement is checked on the gateway's answer.
     let answer: Option<ResponseEnvelope> = answer.and_then(|a| serde_json::from_value(a).ok());
-    match prepare_with(&head, &ctx, rs.lookback_days(), answer.as_ref()) {
-        Ok(Prepared::Claims { claims, .. }) => {
-            let d = decide(rs, &claims);
+    let overrides = crate::pipeline::overrides::Overrides::default();
+    match exchange::check(&head, rs, &ctx, &overrides, answer.as_ref(), |_, _| {}) {
+        Checked::Done { claims, decision: d, .. } if !claims.is_empty() => {
             let code = if d.decision == rules::Outcome::Block { EXIT_BLOCK } else { EXIT_PASS };
             (code, Ok(serde_json::to_string_pretty(&d).unwrap_or_default()))
         }
-        Ok(_) => (
+        Checked::Done { .. } => (
             EXIT_BAD_INPUT,
             Err(format!("{}: infno {}: not a checked claim transaction", last.display(), head.infno.as_str())),
         ),
-        Err(e) => (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),
+        Checked::Bad(e) | Checked::Encrypted(e) => (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),
+        Checked::Failed(why) => (EXIT_BAD_INPUT, Err(format!("{}: check failed: {why}", last.display()))),
     }
 }
 

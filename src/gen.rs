@@ -235,12 +235,118 @@ pub fn synthetic_pack(n_rules: usize, n_points: usize) -> crate::rules::PackSour
 /// An open stay of the generated month: (person, mdtrt_id, admitted day, length, diagnosis).
 type Stay = (usize, String, u32, u32, (&'static str, &'static str));
 
+/// Sends one request to the simulated gateway, records the exchange, returns the answer.
+type Send<'a> = dyn Fn(&str, &str, Value, &mut dyn FnMut(Value)) -> Value + 'a;
+
 /// One synthetic patient of the generated month.
 struct Person {
     certno: String,
     /// Filled by the 1101 answer.
     psn_no: String,
     chronic: bool,
+}
+
+/// One day of the open stays: each a day's fees (2301), and when it is over the discharge and
+/// settlement (2402, 2303, 2304), remembered for readmissions. Returns the stays still open.
+fn stay_day(
+    day: u32,
+    people: &[Person],
+    stays: Vec<Stay>,
+    discharged: &mut Vec<(usize, u32, (&'static str, &'static str))>,
+    t: &dyn Fn(u64, u64) -> String,
+    send: &Send<'_>,
+    out: &mut dyn FnMut(Value),
+) -> Vec<Stay> {
+    // Stays: a day's fees, and the discharge and settlement when the stay is over.
+    let mut still = Vec::new();
+    for (i, id, adm, len, dx) in stays {
+        let psn = people[i].psn_no.clone();
+        let lines: Vec<Value> = (0..4)
+            .map(|j| {
+                let (code, price, _) = ITEMS[[2, 4, 5, 8][j]];
+                json!({"feedetl_sn": format!("ZY{id}{day:02}{j}"), "init_feedetl_sn": "", "mdtrt_id": id, "psn_no": psn, "med_type": "21",
+                    "fee_ocur_time": t(6, 10), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+                    "det_item_fee_sumamt": money(price), "cnt": 1, "pric": money(price), "bilg_dept_codg": "100301", "bilg_dept_name": "内科",
+                    "bilg_dr_codg": "D410700000001", "bilg_dr_name": "李医生", "hosp_appr_flag": "0"})
+            })
+            .collect();
+        send("2301", &t(6, 10), json!({"feedetail": lines}), out);
+        if day >= adm + len {
+            send(
+                "2402",
+                &t(10, 0),
+                json!({"dscginfo": {"mdtrt_id": id, "psn_no": psn, "endtime": t(10, 0), "dise_codg": dx.0, "dise_name": dx.1, "dscg_way": "1"}, "diseinfo": []}),
+                out,
+            );
+            let setl = json!({"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": people[i].certno, "psn_setlway": "01", "mdtrt_id": id, "insutype": "", "mid_setl_flag": "0"}});
+            send("2303", &t(10, 5), setl.clone(), out);
+            send("2304", &t(10, 10), setl, out);
+            discharged.push((i, day, dx));
+        } else {
+            still.push((i, id, adm, len, dx));
+        }
+    }
+    still
+}
+
+/// One outpatient visit's fee lines (the visit, the patient and the medical type; `at`: the fee
+/// time): a chronic patient's box of amlodipine near the cap, else a few drugs and services; boxed
+/// drugs carry trace codes, one in ~400 a code already sold.
+fn outpatient_lines(
+    r: &mut Rng,
+    sold_codes: &mut Vec<String>,
+    chronic: bool,
+    seq: u64,
+    (visit, psn, med_type): (&str, &str, &str),
+    at: &str,
+) -> Vec<Value> {
+    let (dept, dname) = *r.pick(DEPTS);
+    let mut lines = Vec::new();
+    let n = if chronic { 1 } else { 2 + r.below(5) as usize };
+    for j in 0..n {
+        let (code, price, drug, cnt) = if chronic {
+            // Amlodipine by the box, the claim near the cap: 90–110 元, fund share 45–55 元.
+            ("XC08CAA079A001010104321", 1_000 + r.below(110) as i64 * 10, true, 9)
+        } else {
+            let (c, p, d) = *r.pick(ITEMS);
+            (c, p, d, if d { 1 + r.below(20) as i64 } else { 1 })
+        };
+        let mut l = json!({"feedetl_sn": format!("MZ{seq}{j:02}"), "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": format!("B{seq}"), "med_type": med_type,
+            "fee_ocur_time": at, "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+            "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
+            "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": format!("D4107000{:05}", r.below(40)), "bilg_dr_name": "医生", "hosp_appr_flag": "0"});
+        if drug {
+            l["prd_days"] = json!(if chronic { 1 } else { 1 + r.below(10) });
+            // Trace codes on boxed drugs; one box in ~400 is a code already sold (回流药).
+            let code = if !sold_codes.is_empty() && r.below(400) == 0 {
+                sold_codes[r.below(sold_codes.len() as u64) as usize].clone()
+            } else {
+                format!("8{:019}", r.next_u64() % 10_000_000_000_000_000_000)
+            };
+            sold_codes.push(code.clone());
+            l["drug_trac_codg"] = json!(code);
+        }
+        lines.push(l);
+    }
+    lines
+}
+
+/// The patients: birth dates, residents (70 %) and employees, and the chronic ones (~8 %).
+fn people(r: &mut Rng, patients: usize) -> Vec<Person> {
+    (0..patients)
+        .map(|i| {
+            let year = 1940 + r.below(70);
+            let (m, d) = (1 + r.below(12), 1 + r.below(28));
+            // Digit 16 (index 15) odd → 居民 390 in the simulated gateway; 70 % are residents.
+            let d15 = if r.below(10) < 7 { 1 + 2 * r.below(5) } else { 2 * r.below(5) };
+            let d16 = r.below(10);
+            Person {
+                certno: format!("410702{year}{m:02}{d:02}{:01}{d15}{d16}X", i % 10),
+                psn_no: String::new(),
+                chronic: r.below(100) < 8,
+            }
+        })
+        .collect()
 }
 
 /// A month of a county hospital's traffic as recorded exchanges `{"request", "response"}` in time
@@ -254,20 +360,7 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
     let sim = crate::sim::Sim::default();
     let mut r = Rng::new(seed);
     let start = chrono::NaiveDate::from_ymd_opt(2025, 11, 1).unwrap_or_default();
-    let mut people: Vec<Person> = (0..patients)
-        .map(|i| {
-            let year = 1940 + r.below(70);
-            let (m, d) = (1 + r.below(12), 1 + r.below(28));
-            // Digit 16 (index 15) odd → 居民 390 in the simulated gateway; 70 % are residents.
-            let d15 = if r.below(10) < 7 { 1 + 2 * r.below(5) } else { 2 * r.below(5) };
-            let d16 = r.below(10);
-            Person {
-                certno: format!("410702{year}{m:02}{d:02}{:01}{d15}{d16}X", i % 10),
-                psn_no: String::new(),
-                chronic: r.below(100) < 8,
-            }
-        })
-        .collect();
+    let mut people = people(&mut r, patients);
     let counter = std::cell::Cell::new(0u64);
     let send = |infno: &str, at: &str, input: Value, out: &mut dyn FnMut(Value)| -> Value {
         counter.set(counter.get() + 1);
@@ -338,34 +431,7 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
                 "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": dx.0, "diag_name": dx.1, "vali_flag": "1"}]}),
                 out,
             );
-            let (dept, dname) = *r.pick(DEPTS);
-            let mut lines = Vec::new();
-            let n = if chronic { 1 } else { 2 + r.below(5) as usize };
-            for j in 0..n {
-                let (code, price, drug, cnt) = if chronic {
-                    // Amlodipine by the box, the claim near the cap: 90–110 元, fund share 45–55 元.
-                    ("XC08CAA079A001010104321", 1_000 + r.below(110) as i64 * 10, true, 9)
-                } else {
-                    let (c, p, d) = *r.pick(ITEMS);
-                    (c, p, d, if d { 1 + r.below(20) as i64 } else { 1 })
-                };
-                let mut l = json!({"feedetl_sn": format!("MZ{seq}{j:02}"), "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": format!("B{seq}"), "med_type": med_type,
-                    "fee_ocur_time": t(h, m + 3), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
-                    "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
-                    "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": format!("D4107000{:05}", r.below(40)), "bilg_dr_name": "医生", "hosp_appr_flag": "0"});
-                if drug {
-                    l["prd_days"] = json!(if chronic { 1 } else { 1 + r.below(10) });
-                    // Trace codes on boxed drugs; one box in ~400 is a code already sold (回流药).
-                    let code = if !sold_codes.is_empty() && r.below(400) == 0 {
-                        sold_codes[r.below(sold_codes.len() as u64) as usize].clone()
-                    } else {
-                        format!("8{:019}", r.next_u64() % 10_000_000_000_000_000_000)
-                    };
-                    sold_codes.push(code.clone());
-                    l["drug_trac_codg"] = json!(code);
-                }
-                lines.push(l);
-            }
+            let lines = outpatient_lines(&mut r, &mut sold_codes, chronic, seq, (&visit, &psn, med_type), &t(h, m + 3));
             let u = send("2204", &t(h, m + 3), json!({"feedetail": lines}), out);
             if u["infcode"] != 0 {
                 continue;
@@ -394,36 +460,7 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
                 }
             }
         }
-        // Stays: a day's fees, and the discharge and settlement when the stay is over.
-        let mut still = Vec::new();
-        for (i, id, adm, len, dx) in stays.drain(..) {
-            let psn = people[i].psn_no.clone();
-            let lines: Vec<Value> = (0..4)
-                .map(|j| {
-                    let (code, price, _) = ITEMS[[2, 4, 5, 8][j]];
-                    json!({"feedetl_sn": format!("ZY{id}{day:02}{j}"), "init_feedetl_sn": "", "mdtrt_id": id, "psn_no": psn, "med_type": "21",
-                        "fee_ocur_time": t(6, 10), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
-                        "det_item_fee_sumamt": money(price), "cnt": 1, "pric": money(price), "bilg_dept_codg": "100301", "bilg_dept_name": "内科",
-                        "bilg_dr_codg": "D410700000001", "bilg_dr_name": "李医生", "hosp_appr_flag": "0"})
-                })
-                .collect();
-            send("2301", &t(6, 10), json!({"feedetail": lines}), out);
-            if day >= adm + len {
-                send(
-                    "2402",
-                    &t(10, 0),
-                    json!({"dscginfo": {"mdtrt_id": id, "psn_no": psn, "endtime": t(10, 0), "dise_codg": dx.0, "dise_name": dx.1, "dscg_way": "1"}, "diseinfo": []}),
-                    out,
-                );
-                let setl = json!({"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": people[i].certno, "psn_setlway": "01", "mdtrt_id": id, "insutype": "", "mid_setl_flag": "0"}});
-                send("2303", &t(10, 5), setl.clone(), out);
-                send("2304", &t(10, 10), setl, out);
-                discharged.push((i, day, dx));
-            } else {
-                still.push((i, id, adm, len, dx));
-            }
-        }
-        stays = still;
+        stays = stay_day(day, &people, stays, &mut discharged, &t, &send, out);
         discharged.retain(|d| day - d.1 < 20);
     }
 }

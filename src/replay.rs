@@ -7,7 +7,7 @@
 //! real one and not one rewritten by the candidate pack's blocks.
 
 use crate::history::History;
-use crate::pipeline::{decide, prepare_with, Prepared};
+use crate::pipeline::exchange::{self, Checked};
 use crate::rules::{Action, CompiledRuleSet};
 use crate::wire::{Infno, ResponseEnvelope};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -66,7 +66,8 @@ struct Acc {
 pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::io::Result<Report> {
     let t0 = Instant::now();
     let history = History::ephemeral(tier);
-    let lookback = rs.lookback_days();
+    // No doctor answers in a recorded stream: the same check as the proxy's, with no overrides.
+    let overrides = crate::pipeline::overrides::Overrides::default();
     let mut rep = Report { ruleset: rs.revision(), ..Report::default() };
     let mut acc: FxHashMap<String, Acc> = FxHashMap::default();
     // patient → the rules that hit them.
@@ -105,22 +106,24 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
             }
         };
         let infno = Infno::parse(head.infno.as_str());
-        let mut claims = Vec::new();
+        let (mut claims, mut d) = (Vec::new(), None);
         if infno.is_checked() || infno.is_local_analysis() {
             let answer =
                 resp.as_ref().filter(|_| matches!(infno, Infno::OutpatientPreSettle | Infno::InpatientPreSettle));
-            match prepare_with(&head, &history, lookback, answer) {
-                Ok(Prepared::Claims { claims: c, .. }) => claims = c,
-                Ok(_) => {}
-                Err(e) => {
+            match exchange::check(&head, rs, &history, &overrides, answer, |_, _| {}) {
+                Checked::Done { claims: c, decision, .. } => (claims, d) = (c, Some(decision)),
+                Checked::Bad(e) | Checked::Encrypted(e) => {
                     bad(&mut rep, n, e.to_string());
+                    continue;
+                }
+                Checked::Failed(why) => {
+                    bad(&mut rep, n, format!("check failed: {why}"));
                     continue;
                 }
             }
         }
-        if !claims.is_empty() {
+        if let Some(d) = d.filter(|_| !claims.is_empty()) {
             rep.checked += 1;
-            let d = decide(rs, &claims);
             let who = history.psn_key(&claims[0].patient.psn_no);
             patients.insert(who.clone());
             if d.hits.iter().any(|h| h.action == Action::Block) {

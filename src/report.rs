@@ -230,13 +230,8 @@ fn card(o: &mut String, key: &str, class: &str, value: &str, label: &str) {
     let _ = write!(o, "<div class=\"card {class}\"><b data-k=\"{key}\">{}</b><span>{label}</span></div>", esc(value));
 }
 
-/// Turns `(filter key, value)` into an href.
-pub type Linker<'a> = dyn Fn(&str, &str) -> String + 'a;
-
-/// The figures (cards, trend, top tables) shared by the page and the report. `link` turns a
-/// filter change into an href (the page links drill into its own filters; the report has none).
-pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
-    let t = &s.totals;
+/// The totals as cards, and what the 3101/3102 share of them means.
+fn cards(t: &stats::Totals) -> String {
     let mut o = String::from("<section class=\"cards\" id=\"totals\">");
     card(&mut o, "decisions", "", &t.decisions.to_string(), "审核笔数");
     card(&mut o, "pass", "pass", &t.pass.to_string(), "通过");
@@ -253,6 +248,16 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
         "<p class=\"muted\">其中 {} 笔为事前/事中分析（3101/3102）的本地应答；其“拦截”为事前警示，不计入拦截金额。</p>",
         t.analyses
     );
+    o
+}
+
+/// Turns `(filter key, value)` into an href.
+pub type Linker<'a> = dyn Fn(&str, &str) -> String + 'a;
+
+/// The figures (cards, trend, top tables) shared by the page and the report. `link` turns a
+/// filter change into an href (the page links drill into its own filters; the report has none).
+pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
+    let mut o = cards(&s.totals);
 
     let cell = |kind: &str, v: &str, text: &str| -> String {
         match link {

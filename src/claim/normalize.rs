@@ -21,18 +21,12 @@ pub struct PersonFacts {
     pub insutype: Option<String>,
 }
 
-/// What claimgate knows about a visit from 2201/2203/2401/2402 and accepted uploads.
+/// What claimgate knows about a visit from 2201/2203/2401/2402 and accepted uploads: the encounter
+/// as it was learnt (no tier: that is the hospital's) and the insurance type it was under.
 #[derive(Debug, Clone, Default)]
 pub struct VisitFacts {
-    pub psn_no: String,
-    pub visit: Option<Visit>,
     pub insutype: Option<String>,
-    pub med_type: Option<String>,
-    pub admitted: Option<NaiveDateTime>,
-    pub discharged: Option<NaiveDateTime>,
-    pub diagnoses: Option<Vec<Diagnosis>>,
-    pub dept_code: Option<String>,
-    pub caty: Option<String>,
+    pub encounter: Encounter,
 }
 
 /// The source of facts that do not travel in the claim.
@@ -229,20 +223,11 @@ fn merge_patient(psn_no: String, facts: &dyn Facts, visit: Option<&VisitFacts>) 
 }
 
 fn encounter_from(mdtrt_id: String, v: Option<&VisitFacts>, default_visit: Visit, facts: &dyn Facts) -> Encounter {
-    let med_type = v.and_then(|v| v.med_type.clone());
-    let visit =
-        med_type.as_deref().and_then(Visit::from_med_type).or_else(|| v.and_then(|v| v.visit)).or(Some(default_visit));
-    Encounter {
-        mdtrt_id,
-        visit,
-        med_type,
-        admitted: v.and_then(|v| v.admitted),
-        discharged: v.and_then(|v| v.discharged),
-        diagnoses: v.and_then(|v| v.diagnoses.clone()),
-        dept_code: v.and_then(|v| v.dept_code.clone()),
-        caty: v.and_then(|v| v.caty.clone()),
-        tier: facts.institution_tier(),
-    }
+    let mut e = v.map(|v| v.encounter.clone()).unwrap_or_default();
+    e.mdtrt_id = mdtrt_id;
+    e.visit = e.med_type.as_deref().and_then(Visit::from_med_type).or(e.visit).or(Some(default_visit));
+    e.tier = facts.institution_tier();
+    e
 }
 
 /// 2204 / 2301: `input.feedetail[]`.
@@ -507,55 +492,7 @@ pub fn analysis(
                 );
             }
         }
-        let mut lines = Vec::with_capacity(e.fsi_order_dtos.len());
-        let mut seen: FxHashSet<SmolStr> = FxHashSet::default();
-        for (oi, o) in e.fsi_order_dtos.into_iter().enumerate() {
-            let op =
-                |f: &str| format!("input.data.patient_dtos[{pi}].fsi_encounter_dtos[{idx}].fsi_order_dtos[{oi}].{f}");
-            let id = SmolStr::new(req(&o.rx_id, || op("rx_id"))?);
-            if !seen.insert(id.clone()) {
-                return Err(ParseError::field(op("rx_id"), format!("duplicate rx_id {id}")));
-            }
-            let code = SmolStr::new(req(&o.hilist_code, || op("hilist_code"))?);
-            let time = req_time(&o.drord_begn_date, || op("drord_begn_date"))?;
-            let stop = opt_time(&o.drord_stop_date, || op("drord_stop_date"))?;
-            let qty = check_qty(Qty::from_units(o.cnt.ok_or_else(|| ParseError::Missing(op("cnt")))?.0), || op("cnt"))?;
-            let price =
-                check_price(Price::from_micro(o.pric.ok_or_else(|| ParseError::Missing(op("pric")))?.0), || {
-                    op("pric")
-                })?;
-            let amount = match o.sumamt {
-                Some(a) => check_amount(Fen::new(a.0), || op("sumamt"))?,
-                None => price.times(qty),
-            };
-            let class = ItemClass::of_code(&code);
-            let days_supply = match stop {
-                Some(s) if class.is_drug() && s.date() > time.date() => {
-                    Some(Qty::whole((s.date() - time.date()).num_days()))
-                }
-                _ => None,
-            };
-            lines.push(Line {
-                id,
-                his_code: o.hosplist_code.take().unwrap_or_default(),
-                name: o.hilist_name.take(),
-                category: o.chrg_type.take(),
-                class,
-                qty,
-                price,
-                amount,
-                time,
-                dept_code: o.drord_dept_codg.take().unwrap_or_default(),
-                dept_name: o.drord_dept_name.take().unwrap_or_default(),
-                doctor_code: o.drord_dr_codg.take().unwrap_or_default(),
-                doctor_name: o.drord_dr_name.take().unwrap_or_default(),
-                days_supply,
-                discharge_drug: o.drord_bhvr.as_str() == "1",
-                reverses: None,
-                trace_codes: Vec::new(),
-                code,
-            });
-        }
+        let lines = order_lines(e.fsi_order_dtos, pi, idx)?;
         let insutype = e.insutype.take().map(String::from).or_else(|| known.as_ref().and_then(|k| k.insutype.clone()));
         let encounter = Encounter {
             mdtrt_id: e.mdtrt_id.as_str().to_owned(),
@@ -580,6 +517,58 @@ pub fn analysis(
         });
     }
     Ok(claims)
+}
+
+/// A 3101/3102 encounter's orders as lines (`pi`, `idx`: the patient's and the encounter's index,
+/// for the field paths of errors).
+fn order_lines(orders: Vec<crate::wire::tx::OrderDto>, pi: usize, idx: usize) -> Result<Vec<Line>, ParseError> {
+    let mut lines = Vec::with_capacity(orders.len());
+    let mut seen: FxHashSet<SmolStr> = FxHashSet::default();
+    for (oi, o) in orders.into_iter().enumerate() {
+        let op = |f: &str| format!("input.data.patient_dtos[{pi}].fsi_encounter_dtos[{idx}].fsi_order_dtos[{oi}].{f}");
+        let id = SmolStr::new(req(&o.rx_id, || op("rx_id"))?);
+        if !seen.insert(id.clone()) {
+            return Err(ParseError::field(op("rx_id"), format!("duplicate rx_id {id}")));
+        }
+        let code = SmolStr::new(req(&o.hilist_code, || op("hilist_code"))?);
+        let time = req_time(&o.drord_begn_date, || op("drord_begn_date"))?;
+        let stop = opt_time(&o.drord_stop_date, || op("drord_stop_date"))?;
+        let qty = check_qty(Qty::from_units(o.cnt.ok_or_else(|| ParseError::Missing(op("cnt")))?.0), || op("cnt"))?;
+        let price =
+            check_price(Price::from_micro(o.pric.ok_or_else(|| ParseError::Missing(op("pric")))?.0), || op("pric"))?;
+        let amount = match o.sumamt {
+            Some(a) => check_amount(Fen::new(a.0), || op("sumamt"))?,
+            None => price.times(qty),
+        };
+        let class = ItemClass::of_code(&code);
+        let days_supply = match stop {
+            Some(s) if class.is_drug() && s.date() > time.date() => {
+                Some(Qty::whole((s.date() - time.date()).num_days()))
+            }
+            _ => None,
+        };
+        lines.push(Line {
+            id,
+            his_code: o.hosplist_code.take().unwrap_or_default(),
+            name: o.hilist_name.take(),
+            category: o.chrg_type.take(),
+            class,
+            qty,
+            price,
+            amount,
+            time,
+            dept_code: o.drord_dept_codg.take().unwrap_or_default(),
+            dept_name: o.drord_dept_name.take().unwrap_or_default(),
+            doctor_code: o.drord_dr_codg.take().unwrap_or_default(),
+            doctor_name: o.drord_dr_name.take().unwrap_or_default(),
+            days_supply,
+            discharge_drug: o.drord_bhvr.as_str() == "1",
+            reverses: None,
+            trace_codes: Vec::new(),
+            code,
+        });
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]

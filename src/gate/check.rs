@@ -38,7 +38,7 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
             with_headers(HttpResponse::Ok().json(&decision), decision.header_value(), &active.rs.revision())
         }
         Checked::Bad(e) => bad(e.to_string()),
-        Checked::Encrypted => bad("input is encrypted (SM4); nothing to check".into()),
+        Checked::Encrypted(_) => bad("input is encrypted (SM4); nothing to check".into()),
         Checked::Failed(why) => ApiFailure::Internal(format!("check failed: {why}")).respond(),
     }
 }

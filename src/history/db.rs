@@ -11,8 +11,8 @@
 
 use crate::claim::time::{parse_date, parse_datetime};
 use crate::claim::{
-    Diagnosis, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty, SmolStr,
-    TraceUse, Visit, VisitFacts,
+    Diagnosis, Encounter, Fen, FundAsk, History, ItemClass, Line, PastLine, PastSettlement, PastVisit, Price, Qty,
+    SmolStr, TraceUse, Visit, VisitFacts,
 };
 use crate::store::{Conn, Store, StoreError, P, V};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -269,43 +269,7 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<Vec<bool>, StoreError> {
             )?;
         }
         Event::Visit(v) => {
-            let diags = v.diagnoses.as_ref().map(|x| diags_text(x));
-            let main = v.diagnoses.as_ref().and_then(|x| x.iter().find(|d| d.main).or_else(|| x.first()));
-            let adm = v.admitted.map(dt);
-            // Every upload restates its visit; most change nothing, and then nothing is written.
-            let n = c.exec(
-                "INSERT INTO h_visit (mdtrt_id, psn, fixmedins, visit, med_type, insutype, dept, caty, admitted, diags, main_dise, main_dise_name) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (mdtrt_id) DO UPDATE SET \
-                 psn = COALESCE(excluded.psn, h_visit.psn), fixmedins = COALESCE(excluded.fixmedins, h_visit.fixmedins), \
-                 visit = COALESCE(excluded.visit, h_visit.visit), med_type = COALESCE(excluded.med_type, h_visit.med_type), \
-                 insutype = COALESCE(excluded.insutype, h_visit.insutype), dept = COALESCE(excluded.dept, h_visit.dept), \
-                 caty = COALESCE(excluded.caty, h_visit.caty), admitted = COALESCE(excluded.admitted, h_visit.admitted), \
-                 diags = COALESCE(excluded.diags, h_visit.diags), main_dise = COALESCE(excluded.main_dise, h_visit.main_dise), \
-                 main_dise_name = COALESCE(excluded.main_dise_name, h_visit.main_dise_name) \
-                 WHERE (h_visit.psn, h_visit.fixmedins, h_visit.visit, h_visit.med_type, h_visit.insutype, h_visit.dept, \
-                 h_visit.caty, h_visit.admitted, h_visit.diags, h_visit.main_dise, h_visit.main_dise_name) IS DISTINCT FROM \
-                 (COALESCE(excluded.psn, h_visit.psn), COALESCE(excluded.fixmedins, h_visit.fixmedins), \
-                 COALESCE(excluded.visit, h_visit.visit), COALESCE(excluded.med_type, h_visit.med_type), \
-                 COALESCE(excluded.insutype, h_visit.insutype), COALESCE(excluded.dept, h_visit.dept), \
-                 COALESCE(excluded.caty, h_visit.caty), COALESCE(excluded.admitted, h_visit.admitted), \
-                 COALESCE(excluded.diags, h_visit.diags), COALESCE(excluded.main_dise, h_visit.main_dise), \
-                 COALESCE(excluded.main_dise_name, h_visit.main_dise_name))",
-                &[
-                    (&v.mdtrt_id).into(),
-                    v.psn.as_ref().into(),
-                    v.fixmedins.as_ref().into(),
-                    visit_code(v.visit).into(),
-                    v.med_type.as_ref().into(),
-                    v.insutype.as_ref().into(),
-                    v.dept.as_ref().into(),
-                    v.caty.as_ref().into(),
-                    adm.as_ref().into(),
-                    diags.as_ref().into(),
-                    main.map(|m| m.code.as_str()).into(),
-                    main.map(|m| m.name.as_str()).filter(|n| !n.is_empty()).into(),
-                ],
-            )?;
-            written.push(n > 0);
+            written.push(apply_visit(c, v)?);
         }
         Event::Discharge { mdtrt_id, at, diagnoses } => {
             let main = diagnoses.iter().find(|d| d.main).or_else(|| diagnoses.first());
@@ -326,64 +290,7 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<Vec<bool>, StoreError> {
             )?;
         }
         Event::Lines { mdtrt_id, psn, fixmedins, batch, lines } => {
-            written.reserve(lines.len());
-            for l in lines {
-                let at = dt(l.time);
-                let day = d(l.date());
-                let n = c.exec(
-                    "INSERT INTO h_line (mdtrt_id, feedetl_sn, psn, bchno, code, his_code, name, category, qty, price, amount, at, day, \
-                     dept, dept_name, dr, dr_name, days_supply, dscg, reverses, state) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 0) \
-                     ON CONFLICT (mdtrt_id, feedetl_sn) DO UPDATE SET bchno = excluded.bchno, code = excluded.code, \
-                     his_code = excluded.his_code, name = excluded.name, category = excluded.category, qty = excluded.qty, \
-                     price = excluded.price, amount = excluded.amount, at = excluded.at, day = excluded.day, dept = excluded.dept, \
-                     dept_name = excluded.dept_name, dr = excluded.dr, dr_name = excluded.dr_name, \
-                     days_supply = excluded.days_supply, dscg = excluded.dscg, reverses = excluded.reverses, state = 0 \
-                     WHERE h_line.state <> 1 AND h_line.psn = excluded.psn",
-                    &[
-                        mdtrt_id.into(),
-                        (&l.id).into(),
-                        psn.into(),
-                        batch.as_ref().into(),
-                        (&l.code).into(),
-                        (&l.his_code).into(),
-                        l.name.as_ref().into(),
-                        l.category.as_ref().into(),
-                        l.qty.units().into(),
-                        l.price.micro().into(),
-                        l.amount.get().into(),
-                        P::T(&at),
-                        P::T(&day),
-                        (&l.dept_code).into(),
-                        (&l.dept_name).into(),
-                        (&l.doctor_code).into(),
-                        (&l.doctor_name).into(),
-                        l.days_supply.map(|q| q.units()).into(),
-                        i64::from(l.discharge_drug).into(),
-                        l.reverses.as_ref().into(),
-                    ],
-                )?;
-                written.push(n > 0);
-                if l.is_refund() {
-                    // 退费: the boxes of the reversed line come back and may be sold again.
-                    if let Some(orig) = &l.reverses {
-                        c.exec(
-                            "UPDATE h_trace SET returned = 1 WHERE mdtrt_id = $1 AND feedetl_sn = $2",
-                            &[mdtrt_id.into(), orig.into()],
-                        )?;
-                    }
-                    for code in &l.trace_codes {
-                        c.exec(
-                            "UPDATE h_trace SET returned = 1 WHERE code = $1 AND mdtrt_id = $2",
-                            &[code.into(), mdtrt_id.into()],
-                        )?;
-                    }
-                } else {
-                    for code in &l.trace_codes {
-                        insert_trace(c, code, mdtrt_id, &l.id, psn, fixmedins, &day)?;
-                    }
-                }
-            }
+            apply_lines(c, mdtrt_id, psn, fixmedins, batch.as_ref(), lines, &mut written)?;
         }
         Event::Revoke { mdtrt_id, feedetl_sn, batch } => {
             let all = |o: &Option<String>| o.as_deref().is_none_or(|s| s.is_empty() || s == "0000");
@@ -414,33 +321,7 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<Vec<bool>, StoreError> {
             )?;
         }
         Event::Settled(s) => {
-            let day = d(s.day);
-            let n = c.exec(
-                "INSERT INTO h_setl (setl_id, mdtrt_id, psn, msgid, insutype, visit, day, hifp, fund, medfee) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (setl_id) DO NOTHING",
-                &[
-                    (&s.setl_id).into(),
-                    (&s.mdtrt_id).into(),
-                    (&s.psn).into(),
-                    (&s.msgid).into(),
-                    (&s.insutype).into(),
-                    visit_code(s.visit).into(),
-                    P::T(&day),
-                    s.fund.hifp_pay.get().into(),
-                    s.fund.fund_pay.get().into(),
-                    s.fund.medfee.get().into(),
-                ],
-            )?;
-            if n > 0 {
-                c.exec(
-                    "UPDATE h_line SET state = 1, setl_id = $2 WHERE mdtrt_id = $1 AND state = 0",
-                    &[(&s.mdtrt_id).into(), (&s.setl_id).into()],
-                )?;
-                c.exec(
-                    "UPDATE h_visit SET pre_hifp = NULL, pre_fund = NULL, pre_medfee = NULL WHERE mdtrt_id = $1",
-                    &[(&s.mdtrt_id).into()],
-                )?;
-            }
+            apply_settled(c, s)?;
         }
         Event::SettleCancelled { setl_id } => {
             c.exec("UPDATE h_setl SET cancelled = 1 WHERE setl_id = $1", &[setl_id.into()])?;
@@ -459,6 +340,152 @@ fn apply_one(c: &mut dyn Conn, e: &Event) -> Result<Vec<bool>, StoreError> {
         }
     }
     Ok(written)
+}
+
+/// Writes a visit as a message describes it; whether anything changed.
+fn apply_visit(c: &mut dyn Conn, v: &VisitEvent) -> Result<bool, StoreError> {
+    let diags = v.diagnoses.as_ref().map(|x| diags_text(x));
+    let main = v.diagnoses.as_ref().and_then(|x| x.iter().find(|d| d.main).or_else(|| x.first()));
+    let adm = v.admitted.map(dt);
+    // Every upload restates its visit; most change nothing, and then nothing is written.
+    let n = c.exec(
+        "INSERT INTO h_visit (mdtrt_id, psn, fixmedins, visit, med_type, insutype, dept, caty, admitted, diags, main_dise, main_dise_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (mdtrt_id) DO UPDATE SET \
+         psn = COALESCE(excluded.psn, h_visit.psn), fixmedins = COALESCE(excluded.fixmedins, h_visit.fixmedins), \
+         visit = COALESCE(excluded.visit, h_visit.visit), med_type = COALESCE(excluded.med_type, h_visit.med_type), \
+         insutype = COALESCE(excluded.insutype, h_visit.insutype), dept = COALESCE(excluded.dept, h_visit.dept), \
+         caty = COALESCE(excluded.caty, h_visit.caty), admitted = COALESCE(excluded.admitted, h_visit.admitted), \
+         diags = COALESCE(excluded.diags, h_visit.diags), main_dise = COALESCE(excluded.main_dise, h_visit.main_dise), \
+         main_dise_name = COALESCE(excluded.main_dise_name, h_visit.main_dise_name) \
+         WHERE (h_visit.psn, h_visit.fixmedins, h_visit.visit, h_visit.med_type, h_visit.insutype, h_visit.dept, \
+         h_visit.caty, h_visit.admitted, h_visit.diags, h_visit.main_dise, h_visit.main_dise_name) IS DISTINCT FROM \
+         (COALESCE(excluded.psn, h_visit.psn), COALESCE(excluded.fixmedins, h_visit.fixmedins), \
+         COALESCE(excluded.visit, h_visit.visit), COALESCE(excluded.med_type, h_visit.med_type), \
+         COALESCE(excluded.insutype, h_visit.insutype), COALESCE(excluded.dept, h_visit.dept), \
+         COALESCE(excluded.caty, h_visit.caty), COALESCE(excluded.admitted, h_visit.admitted), \
+         COALESCE(excluded.diags, h_visit.diags), COALESCE(excluded.main_dise, h_visit.main_dise), \
+         COALESCE(excluded.main_dise_name, h_visit.main_dise_name))",
+        &[
+            (&v.mdtrt_id).into(),
+            v.psn.as_ref().into(),
+            v.fixmedins.as_ref().into(),
+            visit_code(v.visit).into(),
+            v.med_type.as_ref().into(),
+            v.insutype.as_ref().into(),
+            v.dept.as_ref().into(),
+            v.caty.as_ref().into(),
+            adm.as_ref().into(),
+            diags.as_ref().into(),
+            main.map(|m| m.code.as_str()).into(),
+            main.map(|m| m.name.as_str()).filter(|n| !n.is_empty()).into(),
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+/// Writes accepted fee lines (and their trace codes; a refund returns its boxes), pushing for each
+/// line whether it changed anything.
+fn apply_lines(
+    c: &mut dyn Conn,
+    mdtrt_id: &str,
+    psn: &str,
+    fixmedins: &str,
+    batch: Option<&String>,
+    lines: &[crate::claim::Line],
+    written: &mut Vec<bool>,
+) -> Result<(), StoreError> {
+    written.reserve(lines.len());
+    for l in lines {
+        let at = dt(l.time);
+        let day = d(l.date());
+        let n = c.exec(
+            "INSERT INTO h_line (mdtrt_id, feedetl_sn, psn, bchno, code, his_code, name, category, qty, price, amount, at, day, \
+             dept, dept_name, dr, dr_name, days_supply, dscg, reverses, state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 0) \
+             ON CONFLICT (mdtrt_id, feedetl_sn) DO UPDATE SET bchno = excluded.bchno, code = excluded.code, \
+             his_code = excluded.his_code, name = excluded.name, category = excluded.category, qty = excluded.qty, \
+             price = excluded.price, amount = excluded.amount, at = excluded.at, day = excluded.day, dept = excluded.dept, \
+             dept_name = excluded.dept_name, dr = excluded.dr, dr_name = excluded.dr_name, \
+             days_supply = excluded.days_supply, dscg = excluded.dscg, reverses = excluded.reverses, state = 0 \
+             WHERE h_line.state <> 1 AND h_line.psn = excluded.psn",
+            &[
+                mdtrt_id.into(),
+                (&l.id).into(),
+                psn.into(),
+                batch.into(),
+                (&l.code).into(),
+                (&l.his_code).into(),
+                l.name.as_ref().into(),
+                l.category.as_ref().into(),
+                l.qty.units().into(),
+                l.price.micro().into(),
+                l.amount.get().into(),
+                P::T(&at),
+                P::T(&day),
+                (&l.dept_code).into(),
+                (&l.dept_name).into(),
+                (&l.doctor_code).into(),
+                (&l.doctor_name).into(),
+                l.days_supply.map(|q| q.units()).into(),
+                i64::from(l.discharge_drug).into(),
+                l.reverses.as_ref().into(),
+            ],
+        )?;
+        written.push(n > 0);
+        if l.is_refund() {
+            // 退费: the boxes of the reversed line come back and may be sold again.
+            if let Some(orig) = &l.reverses {
+                c.exec(
+                    "UPDATE h_trace SET returned = 1 WHERE mdtrt_id = $1 AND feedetl_sn = $2",
+                    &[mdtrt_id.into(), orig.into()],
+                )?;
+            }
+            for code in &l.trace_codes {
+                c.exec(
+                    "UPDATE h_trace SET returned = 1 WHERE code = $1 AND mdtrt_id = $2",
+                    &[code.into(), mdtrt_id.into()],
+                )?;
+            }
+        } else {
+            for code in &l.trace_codes {
+                insert_trace(c, code, mdtrt_id, &l.id, psn, fixmedins, &day)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a settlement; the first time, its lines become settled and the visit's pre-settlement
+/// shares are dropped.
+fn apply_settled(c: &mut dyn Conn, s: &SettleEvent) -> Result<(), StoreError> {
+    let day = d(s.day);
+    let n = c.exec(
+        "INSERT INTO h_setl (setl_id, mdtrt_id, psn, msgid, insutype, visit, day, hifp, fund, medfee) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (setl_id) DO NOTHING",
+        &[
+            (&s.setl_id).into(),
+            (&s.mdtrt_id).into(),
+            (&s.psn).into(),
+            (&s.msgid).into(),
+            (&s.insutype).into(),
+            visit_code(s.visit).into(),
+            P::T(&day),
+            s.fund.hifp_pay.get().into(),
+            s.fund.fund_pay.get().into(),
+            s.fund.medfee.get().into(),
+        ],
+    )?;
+    if n > 0 {
+        c.exec(
+            "UPDATE h_line SET state = 1, setl_id = $2 WHERE mdtrt_id = $1 AND state = 0",
+            &[(&s.mdtrt_id).into(), (&s.setl_id).into()],
+        )?;
+        c.exec(
+            "UPDATE h_visit SET pre_hifp = NULL, pre_fund = NULL, pre_medfee = NULL WHERE mdtrt_id = $1",
+            &[(&s.mdtrt_id).into()],
+        )?;
+    }
+    Ok(())
 }
 
 fn insert_trace(
@@ -734,17 +761,20 @@ pub fn visit(store: &dyn Store, mdtrt_id: &str) -> Result<Option<(VisitFacts, Op
             )?
             .first()
             .map(|r| {
+                // The person is stored as a keyed hash only; the message itself names them.
                 let facts = VisitFacts {
-                    // Stored as a keyed hash only; the message itself names the person.
-                    psn_no: String::new(),
-                    visit: visit_of(&r[0]),
-                    med_type: r[1].text().map(str::to_owned),
                     insutype: r[2].text().map(str::to_owned),
-                    dept_code: r[3].text().map(str::to_owned),
-                    caty: r[4].text().map(str::to_owned),
-                    admitted: r[5].text().and_then(parse_datetime),
-                    discharged: r[6].text().and_then(parse_datetime),
-                    diagnoses: r[7].text().map(diags_of),
+                    encounter: Encounter {
+                        mdtrt_id: mdtrt_id.to_owned(),
+                        visit: visit_of(&r[0]),
+                        med_type: r[1].text().map(str::to_owned),
+                        dept_code: r[3].text().map(str::to_owned),
+                        caty: r[4].text().map(str::to_owned),
+                        admitted: r[5].text().and_then(parse_datetime),
+                        discharged: r[6].text().and_then(parse_datetime),
+                        diagnoses: r[7].text().map(diags_of),
+                        tier: None,
+                    },
                 };
                 let presettled = match (r[8].int(), r[9].int(), r[10].int()) {
                     (Some(h), Some(f), m) => {

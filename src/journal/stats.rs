@@ -414,30 +414,7 @@ pub fn stats(c: &mut dyn Conn, f: &Filter) -> Result<Stats, StoreError> {
     totals.intercepted_fen = n(&r[1]);
     totals.reminded_fen = n(&r[2]);
 
-    let by_rule = {
-        let mut b = Binds::default();
-        let hw = f.hit_where(&mut b);
-        let sql = format!(
-            "SELECT h.rule_id, MAX(h.rule_name), COUNT(*), {}, {}, {}, MAX(h.points)
-             FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE {hw}
-             GROUP BY h.rule_id ORDER BY COUNT(*) DESC, h.rule_id",
-            count_if("h.action = 'block'"),
-            count_if("h.action = 'remind'"),
-            sum("h.amount_fen"),
-        );
-        c.query(&sql, &b.params())?
-            .iter()
-            .map(|r| RuleRow {
-                rule_id: t(&r[0]),
-                rule_name: t(&r[1]),
-                hits: n(&r[2]),
-                block: n(&r[3]),
-                remind: n(&r[4]),
-                amount_fen: n(&r[5]),
-                points: n(&r[6]),
-            })
-            .collect()
-    };
+    let by_rule = by_rule(c, f)?;
 
     let top = "COALESCE(SUM(hc.n), 0) DESC, COUNT(*) DESC, k";
     let by_dept = group(c, f, "d.dept_code", "", top, Some(TOP))?;
@@ -445,82 +422,114 @@ pub fn stats(c: &mut dyn Conn, f: &Filter) -> Result<Stats, StoreError> {
     let by_day = group(c, f, "d.service_date", "", "k", None)?;
     let top_patients = group(c, f, "d.psn_hash", " AND d.psn_hash <> '' AND hc.n > 0", top, Some(10))?;
 
-    let feedback = {
-        let mut b = Binds::default();
-        let mut jw = f.decision_where(&mut b, false);
-        if let Some(r) = &f.rule {
-            jw.push_str(&format!(" AND j.rule_id = {}", b.text(r)));
-        }
-        // The rule's name from the hits of the decision that handed the jr_id out (inside the
-        // aggregate: PostgreSQL refuses an ungrouped column in a plain subquery).
-        let sql = format!(
-            "SELECT j.rule_id,
-                    COALESCE(MAX((SELECT h.rule_name FROM j_hit h WHERE h.decision_id = j.decision_id AND h.rule_id = j.rule_id LIMIT 1)), ''),
-                    COUNT(*), COUNT(fb.id), {}, {}
-             FROM j_jr j JOIN j_decision d ON d.id = j.decision_id
-             LEFT JOIN j_feedback fb ON fb.id = (SELECT MAX(id) FROM j_feedback WHERE jr_id = j.jr_id)
-             WHERE {jw} GROUP BY j.rule_id ORDER BY COUNT(*) DESC, j.rule_id",
-            count_if("fb.dspo_way = '1'"),
-            count_if("fb.dspo_way = '2'"),
-        );
-        c.query(&sql, &b.params())?
-            .iter()
-            .map(|r| {
-                let (answered, continued, modified) = (n(&r[3]), n(&r[4]), n(&r[5]));
-                FeedbackRow {
-                    rule_id: t(&r[0]),
-                    rule_name: t(&r[1]),
-                    prompted: n(&r[2]),
-                    answered,
-                    continued,
-                    modified,
-                    override_rate: rate(continued, answered),
-                    acceptance_rate: rate(modified, answered),
-                }
-            })
-            .collect()
-    };
+    let feedback = feedback(c, f)?;
 
-    let doctor_points = {
-        let blocked = format!("h.action = 'block' AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS}");
-        let mut b = Binds::default();
-        let hw = f.hit_where(&mut b);
-        let sql = format!(
-            "SELECT d.doctor_code, COUNT(*), {}, {}
-             FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE {hw} AND {blocked}
-             GROUP BY d.doctor_code ORDER BY SUM(h.points) DESC, COUNT(*) DESC, d.doctor_code LIMIT {TOP}",
-            sum("h.points"),
-            sum("h.amount_fen"),
-        );
-        let mut rows: Vec<PointsRow> = c
-            .query(&sql, &b.params())?
-            .iter()
-            .map(|r| PointsRow {
-                doctor: t(&r[0]),
-                depts: String::new(),
-                blocked_items: n(&r[1]),
-                points: n(&r[2]),
-                amount_fen: n(&r[3]),
-            })
-            .collect();
-        // Each doctor's departments, in code order (one query for both engines rather than
-        // `group_concat` / `string_agg`).
-        let mut b = Binds::default();
-        let hw = f.hit_where(&mut b);
-        let sql = format!(
-            "SELECT d.doctor_code, d.dept_code FROM j_hit h JOIN j_decision d ON d.id = h.decision_id
-             WHERE {hw} AND {blocked} AND d.dept_code <> '' GROUP BY d.doctor_code, d.dept_code ORDER BY d.doctor_code, d.dept_code"
-        );
-        let pairs = c.query(&sql, &b.params())?;
-        for p in &mut rows {
-            let depts: Vec<String> =
-                pairs.iter().filter(|r| r[0].text() == Some(p.doctor.as_str())).map(|r| t(&r[1])).collect();
-            p.depts = depts.join(",");
-        }
-        rows
-    };
+    let doctor_points = doctor_points(c, f)?;
 
     Ok(Stats { filter: f.clone(), totals, by_rule, by_dept, by_doctor, by_day, feedback, top_patients, doctor_points })
+}
+
+/// Hits, blocks, reminders, amount and points per rule, most hits first.
+fn by_rule(c: &mut dyn Conn, f: &Filter) -> Result<Vec<RuleRow>, StoreError> {
+    let mut b = Binds::default();
+    let hw = f.hit_where(&mut b);
+    let sql = format!(
+        "SELECT h.rule_id, MAX(h.rule_name), COUNT(*), {}, {}, {}, MAX(h.points)
+         FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE {hw}
+         GROUP BY h.rule_id ORDER BY COUNT(*) DESC, h.rule_id",
+        count_if("h.action = 'block'"),
+        count_if("h.action = 'remind'"),
+        sum("h.amount_fen"),
+    );
+    Ok(c.query(&sql, &b.params())?
+        .iter()
+        .map(|r| RuleRow {
+            rule_id: t(&r[0]),
+            rule_name: t(&r[1]),
+            hits: n(&r[2]),
+            block: n(&r[3]),
+            remind: n(&r[4]),
+            amount_fen: n(&r[5]),
+            points: n(&r[6]),
+        })
+        .collect())
+}
+
+/// Per rule: the jr_ids handed out and what the doctors answered.
+fn feedback(c: &mut dyn Conn, f: &Filter) -> Result<Vec<FeedbackRow>, StoreError> {
+    let mut b = Binds::default();
+    let mut jw = f.decision_where(&mut b, false);
+    if let Some(r) = &f.rule {
+        jw.push_str(&format!(" AND j.rule_id = {}", b.text(r)));
+    }
+    // The rule's name from the hits of the decision that handed the jr_id out (inside the
+    // aggregate: PostgreSQL refuses an ungrouped column in a plain subquery).
+    let sql = format!(
+        "SELECT j.rule_id,
+                COALESCE(MAX((SELECT h.rule_name FROM j_hit h WHERE h.decision_id = j.decision_id AND h.rule_id = j.rule_id LIMIT 1)), ''),
+                COUNT(*), COUNT(fb.id), {}, {}
+         FROM j_jr j JOIN j_decision d ON d.id = j.decision_id
+         LEFT JOIN j_feedback fb ON fb.id = (SELECT MAX(id) FROM j_feedback WHERE jr_id = j.jr_id)
+         WHERE {jw} GROUP BY j.rule_id ORDER BY COUNT(*) DESC, j.rule_id",
+        count_if("fb.dspo_way = '1'"),
+        count_if("fb.dspo_way = '2'"),
+    );
+    Ok(c.query(&sql, &b.params())?
+        .iter()
+        .map(|r| {
+            let (answered, continued, modified) = (n(&r[3]), n(&r[4]), n(&r[5]));
+            FeedbackRow {
+                rule_id: t(&r[0]),
+                rule_name: t(&r[1]),
+                prompted: n(&r[2]),
+                answered,
+                continued,
+                modified,
+                override_rate: rate(continued, answered),
+                acceptance_rate: rate(modified, answered),
+            }
+        })
+        .collect())
+}
+
+/// The doctors whose blocked items weigh most in points, with their departments.
+fn doctor_points(c: &mut dyn Conn, f: &Filter) -> Result<Vec<PointsRow>, StoreError> {
+    let blocked = format!("h.action = 'block' AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS}");
+    let mut b = Binds::default();
+    let hw = f.hit_where(&mut b);
+    let sql = format!(
+        "SELECT d.doctor_code, COUNT(*), {}, {}
+         FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE {hw} AND {blocked}
+         GROUP BY d.doctor_code ORDER BY SUM(h.points) DESC, COUNT(*) DESC, d.doctor_code LIMIT {TOP}",
+        sum("h.points"),
+        sum("h.amount_fen"),
+    );
+    let mut rows: Vec<PointsRow> = c
+        .query(&sql, &b.params())?
+        .iter()
+        .map(|r| PointsRow {
+            doctor: t(&r[0]),
+            depts: String::new(),
+            blocked_items: n(&r[1]),
+            points: n(&r[2]),
+            amount_fen: n(&r[3]),
+        })
+        .collect();
+    // Each doctor's departments, in code order (one query for both engines rather than
+    // `group_concat` / `string_agg`).
+    let mut b = Binds::default();
+    let hw = f.hit_where(&mut b);
+    let sql = format!(
+        "SELECT d.doctor_code, d.dept_code FROM j_hit h JOIN j_decision d ON d.id = h.decision_id
+         WHERE {hw} AND {blocked} AND d.dept_code <> '' GROUP BY d.doctor_code, d.dept_code ORDER BY d.doctor_code, d.dept_code"
+    );
+    let pairs = c.query(&sql, &b.params())?;
+    for p in &mut rows {
+        let depts: Vec<String> =
+            pairs.iter().filter(|r| r[0].text() == Some(p.doctor.as_str())).map(|r| t(&r[1])).collect();
+        p.depts = depts.join(",");
+    }
+    Ok(rows)
 }
 
 /// One hit of a listed decision.

@@ -5,7 +5,8 @@
 //! 3103 overrides; it blocks on the store, so the caller runs it on the blocking pool under the
 //! time budget. [`Verdict::of`] turns what the check came to into what happens to the message —
 //! the fail policy applied there — and [`Pending::settle`] turns the gateway's answer into the
-//! journal record and what history learns. `gate` only speaks HTTP around these.
+//! journal record and what history learns. `gate` only speaks HTTP around these; `claimgate
+//! check` and `claimgate replay` run the same [`check`].
 
 use super::overrides::Overrides;
 use super::{decide, prepare_with, Prepared};
@@ -59,8 +60,8 @@ impl FailPolicy {
 pub enum Checked {
     /// Judged: the claims and their decision, overrides applied (`overridden` hits removed).
     Done { claims: Vec<Claim>, decision: Decision, overridden: usize },
-    /// The input is SM4 ciphertext: nothing to check.
-    Encrypted,
+    /// The input is SM4 ciphertext: nothing to check (the error names the encryption).
+    Encrypted(ParseError),
     /// The HIS's message cannot be read.
     Bad(ParseError),
     /// A kind panicked (`"internal"`) or the time budget ran out (`"budget"`).
@@ -81,7 +82,7 @@ pub fn check(
     let claims = match prepare_with(head, history, rs.lookback_days(), answer) {
         Ok(Prepared::Claims { claims, .. }) => claims,
         Ok(_) => vec![],
-        Err(ParseError::Encrypted(_)) => return Checked::Encrypted,
+        Err(e @ ParseError::Encrypted(_)) => return Checked::Encrypted(e),
         Err(e) => return Checked::Bad(e),
     };
     let mut decision = decide(rs, &claims);
@@ -144,7 +145,7 @@ impl Judge<'_> {
     pub fn verdict(&self, checked: Checked) -> Verdict {
         let (claims, d, overridden) = match checked {
             Checked::Done { claims, decision, overridden } => (claims, decision, overridden),
-            Checked::Encrypted => return Verdict::Forward(self.unchecked()),
+            Checked::Encrypted(_) => return Verdict::Forward(self.unchecked()),
             Checked::Bad(e) => {
                 metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
                 return Verdict::Bad(e);

@@ -178,31 +178,7 @@ impl Sim {
                 );
                 (0, None, json!({"result": {"mdtrt_id": id}}))
             }
-            "2204" | "2301" => {
-                let lines = input.get("feedetail").and_then(Value::as_array).cloned().unwrap_or_default();
-                let mut out = Vec::new();
-                for l in &lines {
-                    let id = text(l, "mdtrt_id");
-                    let Some(v) = g.visits.get_mut(&id) else {
-                        return (-1, Some(format!("就诊信息不存在：{id}")), json!({}));
-                    };
-                    let amt = amount(l.get("det_item_fee_sumamt").unwrap_or(&Value::Null));
-                    let sn = text(l, "feedetl_sn");
-                    v.lines.entry(sn.clone()).or_insert((amt, None));
-                    let code = text(l, "med_list_codg");
-                    let cat = match code.as_bytes().first() {
-                        Some(b'X') => "09",
-                        Some(b'Z') => "11",
-                        Some(b'C') => "08",
-                        _ => "05",
-                    };
-                    out.push(json!({"feedetl_sn": sn, "det_item_fee_sumamt": fen_text(amt), "cnt": l.get("cnt"), "pric": l.get("pric"),
-                        "pric_uplmt_amt": l.get("pric"), "selfpay_prop": "0", "fulamt_ownpay_amt": "0.00", "overlmt_amt": "0.00",
-                        "preselfpay_amt": "0.00", "inscp_scp_amt": fen_text(amt), "chrgitm_lv": "01", "med_chrgitm_type": cat,
-                        "bas_medn_flag": "0", "hi_nego_drug_flag": "0", "chld_medc_flag": "0", "list_sp_item_flag": "0", "lmt_used_flag": "0", "drt_reim_flag": "0", "memo": ""}));
-                }
-                (0, None, json!({"result": out}))
-            }
+            "2204" | "2301" => upload(&mut g, input),
             "2205" | "2302" => {
                 let id = text(&data, "mdtrt_id");
                 let sn = text(&data, "feedetl_sn");
@@ -216,45 +192,7 @@ impl Sim {
                 }
                 (0, None, json!({}))
             }
-            "2206" | "2207" | "2303" | "2304" => {
-                let id = text(&data, "mdtrt_id");
-                let Some(v) = g.visits.get(&id).cloned() else {
-                    return (-1, Some(format!("就诊信息不存在：{id}")), json!({}));
-                };
-                let insutype =
-                    if text(&data, "insutype").is_empty() { v.insutype.clone() } else { text(&data, "insutype") };
-                let total: i64 = v.lines.values().filter(|(_, s)| s.is_none()).map(|(a, _)| *a).sum();
-                let (deductible, ratio) = policy(&insutype, v.inpatient);
-                let base = (total - deductible).max(0);
-                let fund = (base * ratio + 50) / 100;
-                let cash = total - fund;
-                let settle = matches!(infno, "2207" | "2304");
-                let setl_id = if settle { format!("{area:0>6}S{seq:010}") } else { String::new() };
-                if settle {
-                    if let Some(vm) = g.visits.get_mut(&id) {
-                        for (_, s) in vm.lines.values_mut().filter(|(_, s)| s.is_none()) {
-                            *s = Some(setl_id.clone());
-                        }
-                    }
-                    g.setls.insert(setl_id.clone(), Setl { mdtrt_id: id.clone() });
-                }
-                let fund_code = if insutype.starts_with("31") { "310100" } else { "390100" };
-                (
-                    0,
-                    None,
-                    json!({
-                        "setlinfo": {"mdtrt_id": id, "setl_id": setl_id, "psn_no": v.psn_no, "insutype": insutype, "setl_time": now,
-                            "medfee_sumamt": fen_text(total), "fulamt_ownpay_amt": "0.00", "overlmt_selfpay": "0.00", "preselfpay_amt": "0.00",
-                            "inscp_scp_amt": fen_text(total), "act_pay_dedc": fen_text(deductible.min(total)), "hifp_pay": fen_text(fund),
-                            "pool_prop_selfpay": format!("{}", ratio as f64 / 100.0), "cvlserv_pay": "0.00", "hifes_pay": "0.00", "hifmi_pay": "0.00",
-                            "hifob_pay": "0.00", "maf_pay": "0.00", "oth_pay": "0.00", "fund_pay_sumamt": fen_text(fund), "psn_part_amt": fen_text(cash),
-                            "acct_pay": "0.00", "psn_cash_pay": fen_text(cash), "hosp_part_amt": "0.00", "balc": "0.00", "acct_mulaid_pay": "0.00",
-                            "medins_setl_id": format!("M{seq}"), "clr_optins": area, "clr_way": "1", "clr_type": "11"},
-                        "setldetail": [{"fund_pay_type": fund_code, "fund_pay_type_name": if fund_code == "310100" {"职工基本医疗保险统筹基金"} else {"城乡居民基本医疗保险基金"},
-                            "inscp_scp_amt": fen_text(total), "crt_payb_lmt_amt": fen_text(fund), "fund_payamt": fen_text(fund), "setl_proc_info": ""}]
-                    }),
-                )
-            }
+            "2206" | "2207" | "2303" | "2304" => settle(&mut g, infno, area, seq, &data),
             "2208" | "2305" => {
                 let sid = text(&data, "setl_id");
                 let Some(s) = g.setls.remove(&sid) else {
@@ -270,6 +208,75 @@ impl Sim {
             _ => (0, None, json!({})),
         }
     }
+}
+
+/// 2204 / 2301: each line kept on its visit (refused when the visit is unknown), answered per line.
+fn upload(g: &mut Inner, input: &Value) -> (i32, Option<String>, Value) {
+    let lines = input.get("feedetail").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for l in &lines {
+        let id = text(l, "mdtrt_id");
+        let Some(v) = g.visits.get_mut(&id) else {
+            return (-1, Some(format!("就诊信息不存在：{id}")), json!({}));
+        };
+        let amt = amount(l.get("det_item_fee_sumamt").unwrap_or(&Value::Null));
+        let sn = text(l, "feedetl_sn");
+        v.lines.entry(sn.clone()).or_insert((amt, None));
+        let code = text(l, "med_list_codg");
+        let cat = match code.as_bytes().first() {
+            Some(b'X') => "09",
+            Some(b'Z') => "11",
+            Some(b'C') => "08",
+            _ => "05",
+        };
+        out.push(json!({"feedetl_sn": sn, "det_item_fee_sumamt": fen_text(amt), "cnt": l.get("cnt"), "pric": l.get("pric"),
+            "pric_uplmt_amt": l.get("pric"), "selfpay_prop": "0", "fulamt_ownpay_amt": "0.00", "overlmt_amt": "0.00",
+            "preselfpay_amt": "0.00", "inscp_scp_amt": fen_text(amt), "chrgitm_lv": "01", "med_chrgitm_type": cat,
+            "bas_medn_flag": "0", "hi_nego_drug_flag": "0", "chld_medc_flag": "0", "list_sp_item_flag": "0", "lmt_used_flag": "0", "drt_reim_flag": "0", "memo": ""}));
+    }
+    (0, None, json!({"result": out}))
+}
+
+/// 2206 / 2303 (pre-settlement) and 2207 / 2304 (settlement): the visit's open lines under a
+/// simple policy; a settlement marks them settled.
+fn settle(g: &mut Inner, infno: &str, area: &str, seq: u64, data: &Value) -> (i32, Option<String>, Value) {
+    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    let id = text(data, "mdtrt_id");
+    let Some(v) = g.visits.get(&id).cloned() else {
+        return (-1, Some(format!("就诊信息不存在：{id}")), json!({}));
+    };
+    let insutype = if text(data, "insutype").is_empty() { v.insutype.clone() } else { text(data, "insutype") };
+    let total: i64 = v.lines.values().filter(|(_, s)| s.is_none()).map(|(a, _)| *a).sum();
+    let (deductible, ratio) = policy(&insutype, v.inpatient);
+    let base = (total - deductible).max(0);
+    let fund = (base * ratio + 50) / 100;
+    let cash = total - fund;
+    let settle = matches!(infno, "2207" | "2304");
+    let setl_id = if settle { format!("{area:0>6}S{seq:010}") } else { String::new() };
+    if settle {
+        if let Some(vm) = g.visits.get_mut(&id) {
+            for (_, s) in vm.lines.values_mut().filter(|(_, s)| s.is_none()) {
+                *s = Some(setl_id.clone());
+            }
+        }
+        g.setls.insert(setl_id.clone(), Setl { mdtrt_id: id.clone() });
+    }
+    let fund_code = if insutype.starts_with("31") { "310100" } else { "390100" };
+    (
+        0,
+        None,
+        json!({
+            "setlinfo": {"mdtrt_id": id, "setl_id": setl_id, "psn_no": v.psn_no, "insutype": insutype, "setl_time": now,
+                "medfee_sumamt": fen_text(total), "fulamt_ownpay_amt": "0.00", "overlmt_selfpay": "0.00", "preselfpay_amt": "0.00",
+                "inscp_scp_amt": fen_text(total), "act_pay_dedc": fen_text(deductible.min(total)), "hifp_pay": fen_text(fund),
+                "pool_prop_selfpay": format!("{}", ratio as f64 / 100.0), "cvlserv_pay": "0.00", "hifes_pay": "0.00", "hifmi_pay": "0.00",
+                "hifob_pay": "0.00", "maf_pay": "0.00", "oth_pay": "0.00", "fund_pay_sumamt": fen_text(fund), "psn_part_amt": fen_text(cash),
+                "acct_pay": "0.00", "psn_cash_pay": fen_text(cash), "hosp_part_amt": "0.00", "balc": "0.00", "acct_mulaid_pay": "0.00",
+                "medins_setl_id": format!("M{seq}"), "clr_optins": area, "clr_way": "1", "clr_type": "11"},
+            "setldetail": [{"fund_pay_type": fund_code, "fund_pay_type_name": if fund_code == "310100" {"职工基本医疗保险统筹基金"} else {"城乡居民基本医疗保险基金"},
+                "inscp_scp_amt": fen_text(total), "crt_payb_lmt_amt": fen_text(fund), "fund_payamt": fen_text(fund), "setl_proc_info": ""}]
+        }),
+    )
 }
 
 async fn call(req: HttpRequest, body: web::Bytes, sim: web::Data<Sim>) -> HttpResponse {
