@@ -55,6 +55,10 @@ pub struct Claim {
     pub day: Option<NaiveDate>,
     /// At pre-settlement and settlement: what the gateway computed the fund would pay.
     pub fund: Option<history::FundAsk>,
+    /// At settlement without a pre-settlement answer: the most the fund can pay for this claim — its
+    /// policy-range amount (`inscp_scp_amt`, or the total less what is the patient's by definition,
+    /// or the visit's accepted lines). Never a guess at the fund's share itself.
+    pub fund_bound: Option<Fen>,
     /// The patient's history; `None` when no history was reachable (cross-claim rules then report
     /// their lines as unchecked).
     pub history: Option<Arc<history::History>>,

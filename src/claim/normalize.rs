@@ -363,10 +363,14 @@ pub fn settlement(
     }
     let settle = matches!(infno, "2207" | "2304");
     let fund = if settle { facts.presettled(&encounter.mdtrt_id) } else { None };
+    // Without a pre-settlement answer, the most the fund can pay: the policy-range amount, else the
+    // total less what is the patient's by definition, else the visit's accepted lines.
+    let fund_bound = (settle && fund.is_none()).then(|| fund_bound(&data, &lines)).flatten();
     Ok(Claim {
         infno,
         stage: if settle { Stage::Settle } else { Stage::PreSettle },
         fund,
+        fund_bound,
         trig_scen: None,
         fixmedins_code,
         patient,
@@ -374,6 +378,20 @@ pub fn settlement(
         lines,
         ..Claim::default()
     })
+}
+
+/// The upper bound of a settlement's fund share (see [`Claim::fund_bound`]).
+fn fund_bound(data: &Settle, lines: &[Line]) -> Option<Fen> {
+    let f = |a: Option<crate::wire::num::Amount>| a.map(|a| a.0).filter(|v| *v >= 0);
+    if let Some(v) = f(data.inscp_scp_amt) {
+        return Some(Fen::new(v));
+    }
+    if let Some(total) = f(data.medfee_sumamt) {
+        let own: i64 =
+            [data.fulamt_ownpay_amt, data.overlmt_selfpay, data.preselfpay_amt].into_iter().filter_map(f).sum();
+        return Some(Fen::new((total - own).max(0)));
+    }
+    (!lines.is_empty()).then(|| Fen::new(lines.iter().map(|l| l.amount.get()).sum::<i64>().max(0)))
 }
 
 /// `diseinfo[]` of 2203/2401/2402 → diagnoses.

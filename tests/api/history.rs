@@ -106,6 +106,51 @@ async fn cap_sequence(store: Option<String>) {
     );
 }
 
+/// 2207 with no 2206 before it: the fund share is unknown but cannot exceed the policy-range amount.
+async fn settle_without_presettlement(store: Option<String>) {
+    let app = app(store, vec!["national-baseline", "examples/xinxiang-2025"]).await;
+    // Arrange: 20 元 of fund paid today (40 元, 居民 50%).
+    let (psn, v1) = outpatient(&app, CERT, DAY, "1").await;
+    assert_eq!(upload_and_presettle(&app, &psn, &v1, "40.00", "1", DAY).await.decision.as_deref(), Some("pass"));
+    assert_eq!(settle(&app, &psn, &v1, "S1", DAY).await.json["infcode"], 0);
+    // Act + Assert, under: a 20 元 claim settled directly — at most 20 more, 40 ≤ 50: it passes.
+    let (_, v2) = outpatient(&app, CERT, DAY, "2").await;
+    let mut l = line("F2", &v2, &psn, "003101000010000", 1, "20.00", "20.00", None);
+    l["fee_ocur_time"] = format!("{DAY} 08:30:00").into();
+    assert_eq!(app.call(&at_day(envelope("2204", "U2", json!({"feedetail": [l]})), DAY)).await.json["infcode"], 0);
+    let r = settle(&app, &psn, &v2, "S2", DAY).await;
+    assert_eq!((r.decision.as_deref(), r.json["infcode"].as_i64()), (Some("pass"), Some(0)), "{}", r.json);
+    // Over: a 60 元 claim settled directly — up to 60 more against the 20 left: blocked, asking for 2206.
+    let (_, v3) = outpatient(&app, CERT, DAY, "3").await;
+    let mut l = line("F3", &v3, &psn, "003101000010000", 1, "60.00", "60.00", None);
+    l["fee_ocur_time"] = format!("{DAY} 08:30:00").into();
+    assert_eq!(app.call(&at_day(envelope("2204", "U3", json!({"feedetail": [l]})), DAY)).await.json["infcode"], 0);
+    let r = settle(&app, &psn, &v3, "S3", DAY).await;
+    assert_eq!(r.decision.as_deref(), Some("block"), "{}", r.json);
+    let msg = r.json["err_msg"].as_str().unwrap();
+    assert!(msg.contains("DAILY-CAP-390") && msg.contains("未经预结算") && msg.contains("请先预结算"), "{msg}");
+    assert!(app
+        .received()
+        .await
+        .iter()
+        .all(|x| !(x["infno"] == "2207" && x["body"].as_str().unwrap().contains("\"S3\""))));
+    // The pre-settlement it asked for tells the real share, and the claim is judged on it.
+    let r = app.call(&at_day(envelope("2206", "P3", settle_input(&psn, &v3)), DAY)).await;
+    assert_eq!(r.decision.as_deref(), Some("block"), "30 more against 20 left: {}", r.json);
+}
+
+#[actix_web::test]
+async fn settling_without_a_presettlement_cannot_bypass_the_cap_sqlite() {
+    settle_without_presettlement(None).await;
+}
+
+#[actix_web::test]
+async fn settling_without_a_presettlement_cannot_bypass_the_cap_postgres() {
+    if let Some(url) = pg("cap_no_2206") {
+        settle_without_presettlement(Some(url)).await;
+    }
+}
+
 #[actix_web::test]
 async fn daily_cap_sequence_sqlite() {
     cap_sequence(None).await;

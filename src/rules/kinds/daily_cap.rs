@@ -2,6 +2,12 @@
 //! what the fund already paid the patient that day (from history, cancelled settlements excluded)
 //! plus what this claim asks (the gateway's pre-settlement answer) against the cap of the insurance
 //! type. The message carries the arithmetic; `amount` is the excess.
+//!
+//! A settlement sent without a pre-settlement (2207 with no 2206 before it) cannot bypass the cap:
+//! its fund share is unknown, but it cannot exceed the claim's policy-range amount
+//! (`Claim::fund_bound`). Where that bound fits in the day's remaining room the claim passes; where
+//! it does not, the rule's action applies, `{estimate}` saying the share was bounded, not known, and
+//! `{advice}` asking for the pre-settlement that would tell.
 
 use super::*;
 use crate::claim::{Fen, Stage};
@@ -9,7 +15,19 @@ use crate::rules::decision::{Fact, Val};
 
 pub(crate) static SPEC: KindSpec = KindSpec {
     name: "daily_cap",
-    vars: &["insutype", "insutype_name", "cap", "used", "ask", "total", "excess", "remain", "date"],
+    vars: &[
+        "insutype",
+        "insutype_name",
+        "cap",
+        "used",
+        "ask",
+        "total",
+        "excess",
+        "remain",
+        "date",
+        "estimate",
+        "advice",
+    ],
     scope: Scope::Claim,
     table: TableShape::OwnRows,
     multi_tag: false,
@@ -120,16 +138,21 @@ impl Logic for CapLogic {
             return;
         };
         let Some((name, cap)) = self.caps.get(insutype) else { return };
-        let Some(fund) = &c.fund else {
-            out.unchecked(r.index, NO_ROW, Fact::FundShare);
-            return;
+        // The fund's share: the gateway's pre-settlement answer, else (a settlement sent without
+        // one) the most the fund could pay.
+        let (ask, bounded) = match (&c.fund, c.fund_bound) {
+            (Some(fund), _) => (self.caps.field.of(fund), false),
+            (None, Some(bound)) if c.stage == Stage::Settle => (bound, true),
+            (None, _) => {
+                out.unchecked(r.index, NO_ROW, Fact::FundShare);
+                return;
+            }
         };
         let Some(h) = &c.history else {
             out.unchecked(r.index, NO_ROW, Fact::History);
             return;
         };
         let Some(day) = c.service_day() else { return };
-        let ask = self.caps.field.of(fund);
         let used = h
             .settled_on(day, insutype, &c.msgid, c.encounter.visit)
             .fold(Fen::ZERO, |a, s| a + self.caps.field.of_settlement(s));
@@ -151,6 +174,22 @@ impl Logic for CapLogic {
                     ("excess", Val::Fen(excess)),
                     ("remain", Val::Fen(remain)),
                     ("date", Val::Date(day)),
+                    (
+                        "estimate",
+                        Val::Str(if bounded {
+                            smol_str::format_smolstr!("（未经预结算，按本次政策范围内金额{}元估计上限）", ask)
+                        } else {
+                            SmolStr::default()
+                        }),
+                    ),
+                    (
+                        "advice",
+                        Val::Str(if bounded {
+                            SmolStr::new_static("，请先预结算（2206）核定本次统筹支付后再结算")
+                        } else {
+                            SmolStr::default()
+                        }),
+                    ),
                 ],
             );
         }

@@ -46,6 +46,14 @@ impl Logic for SplitLogic {
         }
         let Some(insutype) = c.patient.insutype.as_deref() else { return };
         let Some((_, cap)) = self.caps.get(insutype) else { return };
+        let near = |f: Fen| f.get() * 100 >= cap.get() * self.near && f <= cap;
+        // A settlement without a pre-settlement: its share is unknown, but one whose most the fund
+        // could pay (`fund_bound`) is below the threshold is no near-the-cap purchase.
+        if let (None, Some(bound)) = (&c.fund, c.fund_bound) {
+            if bound.get() * 100 < cap.get() * self.near {
+                return;
+            }
+        }
         let (Some(fund), Some(h), Some(day)) = (&c.fund, &c.history, c.service_day()) else {
             if c.history.is_none() {
                 out.unchecked(r.index, NO_ROW, Fact::History);
@@ -54,7 +62,6 @@ impl Logic for SplitLogic {
             }
             return;
         };
-        let near = |f: Fen| f.get() * 100 >= cap.get() * self.near && f <= cap;
         let ask = self.caps.field.of(fund);
         if !near(ask) {
             return;
