@@ -66,6 +66,9 @@ pub struct Config {
     /// (on by default; the answer of a reminded claim is then re-serialised — turn it off to relay the
     /// gateway's bytes untouched).
     pub warn_msg_reminders: bool,
+    /// The hospital's 医保目录对照 export (CSV: `med_list_codg`, `medins_list_codg`, a name column),
+    /// naming the items of messages that send codes only.
+    pub item_catalogue: Option<PathBuf>,
     /// Structured JSON logs.
     pub log_json: bool,
     /// Where patient history (and the decision journal) lives: absent = SQLite `history.sqlite`
@@ -111,6 +114,7 @@ impl Default for Config {
             fail_open: true,
             fail_policy: FailPolicy::default(),
             warn_msg_reminders: true,
+            item_catalogue: None,
             log_json: false,
             history_store: None,
             history_retention_days: 400,
@@ -234,6 +238,9 @@ impl Config {
         }
         if let Some(v) = env.get("CLAIMGATE_WARN_MSG_REMINDERS") {
             c.warn_msg_reminders = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = env.get("CLAIMGATE_ITEM_CATALOGUE") {
+            c.item_catalogue = Some(PathBuf::from(v));
         }
         if let Some(v) = env.get("CLAIMGATE_HISTORY_STORE") {
             c.history_store = Some(v);

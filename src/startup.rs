@@ -113,9 +113,17 @@ pub fn open_history_in(cfg: &Config, store: Arc<dyn Store>) -> anyhow::Result<Hi
     if outbox.pending() > 0 {
         tracing::warn!(pending = outbox.pending(), "history outbox holds exchanges from an earlier run; applying them");
     }
-    Ok(History::open(store, cfg.tier(), 200_000, Some(&cfg.data.join("history.key")))?
+    let mut h = History::open(store, cfg.tier(), 200_000, Some(&cfg.data.join("history.key")))?
         .with_outbox(outbox)
-        .with_snapshot_budget(cfg.history_cache_mb.max(1) << 20))
+        .with_snapshot_budget(cfg.history_cache_mb.max(1) << 20);
+    if let Some(p) = &cfg.item_catalogue {
+        let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("item_catalogue {}: {e}", p.display()))?;
+        let c = crate::claim::catalogue::Catalogue::parse(&text)
+            .map_err(|e| anyhow::anyhow!("item_catalogue {}: {e}", p.display()))?;
+        tracing::info!(items = c.len(), "item catalogue loaded");
+        h = h.with_catalogue(c);
+    }
+    Ok(h)
 }
 
 /// The history's two background threads: the outbox drainer (probes a store that is down, applies

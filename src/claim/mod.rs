@@ -4,6 +4,7 @@
 //! the service dates in the message, never the wall clock. Nothing here knows JSON field names
 //! beyond the wire types it converts from.
 
+pub mod catalogue;
 pub mod history;
 pub mod model;
 pub mod money;

@@ -67,6 +67,8 @@ pub struct History {
     outbox: Option<outbox::Outbox>,
     /// Serialises draining the outbox with writes that must queue behind it.
     drain: std::sync::Mutex<()>,
+    /// The hospital's item names (its 医保目录对照 export), for lines a message sends without one.
+    catalogue: Option<Arc<claim::catalogue::Catalogue>>,
 }
 
 impl Snapshot {
@@ -151,7 +153,18 @@ impl History {
             store,
             outbox: None,
             drain: std::sync::Mutex::new(()),
+            catalogue: None,
         })
+    }
+
+    /// Names items from the hospital's catalogue where a message carries none.
+    pub fn with_catalogue(mut self, c: claim::catalogue::Catalogue) -> History {
+        self.catalogue = Some(Arc::new(c));
+        self
+    }
+
+    pub fn catalogue(&self) -> Option<&claim::catalogue::Catalogue> {
+        self.catalogue.as_deref()
     }
 
     /// Bounds the cached patient snapshots to about `bytes` of memory (least recently used go first).

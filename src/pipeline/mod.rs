@@ -132,6 +132,12 @@ pub fn prepare_with(
             if c.stage == crate::claim::Stage::PreSettle && fund.is_some() {
                 c.fund = fund;
             }
+            // A fee upload carries codes only: the hospital's catalogue names its items.
+            if let Some(cat) = history.catalogue() {
+                for l in c.lines.iter_mut().filter(|l| l.name.as_ref().is_none_or(|n| n.is_empty())) {
+                    l.name = cat.name(&l.his_code, &l.code);
+                }
+            }
             if let Some(days) = lookback {
                 if let Err(e) = history.attach(c, days) {
                     tracing::warn!(error = %e, "history unavailable; cross-claim rules unchecked");

@@ -157,6 +157,9 @@ pub struct CompiledRuleSet {
     pub knowledge_points: usize,
     /// How many days of patient history the rules look back (0: none needs history).
     pub lookback: u32,
+    /// Item names by national code, from every table row of every pack: a hit names its item even
+    /// where the message and the rule's own table carry no name (a 2204 line is codes only).
+    pub(crate) names: FxHashMap<Box<str>, crate::claim::SmolStr>,
 }
 
 impl CompiledRuleSet {
@@ -478,8 +481,24 @@ pub fn compile(packs: &[PackSource]) -> Result<CompiledRuleSet, CompileError> {
         name_res: b.name_res,
         knowledge_points,
         lookback: rules.iter().map(|r| r.logic.lookback_days()).max().unwrap_or(0),
+        names: item_names(&rules),
         rules,
     })
+}
+
+/// Every exactly matched code's row name, the first rule that names it winning.
+fn item_names(rules: &[CompiledRule]) -> FxHashMap<Box<str>, crate::claim::SmolStr> {
+    let mut names = FxHashMap::default();
+    for r in rules {
+        for (m, tag, _) in &r.matchers {
+            if let (Matcher::Exact(code), Some(n)) = (m, r.row_names.get(*tag as usize)) {
+                if !n.is_empty() {
+                    names.entry(code.clone()).or_insert_with(|| n.clone());
+                }
+            }
+        }
+    }
+    names
 }
 
 fn build_index(rules: &[CompiledRule], b: &Builder) -> Result<LineIndex, String> {

@@ -217,7 +217,7 @@ fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
                 j += 1;
             }
             if applies(r, e.rule, claim, li, line, &mut s.out) {
-                let cx = RuleCx { index: e.rule, row_names: &r.row_names, past: &past };
+                let cx = RuleCx { index: e.rule, row_names: &r.row_names, past: &past, names: &rs.names };
                 let mut last_tag = None;
                 for k in i..j {
                     let tag = s.cands[k].tag;
@@ -255,7 +255,7 @@ fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
             i += 1;
         }
         let r = &rs.rules[rule as usize];
-        let cx = RuleCx { index: rule, row_names: &r.row_names, past: &past };
+        let cx = RuleCx { index: rule, row_names: &r.row_names, past: &past, names: &rs.names };
         let before = s.out.hits.len();
         r.logic.group(&cx, claim, &s.group, &mut s.out);
         // A group hit names its row by the tag of its first line.
@@ -279,7 +279,7 @@ fn collect(rs: &CompiledRuleSet, claim: &Claim, mode: Mode, s: &mut Scratch) {
                 continue;
             }
         }
-        let cx = RuleCx { index: ri, row_names: &r.row_names, past: &past };
+        let cx = RuleCx { index: ri, row_names: &r.row_names, past: &past, names: &rs.names };
         r.logic.claim(&cx, claim, &mut s.out);
     }
 }

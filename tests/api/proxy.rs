@@ -379,3 +379,29 @@ async fn settlement_sees_the_accepted_lines_and_a_revocation_removes_them() {
     assert_eq!(r.decision.as_deref(), Some("pass"));
     assert_eq!(r.json["output"]["setlinfo"]["medfee_sumamt"], "0.00");
 }
+
+#[actix_web::test]
+async fn a_reminder_names_the_item_from_the_hospitals_catalogue_where_the_upload_sends_codes_only() {
+    // Arrange: the HIS's 医保目录对照 export, and an upload of a 10-day supply (codes only).
+    let catalogue =
+        "medins_list_codg,medins_list_name,med_list_codg\nYP0001065,维生素B1片（10mg×100片）,XA11DAW036A001010104127\n";
+    let app = spawn_app_with(Options {
+        data_files: vec![("catalogue.csv", catalogue.as_bytes().to_vec())],
+        tweak: Box::new(|c| c.item_catalogue = Some(c.data.join("catalogue.csv"))),
+        ..Options::default()
+    })
+    .await;
+    for f in ["outpatient/01-1101-exchange.json", "outpatient/02-2201-exchange.json"] {
+        app.call(&fixture(f)["request"]).await;
+    }
+    app.call(&fixture("outpatient/03-2203-request.json")).await;
+    let upload = fixture("outpatient/04-2204-violations.json");
+    // Act
+    let (status, d) = app.check(&upload).await;
+    // Assert: the reminder says which drug, not its code.
+    assert_eq!(status, 200);
+    let hit =
+        d["hits"].as_array().unwrap().iter().find(|h| h["rule_id"] == "CG-DAYS-001").expect("the supply reminder");
+    let msg = hit["message"].as_str().unwrap();
+    assert!(msg.contains("【维生素B1片（10mg×100片）】") && !msg.contains("XA11DAW036A001010104127"), "{msg}");
+}

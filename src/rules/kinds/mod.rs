@@ -124,6 +124,8 @@ pub(crate) struct RuleCx<'a> {
     pub row_names: &'a [SmolStr],
     /// The patient's earlier lines by item code, shared by every rule of one evaluation.
     pub past: &'a PastIndex<'a>,
+    /// Item names by code from every pack's tables.
+    pub names: &'a rustc_hash::FxHashMap<Box<str>, SmolStr>,
 }
 
 /// The claim's history lines indexed by item code, built on the first rule that asks and kept
@@ -192,12 +194,16 @@ pub(crate) fn earlier_note(prior: &[&PastLine]) -> SmolStr {
 }
 
 impl RuleCx<'_> {
-    /// The item's display name: the message's own name, else the table row's, else the code.
+    /// The item's display name: the message's own name, else the table row's, else any pack's
+    /// name for the code, else the code.
     pub fn item_name(&self, line: &Line, tag: u32) -> SmolStr {
         if let Some(n) = line.name.as_ref().filter(|n| !n.is_empty()) {
             return n.clone();
         }
         if let Some(n) = self.row_names.get(tag as usize).filter(|n| !n.is_empty()) {
+            return n.clone();
+        }
+        if let Some(n) = self.names.get(line.code.as_str()) {
             return n.clone();
         }
         line.code.clone()
