@@ -405,3 +405,23 @@ async fn a_reminder_names_the_item_from_the_hospitals_catalogue_where_the_upload
     let msg = hit["message"].as_str().unwrap();
     assert!(msg.contains("【维生素B1片（10mg×100片）】") && !msg.contains("XA11DAW036A001010104127"), "{msg}");
 }
+
+#[actix_web::test]
+async fn by_default_a_reminded_claims_answer_carries_the_reminder_in_warn_msg() {
+    // Arrange: the visit's context, then an upload whose only problem is a 10-day supply.
+    let app = spawn_app().await;
+    for f in ["outpatient/01-1101-exchange.json", "outpatient/02-2201-exchange.json"] {
+        app.call(&fixture(f)["request"]).await;
+    }
+    app.call(&fixture("outpatient/03-2203-request.json")).await;
+    let mut upload = fixture("outpatient/04-2204-violations.json");
+    let lines = upload["input"]["feedetail"].as_array().unwrap().clone();
+    upload["input"]["feedetail"] = json!([lines.iter().find(|l| l["feedetl_sn"] == "MZ202509150005").unwrap()]);
+    // Act
+    let r = app.call(&upload).await;
+    // Assert: forwarded (the simulated gateway answers as it will), and the cashier sees why it was reminded.
+    assert_eq!(r.decision.as_deref(), Some("remind"), "{}", r.json);
+    assert_eq!(app.received().await.iter().filter(|x| x["infno"] == "2204").count(), 1);
+    let warn = r.json["warn_msg"].as_str().unwrap_or_default();
+    assert!(warn.contains("CG-DAYS-001") && warn.contains("开药10天"), "{}", r.json);
+}
