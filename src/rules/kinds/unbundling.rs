@@ -1,5 +1,8 @@
 //! 分解收费: components billed beside the package that includes them (重复), or enough components
-//! billed on one day without the package that the package should have been billed (分解).
+//! billed on one day without the package that the package should have been billed (分解). The
+//! day's accepted lines from earlier messages count too (history): a package uploaded in the
+//! morning makes an afternoon upload's component a 重复, and components spread over uploads add up
+//! to a 分解; only this claim's lines are hit, the earlier ones named in `{earlier}`.
 
 use super::*;
 use crate::claim::Fen;
@@ -8,7 +11,7 @@ use chrono::NaiveDate;
 
 pub(crate) static SPEC: KindSpec = KindSpec {
     name: "unbundling",
-    vars: &["package", "package_code", "components", "count", "pattern", "date"],
+    vars: &["package", "package_code", "components", "count", "pattern", "date", "earlier"],
     scope: Scope::Group,
     table: TableShape::Rows,
     multi_tag: true,
@@ -19,6 +22,8 @@ struct UnbundleLogic {
     package_name: String,
     package_code: String,
     component_names: Vec<String>,
+    /// The components' codes (index = tag − 1), to find them among earlier messages' lines.
+    component_codes: Vec<String>,
     min_components: Option<usize>,
 }
 
@@ -72,6 +77,7 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
         logic: Box::new(UnbundleLogic {
             package_name,
             package_code,
+            component_codes: comps.iter().map(|(c, _)| c.trim().to_owned()).collect(),
             component_names: comps.into_iter().map(|(_, n)| n).collect(),
             min_components,
         }),
@@ -80,6 +86,10 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
 }
 
 impl Logic for UnbundleLogic {
+    /// The day's earlier uploads are read from history.
+    fn lookback_days(&self) -> u32 {
+        1
+    }
     fn group(&self, r: &RuleCx<'_>, c: &Claim, members: &[(u32, u32)], out: &mut Out) {
         let mut m: Vec<(NaiveDate, u32, u32)> = members
             .iter()
@@ -102,16 +112,40 @@ impl Logic for UnbundleLogic {
             let comps: Vec<u32> =
                 day.iter().filter(|x| x.1 > 0 && !day.iter().any(|y| y.1 == 0 && y.2 == x.2)).map(|x| x.2).collect();
             let mut kinds: Vec<u32> = day.iter().filter(|x| x.1 > 0).map(|x| x.1).collect();
+            // The day's accepted lines from earlier messages: the package, and components.
+            let same_day = |code: &str| -> Vec<&crate::claim::PastLine> {
+                if code.ends_with(['%', '*']) {
+                    return Vec::new();
+                }
+                r.past.earlier(code).filter(|p| !p.refund && p.date() == d).collect()
+            };
+            let mut prior = same_day(&self.package_code);
+            let earlier_package = !prior.is_empty();
+            for (n, code) in self.component_codes.iter().enumerate() {
+                let found = same_day(code);
+                if !found.is_empty() {
+                    kinds.push(n as u32 + 1);
+                    prior.extend(found);
+                }
+            }
             kinds.sort_unstable();
             kinds.dedup();
-            let pattern = if has_package && !comps.is_empty() {
-                format!("与组合项目【{}】同日重复收费", self.package_name)
-            } else if !has_package && self.min_components.is_some_and(|min| kinds.len() >= min) {
-                format!("分项收取，应按组合项目【{}】收费", self.package_name)
+            let package_lines: Vec<u32> = day.iter().filter(|x| x.1 == 0).map(|x| x.2).collect();
+            let (pattern, lines) = if (has_package || earlier_package) && !comps.is_empty() {
+                (format!("与组合项目【{}】同日重复收费", self.package_name), comps.clone())
+            } else if has_package && comps.is_empty() && !kinds.is_empty() {
+                // The package now, its components accepted earlier the same day: the package repeats them.
+                (format!("组合项目【{}】与当日已收取的分项重复收费", self.package_name), package_lines)
+            } else if !has_package
+                && !earlier_package
+                && !comps.is_empty()
+                && self.min_components.is_some_and(|min| kinds.len() >= min)
+            {
+                (format!("分项收取，应按组合项目【{}】收费", self.package_name), comps.clone())
             } else {
                 continue;
             };
-            let mut lines = comps.clone();
+            let mut lines = lines;
             lines.sort_unstable();
             lines.dedup();
             let names: Vec<&str> =
@@ -128,6 +162,7 @@ impl Logic for UnbundleLogic {
                     ("count", Val::Int(kinds.len() as i64)),
                     ("pattern", Val::Str(pattern.into())),
                     ("date", Val::Date(d)),
+                    ("earlier", Val::Str(earlier_note(&prior))),
                 ],
             );
         }
@@ -155,6 +190,31 @@ mod tests {
         let d = evaluate(&rs(), &c);
         assert_eq!(hits(&d), one("R1", &["K"]));
         assert_eq!(d.hits[0].message, "2025-06-01【钾测定】与组合项目【电解质组合】同日重复收费");
+    }
+
+    #[test]
+    fn the_days_earlier_uploads_count_and_only_this_uploads_lines_are_hit() {
+        use crate::claim::{History, PastLine};
+        use std::sync::Arc;
+        let mut c = claim();
+        let mid: Arc<str> = c.encounter.mdtrt_id.as_str().into();
+        let mut h = History::default();
+        h.lines.push(PastLine::of(mid.clone(), &line("K0", "002503010010000", 1, 800, "2025-06-01 08:00:00"), false));
+        h.lines.push(PastLine::of(mid.clone(), &line("N0", "002503010020000", 1, 800, "2025-06-01 08:00:00"), false));
+        c.history = Some(Arc::new(h));
+        // A third component in a later upload: 分解 across the two uploads; the new line is hit.
+        c.lines.push(line("C", "002503010030000", 1, 800, "2025-06-01 15:00:00"));
+        let d = evaluate(&rs(), &c);
+        assert_eq!(hits(&d), one("R1", &["C"]));
+        assert!(d.hits[0].message.contains("分项收取"), "{}", d.hits[0].message);
+        // The package in a later upload, its components accepted earlier: the package repeats them.
+        c.lines[0] = line("P", "002503000000000", 1, 3000, "2025-06-01 15:00:00");
+        let d = evaluate(&rs(), &c);
+        assert_eq!(hits(&d), one("R1", &["P"]));
+        assert!(d.hits[0].message.contains("与当日已收取的分项重复收费"), "{}", d.hits[0].message);
+        // The next day nothing earlier counts.
+        c.lines[0] = line("P", "002503000000000", 1, 3000, "2025-06-02 15:00:00");
+        assert!(evaluate(&rs(), &c).hits.is_empty());
     }
 
     #[test]
