@@ -346,3 +346,46 @@ async fn a_shared_store_down_at_start_still_serves_and_keeps_accepted_exchanges_
 }
 
 const AML: &str = "XC08CAA079A001010104321";
+
+/// Two uploads of one visit: the second 诊查费 is blocked naming the first; a retry of the first counts
+/// once; after the first is revoked (2205) the second passes.
+async fn second_upload_sees_the_first(store: Option<String>) {
+    let app = app(store, vec!["national-baseline"]).await;
+    let (psn, visit) = register(&app, "410702198003150012", "11", 1).await;
+    let fee = |sn: &str| line(sn, &visit, &psn, "001102000010000", 1, "10.00", "10.00", None);
+    let upload = |msgid: &str, sn: &str| envelope("2204", msgid, json!({"feedetail": [fee(sn)]}));
+    // Arrange: the first upload, accepted, then sent again (a retry: same msgid, same line).
+    let r = app.call(&upload("H41070100001202506101000000001", "F1")).await;
+    assert_eq!((r.decision.as_deref(), r.json["infcode"].as_i64()), (Some("pass"), Some(0)), "{}", r.json);
+    let r = app.call(&upload("H41070100001202506101000000001", "F1")).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "a retry never counts against itself: {}", r.json);
+    // Act: a second upload with a second 诊查费 for the same visit.
+    let r = app.call(&upload("H41070100001202506101000000002", "F2")).await;
+    // Assert: blocked, naming the earlier line; nothing sent.
+    assert_eq!(r.decision.as_deref(), Some("block"), "{}", r.json);
+    let msg = r.json["err_msg"].as_str().unwrap();
+    assert!(msg.contains("CG-CLAIM-001") && msg.contains("含此前已上传的明细F1"), "{msg}");
+    // The first revoked (2205 by its batch): the second no longer repeats anything.
+    let r = app
+        .call(&envelope(
+            "2205",
+            "H41070100001202506101000000003",
+            json!({"data": {"mdtrt_id": visit, "chrg_bchno": "B1", "psn_no": psn}}),
+        ))
+        .await;
+    assert_eq!(r.json["infcode"], 0, "{}", r.json);
+    let r = app.call(&upload("H41070100001202506101000000004", "F2")).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "{}", r.json);
+}
+
+#[actix_web::test]
+async fn a_second_upload_sees_the_first_sqlite() {
+    second_upload_sees_the_first(None).await;
+}
+
+#[actix_web::test]
+async fn a_second_upload_sees_the_first_postgres() {
+    if let Some(url) = pg("second_upload") {
+        second_upload_sees_the_first(Some(url)).await;
+    }
+}
