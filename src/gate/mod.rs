@@ -1,6 +1,7 @@
 //! The HTTP server: the intercepted gateway route, the check API, health, metrics, admin.
 //!
-//! Architecture Invariant: this is the only module that knows HTTP. Each request takes one rule-set
+//! Architecture Invariant: this is the only module that knows HTTP requests and responses (`startup`
+//! binds the server over [`routes`]). Each request takes one rule-set
 //! snapshot at its start (`ArcSwap`) and keeps it to the end; it never sees half a pack.
 //! Phases of the proxy route are charted in `docs/pipeline.md`. What the server is built from, and
 //! when, is `crate::startup`'s.

@@ -198,11 +198,12 @@ impl History {
         self.outbox.as_ref().map_or(0, outbox::Outbox::pending)
     }
 
-    /// Learns an exchange the gateway accepted, from the request's own bytes; when the store fails
-    /// (or earlier exchanges still wait) it goes to the outbox instead, so it is never lost.
+    /// Learns an exchange the gateway accepted, from the request's own bytes (the tests' shorthand
+    /// for [`History::learn_durably_parsed`]).
     ///
     /// # Errors
     /// The request cannot be read, or neither the store nor the outbox could take it.
+    #[cfg(test)]
     pub fn learn_durably(
         &self,
         request: &[u8],
@@ -213,8 +214,10 @@ impl History {
         self.learn_durably_parsed(&head, request, response, accepted)
     }
 
-    /// As [`History::learn_durably`], with the request's head already read: an upload whose
-    /// `accepted` claims the check built needs no `input` (see [`RequestHead::detached`]).
+    /// Learns an exchange the gateway accepted, its request's head already read (an upload whose
+    /// `accepted` claims the check built needs no `input`, see [`RequestHead::detached`]); when the
+    /// store fails (or earlier exchanges still wait) it goes to the outbox instead, with the
+    /// request's bytes, so it is never lost.
     ///
     /// # Errors
     /// Neither the store nor the outbox could take it.

@@ -257,7 +257,12 @@ pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEn
     let learnt = tokio::task::spawn_blocking(move || {
         match upload {
             Some((head, claims)) => history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
-            None => history.learn_durably(&raw, Some(&env), None),
+            // The route read this head already; it reads the same again (not a store's failure
+            // if it did not).
+            None => match crate::wire::parse_head(&raw) {
+                Ok(head) => history.learn_durably_parsed(&head, &raw, Some(&env), None),
+                Err(e) => return Err(format!("request: {e}")),
+            },
         }
         .map_err(|e| e.to_string())
     })

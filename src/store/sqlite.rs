@@ -33,9 +33,9 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(i
 ///
 /// Passive checkpoints copy the log back but never rewind it: SQLite restarts the log only when a
 /// write begins after a complete checkpoint with no reader in the log, which under steady load
-/// (group transactions back to back, snapshot reads) does not happen. The log then grew without
-/// bound (900 MB in 15 s at saturation), and every commit extended the file, so the kernel
-/// zeroed fresh pages for it: a sixth of claimgate's CPU. A RESTART checkpoint holds writers off
+/// (group transactions back to back, snapshot reads) does not happen. The log then grows without
+/// bound, and every commit extends the file, so the kernel zeroes fresh pages for it (the figures:
+/// BENCHMARKS.md, "The WAL no longer grows without bound"). A RESTART checkpoint holds writers off
 /// while it copies the few frames the last passive one left and waits for readers to leave the
 /// log; the next commit then writes from the start of the file, over pages already cached.
 const RESTART_FRAMES: i64 = if cfg!(test) { 256 } else { 16_384 };
