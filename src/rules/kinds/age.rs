@@ -115,16 +115,12 @@ impl Logic for AgeLogic {
         // A service before the birth date is a data error; it is judged as age 0.
         let age = Age::between(birth, line.date()).unwrap_or(Age { days: 0, months: 0, years: 0 });
         if !range.allows(&age) {
-            out.hit(
-                r.index,
-                vec![li],
-                line.amount,
-                vec![
-                    ("item", Val::Str(r.item_name(line, tag))),
-                    ("code", Val::Str(line.code.clone())),
-                    ("age", Val::Str(age.text().into())),
-                    ("range", Val::Str(range.text().into())),
-                ],
+            r.hit_line(
+                out,
+                li,
+                line,
+                tag,
+                vec![("age", Val::Str(age.text().into())), ("range", Val::Str(range.text().into()))],
             );
         }
     }

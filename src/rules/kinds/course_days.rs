@@ -154,13 +154,12 @@ impl CourseLogic {
             if !covered(l.date(), l.days_supply).any(|d| d > limit_day) {
                 continue;
             }
-            out.hit(
-                r.index,
-                vec![li],
-                l.amount,
+            r.hit_line(
+                out,
+                li,
+                l,
+                tag,
                 vec![
-                    ("item", Val::Str(r.item_name(l, tag))),
-                    ("code", Val::Str(l.code.clone())),
                     ("days", Val::Int(count)),
                     ("max", Val::Int(max)),
                     ("first", Val::Date(first_own.map_or(first, |f| f.min(first)))),

@@ -96,17 +96,12 @@ impl Logic for DaysLogic {
             }
         };
         if d > max {
-            out.hit(
-                r.index,
-                vec![li],
-                line.amount,
-                vec![
-                    ("item", Val::Str(r.item_name(line, tag))),
-                    ("code", Val::Str(line.code.clone())),
-                    ("days", Val::Int(d)),
-                    ("max", Val::Int(max)),
-                    ("med_type", Val::Str(mt_text.into())),
-                ],
+            r.hit_line(
+                out,
+                li,
+                line,
+                tag,
+                vec![("days", Val::Int(d)), ("max", Val::Int(max)), ("med_type", Val::Str(mt_text.into()))],
             );
         }
     }

@@ -35,13 +35,12 @@ impl Logic for DeptLogic {
             return;
         }
         if !allowed.matches(&line.dept_code) {
-            out.hit(
-                r.index,
-                vec![li],
-                line.amount,
+            r.hit_line(
+                out,
+                li,
+                line,
+                tag,
                 vec![
-                    ("item", Val::Str(r.item_name(line, tag))),
-                    ("code", Val::Str(line.code.clone())),
                     ("dept", Val::Str(line.dept_code.clone())),
                     ("dept_name", Val::Str(line.dept_name.clone())),
                     ("allowed", Val::Str(allowed.text().into())),

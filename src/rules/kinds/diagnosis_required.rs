@@ -103,16 +103,12 @@ impl Logic for DiagLogic {
                 .collect::<Vec<_>>()
                 .join("、")
         };
-        out.hit(
-            r.index,
-            vec![li],
-            line.amount,
-            vec![
-                ("item", Val::Str(r.item_name(line, tag))),
-                ("code", Val::Str(line.code.clone())),
-                ("required", Val::Str(req.text.as_str().into())),
-                ("diagnoses", Val::Str(shown.into())),
-            ],
+        r.hit_line(
+            out,
+            li,
+            line,
+            tag,
+            vec![("required", Val::Str(req.text.as_str().into())), ("diagnoses", Val::Str(shown.into()))],
         );
     }
 }

@@ -36,13 +36,12 @@ impl Logic for GenderLogic {
         let (Some(&allowed), Some(line)) = (self.allowed.get(tag), c.lines.get(li as usize)) else { return };
         match c.patient.gender {
             None => out.unchecked(r.index, li, Fact::Gender),
-            Some(g) if g != allowed => out.hit(
-                r.index,
-                vec![li],
-                line.amount,
+            Some(g) if g != allowed => r.hit_line(
+                out,
+                li,
+                line,
+                tag,
                 vec![
-                    ("item", Val::Str(r.item_name(line, tag))),
-                    ("code", Val::Str(line.code.clone())),
                     ("allowed", Val::Str(smol_str::format_smolstr!("{}性", allowed.text()))),
                     ("gender", Val::Str(smol_str::format_smolstr!("{}性", g.text()))),
                 ],

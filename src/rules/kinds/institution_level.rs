@@ -40,13 +40,12 @@ impl Logic for LevelLogic {
         let (Some(&min), Some(line)) = (self.min.get(tag), c.lines.get(li as usize)) else { return };
         match c.encounter.tier {
             None => out.unchecked(r.index, li, Fact::InstitutionLevel),
-            Some(t) if t < min => out.hit(
-                r.index,
-                vec![li],
-                line.amount,
+            Some(t) if t < min => r.hit_line(
+                out,
+                li,
+                line,
+                tag,
                 vec![
-                    ("item", Val::Str(r.item_name(line, tag))),
-                    ("code", Val::Str(line.code.clone())),
                     ("tier", Val::Str(tier_text(t).into())),
                     ("min_tier", Val::Str(smol_str::format_smolstr!("{}及以上", tier_text(min)))),
                 ],

@@ -92,16 +92,12 @@ impl Logic for InsuranceLogic {
             Some(n) => smol_str::format_smolstr!("{n}（{insutype}）"),
             None => smol_str::format_smolstr!("险种{insutype}"),
         };
-        out.hit(
-            r.index,
-            vec![li],
-            line.amount,
-            vec![
-                ("item", Val::Str(r.item_name(line, tag))),
-                ("code", Val::Str(line.code.clone())),
-                ("allowed", Val::Str(allowed.label.as_str().into())),
-                ("insutype", Val::Str(shown)),
-            ],
+        r.hit_line(
+            out,
+            li,
+            line,
+            tag,
+            vec![("allowed", Val::Str(allowed.label.as_str().into())), ("insutype", Val::Str(shown))],
         );
     }
 }

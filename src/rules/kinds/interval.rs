@@ -62,13 +62,12 @@ impl Logic for IntervalLogic {
                 .map(|p| p.date())
                 .max();
             match earlier_own.max(earlier_past) {
-                Some(prev) => out.hit(
-                    r.index,
-                    vec![li],
-                    line.amount,
+                Some(prev) => r.hit_line(
+                    out,
+                    li,
+                    line,
+                    tag,
                     vec![
-                        ("item", Val::Str(r.item_name(line, tag))),
-                        ("code", Val::Str(line.code.clone())),
                         ("prev_date", Val::Date(prev)),
                         ("gap", Val::Int((day - prev).num_days())),
                         ("min_days", Val::Int(min)),

@@ -31,16 +31,7 @@ impl Logic for ListedLogic {
     fn line(&self, r: &RuleCx<'_>, c: &Claim, li: u32, tag: u32, out: &mut Out) {
         let Some(line) = c.lines.get(li as usize) else { return };
         let note = self.notes.get(tag as usize).filter(|n| !n.is_empty()).unwrap_or(&self.default);
-        out.hit(
-            r.index,
-            vec![li],
-            line.amount,
-            vec![
-                ("item", Val::Str(r.item_name(line, tag))),
-                ("code", Val::Str(line.code.clone())),
-                ("note", Val::Str(note.clone())),
-            ],
-        );
+        r.hit_line(out, li, line, tag, vec![("note", Val::Str(note.clone()))]);
     }
 }
 

@@ -194,6 +194,16 @@ pub(crate) fn earlier_note(prior: &[&PastLine]) -> SmolStr {
 }
 
 impl RuleCx<'_> {
+    /// One line's hit: its item (by name) and code first, then the kind's own evidence; the line's
+    /// amount is the hit's amount. Every line kind builds its hit here.
+    pub fn hit_line(&self, out: &mut Out, li: u32, line: &Line, tag: u32, more: Vec<(&'static str, Val)>) {
+        let mut ev = Vec::with_capacity(more.len() + 2);
+        ev.push(("item", Val::Str(self.item_name(line, tag))));
+        ev.push(("code", Val::Str(line.code.clone())));
+        ev.extend(more);
+        out.hit(self.index, vec![li], line.amount, ev);
+    }
+
     /// The item's display name: the message's own name, else the table row's, else any pack's
     /// name for the code, else the code.
     pub fn item_name(&self, line: &Line, tag: u32) -> SmolStr {

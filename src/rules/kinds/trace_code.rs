@@ -43,13 +43,12 @@ impl Logic for TraceLogic {
         });
         if let Some(t) = earlier {
             let whom = if t.same_patient { "该患者（同一追溯码重复扫码）" } else { "其他患者" };
-            out.hit(
-                r.index,
-                vec![li],
-                line.amount,
+            r.hit_line(
+                out,
+                li,
+                line,
+                tag,
                 vec![
-                    ("item", Val::Str(r.item_name(line, tag))),
-                    ("code", Val::Str(line.code.clone())),
                     ("trace_code", Val::Str(t.code.clone().into())),
                     ("sold_on", Val::Date(t.day)),
                     ("to_whom", Val::Str(whom.into())),

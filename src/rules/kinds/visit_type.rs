@@ -75,16 +75,12 @@ impl Logic for VisitLogic {
             (None, Some(mt)) => format!("医疗类别{mt}"),
             (None, None) => "未知".to_owned(),
         };
-        out.hit(
-            r.index,
-            vec![li],
-            line.amount,
-            vec![
-                ("item", Val::Str(r.item_name(line, tag))),
-                ("code", Val::Str(line.code.clone())),
-                ("visit", Val::Str(visit.into())),
-                ("allowed", Val::Str(self.allowed_text.as_str().into())),
-            ],
+        r.hit_line(
+            out,
+            li,
+            line,
+            tag,
+            vec![("visit", Val::Str(visit.into())), ("allowed", Val::Str(self.allowed_text.as_str().into()))],
         );
     }
 }
