@@ -218,29 +218,11 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Rules { cmd: RulesCmd::ImportNhsa { points, icd, out, version } } => {
-            match claimgate::cli::rules_import_nhsa(&points, &icd, &out, version) {
-                Ok(s) => {
-                    print!("{s}");
-                    ExitCode::SUCCESS
-                }
-                Err(s) => {
-                    eprintln!("{s}");
-                    ExitCode::from(2)
-                }
-            }
+            printed(claimgate::cli::rules_import_nhsa(&points, &icd, &out, version))
         }
         Cmd::Rules { cmd: RulesCmd::Coverage { rules, format } } => {
             let dirs = if rules.is_empty() { vec![PathBuf::from("rulesets")] } else { rules };
-            match claimgate::cli::rules_coverage(&dirs, format == "json") {
-                Ok(s) => {
-                    print!("{s}");
-                    ExitCode::SUCCESS
-                }
-                Err(s) => {
-                    eprintln!("{s}");
-                    ExitCode::from(2)
-                }
-            }
+            printed(claimgate::cli::rules_coverage(&dirs, format == "json"))
         }
         Cmd::Rules { cmd: RulesCmd::Schema } => {
             print!("{}", claimgate::rules::source::rule_file_schema());
@@ -269,5 +251,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// A command's text on stdout (exit 0), or its error on stderr (exit 2).
+fn printed(r: Result<String, String>) -> ExitCode {
+    match r {
+        Ok(s) => {
+            print!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(s) => {
+            eprintln!("claimgate: {s}");
+            ExitCode::from(2)
+        }
     }
 }

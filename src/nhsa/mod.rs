@@ -101,6 +101,17 @@ pub enum Era {
 }
 
 impl Era {
+    /// A point's era: from the revision, superseded by it, or neither.
+    pub(crate) fn of(p: &Point, superseded: &HashSet<&str>) -> Era {
+        if p.release.starts_with("updates_") {
+            Era::Revised
+        } else if superseded.contains(p.kp_id.as_str()) {
+            Era::Superseded
+        } else {
+            Era::Current
+        }
+    }
+
     pub fn suffix(self) -> &'static str {
         match self {
             Era::Current => "",
@@ -193,13 +204,7 @@ pub fn convert(src: &Sources<'_>) -> Conversion {
     let mut placed: Vec<Placed> = Vec::new();
     let mut decided = (0, 0);
     for p in &points {
-        let era = if p.release.starts_with("updates_") {
-            Era::Revised
-        } else if superseded.contains(p.kp_id.as_str()) {
-            Era::Superseded
-        } else {
-            Era::Current
-        };
+        let era = Era::of(p, &superseded);
         let count = conv.by_class.entry(p.rule_class.clone()).or_default();
         let skip = |reason: String| Skipped {
             kp_id: p.kp_id.clone(),

@@ -162,13 +162,7 @@ fn flags_nine_in_ten_published_points_and_no_compliant_twin() {
     let mut missed: BTreeMap<String, usize> = BTreeMap::new();
     for p in &all {
         let Some(class) = classes::find(&p.rule_class) else { continue };
-        let era = if p.release.starts_with("updates_") {
-            Era::Revised
-        } else if superseded.contains(p.kp_id.as_str()) {
-            Era::Superseded
-        } else {
-            Era::Current
-        };
+        let era = Era::of(p, &superseded);
         if let Ok(d) = (class.decide)(p, &matcher) {
             placed_all.push(Placed { point: p.clone(), era, variant: d.variant, param: d.param, note: d.note });
         }
