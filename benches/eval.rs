@@ -167,8 +167,26 @@ fn national(c: &mut Criterion, small: &[u8], large: &[u8]) {
         rules::evaluate(&rs, &c20).hits.len(),
         rules::evaluate(&rs, &c1000).hits.len()
     );
+    // The same 20 lines for a patient with 30 days of history: a visit a day, each day's upload
+    // carrying the same items (600 earlier lines the per-day, per-visit and pair rules read).
+    let mut with_history = c20.clone();
+    let mut h = claimgate::claim::History::default();
+    for day in 1..=30u64 {
+        let mid: std::sync::Arc<str> = format!("V{day}").into();
+        for l in &c20.lines {
+            let mut past = l.clone();
+            past.id = format!("{}-{day}", l.id).into();
+            past.time = l.time - chrono::Days::new(day);
+            h.lines.push(claimgate::claim::PastLine::of(mid.clone(), &past, true));
+        }
+    }
+    with_history.history = Some(std::sync::Arc::new(h));
+    eprintln!("national: 20 lines with 30 days of history: {} hits", rules::evaluate(&rs, &with_history).hits.len());
     let mut g = c.benchmark_group("national");
     g.bench_function("evaluate_20_lines", |b| b.iter(|| rules::evaluate(&rs, black_box(&c20))));
+    g.bench_function("evaluate_20_lines_30_days_history", |b| {
+        b.iter(|| rules::evaluate(&rs, black_box(&with_history)))
+    });
     g.bench_function("evaluate_1000_lines", |b| b.iter(|| rules::evaluate(&rs, black_box(&c1000))));
     g.sample_size(10);
     g.bench_function("load_and_compile", |b| b.iter(|| rules::load(&dirs).expect("packs")));
