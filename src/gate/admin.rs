@@ -1,6 +1,6 @@
 //! The admin API (bearer token): the active rule set, pushing a bundle, rolling back, shadow runs.
 //! The work itself is `reload`'s, run on a blocking thread; this file only speaks HTTP. Every
-//! handler is one [`task`]: authorise → read the bundle (when there is one) → run on the blocking
+//! handler is one `task`: authorise → read the bundle (when there is one) → run on the blocking
 //! pool; failures answer through [`ApiFailure`].
 
 use super::rescue::ApiFailure;

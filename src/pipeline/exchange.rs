@@ -3,7 +3,7 @@
 //! [`check`] reads the claims once (the routed head hands over a fee upload's parsed lines),
 //! attaches history, evaluates, lets a shadow candidate see the claims and applies the doctors'
 //! 3103 overrides; it blocks on the store, so the caller runs it on the blocking pool under the
-//! time budget. [`Verdict::of`] turns what the check came to into what happens to the message —
+//! time budget. [`Judge::verdict`] turns what the check came to into what happens to the message —
 //! the fail policy applied there — and [`Pending::settle`] turns the gateway's answer into the
 //! journal record and what history learns. `gate` only speaks HTTP around these; `claimgate
 //! check` and `claimgate replay` run the same [`check`].
