@@ -5,7 +5,6 @@
 use super::classes::{self, one_line, Variant};
 use super::indication::Matcher;
 use super::{Conversion, Era, Placed, PACK_NAME, REVISION_DAY, REVISION_EVE};
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -187,82 +186,4 @@ fn review(conv: &Conversion) -> String {
         .map(|s| vec![s.kp_id.clone(), s.rule_class.clone(), s.item_name.clone(), s.reason.clone()])
         .collect();
     csv_text(&["kp_id", "rule_class", "item_name", "reason"], rows)
-}
-
-/// A test order line of a 3101 message.
-pub(crate) struct Order<'a> {
-    pub id: &'a str,
-    pub code: &'a str,
-    pub name: &'a str,
-    pub cnt: f64,
-    pub price: f64,
-    pub day: i64,
-    /// Days from the order's start to its stop (a drug's days supply).
-    pub days: Option<i64>,
-}
-
-/// The facts of a test visit.
-#[derive(Clone)]
-pub(crate) struct Facts {
-    pub gend: &'static str,
-    pub brdy: String,
-    pub insutype: &'static str,
-    pub med_type: &'static str,
-    pub medins_lv: &'static str,
-    pub diagnosis: (String, String),
-}
-
-impl Facts {
-    pub fn typical() -> Facts {
-        Facts {
-            gend: "1",
-            brdy: "1980-06-01".into(),
-            insutype: "310",
-            med_type: "11",
-            medins_lv: "1",
-            diagnosis: ("J06.900".into(), "急性上呼吸道感染".into()),
-        }
-    }
-}
-
-fn chrg_type(code: &str) -> &'static str {
-    match code.as_bytes().first() {
-        Some(b'X') => "09",
-        Some(b'Z') => "11",
-        Some(b'T') => "10",
-        _ => "05",
-    }
-}
-
-/// A 3101 (事前分析) message: one patient, one visit, the orders on `date` plus each order's day.
-pub(crate) fn envelope(f: &Facts, date: chrono::NaiveDate, orders: &[Order<'_>]) -> Value {
-    let at = |d: i64| {
-        let day = date.checked_add_signed(chrono::Duration::days(d)).unwrap_or(date);
-        format!("{day} 09:00:00")
-    };
-    let inpatient = f.med_type.starts_with('2');
-    let orders: Vec<Value> = orders
-        .iter()
-        .map(|o| {
-            json!({
-                "rx_id": o.id, "hilist_code": o.code, "hilist_name": o.name, "chrg_type": chrg_type(o.code),
-                "cnt": o.cnt, "pric": o.price, "sumamt": (o.cnt * o.price * 100.0).round() / 100.0,
-                "drord_begn_date": at(o.day), "drord_stop_date": o.days.map(|n| at(o.day + n)),
-                "drord_dept_codg": "A03", "drord_dept_name": "内科", "drord_bhvr": "0"
-            })
-        })
-        .collect();
-    json!({
-        "infno": "3101",
-        "input": {"data": {"trig_scen": "2", "patient_dtos": [{
-            "patn_id": "P0001", "patn_name": "患者甲", "gend": f.gend, "brdy": f.brdy, "curr_mdtrt_id": "M0001",
-            "fsi_encounter_dtos": [{
-                "mdtrt_id": "M0001", "medins_id": "H41070100001", "medins_name": "示例市人民医院",
-                "medins_lv": f.medins_lv, "med_mdtrt_type": if inpatient { "3" } else { "1" },
-                "med_type": f.med_type, "insutype": f.insutype, "adm_date": at(0),
-                "fsi_diagnose_dtos": [{"dise_codg": f.diagnosis.0, "dise_name": f.diagnosis.1, "maindise_flag": "1", "inout_dise_type": "1"}],
-                "fsi_order_dtos": orders
-            }]
-        }]}}
-    })
 }

@@ -120,13 +120,13 @@ fn a_superseded_point_applies_before_the_revision_day_and_its_replacement_from_i
     ];
     let conv = convert(&Sources { points: &lines.join("\n"), icd10: "code\tname\n", version: "1" });
     let (_dir, rs, _) = compile_files(&conv);
-    let man = emit::Facts::typical();
+    let man = emit_cases::Facts::typical();
     let on = |date: &str, code: &str| {
         let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
-        emit::envelope(
+        emit_cases::envelope(
             &man,
             d,
-            &[emit::Order { id: "R1", code, name: "药品", cnt: 1.0, price: 10.0, day: 0, days: None }],
+            &[emit_cases::Order { id: "R1", code, name: "药品", cnt: 1.0, price: 10.0, day: 0, days: None }],
         )
     };
     let hit = |id: &str| serde_json::json!({"hits_include": [{"rule_id": id, "lines": ["R1"]}]});

@@ -266,6 +266,18 @@ impl Builder {
     }
 }
 
+/// The rule's `effective_from` and `effective_until`, in order.
+fn effective(src: &RuleSource) -> Result<(Option<NaiveDate>, Option<NaiveDate>), String> {
+    let from = parse_date("effective_from", &src.effective_from)?;
+    let until = parse_date("effective_until", &src.effective_until)?;
+    if let (Some(f), Some(u)) = (from, until) {
+        if u < f {
+            return Err("effective_until is before effective_from".into());
+        }
+    }
+    Ok((from, until))
+}
+
 /// Compiles one rule; `Err` is the reason (the caller adds file and line).
 fn compile_rule(
     b: &mut Builder,
@@ -281,13 +293,7 @@ fn compile_rule(
         return Err("rule with an empty id".into());
     }
     let message = Template::compile(&src.message, spec.vars).map_err(ctx)?;
-    let from = parse_date("effective_from", &src.effective_from).map_err(ctx)?;
-    let until = parse_date("effective_until", &src.effective_until).map_err(ctx)?;
-    if let (Some(f), Some(u)) = (from, until) {
-        if u < f {
-            return Err(ctx("effective_until is before effective_from".into()));
-        }
-    }
+    let (from, until) = effective(src).map_err(ctx)?;
     let classes = parse_classes(&src.select.item_classes).map_err(ctx)?;
     let when = parse_when(&src.when).map_err(ctx)?;
     let table = match (&src.select.table, spec.table) {
