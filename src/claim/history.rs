@@ -109,7 +109,7 @@ pub struct TraceUse {
 
 /// The patient's history as one snapshot. Nothing in it is from a blocked or gateway-rejected
 /// message, and reversals are already applied.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct History {
     /// The first day the snapshot covers (older records were not loaded).
     pub since: Option<NaiveDate>,
@@ -117,6 +117,30 @@ pub struct History {
     /// Cheap to clone, so that a snapshot extended by a new upload copies pointers, not strings.
     pub lines: Vec<PastLine>,
     pub settlements: Vec<PastSettlement>,
+    /// `lines` by item code, built on first use and kept with the (cached, shared) snapshot, so the
+    /// claims of one patient do not each index the same history again.
+    pub by_code: std::sync::OnceLock<CodeRuns>,
+}
+
+/// Positions of [`History::lines`] sorted by item code (then by position), and the run of each code.
+#[derive(Debug, Default)]
+pub struct CodeRuns {
+    order: Vec<u32>,
+    /// `(code, start, end)` into `order`, sorted by code.
+    runs: Vec<(Arc<str>, u32, u32)>,
+}
+
+impl Clone for History {
+    /// A copy is a new snapshot (an extended one adds lines): its index is built again.
+    fn clone(&self) -> History {
+        History {
+            since: self.since,
+            visits: self.visits.clone(),
+            lines: self.lines.clone(),
+            settlements: self.settlements.clone(),
+            by_code: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// What the gateway computed the fund would pay for this claim: the pre-settlement answer (2206 /
@@ -129,6 +153,37 @@ pub struct FundAsk {
 }
 
 impl History {
+    fn runs(&self) -> &CodeRuns {
+        self.by_code.get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.lines.len() as u32).collect();
+            order.sort_by(|&a, &b| self.lines[a as usize].code.cmp(&self.lines[b as usize].code).then(a.cmp(&b)));
+            let mut runs: Vec<(Arc<str>, u32, u32)> = Vec::new();
+            for (k, &i) in order.iter().enumerate() {
+                let code = &self.lines[i as usize].code;
+                match runs.last_mut() {
+                    Some(r) if Arc::ptr_eq(&r.0, code) || r.0 == *code => r.2 = k as u32 + 1,
+                    _ => runs.push((code.clone(), k as u32, k as u32 + 1)),
+                }
+            }
+            CodeRuns { order, runs }
+        })
+    }
+
+    /// The earlier lines of item `code`, in the history's order (see [`History::by_code`]).
+    pub fn same_code<'a: 'k, 'k>(&'a self, code: &'k str) -> impl Iterator<Item = &'a PastLine> + 'k {
+        let r = self.runs();
+        let span = r.runs.binary_search_by(|x| (*x.0).cmp(code)).ok().map_or(0..0, |k| {
+            let (_, s, e) = &r.runs[k];
+            *s as usize..*e as usize
+        });
+        r.order[span].iter().map(|&i| &self.lines[i as usize])
+    }
+
+    /// The distinct item codes of the history.
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        self.runs().runs.iter().map(|r| &*r.0)
+    }
+
     /// Settlements on `day` for `insutype`, leaving out the one made by `msgid` (a retry). An
     /// inpatient stay's settlement does not count toward an outpatient day, nor the reverse.
     pub fn settled_on<'a>(

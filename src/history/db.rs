@@ -629,6 +629,7 @@ pub fn extend(h: &History, since: NaiveDate, psn: &str, events: &[Event], applie
         visits: visits.unwrap_or_else(|| h.visits.clone()),
         lines,
         settlements: h.settlements.clone(),
+        by_code: Default::default(),
     })
 }
 

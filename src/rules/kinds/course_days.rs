@@ -37,6 +37,9 @@ enum Window {
 struct Item {
     max: i64,
     codes: Vec<Box<str>>,
+    /// The same codes, to meet a history's few distinct codes when the item lists many (a drug's
+    /// point lists every manufacturer's code: 150 for 曲克芦丁).
+    set: rustc_hash::FxHashSet<Box<str>>,
 }
 
 struct CourseLogic {
@@ -82,10 +85,11 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
         };
         let name = if r.name.trim().is_empty() { r.code.trim() } else { r.name.trim() };
         let k = *by_name.entry((name, max)).or_insert_with(|| {
-            items.push(Item { max, codes: Vec::new() });
+            items.push(Item { max, codes: Vec::new(), set: Default::default() });
             (items.len() - 1) as u32
         });
         items[k as usize].codes.push(r.code.trim().into());
+        items[k as usize].set.insert(r.code.trim().into());
         item_of.push(k);
     }
     if i.rows.is_empty() && default_max.is_none() {
@@ -100,7 +104,16 @@ fn covered(day: NaiveDate, supply: Option<crate::claim::Qty>) -> impl Iterator<I
 }
 
 impl CourseLogic {
-    fn judge(&self, r: &RuleCx<'_>, c: &Claim, max: i64, codes: &[Box<str>], lines: &[(u32, u32)], out: &mut Out) {
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        r: &RuleCx<'_>,
+        c: &Claim,
+        max: i64,
+        (codes, set): (&[Box<str>], Option<&rustc_hash::FxHashSet<Box<str>>>),
+        lines: &[(u32, u32)],
+        out: &mut Out,
+    ) {
         let Some(last_day) = lines.iter().filter_map(|&(li, _)| c.lines.get(li as usize)).map(|l| l.date()).max()
         else {
             return;
@@ -116,8 +129,14 @@ impl CourseLogic {
             first_own = Some(first_own.map_or(l.date(), |f: NaiveDate| f.min(l.date())));
             days.extend(covered(l.date(), l.days_supply));
         }
-        if c.history.is_some() {
-            for code in codes {
+        if let Some(h) = &c.history {
+            // Look up the fewer of the item's codes and the history's distinct codes.
+            let present: Vec<&str> = if codes.len() > 8 {
+                h.codes().filter(|k| set.is_some_and(|s| s.contains(*k))).collect()
+            } else {
+                codes.iter().map(|k| &**k).collect()
+            };
+            for code in present {
                 for p in r.past.same_code(code) {
                     let retried = *p.mdtrt_id == *c.encounter.mdtrt_id
                         && lines.iter().any(|&(li, _)| c.lines[li as usize].id == p.id);
@@ -189,12 +208,12 @@ impl Logic for CourseLogic {
                 continue;
             }
             match self.items.get(item as usize) {
-                Some(it) => self.judge(r, c, it.max, &it.codes, &lines, out),
+                Some(it) => self.judge(r, c, it.max, (&it.codes, Some(&it.set)), &lines, out),
                 None => {
                     // Codes listed in the rule itself: each code is its own item.
                     let Some(max) = self.default_max else { continue };
                     let code: Box<str> = c.lines[lines[0].0 as usize].code.as_str().into();
-                    self.judge(r, c, max, std::slice::from_ref(&code), &lines, out);
+                    self.judge(r, c, max, (std::slice::from_ref(&code), None), &lines, out);
                 }
             }
         }

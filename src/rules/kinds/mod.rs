@@ -128,44 +128,31 @@ pub(crate) struct RuleCx<'a> {
     pub names: &'a rustc_hash::FxHashMap<Box<str>, SmolStr>,
 }
 
-/// The claim's history lines indexed by item code, built on the first rule that asks and kept
-/// for the rest of the evaluation: a rule comparing each line with the earlier lines of the same
-/// item reads a handful of entries instead of scanning the whole history per line (a 1,000-line
+/// The claim's history lines by item code (the snapshot's own index, built once per snapshot and
+/// shared by every claim that reads it): a rule comparing each line with the earlier lines of the
+/// same item reads a handful of entries instead of scanning the whole history per line (a 1,000-line
 /// stay against its own 1,000 earlier lines was a million comparisons per rule).
 pub(crate) struct PastIndex<'c> {
     claim: &'c Claim,
-    lines: &'c [PastLine],
-    by_code: std::cell::OnceCell<rustc_hash::FxHashMap<&'c str, Vec<u32>>>,
     /// This claim's own line ids (a retried upload resends lines history already holds).
     own: std::cell::OnceCell<rustc_hash::FxHashSet<&'c str>>,
 }
 
 impl<'c> PastIndex<'c> {
     pub fn new(claim: &'c Claim) -> PastIndex<'c> {
-        PastIndex {
-            claim,
-            lines: claim.history.as_deref().map_or(&[], |h| h.lines.as_slice()),
-            by_code: Default::default(),
-            own: Default::default(),
-        }
+        PastIndex { claim, own: Default::default() }
     }
 
-    /// The earlier lines of item `code`, in the history's order.
-    pub fn same_code<'s>(&'s self, code: &str) -> impl Iterator<Item = &'c PastLine> + 's {
-        let lines = self.lines;
-        let idx = self.by_code.get_or_init(|| {
-            let mut m: rustc_hash::FxHashMap<&'c str, Vec<u32>> = rustc_hash::FxHashMap::default();
-            for (i, p) in lines.iter().enumerate() {
-                m.entry(&*p.code).or_default().push(i as u32);
-            }
-            m
-        });
-        idx.get(code).into_iter().flatten().map(move |&i| &lines[i as usize])
+    /// The earlier lines of item `code`, in the history's order (the snapshot's own index, built
+    /// once per snapshot rather than once per claim).
+    pub fn same_code<'s>(&'s self, code: &'s str) -> impl Iterator<Item = &'c PastLine> + 's {
+        let h: Option<&'c crate::claim::History> = self.claim.history.as_deref();
+        h.into_iter().flat_map(move |h| h.same_code(code))
     }
 
     /// The accepted lines of item `code` from other messages: a line this claim carries again (a
     /// retry: the same visit and `feedetl_sn`) is this claim's, and never counts against it.
-    pub fn earlier<'s>(&'s self, code: &str) -> impl Iterator<Item = &'c PastLine> + 's {
+    pub fn earlier<'s>(&'s self, code: &'s str) -> impl Iterator<Item = &'c PastLine> + 's {
         let c = self.claim;
         let own = self.own.get_or_init(|| c.lines.iter().map(|l| l.id.as_str()).collect());
         self.same_code(code).filter(move |p| !(*p.mdtrt_id == *c.encounter.mdtrt_id && own.contains(p.id.as_str())))
@@ -174,6 +161,7 @@ impl<'c> PastIndex<'c> {
 
 /// `（含此前已上传的明细F0001 2025-06-10 08:00:00）`, naming up to three earlier lines; empty for none.
 pub(crate) fn earlier_note(prior: &[&PastLine]) -> SmolStr {
+    use std::fmt::Write as _;
     if prior.is_empty() {
         return SmolStr::default();
     }
@@ -184,10 +172,10 @@ pub(crate) fn earlier_note(prior: &[&PastLine]) -> SmolStr {
         }
         s.push_str(&p.id);
         s.push(' ');
-        s.push_str(&p.time.format("%Y-%m-%d %H:%M:%S").to_string());
+        let _ = write!(s, "{}", p.time);
     }
     if prior.len() > 3 {
-        s.push_str(&format!("等{}条", prior.len()));
+        let _ = write!(s, "等{}条", prior.len());
     }
     s.push('）');
     s.into()
