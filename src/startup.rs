@@ -45,6 +45,11 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
     // The doctors' 3103 answers live where history does: they survive a restart, and every
     // instance sharing the store honours them.
     let overrides = Arc::new(overrides::Overrides::with_store(store.clone()));
+    // Settlements of one person take turns: across instances when they share PostgreSQL.
+    let turns = match cfg.history_store.as_deref() {
+        Some(url) if store.shared() => crate::pipeline::turns::Turns::shared(url).map_err(anyhow::Error::msg)?,
+        _ => crate::pipeline::turns::Turns::local(),
+    };
     // The journal lives where history does: the shared store when there is one (its own
     // tables), else its own SQLite file beside history's.
     let opts =
@@ -62,6 +67,7 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
         history,
         upstream,
         overrides,
+        turns,
         rules,
         reload: Arc::new(reload),
         guard: guard::Guard::new(&cfg),

@@ -38,6 +38,8 @@ pub struct State {
     pub history: Arc<History>,
     pub upstream: Option<upstream::Upstream>,
     pub overrides: std::sync::Arc<crate::pipeline::overrides::Overrides>,
+    /// One settlement of a person at a time, from its check to what history learns.
+    pub turns: Arc<crate::pipeline::turns::Turns>,
     /// The decision journal (`data/journal.sqlite`, or the shared store's `j_*` tables).
     pub journal: crate::journal::Journal,
     /// Bundles, local packs, activation, rollback.

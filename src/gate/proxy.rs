@@ -93,6 +93,18 @@ async fn route(
         return Failure::NotReadyClosed.respond(area);
     };
     let rev = active.rs.revision();
+    // The daily caps judge a settlement on the day the person's earlier settlements made: one
+    // settlement of a person at a time, from this check until history has learnt its answer.
+    let _turn = match head.person().filter(|_| matches!(infno, Infno::OutpatientSettle | Infno::InpatientSettle)) {
+        Some(person) => match st.turns.take(person.as_str(), Duration::from_millis(st.cfg.upstream_timeout_ms)).await {
+            Some(turn) => Some(turn),
+            None => {
+                metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+                return with_headers(Failure::Busy.respond(area), "error", &rev);
+            }
+        },
+        None => None,
+    };
     // A pre-settlement commits nothing at the gateway and the fund share it computes is what the
     // daily caps need: it goes first, and its answer is checked on the way back.
     let presettle = matches!(infno, Infno::OutpatientPreSettle | Infno::InpatientPreSettle);

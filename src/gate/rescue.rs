@@ -95,6 +95,8 @@ pub enum Failure<'a> {
     CheckFailed { budget: bool },
     /// A local analysis panicked (500).
     Internal,
+    /// Another settlement of the same person held its turn past the wait (409, `Retry-After: 1`).
+    Busy,
 }
 
 impl Failure<'_> {
@@ -107,6 +109,7 @@ impl Failure<'_> {
             Failure::NoKey => StatusCode::UNAUTHORIZED,
             Failure::BadKey => StatusCode::FORBIDDEN,
             Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Failure::Busy => StatusCode::CONFLICT,
             Failure::NoUpstream => StatusCode::BAD_GATEWAY,
             Failure::Upstream(e) if e.kind() == "timeout" => StatusCode::GATEWAY_TIMEOUT,
             Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -137,13 +140,14 @@ impl Failure<'_> {
                 "claimgate: 审核内部错误，已按配置暂停该笔结算，请联系信息科".into()
             }
             Failure::Internal => "claimgate: 审核内部错误，请联系信息科".into(),
+            Failure::Busy => "claimgate: 该参保人的另一笔结算正在处理，本笔未提交医保，请稍后重新结算".into(),
         }
     }
 
     /// The envelope the HIS receives (`infcode -1`), addressed from `admdvs`.
     pub fn respond(&self, admdvs: &str) -> HttpResponse {
         let mut r = error(self.status(), admdvs, &self.message());
-        if matches!(self, Failure::RateLimited { .. }) {
+        if matches!(self, Failure::RateLimited { .. } | Failure::Busy) {
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         r

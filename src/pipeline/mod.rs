@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod exchange;
 pub mod overrides;
 pub mod packtest;
+pub mod turns;
 
 use crate::claim::{normalize, Claim, Facts};
 use crate::history::History;

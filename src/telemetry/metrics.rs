@@ -48,6 +48,10 @@ pub static FALLBACKS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_fallbacks_total", "Checks that fell back", &["reason"]));
 pub static OVERRIDES: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_overrides_total", "3103 doctor answers by way", &["dspo_way"]));
+/// Settlement turns (one settlement of a person at a time): `taken`, `busy` (another settlement
+/// of the person held it past the wait; answered 「请稍后重新结算」), `local_only` (PostgreSQL unreachable).
+pub static SETTLE_TURNS: Lazy<IntCounterVec> =
+    Lazy::new(|| counter("claimgate_settle_turns_total", "Settlement turns by outcome", &["outcome"]));
 /// History writes: `applied`, `duplicate` (msgid seen before), `error`, `read_error`.
 pub static HISTORY_WRITES: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_history_writes_total", "History writes by outcome", &["outcome"]));
@@ -173,6 +177,9 @@ pub fn touch() {
     Lazy::force(&FALLBACKS);
     Lazy::force(&REFUSED);
     Lazy::force(&OVERRIDES);
+    for o in ["taken", "busy", "local_only"] {
+        SETTLE_TURNS.with_label_values(&[o]);
+    }
     Lazy::force(&RULESET_RULES);
     Lazy::force(&RULESET_ACTIVATIONS);
     Lazy::force(&RULESET_FAILURES);

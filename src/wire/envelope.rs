@@ -58,6 +58,22 @@ impl RequestHead<'_> {
         }
     }
 
+    /// The person a message is about (`input.data.psn_no`), read without the rest of the input;
+    /// `None` for ciphertext, a fee upload (its person is on each line) or no person.
+    pub fn person(&self) -> Option<Text> {
+        #[derive(Deserialize)]
+        struct Input {
+            data: Option<Data>,
+        }
+        #[derive(Deserialize)]
+        struct Data {
+            psn_no: Option<Text>,
+        }
+        let raw = self.input?;
+        let input: Input = serde_json::from_str(raw.get()).ok()?;
+        input.data?.psn_no.filter(|p| !p.as_str().is_empty())
+    }
+
     /// The head of a fee upload whose `input` the one-pass parse already read (`fee`), moved out
     /// with it: a check on another thread needs neither the body nor a second parse. `None` when
     /// the input is still raw JSON borrowed from the body.

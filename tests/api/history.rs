@@ -151,6 +151,66 @@ async fn settling_without_a_presettlement_cannot_bypass_the_cap_postgres() {
     }
 }
 
+/// Eight 20 元 claims of one 居民 patient, each pre-settled alone (10 元 of fund each, under the
+/// 50 元 cap), then settled all at once, half through `a` and half through `b`: the day's fund
+/// never passes the cap — five settle, three are stopped.
+async fn concurrent_settlements(a: TestApp, b: Option<TestApp>) {
+    let (psn, _) = outpatient(&a, CERT, DAY, "0").await;
+    let mut visits = Vec::new();
+    for i in 1..=8 {
+        let (_, v) = outpatient(&a, CERT, DAY, &i.to_string()).await;
+        let r = upload_and_presettle(&a, &psn, &v, "20.00", &i.to_string(), DAY).await;
+        assert_eq!(r.decision.as_deref(), Some("pass"), "alone each is under the cap: {}", r.json);
+        visits.push(v);
+    }
+    let mut tasks = Vec::new();
+    for (i, v) in visits.iter().enumerate() {
+        let to = if i % 2 == 1 { b.as_ref().unwrap_or(&a) } else { &a };
+        let body = serde_json::to_vec(&at_day(envelope("2207", &format!("S{i}"), settle_input(&psn, v)), DAY)).unwrap();
+        let (c, url) = (to.client.clone(), format!("{}/fsi/api/rsfComIfsService/callService", to.base));
+        tasks.push(actix_web::rt::spawn(async move {
+            let r = c.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+            r.json::<Value>().await.unwrap()
+        }));
+    }
+    let (mut settled_n, mut fund) = (0, 0.0);
+    for t in tasks {
+        let j = t.await.unwrap();
+        if j["infcode"] == 0 {
+            settled_n += 1;
+            fund += j["output"]["setlinfo"]["fund_pay_sumamt"].as_str().unwrap().parse::<f64>().unwrap();
+        } else {
+            let msg = j["err_msg"].as_str().unwrap();
+            assert!(msg.contains("DAILY-CAP-390") && msg.contains("单日统筹报销限额50.00元"), "{msg}");
+        }
+    }
+    assert_eq!(settled_n, 5, "50 元 of cap is five 10 元 shares; fund settled {fund}");
+    assert!(fund <= 50.0, "the day's fund {fund} passed the 50 元 cap");
+    assert_eq!(settled(&a), (5, 5000), "history holds the five settlements, 50.00 元 of fund");
+}
+
+#[actix_web::test]
+async fn concurrent_settlements_of_one_person_never_pass_the_cap_sqlite() {
+    concurrent_settlements(app(None, vec!["national-baseline", "examples/xinxiang-2025"]).await, None).await;
+}
+
+#[actix_web::test]
+async fn concurrent_settlements_over_two_instances_sharing_postgres_never_pass_the_cap() {
+    let Some(url) = pg("cap_concurrent") else { return };
+    let packs = vec!["national-baseline", "examples/xinxiang-2025"];
+    let a = app(Some(url.clone()), packs.clone()).await;
+    // B shares A's store and A's (simulated) gateway: two instances behind one load balancer.
+    let gateway = format!("{}/fsi/api/rsfComIfsService/callService", a.sim);
+    let b = spawn_app_with(Options {
+        history_store: Some(url),
+        packs,
+        upstream: Upstream::Url(gateway),
+        ..Options::default()
+    })
+    .await;
+    concurrent_settlements(a, Some(b)).await;
+}
+
 #[actix_web::test]
 async fn daily_cap_sequence_sqlite() {
     cap_sequence(None).await;
