@@ -449,3 +449,59 @@ async fn a_second_upload_sees_the_first_postgres() {
         second_upload_sees_the_first(Some(url)).await;
     }
 }
+
+/// Lines of one person's day spread over messages: OGTT at one outpatient visit and 葡萄糖测定 at
+/// another the same day; Ⅰ级护理 and Ⅱ级护理 of one stay in two daily 2301 batches.
+async fn a_day_across_messages(store: Option<String>) {
+    let app = app(store, vec!["national-baseline"]).await;
+    // Arrange: two visits of one patient on 2025-06-10; OGTT accepted at the first.
+    let (psn, v1) = register(&app, "410702198003150012", "11", 1).await;
+    let (_, v2) = register(&app, "410702198003150012", "11", 2).await;
+    let ogtt = line("G1", &v1, &psn, "002503020020000", 1, "30.00", "30.00", None);
+    let r = app.call(&envelope("2204", "H41070100001202506101100000001", json!({"feedetail": [ogtt]}))).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "{}", r.json);
+    // Act: 葡萄糖测定 at the second visit, in its own upload.
+    let glucose = line("G2", &v2, &psn, "002503020010000", 1, "5.00", "5.00", None);
+    let r = app.call(&envelope("2204", "H41070100001202506101100000002", json!({"feedetail": [glucose]}))).await;
+    // Assert: blocked by the day's OGTT, naming it and its line.
+    assert_eq!(r.decision.as_deref(), Some("block"), "{}", r.json);
+    let msg = r.json["err_msg"].as_str().unwrap();
+    assert!(
+        msg.contains("GZ10000102012000-004") && msg.contains("葡萄糖耐量试验") && msg.contains("此前已上传的明细G1"),
+        "{msg}"
+    );
+
+    // Inpatient: Ⅰ级护理 in the morning batch, Ⅱ级护理 in a later batch the same day.
+    let r = app
+        .call(&envelope("1101", "H41070100001202506101200000001", json!({"data": {"certno": "410702197001010011"}})))
+        .await;
+    let psn = r.json["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_owned();
+    let r = app.call(&envelope("2401", "H41070100001202506101200000002", json!({"mdtrtinfo": {"psn_no": psn, "insutype": "310", "begntime": "2025-06-10 08:30:00",
+        "med_type": "21", "dscg_maindiag_code": "J18.900", "dscg_maindiag_name": "肺炎", "adm_dept_codg": "100201"}, "diseinfo": [{"diag_type": "1", "maindiag_flag": "1", "diag_code": "J18.900", "diag_name": "肺炎"}]}))).await;
+    let stay = r.json["output"]["result"]["mdtrt_id"].as_str().unwrap().to_owned();
+    let nursing = |sn: &str, code: &str, at: &str| {
+        json!({"feedetl_sn": sn, "init_feedetl_sn": "", "mdtrt_id": stay, "psn_no": psn, "med_type": "21", "fee_ocur_time": at,
+            "med_list_codg": code, "medins_list_codg": "H", "det_item_fee_sumamt": 15, "cnt": 1, "pric": 15,
+            "bilg_dept_codg": "100201", "bilg_dept_name": "呼吸内科", "bilg_dr_codg": "D3", "bilg_dr_name": "孙医生"})
+    };
+    let first = json!({"feedetail": [nursing("N1", "001201000030000", "2025-06-10 09:00:00")]});
+    let r = app.call(&envelope("2301", "H41070100001202506101200000003", first)).await;
+    assert_eq!(r.decision.as_deref(), Some("pass"), "{}", r.json);
+    let second = json!({"feedetail": [nursing("N2", "001201000040000", "2025-06-10 16:00:00")]});
+    let r = app.call(&envelope("2301", "H41070100001202506101200000004", second)).await;
+    assert_eq!(r.decision.as_deref(), Some("block"), "{}", r.json);
+    let msg = r.json["err_msg"].as_str().unwrap();
+    assert!(msg.contains("CG-MUTEX-001") && msg.contains("此前已上传的明细N1"), "{msg}");
+}
+
+#[actix_web::test]
+async fn a_day_across_messages_is_judged_whole_sqlite() {
+    a_day_across_messages(None).await;
+}
+
+#[actix_web::test]
+async fn a_day_across_messages_is_judged_whole_postgres() {
+    if let Some(url) = pg("day_across") {
+        a_day_across_messages(Some(url)).await;
+    }
+}
