@@ -50,7 +50,7 @@ impl Turns {
     pub fn shared(url: &str) -> Result<Arc<Turns>, String> {
         let mut cfg: postgres::Config = url.parse().map_err(|e| format!("bad URL: {e}"))?;
         cfg.connect_timeout(Duration::from_secs(1));
-        let pg = PgTurns { cfg, client: Mutex::new(None) };
+        let pg = PgTurns { cfg, client: Mutex::new(None), retry_at: Mutex::new(None) };
         Ok(Arc::new(Turns { local: Mutex::default(), shared: Some(Arc::new(pg)) }))
     }
 
@@ -78,6 +78,7 @@ impl Turns {
                     metrics::SETTLE_TURNS.with_label_values(&["busy"]).inc();
                     return None;
                 }
+                Ok(Err(Unreachable::Recently)) => metrics::SETTLE_TURNS.with_label_values(&["local_only"]).inc(),
                 Ok(Err(e)) => {
                     metrics::SETTLE_TURNS.with_label_values(&["local_only"]).inc();
                     tracing::warn!(error = %e, "settlement turn not shared with other instances (PostgreSQL unreachable)");
@@ -128,11 +129,17 @@ impl Drop for Turn {
 struct PgTurns {
     cfg: postgres::Config,
     client: Mutex<Option<postgres::Client>>,
+    /// After a failed connection the turns stay local until then (a store outage must not cost
+    /// every settlement a connection timeout).
+    retry_at: Mutex<Option<Instant>>,
 }
+
+/// An unreachable server is tried again after this long.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 impl PgTurns {
     /// Polls `pg_try_advisory_lock` until it is granted (`true`) or `wait` runs out (`false`).
-    fn lock(&self, key: u64, wait: Duration) -> Result<bool, postgres::Error> {
+    fn lock(&self, key: u64, wait: Duration) -> Result<bool, Unreachable> {
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(2);
         loop {
@@ -159,10 +166,25 @@ impl PgTurns {
 
     /// Runs a boolean advisory-lock function on the connection, connecting first if needed; a
     /// failed connection is dropped (its locks end with it) and made again next time.
-    fn query_bool(&self, sql: &str, key: u64) -> Result<bool, postgres::Error> {
+    fn query_bool(&self, sql: &str, key: u64) -> Result<bool, Unreachable> {
         let mut slot = self.client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if slot.as_ref().is_none_or(postgres::Client::is_closed) {
-            *slot = Some(self.cfg.connect(postgres::NoTls)?);
+            let mut retry_at = self.retry_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(at) = *retry_at {
+                if Instant::now() < at {
+                    return Err(Unreachable::Recently);
+                }
+            }
+            match self.cfg.connect(postgres::NoTls) {
+                Ok(c) => {
+                    *retry_at = None;
+                    *slot = Some(c);
+                }
+                Err(e) => {
+                    *retry_at = Some(Instant::now() + RETRY_AFTER);
+                    return Err(Unreachable::Now(e));
+                }
+            }
         }
         let Some(c) = slot.as_mut() else { unreachable!("connected above") };
         let object = i32::from_ne_bytes(((key ^ (key >> 32)) as u32).to_ne_bytes());
@@ -170,7 +192,7 @@ impl PgTurns {
             Ok(row) => Ok(row.get(0)),
             Err(e) => {
                 *slot = None;
-                Err(e)
+                Err(Unreachable::Now(e))
             }
         }
     }
@@ -183,6 +205,24 @@ impl Drop for PgTurns {
         let client = self.client.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(c) = client {
             let _ = std::thread::Builder::new().name("turns-close".into()).spawn(move || drop(c));
+        }
+    }
+}
+
+/// Why the shared turns could not be asked.
+#[derive(Debug)]
+enum Unreachable {
+    /// The connection failed now.
+    Now(postgres::Error),
+    /// It failed less than [`RETRY_AFTER`] ago.
+    Recently,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreachable::Now(e) => write!(f, "{e}"),
+            Unreachable::Recently => write!(f, "unreachable less than {} s ago", RETRY_AFTER.as_secs()),
         }
     }
 }
@@ -229,6 +269,21 @@ mod tests {
         drop(held);
         let next = b.take(&person, Duration::from_secs(2)).await.expect("released to the other instance");
         assert!(next.shared);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_leaves_the_turn_local_and_is_not_asked_again_at_once() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let t = Turns::shared(&format!("postgres://claimgate@127.0.0.1:{port}/claimgate")).unwrap();
+        let first = t.take("P1", Duration::from_secs(1)).await.expect("a local turn");
+        assert!(!first.shared);
+        drop(first);
+        let again = t.take("P1", Duration::from_secs(1)).await.expect("a local turn");
+        assert!(!again.shared);
+        let retry_at = t.shared.as_ref().unwrap().retry_at.lock().unwrap().expect("the failure is remembered");
+        assert!(retry_at > Instant::now(), "not asked again before {RETRY_AFTER:?}");
     }
 
     #[test]
