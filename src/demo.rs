@@ -11,7 +11,7 @@ use crate::sim;
 use anyhow::Context;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const DAY: &str = include_str!("../tests/fixtures/demo/day.jsonl");
 
@@ -146,11 +146,123 @@ fn label(decision: &str) -> &str {
     }
 }
 
-/// `claimgate demo`.
+/// The file a data directory gets when the demo made it: a later demo may clear what an earlier one
+/// left there, and never touches a folder without it.
+pub const MARKER: &str = ".claimgate-demo";
+
+/// What `serve` keeps under `data` (config.rs), with SQLite's `-wal`/`-shm` companions.
+fn is_store_file(name: &str) -> bool {
+    name.starts_with("history") || name.starts_with("journal") || name == "bundles"
+}
+
+/// Makes `dir` ready for a demo: created (with the marker) when missing or empty; when an earlier
+/// demo made it, its store is removed so that the day is journaled once however often the demo
+/// runs.
 ///
 /// # Errors
-/// The packs do not load, a port cannot be bound, a step fails in transport.
-pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
+/// `dir` holds files and no marker (it is not the demo's to clear), or it cannot be written.
+pub fn prepare(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let marker = dir.join(MARKER);
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("read {}", dir.display()))?;
+    if !entries.is_empty() && !marker.exists() {
+        anyhow::bail!(
+            "{} is not empty and was not made by `claimgate demo`; give an empty or new folder \
+             (the demo clears what an earlier demo left in its folder, never anything else)",
+            dir.display()
+        );
+    }
+    for e in entries {
+        let name = e.file_name();
+        if !is_store_file(&name.to_string_lossy()) {
+            continue;
+        }
+        let p = e.path();
+        let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        removed.with_context(|| format!("remove {}", p.display()))?;
+    }
+    std::fs::write(&marker, "claimgate demo data: `claimgate demo --data` clears and refills this folder\n")
+        .with_context(|| format!("write {}", marker.display()))?;
+    Ok(())
+}
+
+/// Display width of a cell: CJK characters take two terminal columns.
+fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// The rows as a table whose columns line up in a terminal (padded by display width, not by
+/// characters); the last column (说明) is not padded.
+pub fn table(rows: &[Row]) -> String {
+    let head = ["#", "患者", "业务", "交易", "结果", "说明"];
+    let mut cells: Vec<[String; 6]> = vec![head.map(str::to_owned)];
+    for (i, r) in rows.iter().enumerate() {
+        cells.push([
+            (i + 1).to_string(),
+            r.who.clone(),
+            r.what.clone(),
+            r.infno.clone(),
+            label(&r.decision).to_owned(),
+            r.message.clone(),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(width(c));
+        }
+    }
+    let mut out = String::new();
+    for row in &cells {
+        // The number is right-aligned, the text columns left-aligned, two spaces between columns.
+        out.push_str(&" ".repeat(widths[0] - width(&row[0])));
+        out.push_str(&row[0]);
+        for (c, w) in row.iter().zip(widths).skip(1).take(4) {
+            out.push_str("  ");
+            out.push_str(c);
+            out.push_str(&" ".repeat(w - width(c)));
+        }
+        out.push_str("  ");
+        out.push_str(&row[5]);
+        // A step without a message (a relayed sign-in) ends at its last cell.
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    }
+    out
+}
+
+/// Where the demo's store lives: a temporary folder removed when the demo ends, or the caller's.
+enum Data {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Data {
+    fn path(&self) -> &Path {
+        match self {
+            Data::Temporary(t) => t.path(),
+            Data::Kept(p) => p,
+        }
+    }
+}
+
+/// `claimgate demo [--data DIR]`: everything it prints is still true when it has exited (no address
+/// of a server that has stopped; the journal's folder named only when it is kept).
+///
+/// # Errors
+/// The data folder is not the demo's, the packs do not load, a port cannot be bound, a step fails in
+/// transport.
+pub fn run_blocking(rules: &[PathBuf], data: Option<&Path>) -> anyhow::Result<()> {
+    let data = match data {
+        Some(d) => {
+            prepare(d)?;
+            Data::Kept(d.to_path_buf())
+        }
+        None => Data::Temporary(tempfile::Builder::new().prefix("claimgate-demo-").tempdir()?),
+    };
     actix_web::rt::System::new().block_on(async move {
         let (sim_addr, sim_server) = sim::build("127.0.0.1:0")?;
         let sim_handle = sim_server.handle();
@@ -159,6 +271,7 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
             listen: "127.0.0.1:0".into(),
             upstream: Some(format!("http://{sim_addr}/fsi/api/rsfComIfsService/callService")),
             rules: rules.to_vec(),
+            data: data.path().to_path_buf(),
             institution_tier: Some("2".into()),
             warn_msg_reminders: true,
             ..Config::default()
@@ -166,28 +279,19 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
         let g = crate::startup::build(cfg)?;
         if g.state.rules.load().is_none() {
             let e = g.state.last_error().unwrap_or_default();
-            anyhow::bail!("rule packs refused:\n{e}");
+            anyhow::bail!("rule packs refused:\n{}", e.trim_end());
         }
         let handle = g.handle.clone();
         let ruleset = g.state.rules.load_full().map(|a| a.rs.revision()).unwrap_or_default();
         actix_web::rt::spawn(g.server);
         let base = format!("http://{}", g.addr);
-        println!("claimgate 演示：{base} → 模拟医保网关 http://{sim_addr}（规则包 {ruleset}，二级医院）\n");
+        println!("claimgate 演示：claimgate 与模拟医保网关在本机临时端口上运行，演示结束即停止（规则包 {ruleset}，二级医院）\n");
         let rows = replay(&base, DAY).await?;
         // The journal is durable before the demo exits (the office page reads it afterwards).
         g.state.journal.flush().await;
-        println!("{:>3}  {:<8} {:<26} {:<5} {:<4} 说明", "#", "患者", "业务", "交易", "结果");
-        for (i, r) in rows.iter().enumerate() {
-            println!(
-                "{:>3}  {:<8} {:<26} {:<5} {:<4} {}",
-                i + 1,
-                r.who,
-                r.what,
-                r.infno,
-                label(&r.decision),
-                r.message
-            );
-        }
+        handle.stop(true).await;
+        sim_handle.stop(true).await;
+        print!("{}", table(&rows));
         let count = |d: &str| rows.iter().filter(|r| r.decision == d).count();
         println!(
             "\n合计 {} 笔：通过 {}，提醒 {}，拦截 {}，转发(非审核交易) {}；被拦截的交易未发往医保网关。",
@@ -197,13 +301,22 @@ pub fn run_blocking(rules: &[PathBuf]) -> anyhow::Result<()> {
             count("block"),
             count("relay")
         );
-        println!("指标见 {base}/metrics ；规则说明见 docs/rule-format.md");
-        println!(
-            "审核日志已写入 {}；查看自律办公室看板：CLAIMGATE_ADMIN_TOKEN=<令牌> claimgate serve，然后打开 http://127.0.0.1:8080/office",
-            g.state.journal.location()
-        );
-        handle.stop(true).await;
-        sim_handle.stop(true).await;
+        match &data {
+            Data::Kept(dir) => {
+                println!(
+                    "审核日志与患者历史保存在 {}（再次运行会先清除上次演示的数据，不会重复累计）。",
+                    dir.display()
+                );
+                println!(
+                    "查看自律办公室看板：CLAIMGATE_ADMIN_TOKEN=<令牌> claimgate serve --data {}，然后打开 http://127.0.0.1:8080/office",
+                    dir.display()
+                );
+            }
+            Data::Temporary(_) => println!(
+                "审核日志写在临时目录，演示结束时已删除；要保留并在自律办公室看板查看，请运行 claimgate demo --data <目录>。"
+            ),
+        }
+        println!("claimgate serve 运行时，指标见其 /metrics（Prometheus 文本格式）；规则说明见 docs/rule-format.md");
         Ok(())
     })
 }

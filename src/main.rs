@@ -35,6 +35,8 @@ enum Cmd {
     Demo {
         #[arg(long, default_value = "./rulesets")]
         rules: Vec<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Evaluate the last file (earlier files are context exchanges) and print the decision JSON.
     Check {
@@ -244,7 +246,7 @@ fn main() -> ExitCode {
         Cmd::Report { from, to, format, config, data, output } => {
             claimgate::commands::report((from, to), format, config.as_deref(), data, output.as_deref())
         }
-        Cmd::Demo { rules } => match claimgate::demo::run_blocking(&rules) {
+        Cmd::Demo { rules, data } => match claimgate::demo::run_blocking(&rules, data.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("demo: {e:#}");

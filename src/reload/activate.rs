@@ -504,6 +504,9 @@ impl Reloader {
         }
         tracing::info!(ruleset = %rs.revision(), rules = rs.rules.len(), origin = origin.as_str(), "rule set activated");
         metrics::RULESET_RULES.set(rs.rules.len() as i64);
+        for r in &rs.rules {
+            metrics::touch_rule(&r.id, if r.action == crate::rules::Action::Block { "block" } else { "remind" });
+        }
         metrics::RULESET_ACTIVATIONS.with_label_values(&[origin.as_str()]).inc();
         metrics::RULESET_UPDATE_FAILED.set(0);
         let mut info = bundle.map(|b| b.info.clone());

@@ -33,7 +33,7 @@ pub static REQUEST_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
 });
 pub static RULE_HITS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_rule_hits_total", "Rule hits by rule id and action", &["rule", "action"]));
-/// Upstream failures by kind (`connect`, `timeout`, `garbage`, `status`, `io`).
+/// Upstream failures by kind (`connect`, `timeout`, `io`, `garbage`, `too_large`).
 pub static UPSTREAM_ERRORS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_upstream_errors_total", "Gateway failures by kind", &["kind"]));
 pub static UPSTREAM_SECONDS: Lazy<HistogramVec> =
@@ -166,8 +166,72 @@ pub fn infno_label(code: &str) -> &'static str {
     }
 }
 
-/// Forces every metric into existence so `/metrics` lists them from the start.
+/// The label values each counter can take, created at 0 by [`touch`] so that a rate or an alert
+/// over them works before the first event (an absent series is not a zero in PromQL).
+pub const FALLBACK_REASONS: &[&str] = &["budget", "budget_closed", "internal_open", "internal_closed"];
+pub const UPSTREAM_ERROR_KINDS: &[&str] = &["connect", "timeout", "io", "garbage", "too_large"];
+pub const REFUSED_REASONS: &[&str] = &["no_key", "bad_key", "rate"];
+/// `applied` (a recorded 3103 answer let a claim through), `1` (continue) and `2` (modify).
+pub const OVERRIDE_WAYS: &[&str] = &["applied", "1", "2"];
+pub const HISTORY_WRITE_OUTCOMES: &[&str] = &["applied", "duplicate", "error", "read_error", "spilled"];
+pub const HISTORY_CACHE: &[&str] = &["warm", "cold"];
+pub const SNAPSHOT_OUTCOMES: &[&str] = &["extended", "dropped"];
+pub const RULESET_ORIGINS: &[&str] = &["push", "pull", "last-known-good", "local", "rollback", "shadow", "promote"];
+pub const RULESET_STAGES: &[&str] = &["fetch", "verify", "compile", "selftest", "persist", "rollback", "shadow"];
+pub const DECISIONS: &[&str] = &["pass", "remind", "block", "unchecked", "relay", "error"];
+/// The claim transactions whose requests are counted by decision from the start.
+const CLAIM_INFNOS: &[&str] = &["2204", "2206", "2207", "2301", "2303", "2304", "3101", "3102", "3103"];
+
+/// `claimgate_build_info{version, profile}` = 1: which build answers, for dashboards and alerts.
+pub static BUILD_INFO: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
+    let g = prometheus::IntGaugeVec::new(
+        Opts::new("claimgate_build_info", "The running build: version and profile, always 1"),
+        &["version", "profile"],
+    )
+    .expect("metric definition");
+    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
+
+/// CPU, memory, open files and start time of this process (`process_*`, Linux only).
+static PROCESS: Lazy<()> = Lazy::new(|| {
+    #[cfg(target_os = "linux")]
+    {
+        let c = prometheus::process_collector::ProcessCollector::for_self();
+        REGISTRY.register(Box::new(c)).expect("process collector registered once");
+    }
+});
+
+/// Forces every metric into existence so `/metrics` lists them from the start, every counter's
+/// known label values at 0.
 pub fn touch() {
+    Lazy::force(&PROCESS);
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    BUILD_INFO.with_label_values(&[env!("CARGO_PKG_VERSION"), profile]).set(1);
+    let zero = |c: &IntCounterVec, values: &[&str]| {
+        for v in values {
+            c.with_label_values(&[v]);
+        }
+    };
+    zero(&FALLBACKS, FALLBACK_REASONS);
+    zero(&UPSTREAM_ERRORS, UPSTREAM_ERROR_KINDS);
+    zero(&REFUSED, REFUSED_REASONS);
+    zero(&OVERRIDES, OVERRIDE_WAYS);
+    zero(&HISTORY_WRITES, HISTORY_WRITE_OUTCOMES);
+    zero(&HISTORY_LOOKUPS, HISTORY_CACHE);
+    zero(&HISTORY_SNAPSHOTS, SNAPSHOT_OUTCOMES);
+    zero(&RULESET_ACTIVATIONS, RULESET_ORIGINS);
+    for o in RULESET_ORIGINS {
+        for s in RULESET_STAGES {
+            RULESET_FAILURES.with_label_values(&[o, s]);
+        }
+    }
+    for i in CLAIM_INFNOS.iter().chain(["other"].iter()) {
+        for d in DECISIONS {
+            REQUESTS.with_label_values(&[i, d]);
+        }
+    }
+    Lazy::force(&HISTORY_OUTBOX);
     Lazy::force(&REQUESTS);
     Lazy::force(&CHECK_SECONDS);
     Lazy::force(&REQUEST_SECONDS);
@@ -189,6 +253,11 @@ pub fn touch() {
     Lazy::force(&JOURNAL_PRUNED);
     Lazy::force(&JOURNAL_SPILLED);
     Lazy::force(&JOURNAL_SPILL_PENDING);
+}
+
+/// Creates `rule`'s hit counter at 0 (called for every rule of a rule set when it is activated).
+pub fn touch_rule(rule: &str, action: &str) {
+    RULE_HITS.with_label_values(&[rule, action]);
 }
 
 /// The Prometheus text exposition.

@@ -5,10 +5,15 @@
 
 pub mod metrics;
 
-/// Installs the tracing subscriber (`RUST_LOG`, default `info`). Safe to call twice.
+/// Installs the tracing subscriber (`RUST_LOG`, default `info`) on stderr. Safe to call twice.
+/// Colour (ANSI escapes) only when stderr is a terminal: a file, a pipe or journald gets plain text.
 pub fn init(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { b.json().try_init() } else { b.try_init() };
 }
 

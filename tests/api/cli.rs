@@ -106,6 +106,107 @@ fn the_demo_runs_and_shows_pass_remind_and_block() {
     }
 }
 
+/// The display columns (CJK = 2) at which the demo table's header cells start.
+fn column_starts(header: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let (mut col, mut prev_space) = (0, true);
+    for c in header.chars() {
+        if c != ' ' && prev_space {
+            starts.push(col);
+        }
+        prev_space = c == ' ';
+        col += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+    }
+    starts
+}
+
+/// Whether a cell of `line` starts at display column `at`: a character boundary there, a space before.
+fn starts_a_cell_at(line: &str, at: usize) -> bool {
+    let mut col = 0;
+    let mut prev = ' ';
+    for c in line.chars() {
+        if col == at {
+            return prev == ' ' && c != ' ';
+        }
+        if col > at {
+            return false;
+        }
+        col += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        prev = c;
+    }
+    false
+}
+
+fn journal_decisions(dir: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(dir.join("journal.sqlite")).unwrap();
+    c.query_row("SELECT COUNT(*) FROM j_decision", [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn the_demo_run_twice_into_one_folder_journals_the_day_once_and_prints_the_same_aligned_table() {
+    // Arrange
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let d = dir.to_str().unwrap();
+    // Act
+    let (code1, out1, err1) = claimgate(&["demo", "--data", d]);
+    assert_eq!(code1, 0, "{err1}");
+    let first = journal_decisions(&dir);
+    let (code2, out2, err2) = claimgate(&["demo", "--data", d]);
+    assert_eq!(code2, 0, "{err2}");
+    // Assert: the same day, journaled once, told the same way.
+    assert!(first > 0);
+    assert_eq!(journal_decisions(&dir), first, "a second run does not double the journal");
+    assert_eq!(out1, out2);
+    assert!(out1.contains(&format!("claimgate serve --data {d}")), "{out1}");
+    // Every row's cells start where the header's do (CJK characters are two columns wide).
+    let lines: Vec<&str> = out1.lines().skip_while(|l| !l.trim_start().starts_with("# ")).collect();
+    let starts = column_starts(lines[0]);
+    assert_eq!(starts.len(), 6, "{}", lines[0]);
+    let rows: Vec<&str> = lines[1..].iter().copied().take_while(|l| !l.is_empty()).collect();
+    assert!(rows.len() > 10, "{out1}");
+    for row in rows {
+        // A row without a 说明 ends after its 结果.
+        let row_width = unicode_width::UnicodeWidthStr::width(row);
+        for &at in starts[1..].iter().filter(|&&at| at < row_width) {
+            assert!(starts_a_cell_at(row, at), "column at {at} misaligned in {row:?}\n{out1}");
+        }
+    }
+    // No address of a server that has stopped: the only URL is the one `serve` would listen on.
+    for (i, _) in out1.match_indices("http://") {
+        assert!(out1[i..].starts_with("http://127.0.0.1:8080/office"), "{}", &out1[i..]);
+    }
+}
+
+#[test]
+fn the_demo_leaves_nothing_in_the_working_directory_and_refuses_a_folder_it_did_not_make() {
+    // Arrange
+    let cwd = tempfile::tempdir().unwrap();
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("journal.sqlite"), "someone else's").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_claimgate"))
+            .args(args)
+            .arg("--rules")
+            .arg(root().join("rulesets"))
+            .current_dir(cwd.path())
+            .output()
+            .unwrap()
+    };
+    // Act
+    let default = run(&["demo"]);
+    let refused = run(&["demo", "--data", foreign.path().to_str().unwrap()]);
+    // Assert: the default store was a temporary folder, gone with the demo, and said so.
+    assert!(default.status.success(), "{}", String::from_utf8_lossy(&default.stderr));
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0, "the demo wrote into its working directory");
+    assert!(String::from_utf8_lossy(&default.stdout).contains("演示结束时已删除"));
+    // A folder with files and no demo marker is left alone, with an error line.
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("not made by `claimgate demo`") && err.ends_with('\n'), "{err:?}");
+    assert_eq!(std::fs::read_to_string(foreign.path().join("journal.sqlite")).unwrap(), "someone else's");
+}
+
 #[test]
 fn the_example_config_is_valid() {
     struct NoEnv;

@@ -9,6 +9,7 @@ mod fuzzed;
 mod helpers;
 mod history;
 mod office;
+mod ops;
 mod packs;
 mod props;
 mod proxy;
