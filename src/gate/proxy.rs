@@ -55,7 +55,7 @@ fn judge<'a>(
     Judge {
         head,
         revision,
-        strongest_block: active.and_then(|a| a.strongest_block),
+        strongest_block: active.and_then(|a| a.rs.strongest_block),
         policy: &st.cfg.fail_policy,
         fail_open: st.cfg.fail_open,
         forwards: st.upstream.is_some(),

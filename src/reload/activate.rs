@@ -30,15 +30,11 @@ pub struct Active {
     pub activated_at: String,
     /// The bureau bundle in the set, if any.
     pub bundle: Option<BundleInfo>,
-    /// The severity of the set's strongest blocking rule (`None`: it only reminds), worked out
-    /// once here for the fail policy rather than on every failed check.
-    pub strongest_block: Option<rules::Severity>,
 }
 
 impl Active {
     pub fn new(rs: CompiledRuleSet, source: String, activated_at: String, bundle: Option<BundleInfo>) -> Active {
-        let strongest_block = rs.rules.iter().filter(|r| r.action == rules::Action::Block).map(|r| r.severity).max();
-        Active { rs, source, activated_at, bundle, strongest_block }
+        Active { rs, source, activated_at, bundle }
     }
 }
 

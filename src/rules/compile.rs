@@ -160,6 +160,9 @@ pub struct CompiledRuleSet {
     /// Item names by national code, from every table row of every pack: a hit names its item even
     /// where the message and the rule's own table carry no name (a 2204 line is codes only).
     pub(crate) names: FxHashMap<Box<str>, crate::claim::SmolStr>,
+    /// The severity of the strongest blocking rule (`None`: the set only reminds): what a failed
+    /// check could have cost, for the fail policy.
+    pub strongest_block: Option<super::Severity>,
 }
 
 impl CompiledRuleSet {
@@ -488,6 +491,7 @@ pub fn compile(packs: &[PackSource]) -> Result<CompiledRuleSet, CompileError> {
         knowledge_points,
         lookback: rules.iter().map(|r| r.logic.lookback_days()).max().unwrap_or(0),
         names: item_names(&rules),
+        strongest_block: rules.iter().filter(|r| r.action == super::Action::Block).map(|r| r.severity).max(),
         rules,
     })
 }
