@@ -1,8 +1,10 @@
 //! The pack test runner: every case in `rulesets/<pack>/tests/*.yaml` is run through the same
-//! path as a real message (context exchanges learnt, envelope parsed, claim normalised, evaluated).
+//! path as a real message (context exchanges learnt, then [`super::exchange::check`]: envelope
+//! parsed, claim normalised with history, evaluated).
 //! `claimgate rules test` and `cargo test` both use it.
 
-use super::{decide, prepare_with, Prepared};
+use super::exchange::{check, Checked};
+use super::overrides::Overrides;
 use crate::history::History;
 use crate::rules::source::TestCase;
 use crate::rules::{CompiledRuleSet, PackSource};
@@ -51,12 +53,15 @@ pub fn run_case(rs: &CompiledRuleSet, case: &TestCase, tier: Option<u8>) -> Resu
         Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| format!("answer: {e}"))?),
         None => None,
     };
-    let claims =
-        match prepare_with(&head, &ctx, rs.lookback_days(), answer.as_ref()).map_err(|e| format!("envelope: {e}"))? {
-            Prepared::Claims { claims, .. } => claims,
-            _ => return Err(format!("envelope: infno {} is not a checked transaction", head.infno.as_str())),
-        };
-    let d = decide(rs, &claims);
+    // The same check as the proxy's (no doctor has answered anything in a test case).
+    let d = match check(&head, rs, &ctx, &Overrides::default(), answer.as_ref(), |_, _| {}) {
+        Checked::Done { claims, decision, .. } if !claims.is_empty() => decision,
+        Checked::Done { .. } => {
+            return Err(format!("envelope: infno {} is not a checked transaction", head.infno.as_str()))
+        }
+        Checked::Encrypted(e) | Checked::Bad(e) => return Err(format!("envelope: {e}")),
+        Checked::Failed(why) => return Err(format!("envelope: the check failed ({why})")),
+    };
     let want = &case.expect;
     let mut problems = Vec::new();
     if let Some(decision) = want.decision.as_deref().filter(|w| *w != d.decision.as_str()) {
