@@ -187,3 +187,31 @@ pub fn report(
         }
     }
 }
+
+/// `claimgate healthcheck`: GET `url` (the container's HEALTHCHECK; the image has no curl). Exit 0
+/// on a 2xx answer within `timeout`, 1 otherwise, with the reason on stderr.
+pub fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
+    let probe = async {
+        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
+        let r = client.get(url).send().await.map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", r.status().as_u16()))
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("claimgate healthcheck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(probe) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claimgate healthcheck: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

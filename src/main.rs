@@ -95,6 +95,13 @@ enum Cmd {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },
+    /// Probe a running claimgate (the container image's HEALTHCHECK): exit 0 when URL answers 2xx.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// Write a new ed25519 key pair for signing rule bundles: PREFIX.key (private) and PREFIX.pub.
     Keygen {
         #[arg(short = 'o', long = "out", default_value = "claimgate")]
@@ -245,6 +252,9 @@ fn main() -> ExitCode {
         }
         Cmd::Report { from, to, format, config, data, output } => {
             claimgate::commands::report((from, to), format, config.as_deref(), data, output.as_deref())
+        }
+        Cmd::Healthcheck { url, timeout_secs } => {
+            claimgate::commands::healthcheck(&url, std::time::Duration::from_secs(timeout_secs))
         }
         Cmd::Demo { rules, data } => match claimgate::demo::run_blocking(&rules, data.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
