@@ -91,7 +91,9 @@ async fn a_fresh_server_lists_every_counter_at_zero_with_process_and_build_metri
     let rules = m.lines().filter(|l| l.starts_with("claimgate_rule_hits_total{")).count() as f64;
     assert!(rules > 0.0 && Some(rules) == sample(&m, "claimgate_ruleset_rules"), "one hit series per rule");
     assert_eq!(sample(&m, "claimgate_ruleset_activations_total{origin=\"local\"}"), Some(1.0));
-    let build = format!("claimgate_build_info{{profile=\"debug\",version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
+    // The binary is built with the test's profile.
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let build = format!("claimgate_build_info{{profile=\"{profile}\",version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
     assert_eq!(sample(&m, &build), Some(1.0), "{m}");
     assert!(sample(&m, "process_cpu_seconds_total").is_some(), "process CPU exported");
     for process in ["process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
