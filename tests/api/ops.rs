@@ -515,6 +515,11 @@ fn the_container_config_and_dockerfile_ship_no_gateway_address_and_run_unprivile
             }
         }
     }
+    // The build context leaves out local builds and data directories (patients' history).
+    let ignored = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    for must in ["target", "data"] {
+        assert!(ignored.lines().any(|l| l.trim() == must), ".dockerignore lacks {must}");
+    }
     // The image's user, volume and health check.
     let user = dockerfile.lines().find_map(|l| l.strip_prefix("USER ")).expect("a USER line");
     assert!(!user.starts_with("root") && !user.starts_with("0"), "USER {user}");
