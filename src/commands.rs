@@ -5,6 +5,13 @@ use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Prints `claimgate CMD: MESSAGE` on stderr as one block ending in exactly one newline (a
+/// multi-line message keeps its lines) and returns `code`. Every command reports its errors so.
+pub fn fail(cmd: &str, message: &str, code: u8) -> ExitCode {
+    eprintln!("claimgate {cmd}: {}", message.trim_end());
+    ExitCode::from(code)
+}
+
 /// `claimgate serve`: the configuration (file ← flags ← environment), telemetry, then the server until a signal.
 pub fn serve(
     config: Option<&Path>,
@@ -33,18 +40,12 @@ pub fn serve(
     );
     let cfg = match cfg {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("claimgate: {e:#}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail("serve", &format!("{e:#}"), 2),
     };
     crate::telemetry::init(cfg.log_json);
     match crate::startup::run_blocking(cfg) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("claimgate: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail("serve", &format!("{e:#}"), 1),
     }
 }
 
@@ -52,16 +53,13 @@ pub fn serve(
 pub fn check(rules: &[PathBuf], tier: Option<&str>, files: &[PathBuf]) -> ExitCode {
     let (_, rs) = match crate::cli::load_rules(rules) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail("check", &e, 2),
     };
     let tier = tier.and_then(crate::claim::normalize::parse_tier);
     let (code, out) = crate::cli::check(&rs, files, tier);
     match out {
         Ok(json) => println!("{json}"),
-        Err(e) => eprintln!("claimgate check: {e}"),
+        Err(e) => return fail("check", &e, code as u8),
     }
     ExitCode::from(code as u8)
 }
@@ -70,10 +68,7 @@ pub fn check(rules: &[PathBuf], tier: Option<&str>, files: &[PathBuf]) -> ExitCo
 pub fn replay(rules: &[PathBuf], tier: Option<&str>, format: &str, file: &Path) -> ExitCode {
     let (_, rs) = match crate::cli::load_rules(rules) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail("replay", &e, 2),
     };
     let input = match std::fs::File::open(file) {
         Ok(f) => std::io::BufReader::new(f),
@@ -183,6 +178,34 @@ pub fn report(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("claimgate report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `claimgate healthcheck`: GET `url` (the container's HEALTHCHECK; the image has no curl). Exit 0
+/// on a 2xx answer within `timeout`, 1 otherwise, with the reason on stderr.
+pub fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
+    let probe = async {
+        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
+        let r = client.get(url).send().await.map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", r.status().as_u16()))
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("claimgate healthcheck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(probe) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claimgate healthcheck: {url}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -125,7 +125,8 @@ async fn readyz(st: web::Data<State>) -> HttpResponse {
     }
 }
 
-async fn metrics_route() -> HttpResponse {
+async fn metrics_route(st: web::Data<State>) -> HttpResponse {
+    metrics::READY.set(i64::from(st.rules.load().is_some()));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics::render())
 }
 

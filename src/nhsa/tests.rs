@@ -275,3 +275,26 @@ fn the_readmes_pack_figures_are_the_packs() {
         assert!(readme.contains(w.as_str()), "README.md should say {w:?}");
     }
 }
+
+#[test]
+fn the_figures_of_the_default_rulesets_in_readme_and_benchmarks_are_the_packs() {
+    // Arrange: `./rulesets` as `serve` and `demo` load it, the two documents with line breaks as spaces.
+    let packs = crate::config::pack_dirs(&[root().join("rulesets")]);
+    let (srcs, rs) = crate::rules::load(&packs).expect("the default rule set");
+    let cases: usize = srcs.iter().flat_map(|p| &p.test_files).map(|(_, t)| t.cases.len()).sum();
+    let flat = |rel: &str| read(rel).split_whitespace().collect::<Vec<_>>().join(" ");
+    let (readme, benchmarks) = (flat("README.md"), flat("BENCHMARKS.md"));
+    let (rules, points) = (rs.rules.len(), thousands(rs.knowledge_points));
+    // Act: the load figure README quotes is the one BENCHMARKS measured for this rule set.
+    let measured = benchmarks
+        .split("| load and compile `./rulesets` from disk")
+        .nth(1)
+        .and_then(|row| row.split("**").nth(1))
+        .expect("BENCHMARKS.md measures loading ./rulesets");
+    // Assert
+    let readme_says = format!("Together they are {rules} rules with {points} knowledge points and {cases} test cases");
+    assert!(readme.contains(&readme_says), "README.md should say {readme_says:?}");
+    assert!(readme.contains(&format!("takes about {measured} (BENCHMARKS.md")), "README.md should quote {measured}");
+    let bench_says = format!("under `national-liangku` ({rules} rules, {points} knowledge points");
+    assert!(benchmarks.contains(&bench_says), "BENCHMARKS.md measured another rule set than {bench_says:?}");
+}

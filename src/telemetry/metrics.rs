@@ -114,6 +114,14 @@ pub static JOURNAL_SPILL_PENDING: Lazy<IntGauge> = Lazy::new(|| {
     REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
     g
 });
+/// 1 while a rule set is active (`/readyz` answers 200), read when `/metrics` is scraped: the
+/// "not ready" alert needs no Kubernetes exporter.
+pub static READY: Lazy<IntGauge> = Lazy::new(|| {
+    let g = IntGauge::new("claimgate_ready", "1 when a rule set is active and /readyz answers 200")
+        .expect("metric definition");
+    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
 pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
     let g = IntGauge::new("claimgate_ruleset_rules", "Rules in the active rule set").expect("metric definition");
     REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
@@ -231,7 +239,18 @@ pub fn touch() {
             REQUESTS.with_label_values(&[i, d]);
         }
     }
+    // The latency histograms of the claim transactions, empty, so dashboards and `histogram_quantile`
+    // find their series from the start.
+    for i in CLAIM_INFNOS {
+        CHECK_SECONDS.with_label_values(&[i]);
+        REQUEST_SECONDS.with_label_values(&[i]);
+        UPSTREAM_SECONDS.with_label_values(&[i]);
+    }
+    for op in ["read", "write"] {
+        HISTORY_SECONDS.with_label_values(&[op]);
+    }
     Lazy::force(&HISTORY_OUTBOX);
+    Lazy::force(&READY);
     Lazy::force(&REQUESTS);
     Lazy::force(&CHECK_SECONDS);
     Lazy::force(&REQUEST_SECONDS);

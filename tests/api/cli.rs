@@ -279,3 +279,43 @@ fn serve_refuses_a_rules_folder_that_does_not_exist_and_a_start_with_no_pack_tha
     assert_ne!(bad, 0);
     assert!(bad_err.contains("no rule set could be activated"), "{bad_err}");
 }
+
+fn has_cjk(s: &str) -> bool {
+    s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+}
+
+#[test]
+fn every_error_names_its_command_ends_in_one_newline_and_speaks_its_audiences_language() {
+    // Arrange: operators' commands answer in English, the auditor's report in Chinese.
+    let operator: &[&[&str]] = &[
+        &["check", "/nope.json"],
+        &["check", "--rules", "/nope", "x.json"],
+        &["replay", "--rules", "/nope", "x.jsonl"],
+        &["rules", "test", "/nope"],
+        &["rules", "verify", "/nope", "--pubkey", "/nope"],
+        &["rules", "bundle", "/nope", "--key", "/nope", "-o", "/nope/b.tar.gz"],
+        &["rules", "coverage", "--rules", "/nope"],
+        &["rules", "import-nhsa", "--points", "/nope"],
+        &["serve", "--config", "/nope.yaml"],
+        &["serve", "--rules", "/nope", "--listen", "127.0.0.1:0"],
+        &["sim-gateway", "--listen", "not-an-address"],
+        &["demo", "--rules", "/nope"],
+        &["gen-traffic", "-o", "/nope/x.jsonl"],
+        &["keygen", "-o", "/nope/x"],
+        &["healthcheck", "--url", "http://127.0.0.1:1/healthz"],
+    ];
+    let auditor: &[&[&str]] = &[
+        &["report", "--from", "2025-02-01", "--to", "2025-01-01"],
+        &["report", "--from", "2025-01-01", "--to", "2025-01-31", "--data", "/nope"],
+    ];
+    for (args, chinese) in operator.iter().map(|a| (a, false)).chain(auditor.iter().map(|a| (a, true))) {
+        // Act
+        let (code, _, err) = claimgate(args);
+        // Assert
+        let cmd = if args[0] == "rules" { format!("rules {}", args[1]) } else { args[0].to_owned() };
+        assert!(code != 0, "{args:?} succeeded");
+        assert!(err.starts_with(&format!("claimgate {cmd}: ")), "{args:?}: {err:?}");
+        assert!(err.ends_with('\n') && !err.ends_with("\n\n"), "{args:?}: one trailing newline: {err:?}");
+        assert_eq!(has_cjk(&err), chinese, "{args:?}: {err:?}");
+    }
+}
