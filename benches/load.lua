@@ -2,9 +2,14 @@
 -- each request for the next registered visit, with a fresh msgid and fresh feedetl_sn, and counts
 -- answers that are not HTTP 200 with infcode 0 (a benchmark of error answers measures nothing).
 -- Environment: LOAD_BODY (template file), LOAD_VISITS (file of "mdtrt_id psn_no" lines),
--- LOAD_TAG (unique per run, keeps msgids unique), LOAD_DELAY_MS (per-connection pause; 0 = none).
+-- LOAD_TAG (unique per run, keeps msgids unique), LOAD_DELAY_MS (per-connection pause; 0 = none),
+-- LOAD_START (where in the visit list this run starts) and LOAD_STATE (a file where done() writes
+-- where the next run starts): the runs against one target walk the visits in turn, so no visit gets
+-- another upload before all the others have had one (the per-day and per-visit rules see them all).
 local threads = {}
-local counter = 0
+counter = 0 -- global: done() reads it from each thread
+local start = tonumber(os.getenv("LOAD_START") or "0")
+local nthreads = tonumber(os.getenv("LOAD_THREADS") or "2")
 bad = 0 -- global: done() reads it from each thread with thread:get
 local visits = {}
 local body_tpl
@@ -32,7 +37,7 @@ end
 
 function request()
   counter = counter + 1
-  local v = visits[(counter * 7 + tid * 3) % #visits + 1]
+  local v = visits[(start + (counter - 1) * nthreads + tid) % #visits + 1]
   local sn = string.format("%s%07d", tag, counter)
   local body = body_tpl:gsub("@VISIT@", v[1]):gsub("@PSN@", v[2]):gsub("@MSG@", "H410701000012025" .. sn):gsub("@SN@", sn)
   return wrk.format(nil, nil, nil, body)
@@ -54,6 +59,16 @@ function done(summary, latency, requests)
   local b = 0
   for _, t in ipairs(threads) do
     b = b + t:get("bad")
+  end
+  local used = 0
+  for _, t in ipairs(threads) do
+    used = math.max(used, t:get("counter"))
+  end
+  local state = os.getenv("LOAD_STATE")
+  if state then
+    local f = assert(io.open(state, "w"))
+    f:write(string.format("%d\n", start + used * #threads))
+    f:close()
   end
   local e = summary.errors
   io.write(string.format("RESULT requests=%d seconds=%.2f rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f socket_errors=%d bad_answers=%d\n",

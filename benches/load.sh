@@ -5,8 +5,9 @@
 # path). Load generator: wrk (Debian package) with benches/load.lua, each request a realistic 20-line
 # 2204 from claimgate::gen (examples/load_envelope.rs) for one of VISITS registered visits, with a
 # fresh msgid and fresh line numbers. Every answer is checked (HTTP 200 and infcode 0).
-# VISITS (8,000) is enough that no visit gets more than three uploads in a run, so the per-day and
-# per-visit rules (which see the earlier uploads) never block: every answer is a forwarded one.
+# The runs against a target walk VISITS (8,000) visits in turn, so no visit gets more than three
+# uploads while a target takes under 24,000 requests, and the per-day and per-visit rules (which see
+# the earlier uploads) never block: every answer is a forwarded one.
 # Per target: 2 s warm-up, FIXED_S at ~RATE (1k) req/s (connections each pausing 10 ms between requests,
 # as many as a 2 s calibration says offer RATE; wrk has no open-loop rate, so the achieved rate is shown),
 # SAT_S at saturation (32 connections, no pause). Bounded: about 90 s in all. Loopback only.
@@ -83,7 +84,8 @@ wait_port "$CG"
 
 echo "load.sh $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 run() { # name port tag connections seconds delay
-  LOAD_BODY="$WORK/body.json" LOAD_VISITS="$WORK/visits-$1" LOAD_TAG="$3" LOAD_DELAY_MS="$6" \
+  LOAD_BODY="$WORK/body.json" LOAD_VISITS="$WORK/visits-$1" LOAD_TAG="$3" LOAD_DELAY_MS="$6" LOAD_THREADS=2 \
+    LOAD_START="$(cat "$WORK/start-$1" 2>/dev/null || echo 0)" LOAD_STATE="$WORK/start-$1" \
     wrk -t2 -c"$4" -d"$5"s -s benches/load.lua "http://127.0.0.1:$2" | grep '^RESULT'
 }
 for target in direct:$SIM nginx:$NGX claimgate:$CG; do
