@@ -20,8 +20,10 @@ RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:$CG --rules rulesets/national-base
 CGPID=$!
 wait_port "$CG"
 "$ENVELOPE" rulesets/national-baseline > $W/body.json 2>/dev/null
-python3 benches/register.py "$CG" "${VISITS:-2000}" "$W/visits"
-run() { LOAD_BODY=$W/body.json LOAD_VISITS=$W/visits LOAD_TAG=$1 LOAD_DELAY_MS=${DELAY:-0} wrk -t2 -c${CONN:-32} -d$2s -s benches/load.lua http://127.0.0.1:$CG | grep '^RESULT'; }
+python3 benches/register.py "$CG" "${VISITS:-8000}" "$W/visits"
+# The runs walk the visits in turn (see load.sh): no visit gets an upload the per-visit rules block.
+run() { LOAD_BODY=$W/body.json LOAD_VISITS=$W/visits LOAD_TAG=$1 LOAD_DELAY_MS=${DELAY:-0} LOAD_THREADS=2 \
+  LOAD_START="$(cat $W/start 2>/dev/null || echo 0)" LOAD_STATE=$W/start wrk -t2 -c${CONN:-32} -d$2s -s benches/load.lua http://127.0.0.1:$CG | grep '^RESULT'; }
 run W 3 >/dev/null
 T0=$(awk '{print $14+$15}' /proc/$CGPID/stat)
 if [ "${PERF:-0}" = 1 ]; then
