@@ -134,6 +134,16 @@ pub fn gen_traffic(seed: u64, patients: usize, days: u32, output: &Path) -> Exit
     }
 }
 
+/// Writes a report's section files into `dir` (created when missing).
+fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("无法创建目录 {}：{e}", dir.display()))?;
+    for (name, bytes) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| format!("无法写入 {}：{e}", p.display()))?;
+    }
+    Ok(())
+}
+
 /// `claimgate report`: the office's figures for a period, read from the journal where `serve` writes it.
 pub fn report(
     period: (NaiveDate, NaiveDate),
@@ -168,16 +178,26 @@ pub fn report(
         }
     };
     let filter = crate::journal::stats::Filter { from: Some(from), to: Some(to), ..Default::default() };
-    let bytes = match crate::report::run(&location, &filter, format) {
+    if format == crate::report::Format::Csv && output.is_none() {
+        eprintln!("claimgate report: CSV 报表每个部分一个文件，请用 -o 指定输出目录");
+        return ExitCode::from(2);
+    }
+    let out = match crate::report::run(&location, &filter, format) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("claimgate report: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let written = match output {
-        Some(p) => std::fs::write(p, &bytes).map_err(|e| format!("无法写入 {}：{e}", p.display())),
-        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string()),
+    let written = match (out, output) {
+        (crate::report::Output::Document(bytes), Some(p)) => {
+            std::fs::write(p, &bytes).map_err(|e| format!("无法写入 {}：{e}", p.display()))
+        }
+        (crate::report::Output::Document(bytes), None) => {
+            std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string())
+        }
+        (crate::report::Output::Files(files), Some(dir)) => write_files(dir, &files),
+        (crate::report::Output::Files(_), None) => Err("CSV 报表需要输出目录（-o）".to_owned()),
     };
     match written {
         Ok(()) => ExitCode::SUCCESS,

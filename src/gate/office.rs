@@ -265,9 +265,17 @@ fn select(name: &str, label: &str, options: &[(String, String)], current: Option
     o
 }
 
-fn filter_form(f: &Filter, depts: &[String], doctors: &[String], rules: &[(String, String)]) -> String {
+fn filter_form(
+    f: &Filter,
+    depts: &[(String, String)],
+    doctors: &[(String, String)],
+    rules: &[(String, String)],
+) -> String {
     let d = |x: Option<chrono::NaiveDate>| x.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
-    let plain = |v: &[String]| v.iter().map(|x| (x.clone(), x.clone())).collect::<Vec<_>>();
+    // A name first, its code beside it (the code alone when no name is known).
+    let plain = |v: &[(String, String)]| {
+        v.iter().map(|(code, name)| (code.clone(), report::named(name, code))).collect::<Vec<_>>()
+    };
     let rules: Vec<(String, String)> = rules.iter().map(|(id, name)| (id.clone(), format!("{id} {name}"))).collect();
     let export = query(&f.to_pairs());
     format!(

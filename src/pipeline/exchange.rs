@@ -205,6 +205,8 @@ pub fn record_of(
         infno: head.infno.as_str(),
         msgid: head.msgid.as_str(),
         fixmedins_code: head.fixmedins_code.as_str(),
+        fixmedins_name: head.fixmedins_name.as_str(),
+        inf_time: head.inf_time.as_str(),
     };
     Record::of_claims(m, claims, d, revision, pseudo)
 }
