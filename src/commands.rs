@@ -75,15 +75,45 @@ pub fn replay(rules: &[PathBuf], tier: Option<&str>, format: &str, file: &Path) 
             return ExitCode::from(2);
         }
     };
-    let input = match std::fs::File::open(file) {
-        Ok(f) => std::io::BufReader::new(f),
+    let (input, size) = match std::fs::File::open(file) {
+        Ok(f) => {
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            (std::io::BufReader::new(f), size)
+        }
         Err(e) => {
             eprintln!("claimgate replay: {}: {e}", file.display());
             return ExitCode::from(2);
         }
     };
     let tier = tier.and_then(crate::claim::normalize::parse_tier);
-    match crate::replay::run(&rs, input, tier) {
+    // A progress line on stderr: rewritten in place on a terminal, a line per step otherwise.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut shown = false;
+    let mut progress = |lines: u64, bytes: u64| {
+        let pct = (bytes.min(size) * 100).checked_div(size).map_or_else(|| "?".to_owned(), |p| p.to_string());
+        if tty {
+            eprint!("\rclaimgate replay: {lines} lines read ({pct}%)");
+            shown = true;
+        } else if lines % (crate::replay::PROGRESS_EVERY * 10) == 0 {
+            eprintln!("claimgate replay: {lines} lines read ({pct}%)");
+        }
+    };
+    let result = crate::replay::run_with_progress(&rs, input, tier, &mut progress);
+    if shown {
+        eprintln!();
+    }
+    match result {
+        Ok(r) if !crate::replay::readable(&r) => {
+            eprintln!(
+                "claimgate replay: {}: nothing to replay: {} of {} lines unreadable{}{}",
+                file.display(),
+                r.bad_lines,
+                r.lines,
+                if r.bad_examples.is_empty() { "" } else { ": " },
+                r.bad_examples.join("; ")
+            );
+            ExitCode::from(2)
+        }
         Ok(r) if format == "json" => {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             ExitCode::SUCCESS
