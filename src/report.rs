@@ -120,7 +120,7 @@ pub fn scope(f: &Filter) -> String {
 }
 
 const CSS: &str = "
-body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;margin:0;background:#f4f6f8;color:#1f2933}
+body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC','WenQuanYi Micro Hei',sans-serif;margin:0;background:#f4f6f8;color:#1f2933}
 header{background:#0b5394;color:#fff;padding:12px 24px;display:flex;justify-content:space-between;align-items:center}
 header h1{font-size:20px;margin:0}
 main{padding:16px 24px;max-width:1200px}

@@ -340,7 +340,12 @@ async fn office(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
         format!("/office?{}", query(&pairs))
     };
     body.push_str(&report::listing_html(&l, &|id| format!("/office/decision/{id}"), &page_link));
-    html(StatusCode::OK, report::page("医保智能审核 · 自律办公室看板", &header_right(), &body))
+    // The hospital the figures are about, named as the traffic names it.
+    let title = match s.hospital.name.as_str() {
+        "" => "医保智能审核 · 自律办公室看板".to_owned(),
+        name => format!("{name} · 医保智能审核 · 自律办公室看板"),
+    };
+    html(StatusCode::OK, report::page(&title, &header_right(), &body))
 }
 
 async fn decision(req: HttpRequest, path: web::Path<String>, st: web::Data<State>) -> HttpResponse {

@@ -309,7 +309,15 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
     let rows = replay(&base, DAY).await.unwrap();
     assert_eq!(rows.iter().filter(|r| r.decision == "block").count(), 2);
     let client = reqwest::Client::new();
-    let page = client.get(format!("{base}/office")).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
+    // The proxy answers before the journal's writer commits: read the page until it holds the
+    // day (each read a round trip through the server; bounded, no sleep).
+    let mut page = String::new();
+    for _ in 0..2_000 {
+        page = client.get(format!("{base}/office")).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
+        if page.contains("data-k=\"listed\">13<") {
+            break;
+        }
+    }
     let stats: Value = client
         .get(format!("{base}/admin/v1/journal?per_page=500"))
         .bearer_auth(TOKEN)
@@ -365,7 +373,7 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
     assert!(stream_ids.len() >= 20, "{}", stream_ids.len());
     ids.extend(stream_ids);
     assert!(logs.lines().count() > 20, "debug logs were captured");
-    assert!(page.contains("data-k=\"block\">2<"));
+    assert!(page.contains("data-k=\"block\">2<"), "{page}");
     let report: Value = serde_json::from_slice(&reports[2]).unwrap();
     assert!(
         report["totals"]["decisions"].as_i64().unwrap() > 13,
