@@ -1094,6 +1094,85 @@ mod tests {
         assert_eq!(csv_cell("内科"), "内科");
     }
 
+    fn day(key: &str, decisions: i64, block: i64) -> stats::GroupRow {
+        stats::GroupRow {
+            key: key.into(),
+            name: String::new(),
+            decisions,
+            remind: 0,
+            block,
+            hits: block,
+            amount_fen: 0,
+        }
+    }
+
+    fn figures(from: &str, to: &str, by_day: Vec<stats::GroupRow>) -> Stats {
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+        Stats {
+            filter: Filter { from: d(from), to: d(to), ..Filter::default() },
+            hospital: stats::Hospital { code: "H41070100001".into(), name: "新乡市某县人民医院".into() },
+            totals: stats::Totals {
+                decisions: 10,
+                block: 3,
+                intercepted: 3,
+                intercepted_fen: 12_000,
+                ..Default::default()
+            },
+            by_rule: vec![],
+            by_dept: vec![],
+            by_doctor: vec![],
+            by_day,
+            feedback: vec![],
+            top_patients: vec![],
+            doctor_points: vec![],
+            largest_blocks: vec![],
+        }
+    }
+
+    #[test]
+    fn the_trend_marks_each_empty_day_of_the_period_as_a_gap() {
+        // Arrange: a week with records on three days.
+        let s = figures(
+            "2025-11-01",
+            "2025-11-07",
+            vec![day("2025-11-02", 4, 1), day("2025-11-03", 3, 1), day("2025-11-06", 3, 1)],
+        );
+        // Act
+        let svg = trend_svg(&s);
+        // Assert: a bar per day with records, a gap on each of the four others, in date order.
+        assert_eq!(svg.matches("<g class=\"day\"").count(), 3);
+        let gaps: Vec<&str> = svg.split("data-gap=\"").skip(1).map(|g| &g[..10]).collect();
+        assert_eq!(gaps, ["2025-11-01", "2025-11-04", "2025-11-05", "2025-11-07"]);
+        assert!(svg.find("data-day=\"2025-11-03\"") < svg.find("data-gap=\"2025-11-04\""));
+        // Without a period, from the first day with records to the last.
+        let open = figures("", "", vec![day("2025-11-02", 1, 0), day("2025-11-04", 1, 0)]);
+        let open = trend_svg(&open);
+        assert_eq!((open.matches("data-gap=").count(), open.matches("class=\"day\"").count()), (1, 2));
+    }
+
+    #[test]
+    fn the_summary_compares_with_the_previous_period_in_sentences() {
+        let s = figures("2025-11-01", "2025-11-30", vec![]);
+        assert_eq!(
+            previous_period(&s.filter),
+            chrono::NaiveDate::from_ymd_opt(2025, 10, 2).zip(chrono::NaiveDate::from_ymd_opt(2025, 10, 31))
+        );
+        let (from, to) = previous_period(&s.filter).unwrap();
+        let before = stats::Totals { decisions: 8, intercepted_fen: 8_000, ..Default::default() };
+        let text = summary_sentences(&s, Some(&Previous { from, to, totals: before })).join("");
+        assert!(
+            text.starts_with("2025年11月1日至2025年11月30日，新乡市某县人民医院经 claimgate 审核的医保交易共 10 笔"),
+            "{text}"
+        );
+        assert!(text.contains("拦截金额 120.00 元") && text.contains("拦截金额增加 50.0%（上期 80.00 元）"), "{text}");
+        let none = summary_sentences(&s, Some(&Previous { from, to, totals: stats::Totals::default() })).join("");
+        assert!(none.contains("无审核记录，暂无环比"), "{none}");
+        assert_eq!(points_status(12), "达到 12 分：终止医保支付资格");
+        assert_eq!(points_status(9), "达到 9 分：暂停医保支付资格");
+        assert_eq!(named("", ""), "未归属（报文未载明）");
+        assert_eq!(named("儿科", "100701"), "儿科（100701）");
+    }
+
     #[test]
     fn the_report_refuses_a_missing_journal_in_chinese() {
         let dir = tempfile::tempdir().unwrap();

@@ -137,7 +137,7 @@ impl Judge<'_> {
             revision: self.revision.to_owned(),
             reminders: None,
             learnt: None,
-            record: self.record(&[], None),
+            record: Record { mdtrt_id: skim_visit(self.head), ..self.record(&[], None) },
         }
     }
 
@@ -191,6 +191,32 @@ impl Judge<'_> {
         metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
         Verdict::Refused { budget }
     }
+}
+
+/// The visit a message names (`input.data.mdtrt_id`, `input.mdtrtinfo.mdtrt_id`, a fee upload's
+/// first line), read from its raw `input` when it is still there: an unchecked message is then
+/// journaled under its visit, and the journal attributes it to the visit's department and doctor.
+/// Empty when the input was parsed already (a fee upload), is ciphertext, or names no visit.
+fn skim_visit(head: &RequestHead<'_>) -> String {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Visit {
+        mdtrt_id: Option<String>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Input {
+        data: Visit,
+        mdtrtinfo: Visit,
+        feedetail: Vec<Visit>,
+    }
+    let Some(raw) = head.input else { return String::new() };
+    let Ok(i) = serde_json::from_str::<Input>(raw.get()) else { return String::new() };
+    i.data
+        .mdtrt_id
+        .or(i.mdtrtinfo.mdtrt_id)
+        .or_else(|| i.feedetail.into_iter().find_map(|l| l.mdtrt_id))
+        .unwrap_or_default()
 }
 
 /// The journal record of a checked message, before the gateway's outcome is known.
@@ -273,5 +299,29 @@ pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEn
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
         Err(_) => tracing::error!(infno = label, "learning panicked; history misses this exchange"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skim(body: &str) -> String {
+        let head = crate::wire::parse_request(body.as_bytes()).expect("head");
+        skim_visit(&head)
+    }
+
+    #[test]
+    fn an_unchecked_message_is_journaled_under_the_visit_it_names() {
+        let env = |infno: &str, input: &str| {
+            format!(
+                r#"{{"infno":"{infno}","msgid":"M1","inf_time":"2025-11-03 10:05:00","fixmedins_code":"H1","input":{input}}}"#
+            )
+        };
+        assert_eq!(skim(&env("2304", r#"{"data":{"mdtrt_id":"410700Z1","psn_no":"P"}}"#)), "410700Z1");
+        assert_eq!(skim(&env("2402", r#"{"dscginfo":{},"mdtrtinfo":{"mdtrt_id":"410700Z2"}}"#)), "410700Z2");
+        // Ciphertext and bodies naming no visit: nothing to attribute.
+        assert_eq!(skim(&env("2304", r#""U0VDUkVU""#)), "");
+        assert_eq!(skim(&env("2201", r#"{"data":{"psn_no":"P"}}"#)), "");
     }
 }
