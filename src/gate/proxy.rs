@@ -80,6 +80,10 @@ async fn route(
     }
     if !infno.is_checked() {
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
+        if infno == Infno::OutpatientRegister {
+            // A registration names its department and doctor; later messages give codes only.
+            st.journal.names(exchange::staff_names(head)).await;
+        }
         return forward(req, body, head, st, None, label).await;
     }
     let Some(active) = active else {

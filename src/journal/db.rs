@@ -206,6 +206,8 @@ pub struct Item {
 pub enum What {
     Decision(Box<Record>),
     Feedback(Feedback),
+    /// Staff names a message gave, `(kind, code, name)`.
+    Names(Vec<(String, String, String)>),
 }
 
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` parameters.
@@ -240,11 +242,19 @@ pub fn write(c: &mut dyn Conn, items: &[Item]) -> Result<u64, StoreError> {
         .iter()
         .filter_map(|i| match &i.what {
             What::Decision(r) => Some((i.uid.as_str(), r.as_ref())),
-            What::Feedback(_) => None,
+            What::Feedback(_) | What::Names(_) => None,
         })
         .collect();
     let staff = attribute(c, &decisions)?;
-    learn_names(c, &decisions)?;
+    let given: Vec<&(String, String, String)> = items
+        .iter()
+        .filter_map(|i| match &i.what {
+            What::Names(n) => Some(n),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    learn_names(c, &decisions, &given)?;
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(decisions.len());
     for (chunk, staff) in decisions.chunks(ROWS).zip(staff.chunks(ROWS)) {
         let dates: Vec<String> = chunk.iter().map(|(_, r)| service_date(r)).collect();
@@ -320,7 +330,7 @@ pub fn write(c: &mut dyn Conn, items: &[Item]) -> Result<u64, StoreError> {
         .iter()
         .filter_map(|i| match &i.what {
             What::Feedback(f) => Some((i.uid.as_str(), f)),
-            What::Decision(_) => None,
+            What::Decision(_) | What::Names(_) => None,
         })
         .collect();
     for chunk in answers.chunks(ROWS) {
@@ -418,8 +428,17 @@ fn attribute(c: &mut dyn Conn, decisions: &[(&str, &Record)]) -> Result<Vec<(Str
 
 /// Learns the names the batch's messages give (department, doctor, hospital) into `j_name`; a name
 /// from the hospital's dictionary is never overwritten by one from the traffic.
-fn learn_names(c: &mut dyn Conn, decisions: &[(&str, &Record)]) -> Result<(), StoreError> {
+fn learn_names(
+    c: &mut dyn Conn,
+    decisions: &[(&str, &Record)],
+    given: &[&(String, String, String)],
+) -> Result<(), StoreError> {
     let mut names: HashMap<(&str, &str), &str> = HashMap::new();
+    for (kind, code, name) in given {
+        if !code.is_empty() && !name.trim().is_empty() {
+            names.insert((kind, code), name.trim());
+        }
+    }
     for (_, r) in decisions {
         for (kind, code, name) in [
             ("dept", &r.dept_code, &r.dept_name),

@@ -214,6 +214,9 @@ pub struct Feedback {
 enum Msg {
     Decision(Box<Record>),
     Feedback(Feedback),
+    /// Staff names a message gave (`(kind, code, name)`), e.g. a 2201 registration's department and
+    /// attending doctor.
+    Names(Vec<(String, String, String)>),
     Flush(std::sync::mpsc::Sender<()>),
     /// Prune now (whatever the last prune), then answer with the number of decisions removed.
     Prune(std::sync::mpsc::Sender<u64>),
@@ -535,6 +538,14 @@ impl Journal {
             return 0;
         }
         tokio::task::spawn_blocking(move || rx.recv().unwrap_or(0)).await.unwrap_or(0)
+    }
+
+    /// Queues names of departments and doctors a message gave (`(kind, code, name)`, kind `dept`
+    /// or `doctor`); learnt like the names on decisions, never over the dictionary's.
+    pub async fn names(&self, names: Vec<(String, String, String)>) {
+        if !names.is_empty() && self.tx.send(Msg::Names(names)).await.is_err() {
+            metrics::JOURNAL_ERRORS.inc();
+        }
     }
 
     pub async fn feedback(&self, f: Feedback) {

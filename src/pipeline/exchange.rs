@@ -219,6 +219,33 @@ fn skim_visit(head: &RequestHead<'_>) -> String {
         .unwrap_or_default()
 }
 
+/// The staff names a registration (2201) gives: its department (`dept_code`, `dept_name`) and
+/// attending doctor (`atddr_no`, `dr_name`), as `(kind, code, name)` for the journal's names.
+pub fn staff_names(head: &RequestHead<'_>) -> Vec<(String, String, String)> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Data {
+        dept_code: Option<String>,
+        dept_name: Option<String>,
+        atddr_no: Option<String>,
+        dr_name: Option<String>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Input {
+        data: Data,
+    }
+    let Some(raw) = head.input else { return Vec::new() };
+    let Ok(Input { data: d }) = serde_json::from_str::<Input>(raw.get()) else { return Vec::new() };
+    [("dept", d.dept_code, d.dept_name), ("doctor", d.atddr_no, d.dr_name)]
+        .into_iter()
+        .filter_map(|(kind, code, name)| {
+            let (code, name) = (code?.trim().to_owned(), name?.trim().to_owned());
+            (!code.is_empty() && !name.is_empty()).then(|| (kind.to_owned(), code, name))
+        })
+        .collect()
+}
+
 /// The journal record of a checked message, before the gateway's outcome is known.
 pub fn record_of(
     head: &RequestHead<'_>,
@@ -323,5 +350,18 @@ mod tests {
         // Ciphertext and bodies naming no visit: nothing to attribute.
         assert_eq!(skim(&env("2304", r#""U0VDUkVU""#)), "");
         assert_eq!(skim(&env("2201", r#"{"data":{"psn_no":"P"}}"#)), "");
+        let reg = env(
+            "2201",
+            r#"{"data":{"psn_no":"P","dept_code":"100301","dept_name":"心血管内科","atddr_no":"D1","dr_name":" 李建国 "}}"#,
+        );
+        let head = crate::wire::parse_request(reg.as_bytes()).expect("head");
+        assert_eq!(
+            staff_names(&head),
+            [("dept", "100301", "心血管内科"), ("doctor", "D1", "李建国")].map(|(k, c, n)| (
+                k.into(),
+                c.into(),
+                n.into()
+            ))
+        );
     }
 }

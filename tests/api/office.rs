@@ -645,3 +645,25 @@ async fn the_office_page_in_headless_chromium_shows_the_demo_days_counts() {
     assert_eq!(dom.matches("href=\"/office/decision/").count(), 13);
     assert_eq!(dom.matches("data-decision=\"block\"").count(), 2);
 }
+
+/// A registration (2201) names its department and attending doctor: the journal learns the names,
+/// so the office names a doctor whose later messages give the code only.
+#[actix_web::test]
+async fn a_registration_teaches_the_office_its_department_and_doctor_names() {
+    // Arrange, Act: 1101, 2201 (D1 王医生, 100301 内科), 2203 through the proxy.
+    let app = spawn_app().await;
+    register(&app, "410702198003150031", "11", 1).await;
+    // Assert
+    let rows =
+        app.journal_rows("SELECT kind, code, name FROM j_name WHERE kind <> 'hospital' ORDER BY kind", &[]).await;
+    let names: Vec<(String, String, String)> =
+        rows.iter().map(|r| (r[0].string(), r[1].string(), r[2].string())).collect();
+    assert_eq!(
+        names,
+        [("dept", "100301", "内科"), ("doctor", "D1", "王医生")].map(|(k, c, n)| (
+            k.to_owned(),
+            c.to_owned(),
+            n.to_owned()
+        ))
+    );
+}
