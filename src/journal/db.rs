@@ -153,6 +153,8 @@ pub fn migrate(store: &dyn Store) -> Result<(), StoreError> {
                 c.exec(&format!("DROP INDEX IF EXISTS {i}"), &[])?;
             }
         }
+        // A journal from before visits were remembered: attribute what it holds once (below).
+        let backfill = columns(c, kind, "j_visit")?.is_empty() && !columns(c, kind, "j_decision")?.is_empty();
         for t in create_tables(kind) {
             c.exec(&t, &[])?;
         }
@@ -175,12 +177,36 @@ pub fn migrate(store: &dyn Store) -> Result<(), StoreError> {
         for i in INDEXES {
             c.exec(i, &[])?;
         }
+        if backfill {
+            attribute_journaled(c)?;
+        }
         c.exec(
             "INSERT INTO j_meta (k, v) VALUES ('schema', $1) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
             &[P::T(SCHEMA_VERSION)],
         )?;
         Ok(true)
     })?;
+    Ok(())
+}
+
+/// Attributes the decisions already journaled that name no department or doctor to their visit's,
+/// as the other records of the same `mdtrt_id` give them (once, when `j_visit` is created).
+fn attribute_journaled(c: &mut dyn Conn) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO j_visit (mdtrt_id, dept_code, doctor_code) \
+         SELECT mdtrt_id, MAX(dept_code), MAX(doctor_code) FROM j_decision \
+         WHERE mdtrt_id <> '' AND dept_code <> '' GROUP BY mdtrt_id ON CONFLICT (mdtrt_id) DO NOTHING",
+        &[],
+    )?;
+    for col in ["dept_code", "doctor_code"] {
+        c.exec(
+            &format!(
+                "UPDATE j_decision SET {col} = (SELECT v.{col} FROM j_visit v WHERE v.mdtrt_id = j_decision.mdtrt_id) \
+                 WHERE {col} = '' AND mdtrt_id IN (SELECT mdtrt_id FROM j_visit WHERE {col} <> '')"
+            ),
+            &[],
+        )?;
+    }
     Ok(())
 }
 
