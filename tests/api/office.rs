@@ -176,13 +176,14 @@ async fn what_the_office_shows_from_the_journal_is_escaped() {
             infno: "2204".into(),
             msgid: "M1".into(),
             fixmedins_code: "H1".into(),
-            fixmedins_name: String::new(),
+            fixmedins_name: evil.into(),
             mdtrt_id: "V1".into(),
             psn_hash: "p".into(),
             dept_code: evil.into(),
             doctor_code: "D\"><img src=x>".into(),
-            dept_name: String::new(),
-            doctor_name: String::new(),
+            // Names learnt from the traffic are the HIS's text too.
+            dept_name: "<img src=x onerror=alert(2)>".into(),
+            doctor_name: "=HYPERLINK(\"x\")".into(),
             decision: "remind".into(),
             ruleset: "t@1".into(),
             elapsed_us: 1,
@@ -213,6 +214,8 @@ async fn what_the_office_shows_from_the_journal_is_escaped() {
     let (status, csv) = app.get("/office/export.csv", Some(TOKEN)).await;
     assert_eq!(status, 200);
     assert!(csv.contains("'=cmd"), "formula-looking cells are neutralised: {csv}");
+    assert!(csv.contains("'=HYPERLINK") && !csv.contains(",=HYPERLINK"), "a name is neutralised too: {csv}");
+    assert!(page.contains("&lt;img src=x onerror=alert(2)&gt;"), "the department's name, escaped");
 }
 
 /// The values of `keys` anywhere in a JSON document.
