@@ -896,7 +896,22 @@ pub fn report_csv(s: &Stats, prev: Option<&Previous>) -> Vec<(String, Vec<u8>)> 
     };
     let depts = group(&["科室编码", "科室名称"], &s.by_dept);
     let doctors = group(&["医生编码", "医生姓名"], &s.by_doctor);
-    let days = group(&["服务日期"], &s.by_day);
+    // Every day of the period, a day without records marked (as the trend's gap).
+    let mut days = vec![header(&["服务日期", "审核笔数", "提醒", "拦截", "命中", "涉及金额（元）", "备注"])];
+    for (key, d) in trend_days(s) {
+        days.push(match d {
+            Some(g) => vec![
+                key,
+                g.decisions.to_string(),
+                g.remind.to_string(),
+                g.block.to_string(),
+                g.hits.to_string(),
+                stats::yuan(g.amount_fen),
+                String::new(),
+            ],
+            None => vec![key, "0".into(), "0".into(), "0".into(), "0".into(), "0.00".into(), "无审核记录".into()],
+        });
+    }
     let patients = group(&["患者假名"], &s.top_patients);
     let mut points = vec![header(&[
         "医生编码",
@@ -1148,6 +1163,11 @@ mod tests {
         let open = figures("", "", vec![day("2025-11-02", 1, 0), day("2025-11-04", 1, 0)]);
         let open = trend_svg(&open);
         assert_eq!((open.matches("data-gap=").count(), open.matches("class=\"day\"").count()), (1, 2));
+        // The daily CSV lists every day of the period, the empty ones marked.
+        let files = report_csv(&s, None);
+        let daily = String::from_utf8(files.iter().find(|(n, _)| n == "05-每日趋势.csv").unwrap().1.clone()).unwrap();
+        assert_eq!(daily.lines().count(), 8, "{daily}");
+        assert!(daily.contains("2025-11-04,0,0,0,0,0.00,无审核记录") && daily.contains("2025-11-02,4,0,1,1,0.00,"));
     }
 
     #[test]
