@@ -121,6 +121,37 @@ pub struct Judge<'a> {
     pub pseudo: &'a Pseudonymizer,
     /// The transaction's metric label.
     pub label: &'static str,
+    /// A fee upload's first line, read before the check took the parsed lines: what an unchecked
+    /// record of the upload can still say.
+    pub first: FirstLine,
+}
+
+/// A fee upload's first line as an unchecked record needs it: the visit, the department and
+/// doctor, the date. Taken before the check (a few inline strings and one date; no per-line work).
+#[derive(Debug, Clone, Default)]
+pub struct FirstLine {
+    pub mdtrt_id: String,
+    pub dept_code: String,
+    pub dept_name: String,
+    pub doctor_code: String,
+    pub doctor_name: String,
+    pub date: Option<chrono::NaiveDate>,
+}
+
+impl FirstLine {
+    /// The first line of `head`'s parsed fee upload (empty for any other message).
+    pub fn of(head: &RequestHead<'_>) -> FirstLine {
+        let fee = head.fee.borrow();
+        let Some(l) = fee.as_ref().and_then(|f| f.feedetail.first()) else { return FirstLine::default() };
+        FirstLine {
+            mdtrt_id: l.mdtrt_id.as_str().to_owned(),
+            dept_code: l.bilg_dept_codg.as_str().to_owned(),
+            dept_name: l.bilg_dept_name.as_str().to_owned(),
+            doctor_code: l.bilg_dr_codg.as_str().to_owned(),
+            doctor_name: l.bilg_dr_name.as_str().to_owned(),
+            date: crate::claim::time::parse_datetime(l.fee_ocur_time.as_str()).map(|t| t.date()),
+        }
+    }
 }
 
 impl Judge<'_> {
@@ -137,8 +168,24 @@ impl Judge<'_> {
             revision: self.revision.to_owned(),
             reminders: None,
             learnt: None,
-            record: Record { mdtrt_id: skim_visit(self.head), ..self.record(&[], None) },
+            record: self.unchecked_record(),
         }
+    }
+
+    /// The record of a message journaled unchecked: filed under the visit it names, with the
+    /// department, doctor and date of a fee upload's first line when it was one.
+    fn unchecked_record(&self) -> Record {
+        let f = &self.first;
+        let mut r = self.record(&[], None);
+        r.mdtrt_id = if f.mdtrt_id.is_empty() { skim_visit(self.head) } else { f.mdtrt_id.clone() };
+        r.dept_code.clone_from(&f.dept_code);
+        r.dept_name.clone_from(&f.dept_name);
+        r.doctor_code.clone_from(&f.doctor_code);
+        r.doctor_name.clone_from(&f.doctor_name);
+        if f.date.is_some() {
+            r.service_date = f.date;
+        }
+        r
     }
 
     /// The verdict on what the check came to; counted and logged here.
