@@ -116,7 +116,13 @@ fn benches(c: &mut Criterion) {
     let end_to_end = |rs: &CompiledRuleSet| {
         let claim = parse_with_history(black_box(&large), &ctx, lookback);
         let d = rules::evaluate(rs, &claim);
-        let m = Message { infno: "2301", msgid: "H41070100001202506100900000001", fixmedins_code: "H41070100001" };
+        let m = Message {
+            infno: "2301",
+            msgid: "H41070100001202506100900000001",
+            fixmedins_code: "H41070100001",
+            fixmedins_name: "新乡市某县人民医院",
+            inf_time: "2025-06-10 09:00:00",
+        };
         let r = Record::of_claims(m, std::slice::from_ref(&claim), Some(&d), "national-baseline", &journal.pseudo);
         rt.block_on(journal.record(r));
     };

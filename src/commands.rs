@@ -70,15 +70,45 @@ pub fn replay(rules: &[PathBuf], tier: Option<&str>, format: &str, file: &Path) 
         Ok(x) => x,
         Err(e) => return fail("replay", &e, 2),
     };
-    let input = match std::fs::File::open(file) {
-        Ok(f) => std::io::BufReader::new(f),
+    let (input, size) = match std::fs::File::open(file) {
+        Ok(f) => {
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            (std::io::BufReader::new(f), size)
+        }
         Err(e) => {
             eprintln!("claimgate replay: {}: {e}", file.display());
             return ExitCode::from(2);
         }
     };
     let tier = tier.and_then(crate::claim::normalize::parse_tier);
-    match crate::replay::run(&rs, input, tier) {
+    // A progress line on stderr: rewritten in place on a terminal, a line per step otherwise.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut shown = false;
+    let mut progress = |lines: u64, bytes: u64| {
+        let pct = (bytes.min(size) * 100).checked_div(size).map_or_else(|| "?".to_owned(), |p| p.to_string());
+        if tty {
+            eprint!("\rclaimgate replay: {lines} lines read ({pct}%)");
+            shown = true;
+        } else if lines % (crate::replay::PROGRESS_EVERY * 10) == 0 {
+            eprintln!("claimgate replay: {lines} lines read ({pct}%)");
+        }
+    };
+    let result = crate::replay::run_with_progress(&rs, input, tier, &mut progress);
+    if shown {
+        eprintln!();
+    }
+    match result {
+        Ok(r) if !crate::replay::readable(&r) => {
+            eprintln!(
+                "claimgate replay: {}: nothing to replay: {} of {} lines unreadable{}{}",
+                file.display(),
+                r.bad_lines,
+                r.lines,
+                if r.bad_examples.is_empty() { "" } else { ": " },
+                r.bad_examples.join("; ")
+            );
+            ExitCode::from(2)
+        }
         Ok(r) if format == "json" => {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             ExitCode::SUCCESS
@@ -129,6 +159,16 @@ pub fn gen_traffic(seed: u64, patients: usize, days: u32, output: &Path) -> Exit
     }
 }
 
+/// Writes a report's section files into `dir` (created when missing).
+fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("无法创建目录 {}：{e}", dir.display()))?;
+    for (name, bytes) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| format!("无法写入 {}：{e}", p.display()))?;
+    }
+    Ok(())
+}
+
 /// `claimgate report`: the office's figures for a period, read from the journal where `serve` writes it.
 pub fn report(
     period: (NaiveDate, NaiveDate),
@@ -163,16 +203,26 @@ pub fn report(
         }
     };
     let filter = crate::journal::stats::Filter { from: Some(from), to: Some(to), ..Default::default() };
-    let bytes = match crate::report::run(&location, &filter, format) {
+    if format == crate::report::Format::Csv && output.is_none() {
+        eprintln!("claimgate report: CSV 报表每个部分一个文件，请用 -o 指定输出目录");
+        return ExitCode::from(2);
+    }
+    let out = match crate::report::run(&location, &filter, format) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("claimgate report: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let written = match output {
-        Some(p) => std::fs::write(p, &bytes).map_err(|e| format!("无法写入 {}：{e}", p.display())),
-        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string()),
+    let written = match (out, output) {
+        (crate::report::Output::Document(bytes), Some(p)) => {
+            std::fs::write(p, &bytes).map_err(|e| format!("无法写入 {}：{e}", p.display()))
+        }
+        (crate::report::Output::Document(bytes), None) => {
+            std::io::Write::write_all(&mut std::io::stdout(), &bytes).map_err(|e| e.to_string())
+        }
+        (crate::report::Output::Files(files), Some(dir)) => write_files(dir, &files),
+        (crate::report::Output::Files(_), None) => Err("CSV 报表需要输出目录（-o）".to_owned()),
     };
     match written {
         Ok(()) => ExitCode::SUCCESS,

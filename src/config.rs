@@ -69,6 +69,11 @@ pub struct Config {
     /// The hospital's 医保目录对照 export (CSV: `med_list_codg`, `medins_list_codg`, a name column),
     /// naming the items of messages that send codes only.
     pub item_catalogue: Option<PathBuf>,
+    /// The hospital's dictionary of department and doctor names (CSV: `类别,编码,名称`, or
+    /// `科室编码,科室名称,医生编码,医生姓名` columns; see `journal::dictionary`), so the office and
+    /// the report name departments and doctors the messages give as codes only. Its names win
+    /// over those learnt from the traffic.
+    pub staff_dictionary: Option<PathBuf>,
     /// Structured JSON logs.
     pub log_json: bool,
     /// Where patient history (and the decision journal) lives: absent = SQLite `history.sqlite`
@@ -115,6 +120,7 @@ impl Default for Config {
             fail_policy: FailPolicy::default(),
             warn_msg_reminders: true,
             item_catalogue: None,
+            staff_dictionary: None,
             log_json: false,
             history_store: None,
             history_retention_days: 400,
@@ -241,6 +247,9 @@ impl Config {
         }
         if let Some(v) = env.get("CLAIMGATE_ITEM_CATALOGUE") {
             c.item_catalogue = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env.get("CLAIMGATE_STAFF_DICTIONARY") {
+            c.staff_dictionary = Some(PathBuf::from(v));
         }
         if let Some(v) = env.get("CLAIMGATE_HISTORY_STORE") {
             c.history_store = Some(v);

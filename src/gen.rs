@@ -57,6 +57,15 @@ pub const ITEMS: &[(&str, i64, bool)] = &[
 
 pub const DEPTS: &[(&str, &str)] =
     &[("100301", "心血管内科"), ("100201", "呼吸内科"), ("100501", "妇科"), ("100309", "骨科"), ("100701", "儿科")];
+/// The generated hospital's doctors: `D4107000nnnnn`, each with a name of its own (the same code
+/// always the same name), so what a person reads names doctors as the HIS does.
+pub fn doctor(n: u64) -> (String, String) {
+    const SURNAMES: [&str; 10] = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"];
+    const GIVEN: [&str; 10] = ["建国", "秀英", "志强", "丽华", "海涛", "敏", "磊", "静", "军", "芳"];
+    let name = format!("{}{}", SURNAMES[(n % 10) as usize], GIVEN[((n / 10) % 10) as usize]);
+    (format!("D4107000{n:05}"), name)
+}
+
 pub const DIAGNOSES: &[(&str, &str)] = &[
     ("I10.x00", "原发性高血压"),
     ("J06.900", "急性上呼吸道感染"),
@@ -94,11 +103,13 @@ pub fn fee_upload(seed: u64, n: usize, inpatient: bool) -> Value {
             let cnt = if drug { 1 + r.below(30) as i64 } else { 1 + r.below(2) as i64 };
             let (dept, dname) = *r.pick(DEPTS);
             let day = 10 + r.below(days) as u32;
+            let at = format!("2025-06-{:02} {:02}:{:02}:00", day.min(30), 8 + r.below(12), r.below(60));
+            let dr = doctor(r.below(50));
             let mut l = json!({"feedetl_sn": format!("{}{:08}", if inpatient {"ZY"} else {"MZ"}, i + 1), "mdtrt_id": visit, "psn_no": psn,
-                "fee_ocur_time": format!("2025-06-{:02} {:02}:{:02}:00", day.min(30), 8 + r.below(12), r.below(60)),
+                "fee_ocur_time": at,
                 "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
                 "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
-                "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": format!("D4107000{:05}", r.below(50)), "bilg_dr_name": "医生",
+                "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": dr.0, "bilg_dr_name": dr.1,
                 "acord_dept_codg": dept, "acord_dept_name": dname, "orders_dr_code": "", "orders_dr_name": "",
                 "hosp_appr_flag": "0", "tcmdrug_used_way": "", "etip_flag": "0", "etip_hosp_code": "", "dscg_tkdrug_flag": "0", "matn_fee_flag": "0"});
             if inpatient {
@@ -232,6 +243,9 @@ pub fn synthetic_pack(n_rules: usize, n_points: usize) -> crate::rules::PackSour
     }
 }
 
+/// The ward's attending doctor (the generated stays are all on 心血管内科's ward).
+const WARD_DOCTOR: (&str, &str) = ("D410700000001", "李建国");
+
 /// An open stay of the generated month: (person, mdtrt_id, admitted day, length, diagnosis).
 type Stay = (usize, String, u32, u32, (&'static str, &'static str));
 
@@ -266,8 +280,8 @@ fn stay_day(
                 let (code, price, _) = ITEMS[[2, 4, 5, 8][j]];
                 json!({"feedetl_sn": format!("ZY{id}{day:02}{j}"), "init_feedetl_sn": "", "mdtrt_id": id, "psn_no": psn, "med_type": "21",
                     "fee_ocur_time": t(6, 10), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
-                    "det_item_fee_sumamt": money(price), "cnt": 1, "pric": money(price), "bilg_dept_codg": "100301", "bilg_dept_name": "内科",
-                    "bilg_dr_codg": "D410700000001", "bilg_dr_name": "李医生", "hosp_appr_flag": "0"})
+                    "det_item_fee_sumamt": money(price), "cnt": 1, "pric": money(price), "bilg_dept_codg": "100301", "bilg_dept_name": "心血管内科",
+                    "bilg_dr_codg": WARD_DOCTOR.0, "bilg_dr_name": WARD_DOCTOR.1, "hosp_appr_flag": "0"})
             })
             .collect();
         send("2301", &t(6, 10), json!({"feedetail": lines}), out);
@@ -311,10 +325,11 @@ fn outpatient_lines(
             let (c, p, d) = *r.pick(ITEMS);
             (c, p, d, if d { 1 + r.below(20) as i64 } else { 1 })
         };
+        let dr = doctor(r.below(40));
         let mut l = json!({"feedetl_sn": format!("MZ{seq}{j:02}"), "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": format!("B{seq}"), "med_type": med_type,
             "fee_ocur_time": at, "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
             "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
-            "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": format!("D4107000{:05}", r.below(40)), "bilg_dr_name": "医生", "hosp_appr_flag": "0"});
+            "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": dr.0, "bilg_dr_name": dr.1, "hosp_appr_flag": "0"});
         if drug {
             l["prd_days"] = json!(if chronic { 1 } else { 1 + r.below(10) });
             // Trace codes on boxed drugs; one box in ~400 is a code already sold (回流药).
@@ -406,7 +421,7 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
                 let a = send(
                     "2401",
                     &t(h, m + 1),
-                    json!({"mdtrtinfo": {"psn_no": psn, "insutype": insutype, "begntime": t(h, m), "mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "med_type": "21", "ipt_no": format!("ZY{seq}"), "atddr_no": "D001", "chfpdr_name": "李医生", "adm_dept_codg": "100301", "adm_dept_name": "内科", "dscg_maindiag_code": dx.0, "dscg_maindiag_name": dx.1, "dise_codg": dx.0, "dise_name": dx.1},
+                    json!({"mdtrtinfo": {"psn_no": psn, "insutype": insutype, "begntime": t(h, m), "mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "med_type": "21", "ipt_no": format!("ZY{seq}"), "atddr_no": WARD_DOCTOR.0, "chfpdr_name": WARD_DOCTOR.1, "adm_dept_codg": "100301", "adm_dept_name": "心血管内科", "dscg_maindiag_code": dx.0, "dscg_maindiag_name": dx.1, "dise_codg": dx.0, "dise_name": dx.1},
                     "diseinfo": [{"psn_no": psn, "diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1", "diag_code": dx.0, "diag_name": dx.1, "vali_flag": "1"}]}),
                     out,
                 );
@@ -418,7 +433,7 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
             let reg = send(
                 "2201",
                 &t(h, m + 1),
-                json!({"data": {"psn_no": psn, "insutype": insutype, "begntime": t(h, m), "mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "ipt_otp_no": format!("MZ{seq}"), "atddr_no": "D001", "dr_name": "王医生", "dept_code": "100301", "dept_name": "内科", "caty": "A03"}}),
+                json!({"data": {"psn_no": psn, "insutype": insutype, "begntime": t(h, m), "mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "ipt_otp_no": format!("MZ{seq}"), "atddr_no": WARD_DOCTOR.0, "dr_name": WARD_DOCTOR.1, "dept_code": "100301", "dept_name": "心血管内科", "caty": "A03"}}),
                 out,
             );
             let Some(visit) = reg["output"]["data"]["mdtrt_id"].as_str().map(str::to_owned) else { continue };

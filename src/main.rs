@@ -112,7 +112,8 @@ enum Cmd {
         /// The data directory holding journal.sqlite (overrides the configuration; default ./data).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Output file (default: standard output).
+        /// Output file (default: standard output); with `--format csv`, the directory that
+        /// receives one CSV file per section (required).
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },

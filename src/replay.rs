@@ -24,6 +24,10 @@ pub struct RuleImpact {
     /// Claims the rule hit: one per visit and set of lines, so a pre-settlement and the settlement
     /// that follows it with the same lines count once.
     pub hits: u64,
+    /// Messages the rule hit (a pre-settlement and its settlement count twice).
+    pub messages: u64,
+    /// Distinct visits the rule hit.
+    pub visits: u64,
     /// Distinct patients (pseudonymised) it hit.
     pub patients: u64,
     /// Money at stake on its hits, 元.
@@ -35,17 +39,37 @@ pub struct RuleImpact {
     pub patients_sole: u64,
 }
 
+/// The stream's totals: `lines = bad_lines + relayed + checked` and `checked = passed + reminded +
+/// blocked` (messages); the visits the checked messages belong to, and those with a block or (only)
+/// a reminder. Rules count claims (`RuleImpact::hits`), messages and visits: a message can hit
+/// several rules, and a visit's pre-settlement and settlement are two messages of one claim.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
     pub ruleset: String,
+    /// Non-empty lines read.
     pub lines: u64,
+    /// Readable messages that are not claim transactions (1101, 2201, 2203, 2402, 2205, 2208 …):
+    /// learnt from, not checked.
+    pub relayed: u64,
     /// Checked claim transactions (2204/2301, 2206/2207, 2303/2304, 2401, 3101/3102).
     pub checked: u64,
+    /// Checked messages without a hit.
+    pub passed: u64,
+    /// Checked messages with a blocking hit.
     pub blocked: u64,
+    /// Checked messages with reminders only.
     pub reminded: u64,
+    /// Distinct visits of the checked messages (a 2401 is its own visit until the gateway names it).
+    pub visits: u64,
+    /// Visits with at least one blocked message.
+    pub visits_blocked: u64,
+    /// Visits with a reminder and no block.
+    pub visits_reminded: u64,
     pub patients: u64,
     /// Lines that could not be read (reported, not fatal), with the first few reasons.
     pub bad_lines: u64,
+    /// Read and counted, but history could not learn from them (the store failed).
+    pub history_errors: u64,
     pub bad_examples: Vec<String>,
     pub rules: Vec<RuleImpact>,
     pub elapsed_ms: u64,
@@ -54,16 +78,34 @@ pub struct Report {
 #[derive(Default)]
 struct Acc {
     hits: u64,
+    messages: u64,
     amount: i64,
     /// patient → hits on them.
     by_patient: FxHashMap<String, u64>,
+    visits: FxHashSet<String>,
 }
+
+/// Lines between two calls of the progress callback.
+pub const PROGRESS_EVERY: u64 = 10_000;
 
 /// Runs the stream.
 ///
 /// # Errors
 /// The stream cannot be read.
 pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::io::Result<Report> {
+    run_with_progress(rs, input, tier, &mut |_, _| {})
+}
+
+/// Runs the stream, calling `progress(lines, bytes)` every [`PROGRESS_EVERY`] lines read.
+///
+/// # Errors
+/// The stream cannot be read.
+pub fn run_with_progress(
+    rs: &CompiledRuleSet,
+    input: impl BufRead,
+    tier: Option<u8>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::io::Result<Report> {
     let t0 = Instant::now();
     let history = History::ephemeral(tier);
     // No doctor answers in a recorded stream: the same check as the proxy's, with no overrides.
@@ -73,6 +115,9 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
     // patient → the rules that hit them.
     let mut rules_of: FxHashMap<String, FxHashSet<String>> = FxHashMap::default();
     let mut patients: FxHashSet<String> = FxHashSet::default();
+    // visit → 2 blocked, 1 reminded, 0 passed (the strongest outcome of its messages).
+    let mut visits: FxHashMap<String, u8> = FxHashMap::default();
+    let mut bytes_read = 0u64;
     // (rule, visit, lines) already counted.
     let mut counted: FxHashSet<(String, String, Vec<String>)> = FxHashSet::default();
     let bad = |rep: &mut Report, n: u64, why: String| {
@@ -84,6 +129,10 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
     for (n, line) in input.lines().enumerate() {
         let line = line?;
         let n = n as u64 + 1;
+        bytes_read += line.len() as u64 + 1;
+        if n % PROGRESS_EVERY == 0 {
+            progress(n, bytes_read);
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -126,36 +175,60 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
             rep.checked += 1;
             let who = history.psn_key(&claims[0].patient.psn_no);
             patients.insert(who.clone());
-            if d.hits.iter().any(|h| h.action == Action::Block) {
+            let outcome = if d.hits.iter().any(|h| h.action == Action::Block) {
                 rep.blocked += 1;
+                2
             } else if !d.hits.is_empty() {
                 rep.reminded += 1;
-            }
+                1
+            } else {
+                rep.passed += 1;
+                0
+            };
             // A 2401 has no mdtrt_id yet (the gateway gives it): the message is the visit then.
             let visit = match claims[0].encounter.mdtrt_id.as_str() {
                 "" => format!("msg:{}", head.msgid.as_str()),
                 id => id.to_owned(),
             };
+            let v = visits.entry(visit.clone()).or_default();
+            *v = (*v).max(outcome);
+            let mut in_message: FxHashSet<&str> = FxHashSet::default();
             for h in &d.hits {
+                let a = acc.entry(h.rule_id.to_string()).or_default();
+                if in_message.insert(&h.rule_id) {
+                    a.messages += 1;
+                }
+                a.visits.insert(visit.clone());
                 let mut lines: Vec<String> = h.lines.iter().map(ToString::to_string).collect();
                 lines.sort_unstable();
                 if !counted.insert((h.rule_id.to_string(), visit.clone(), lines)) {
                     continue;
                 }
-                let a = acc.entry(h.rule_id.to_string()).or_default();
                 a.amount += h.amount.get();
                 a.hits += 1;
                 *a.by_patient.entry(who.clone()).or_default() += 1;
                 rules_of.entry(who.clone()).or_default().insert(h.rule_id.to_string());
             }
+        } else {
+            // Not a claim transaction, or one without a claim to judge: learnt from only.
+            rep.relayed += 1;
         }
         // History is what happened: learnt from the recorded exchange, whatever the pack said.
         let learnt = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims);
         if let Err(e) = history.learn(&head, resp.as_ref(), learnt) {
-            bad(&mut rep, n, format!("history: {e}"));
+            rep.history_errors += 1;
+            if rep.bad_examples.len() < 5 {
+                rep.bad_examples.push(format!("line {n}: history: {e}"));
+            }
         }
     }
+    if rep.lines > 0 && rep.lines % PROGRESS_EVERY != 0 {
+        progress(rep.lines, bytes_read);
+    }
     rep.patients = patients.len() as u64;
+    rep.visits = visits.len() as u64;
+    rep.visits_blocked = visits.values().filter(|o| **o == 2).count() as u64;
+    rep.visits_reminded = visits.values().filter(|o| **o == 1).count() as u64;
     for r in &rs.rules {
         let Some(a) = acc.get(&*r.id) else { continue };
         let sole = |p: &String| rules_of.get(p).is_some_and(|s| s.len() == 1);
@@ -164,6 +237,8 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
             rule_name: r.name.to_string(),
             action: if r.action == Action::Block { "block".into() } else { "remind".into() },
             hits: a.hits,
+            messages: a.messages,
+            visits: a.visits.len() as u64,
             patients: a.by_patient.len() as u64,
             amount: crate::wire::num::format_fixed(a.amount, 2, 2),
             hits_sole: a.by_patient.iter().filter(|(p, _)| sole(p)).map(|(_, n)| n).sum(),
@@ -175,33 +250,77 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
     Ok(rep)
 }
 
-/// The report as a table an office reads.
+/// Whether the stream gave anything to replay (a file of unreadable lines, or an empty one, did not).
+pub fn readable(r: &Report) -> bool {
+    r.lines > r.bad_lines
+}
+
+/// The report as a table an office reads: the totals by message and by visit, how they relate, and
+/// the impact per rule.
 pub fn table(r: &Report) -> String {
     use std::fmt::Write;
     let mut s = String::new();
+    let _ = writeln!(s, "规则集 {}：回放 {} 条报文，用时 {} ms", r.ruleset, r.lines, r.elapsed_ms);
     let _ = writeln!(
         s,
-        "规则集 {}：回放 {} 条报文，审核 {} 笔，涉及患者 {} 人；拦截 {} 笔，提醒 {} 笔；用时 {} ms",
-        r.ruleset, r.lines, r.checked, r.patients, r.blocked, r.reminded, r.elapsed_ms
+        "  报文：无法读取 {} 条 + 非结算类仅学习 {} 条 + 审核 {} 条 = {} 条",
+        r.bad_lines,
+        r.relayed,
+        r.checked,
+        r.bad_lines + r.relayed + r.checked
     );
-    if r.bad_lines > 0 {
-        let _ = writeln!(s, "无法读取 {} 条：{}", r.bad_lines, r.bad_examples.join("；"));
+    let _ = writeln!(
+        s,
+        "  审核的报文：通过 {} + 提醒 {} + 拦截 {} = {} 条",
+        r.passed,
+        r.reminded,
+        r.blocked,
+        r.passed + r.reminded + r.blocked
+    );
+    let _ = writeln!(
+        s,
+        "  就诊：审核涉及 {} 次就诊（{} 名患者），其中有拦截的 {} 次，仅有提醒的 {} 次",
+        r.visits, r.patients, r.visits_blocked, r.visits_reminded
+    );
+    if r.bad_lines > 0 || r.history_errors > 0 {
+        let _ = writeln!(
+            s,
+            "无法读取 {} 条，历史学习失败 {} 条：{}",
+            r.bad_lines,
+            r.history_errors,
+            r.bad_examples.join("；")
+        );
     }
     let _ = writeln!(
         s,
-        "\n{:<24} {:<6} {:>8} {:>8} {:>12} {:>12} {:>12}  规则名称",
-        "规则编号", "动作", "命中笔数", "患者数", "涉及金额(元)", "仅此规则笔数", "仅此规则患者"
+        "\n{:<24} {:<6} {:>8} {:>8} {:>8} {:>8} {:>12} {:>12} {:>12}  规则名称",
+        "规则编号", "动作", "命中笔数", "报文数", "就诊数", "患者数", "涉及金额(元)", "仅此规则笔数", "仅此规则患者"
     );
     for x in &r.rules {
         let act = if x.action == "block" { "拦截" } else { "提醒" };
         let _ = writeln!(
             s,
-            "{:<24} {:<6} {:>8} {:>8} {:>12} {:>12} {:>12}  {}",
-            x.rule_id, act, x.hits, x.patients, x.amount, x.hits_sole, x.patients_sole, x.rule_name
+            "{:<24} {:<6} {:>8} {:>8} {:>8} {:>8} {:>12} {:>12} {:>12}  {}",
+            x.rule_id,
+            act,
+            x.hits,
+            x.messages,
+            x.visits,
+            x.patients,
+            x.amount,
+            x.hits_sole,
+            x.patients_sole,
+            x.rule_name
         );
     }
+    let _ = writeln!(
+        s,
+        "\n口径：“拦截 {} 条”按报文计，同一就诊的预结算与结算各算一条；“命中笔数”按就诊与明细计，预结算与随后同样明细的结算只算一笔；\
+         “报文数”为命中该规则的报文，一条报文可命中多条规则，故各拦截规则的报文数之和不小于拦截报文数；“就诊数”为命中该规则的就诊。",
+        r.blocked
+    );
     let _ =
-        writeln!(s, "\n“仅此规则”：该患者在整个回放中没有触发其他任何规则——规则主要落在普通患者身上时，这一列会很高。");
+        writeln!(s, "“仅此规则”：该患者在整个回放中没有触发其他任何规则——规则主要落在普通患者身上时，这一列会很高。");
     s
 }
 

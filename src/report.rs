@@ -85,6 +85,16 @@ fn time(at: &str) -> String {
     at.chars().take(19).map(|c| if c == 'T' { ' ' } else { c }).collect()
 }
 
+/// A department or doctor as a person reads it: `名称（编码）`, the code alone when no name is
+/// known, and 未归属 when the message named none.
+pub fn named(name: &str, code: &str) -> String {
+    match (name.trim(), code) {
+        (_, "") => "未归属（报文未载明）".to_owned(),
+        ("", c) => c.to_owned(),
+        (n, c) => format!("{n}（{c}）"),
+    }
+}
+
 fn or_dash(s: &str) -> &str {
     if s.is_empty() {
         "—"
@@ -110,7 +120,7 @@ pub fn scope(f: &Filter) -> String {
 }
 
 const CSS: &str = "
-body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;margin:0;background:#f4f6f8;color:#1f2933}
+body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC','WenQuanYi Micro Hei',sans-serif;margin:0;background:#f4f6f8;color:#1f2933}
 header{background:#0b5394;color:#fff;padding:12px 24px;display:flex;justify-content:space-between;align-items:center}
 header h1{font-size:20px;margin:0}
 main{padding:16px 24px;max-width:1200px}
@@ -132,6 +142,12 @@ form.filters label{display:flex;flex-direction:column}
 .muted{color:#7b8794;font-size:12px}
 .err{color:#c62828}
 a{color:#0b5394}
+.summary p{margin:4px 0;line-height:1.7}
+.report header{background:#fff;color:#0b5394;border-bottom:2px solid #0b5394}
+@page{size:A4;margin:14mm 12mm}
+@media print{body{background:#fff}main{padding:0;max-width:none}section{box-shadow:none;border:1px solid #e4e7eb;break-inside:avoid-page}
+tr{break-inside:avoid}thead{display:table-header-group}header{background:#fff;color:#0b5394}form,.pager,.noprint{display:none}
+section.appendix{break-before:page}}
 ";
 
 /// A complete HTML document.
@@ -143,20 +159,50 @@ pub fn page(title: &str, header_right: &str, body: &str) -> String {
     )
 }
 
-/// The daily trend as an inline SVG: a stacked bar per day (blocked, reminded, other decisions).
+/// The days the trend covers: every day from the scope's first day (else the first day with
+/// records) to its last (else the last day with records), so a day without records shows as a gap
+/// and not as a missing column; `None` per day without records. Only the days with records when
+/// the range is longer than a year.
+fn trend_days(s: &Stats) -> Vec<(String, Option<&stats::GroupRow>)> {
+    let parse = |k: &str| chrono::NaiveDate::parse_from_str(k, "%Y-%m-%d").ok();
+    let first = s.filter.from.or_else(|| s.by_day.first().and_then(|d| parse(&d.key)));
+    let last = s.filter.to.or_else(|| s.by_day.last().and_then(|d| parse(&d.key)));
+    let with_records = || s.by_day.iter().map(|d| (d.key.clone(), Some(d))).collect();
+    let (Some(first), Some(last)) = (first, last) else { return with_records() };
+    // A scope that runs past the records (an open-ended month) ends at the last record.
+    let last = match s.by_day.last().and_then(|d| parse(&d.key)) {
+        Some(l) if s.filter.to.is_none() => last.max(l),
+        _ => last,
+    };
+    if (last - first).num_days() > 370 || last < first {
+        return with_records();
+    }
+    let mut out = Vec::new();
+    let mut day = first;
+    while day <= last {
+        let key = day.format("%Y-%m-%d").to_string();
+        let row = s.by_day.iter().find(|d| d.key == key);
+        out.push((key, row));
+        day = day.succ_opt().unwrap_or(last + chrono::Days::new(1));
+    }
+    out
+}
+
+/// The daily trend as an inline SVG: a stacked bar per service date (blocked, reminded, other
+/// decisions), and a gap marker on each day of the scope without records.
 pub fn trend_svg(s: &Stats) -> String {
-    let days = &s.by_day;
-    if days.is_empty() {
+    let days = trend_days(s);
+    if s.by_day.is_empty() {
         return "<p class=\"muted\">所选范围内没有审核记录。</p>".into();
     }
     let (w, h, left, bottom, top) = (860.0_f64, 240.0_f64, 44.0_f64, 36.0_f64, 12.0_f64);
-    let max = days.iter().map(|d| d.decisions).max().unwrap_or(1).max(1) as f64;
+    let max = s.by_day.iter().map(|d| d.decisions).max().unwrap_or(1).max(1) as f64;
     let plot_h = h - bottom - top;
     let slot = (w - left - 8.0) / days.len() as f64;
     let bar = (slot * 0.7).clamp(2.0, 40.0);
     let y = |v: f64| top + plot_h - v / max * plot_h;
     let mut o = format!(
-        "<svg id=\"trend\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"每日审核趋势\">"
+        "<svg id=\"trend\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"每日审核趋势（按服务日期）\">"
     );
     // Axis and grid: 0, half, max.
     for frac in [0.0, 0.5, 1.0] {
@@ -171,37 +217,51 @@ pub fn trend_svg(s: &Stats) -> String {
         );
     }
     let label_every = (days.len() / 10).max(1);
-    for (i, d) in days.iter().enumerate() {
+    for (i, (key, d)) in days.iter().enumerate() {
         let x = left + slot * i as f64 + (slot - bar) / 2.0;
-        let other = (d.decisions - d.block - d.remind).max(0);
-        let mut base = 0.0;
-        let _ = write!(
-            o,
-            "<g class=\"day\" data-day=\"{}\" data-decisions=\"{}\" data-remind=\"{}\" data-block=\"{}\"><title>{}：审核 {} 笔，提醒 {}，拦截 {}，命中 {}</title>",
-            esc(&d.key),
-            d.decisions,
-            d.remind,
-            d.block,
-            esc(&d.key),
-            d.decisions,
-            d.remind,
-            d.block,
-            d.hits
-        );
-        for (n, color) in [(d.block, "#c62828"), (d.remind, "#e67e22"), (other, "#9aa5b1")] {
-            if n > 0 {
-                let (y1, y0) = (y(base + n as f64), y(base));
+        match d {
+            Some(d) => {
+                let other = (d.decisions - d.block - d.remind).max(0);
+                let mut base = 0.0;
                 let _ = write!(
                     o,
-                    "<rect x=\"{x:.1}\" y=\"{y1:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{color}\"/>",
-                    y0 - y1
+                    "<g class=\"day\" data-day=\"{}\" data-decisions=\"{}\" data-remind=\"{}\" data-block=\"{}\"><title>{}：审核 {} 笔，提醒 {}，拦截 {}，命中 {}</title>",
+                    esc(key),
+                    d.decisions,
+                    d.remind,
+                    d.block,
+                    esc(key),
+                    d.decisions,
+                    d.remind,
+                    d.block,
+                    d.hits
                 );
-                base += n as f64;
+                for (n, color) in [(d.block, "#c62828"), (d.remind, "#e67e22"), (other, "#9aa5b1")] {
+                    if n > 0 {
+                        let (y1, y0) = (y(base + n as f64), y(base));
+                        let _ = write!(
+                            o,
+                            "<rect x=\"{x:.1}\" y=\"{y1:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{color}\"/>",
+                            y0 - y1
+                        );
+                        base += n as f64;
+                    }
+                }
+                o.push_str("</g>");
+            }
+            None => {
+                // A day without records: a hatched band the height of the plot, so an empty day
+                // reads as a gap (no traffic, or claimgate was not in the path) and not as zero.
+                let _ = write!(
+                    o,
+                    "<g class=\"gap\" data-gap=\"{}\"><title>{}：无审核记录</title><rect x=\"{x:.1}\" y=\"{top:.1}\" width=\"{bar:.1}\" height=\"{plot_h:.1}\" fill=\"#f0f4f8\" stroke=\"#cbd2d9\" stroke-dasharray=\"3 2\"/></g>",
+                    esc(key),
+                    esc(key)
+                );
             }
         }
-        o.push_str("</g>");
         if i % label_every == 0 || i + 1 == days.len() {
-            let label: String = d.key.chars().skip(5).collect();
+            let label: String = key.chars().skip(5).collect();
             let _ = write!(
                 o,
                 "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#52606d\">{}</text>",
@@ -212,12 +272,13 @@ pub fn trend_svg(s: &Stats) -> String {
         }
     }
     let ly = h - 8.0;
-    for (i, (color, name)) in [("#c62828", "拦截"), ("#e67e22", "提醒"), ("#9aa5b1", "通过/未审")].iter().enumerate()
+    for (i, (color, name)) in
+        [("#c62828", "拦截"), ("#e67e22", "提醒"), ("#9aa5b1", "通过/未审"), ("#f0f4f8", "无记录")].iter().enumerate()
     {
         let lx = left + 90.0 * i as f64;
         let _ = write!(
             o,
-            "<rect x=\"{lx}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{ly}\" font-size=\"11\" fill=\"#1f2933\">{name}</text>",
+            "<rect x=\"{lx}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\" stroke=\"#cbd2d9\"/><text x=\"{}\" y=\"{ly}\" font-size=\"11\" fill=\"#1f2933\">{name}</text>",
             ly - 9.0,
             lx + 14.0
         );
@@ -303,7 +364,7 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
                 o,
                 "<tr data-{kind}=\"{}\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 esc(&g.key),
-                cell(kind, &g.key, &g.key),
+                cell(kind, &g.key, &named(&g.name, &g.key)),
                 g.decisions,
                 g.remind,
                 g.block,
@@ -320,8 +381,8 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
             o,
             "<tr data-doctor=\"{}\"><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             esc(&p.doctor),
-            cell("doctor", &p.doctor, &p.doctor),
-            esc(or_dash(&p.depts)),
+            cell("doctor", &p.doctor, &named(&p.name, &p.doctor)),
+            esc(or_dash(&p.dept_names)),
             p.blocked_items,
             p.points,
             stats::yuan(p.amount_fen)
@@ -388,8 +449,8 @@ pub fn listing_html(l: &Listing, detail: &dyn Fn(i64) -> String, page_link: &dyn
             esc(&time(&e.at)),
             esc(&e.service_date),
             esc(&e.infno),
-            esc(or_dash(&e.dept_code)),
-            esc(or_dash(&e.doctor_code)),
+            esc(&named(&e.dept_name, &e.dept_code)),
+            esc(&named(&e.doctor_name, &e.doctor_code)),
             esc(&short(&e.psn_hash)),
             esc(&e.decision),
             esc(decision_label(&e.decision)),
@@ -425,8 +486,8 @@ pub fn decision_html(e: &Entry) -> String {
         ("机构编码", e.fixmedins_code.clone()),
         ("就诊ID", e.mdtrt_id.clone()),
         ("患者假名", e.psn_hash.clone()),
-        ("科室", e.dept_code.clone()),
-        ("医生", e.doctor_code.clone()),
+        ("科室", named(&e.dept_name, &e.dept_code)),
+        ("医生", named(&e.doctor_name, &e.doctor_code)),
         ("结果", decision_label(&e.decision).to_owned()),
         ("规则包", e.ruleset.clone()),
         ("网关应答 infcode", gw),
@@ -474,25 +535,8 @@ pub fn decision_html(e: &Entry) -> String {
     o
 }
 
-/// A CSV cell: formula-looking text is prefixed with `'` so a spreadsheet shows it as text.
-pub fn csv_cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    }
-}
-
-fn csv_bytes(rows: Vec<Vec<String>>) -> Vec<u8> {
-    // A UTF-8 BOM so spreadsheet programs used in hospital offices read the Chinese correctly.
-    let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-    for r in rows {
-        let _ = w.write_record(r.iter().map(|c| csv_cell(c)));
-    }
-    w.into_inner().unwrap_or_default()
-}
-
-/// The decisions of a listing, one row per hit (a decision without hits has one row).
+/// The decisions of a listing, one row per hit (a decision without hits has one row). Times are
+/// `yyyy-MM-dd HH:mm:ss` in local time, which spreadsheet programs read as dates.
 pub fn listing_csv(l: &Listing) -> Vec<u8> {
     let mut rows = vec![[
         "记录ID",
@@ -500,8 +544,10 @@ pub fn listing_csv(l: &Listing) -> Vec<u8> {
         "服务日期",
         "交易号",
         "报文ID",
-        "科室",
-        "医生",
+        "科室编码",
+        "科室名称",
+        "医生编码",
+        "医生姓名",
         "患者假名",
         "结果",
         "规则编码",
@@ -518,12 +564,14 @@ pub fn listing_csv(l: &Listing) -> Vec<u8> {
     for e in &l.items {
         let base = vec![
             e.id.to_string(),
-            e.at.clone(),
+            time(&e.at),
             e.service_date.clone(),
             e.infno.clone(),
             e.msgid.clone(),
             e.dept_code.clone(),
+            e.dept_name.clone(),
             e.doctor_code.clone(),
+            e.doctor_name.clone(),
             e.psn_hash.clone(),
             decision_label(&e.decision).to_owned(),
         ];
@@ -552,107 +600,422 @@ pub fn listing_csv(l: &Listing) -> Vec<u8> {
     csv_bytes(rows)
 }
 
-/// The report's figures as one long table (类别 says which figure a row belongs to).
-pub fn stats_csv(s: &Stats) -> Vec<u8> {
-    let mut rows = vec![["类别", "编码", "名称", "审核笔数", "提醒", "拦截", "命中", "金额（元）", "记分", "说明"]
-        .map(str::to_owned)
-        .to_vec()];
-    let row =
-        |c: &str, k: &str, n: &str, d: i64, r: i64, b: i64, h: i64, fen: i64, p: i64, note: &str| -> Vec<String> {
-            vec![
-                c.to_owned(),
-                k.to_owned(),
-                n.to_owned(),
-                d.to_string(),
-                r.to_string(),
-                b.to_string(),
-                h.to_string(),
-                stats::yuan(fen),
-                p.to_string(),
-                note.to_owned(),
-            ]
-        };
-    let t = &s.totals;
-    rows.push(row(
-        "汇总",
-        "",
-        &scope(&s.filter),
-        t.decisions,
-        t.remind,
-        t.block,
-        t.hits,
-        t.intercepted_fen,
-        0,
-        &format!(
-            "通过 {}，未审 {}，事中拦截交易 {}，提醒涉及金额 {} 元；金额列为拦截金额",
-            t.pass,
-            t.unchecked,
-            t.intercepted,
-            stats::yuan(t.reminded_fen)
-        ),
-    ));
-    for r in &s.by_rule {
-        rows.push(row("规则", &r.rule_id, &r.rule_name, 0, r.remind, r.block, r.hits, r.amount_fen, r.points, ""));
-    }
-    for g in &s.by_dept {
-        rows.push(row("科室", &g.key, "", g.decisions, g.remind, g.block, g.hits, g.amount_fen, 0, ""));
-    }
-    for g in &s.by_doctor {
-        rows.push(row("医生", &g.key, "", g.decisions, g.remind, g.block, g.hits, g.amount_fen, 0, ""));
-    }
-    for g in &s.by_day {
-        rows.push(row("服务日期", &g.key, "", g.decisions, g.remind, g.block, g.hits, g.amount_fen, 0, ""));
-    }
-    for p in &s.doctor_points {
-        rows.push(row(
-            "记分预警",
-            &p.doctor,
-            &p.depts,
-            0,
-            0,
-            p.blocked_items,
-            p.blocked_items,
-            p.amount_fen,
-            p.points,
-            "",
-        ));
-    }
-    for f in &s.feedback {
-        rows.push(row(
-            "医生反馈",
-            &f.rule_id,
-            &f.rule_name,
-            f.prompted,
-            0,
-            0,
-            0,
-            0,
-            0,
-            &format!(
-                "已反馈 {}，返回修改 {}，继续执行 {}，采纳率 {}，继续执行率 {}",
-                f.answered,
-                f.modified,
-                f.continued,
-                pct(f.acceptance_rate),
-                pct(f.override_rate)
-            ),
-        ));
-    }
-    for g in &s.top_patients {
-        rows.push(row("患者（假名）", &g.key, "", g.decisions, g.remind, g.block, g.hits, g.amount_fen, 0, ""));
-    }
-    csv_bytes(rows)
+/// What a report compares its period with: the period of the same length just before it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Previous {
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+    pub totals: stats::Totals,
 }
 
-/// The monthly report as a standalone HTML document.
-pub fn report_html(s: &Stats, generated_at: &str) -> String {
+/// The period just before `f`'s, of the same length (`None` without both dates).
+pub fn previous_period(f: &Filter) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+    let (from, to) = (f.from?, f.to?);
+    let days = (to - from).num_days() + 1;
+    let prev_to = from.pred_opt()?;
+    let prev_from = prev_to.checked_sub_days(chrono::Days::new(u64::try_from(days - 1).ok()?))?;
+    Some((prev_from, prev_to))
+}
+
+/// 驾照式记分: points in a calendar year at which a doctor's 医保支付资格 is suspended, and at
+/// which it is terminated (医保发〔2024〕23号).
+pub const SUSPEND_AT: i64 = 9;
+pub const CYCLE_POINTS: i64 = 12;
+
+/// What a doctor's points would mean against the 12-point cycle.
+pub fn points_status(points: i64) -> &'static str {
+    if points >= CYCLE_POINTS {
+        "达到 12 分：终止医保支付资格"
+    } else if points >= SUSPEND_AT {
+        "达到 9 分：暂停医保支付资格"
+    } else if points > 0 {
+        "未达暂停线"
+    } else {
+        "—"
+    }
+}
+
+/// A change in words: `增加 12.5%`, `减少 3.0%`, `持平`; `None` when there is nothing to compare with.
+fn change(now: i64, before: i64) -> Option<String> {
+    if before == 0 {
+        return None;
+    }
+    let pct = (now - before) as f64 * 100.0 / before as f64;
+    Some(if pct.abs() < 0.05 {
+        "持平".to_owned()
+    } else if pct > 0.0 {
+        format!("增加 {pct:.1}%")
+    } else {
+        format!("减少 {:.1}%", -pct)
+    })
+}
+
+fn cn_date(d: chrono::NaiveDate) -> String {
+    d.format("%Y年%-m月%-d日").to_string()
+}
+
+/// The period in words (`2025年11月1日至11月30日`; the scope's words without dates).
+fn period_words(f: &Filter) -> String {
+    match (f.from, f.to) {
+        (Some(a), Some(b)) => format!("{}至{}", cn_date(a), cn_date(b)),
+        _ => scope(f),
+    }
+}
+
+/// The hospital as the title names it.
+fn hospital_words(s: &Stats) -> String {
+    match (s.hospital.name.trim(), s.hospital.code.as_str()) {
+        ("", "") => "本院".to_owned(),
+        ("", c) => format!("机构 {c}"),
+        (n, _) => n.to_owned(),
+    }
+}
+
+/// The report's summary, in sentences: volume and outcomes, money intercepted against the previous
+/// period, the rules hit most, and the departments and doctors most exposed.
+pub fn summary_sentences(s: &Stats, prev: Option<&Previous>) -> Vec<String> {
+    let t = &s.totals;
+    let mut out = Vec::new();
+    out.push(format!(
+        "{}，{}经 claimgate 审核的医保交易共 {} 笔：通过 {} 笔，提醒 {} 笔，拦截 {} 笔，未审 {} 笔（审核超时或无法判断时放行）。",
+        period_words(&s.filter),
+        hospital_words(s),
+        t.decisions,
+        t.pass,
+        t.remind,
+        t.block,
+        t.unchecked
+    ));
+    let mut money = format!(
+        "事中拦截交易 {} 笔，拦截金额 {} 元；提醒涉及金额 {} 元。",
+        t.intercepted,
+        stats::yuan(t.intercepted_fen),
+        stats::yuan(t.reminded_fen)
+    );
+    if let Some(p) = prev {
+        let span = format!("{}至{}", cn_date(p.from), cn_date(p.to));
+        match change(t.intercepted_fen, p.totals.intercepted_fen) {
+            Some(c) => {
+                let _ = write!(
+                    money,
+                    "与上期（{span}）相比，拦截金额{c}（上期 {} 元），审核笔数{}（上期 {} 笔）。",
+                    stats::yuan(p.totals.intercepted_fen),
+                    change(t.decisions, p.totals.decisions).unwrap_or_else(|| "无可比".to_owned()),
+                    p.totals.decisions
+                );
+            }
+            None if p.totals.decisions == 0 => {
+                let _ = write!(money, "上期（{span}）无审核记录，暂无环比。");
+            }
+            None => {
+                let _ =
+                    write!(money, "上期（{span}）审核 {} 笔，无拦截金额，无法计算拦截金额的变化。", p.totals.decisions);
+            }
+        }
+    }
+    out.push(money);
+    if !s.by_rule.is_empty() {
+        let top: Vec<String> = s
+            .by_rule
+            .iter()
+            .take(3)
+            .map(|r| {
+                format!(
+                    "{}（{}，命中 {} 次，涉及 {} 元）",
+                    or_dash(&r.rule_name),
+                    r.rule_id,
+                    r.hits,
+                    stats::yuan(r.amount_fen)
+                )
+            })
+            .collect();
+        out.push(format!("命中最多的规则：{}。", top.join("；")));
+    }
+    if let Some(d) = s.by_dept.iter().find(|g| !g.key.is_empty() && g.hits > 0) {
+        out.push(format!(
+            "命中最多的科室为{}：命中 {} 次，拦截 {} 笔，涉及 {} 元。",
+            named(&d.name, &d.key),
+            d.hits,
+            d.block,
+            stats::yuan(d.amount_fen)
+        ));
+    }
+    let exposed: Vec<&stats::PointsRow> = s.doctor_points.iter().filter(|p| p.points >= SUSPEND_AT).collect();
+    match (exposed.len(), s.doctor_points.first()) {
+        (0, Some(p)) if p.points > 0 => out.push(format!(
+            "驾照式记分：被拦截项目若已结算，预计记分最多的医生为{}，{} 分（12 分周期的 {:.0}%），无医生达到 9 分暂停线。",
+            named(&p.name, &p.doctor),
+            p.points,
+            p.points as f64 * 100.0 / CYCLE_POINTS as f64
+        )),
+        (0, _) => out.push("驾照式记分：本期被拦截项目均未设分值或无拦截，无记分风险。".to_owned()),
+        (n, _) => out.push(format!(
+            "驾照式记分：被拦截项目若已结算，{n} 名医生将达到 9 分暂停线或 12 分终止线（{}），请科室重点提醒。",
+            exposed.iter().take(5).map(|p| format!("{} {} 分", named(&p.name, &p.doctor), p.points)).collect::<Vec<_>>().join("、")
+        )),
+    }
+    out
+}
+
+/// The 记分 exposure table: each doctor's points against the 12-point cycle.
+fn exposure_html(s: &Stats) -> String {
+    let mut o = String::from("<section id=\"exposure\"><h2>驾照式记分风险（12 分周期）</h2><table><thead><tr><th>医生</th><th>科室</th><th class=\"n\">被拦截项目</th><th class=\"n\">预计记分</th><th class=\"n\">占 12 分</th><th>状态</th></tr></thead><tbody>");
+    for p in &s.doctor_points {
+        let _ = write!(
+            o,
+            "<tr data-doctor=\"{}\"><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.0}%</td><td>{}</td></tr>",
+            esc(&p.doctor),
+            esc(&named(&p.name, &p.doctor)),
+            esc(or_dash(&p.dept_names)),
+            p.blocked_items,
+            p.points,
+            p.points as f64 * 100.0 / CYCLE_POINTS as f64,
+            points_status(p.points)
+        );
+    }
+    if s.doctor_points.is_empty() {
+        o.push_str("<tr><td colspan=\"6\" class=\"muted\">本期无被拦截项目</td></tr>");
+    }
+    o.push_str("</tbody></table><p class=\"muted\">记分按自然年累计，全国共享；一年内累计 9 分暂停、12 分终止医保支付资格（医保发〔2024〕23号）。此处为本期若被拦截项目已结算将产生的记分，不含其他机构及往期记分。</p></section>");
+    o
+}
+
+/// The appendix: the period's largest blocked claims.
+fn appendix_html(s: &Stats) -> String {
+    let mut o = String::from("<section class=\"appendix\" id=\"largest\"><h2>附录：本期拦截金额最大的交易</h2><table><thead><tr><th>服务日期</th><th>交易</th><th>科室</th><th>医生</th><th>患者假名</th><th>命中规则</th><th class=\"n\">拦截金额（元）</th></tr></thead><tbody>");
+    for e in &s.largest_blocks {
+        let blocked: i64 = e.hits.iter().filter(|h| h.action == "block").map(|h| h.amount_fen).sum();
+        let rules = e
+            .hits
+            .iter()
+            .map(|h| format!("{} {}", esc(&h.rule_id), esc(&h.rule_name)))
+            .collect::<Vec<_>>()
+            .join("<br>");
+        let _ = write!(
+            o,
+            "<tr data-largest=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td></tr>",
+            e.id,
+            esc(&e.service_date),
+            esc(&e.infno),
+            esc(&named(&e.dept_name, &e.dept_code)),
+            esc(&named(&e.doctor_name, &e.doctor_code)),
+            esc(&short(&e.psn_hash)),
+            rules,
+            stats::yuan(blocked)
+        );
+    }
+    if s.largest_blocks.is_empty() {
+        o.push_str("<tr><td colspan=\"7\" class=\"muted\">本期无拦截交易</td></tr>");
+    }
+    o.push_str("</tbody></table></section>");
+    o
+}
+
+/// A CSV cell: formula-looking text is prefixed with `'` so a spreadsheet shows it as text.
+pub fn csv_cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
+}
+
+fn csv_bytes(rows: Vec<Vec<String>>) -> Vec<u8> {
+    // A UTF-8 BOM so spreadsheet programs used in hospital offices read the Chinese correctly.
+    let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    for r in rows {
+        let _ = w.write_record(r.iter().map(|c| csv_cell(c)));
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+fn header(cols: &[&str]) -> Vec<String> {
+    cols.iter().map(|c| (*c).to_owned()).collect()
+}
+
+/// The report's figures as one CSV file per section, `(file name, bytes)`: each a plain table a
+/// spreadsheet opens as it is (dates `yyyy-MM-dd`, amounts in 元 with two decimals).
+pub fn report_csv(s: &Stats, prev: Option<&Previous>) -> Vec<(String, Vec<u8>)> {
+    let t = &s.totals;
+    let mut summary = vec![header(&["项目", "数值"])];
+    let mut kv = |k: &str, v: String| summary.push(vec![k.to_owned(), v]);
+    kv("医疗机构", hospital_words(s));
+    kv("机构编码", s.hospital.code.clone());
+    kv("统计起始日期", s.filter.from.map(|d| d.to_string()).unwrap_or_default());
+    kv("统计截止日期", s.filter.to.map(|d| d.to_string()).unwrap_or_default());
+    kv("审核笔数", t.decisions.to_string());
+    kv("通过", t.pass.to_string());
+    kv("提醒", t.remind.to_string());
+    kv("拦截", t.block.to_string());
+    kv("未审", t.unchecked.to_string());
+    kv("其中事前/事中分析（3101/3102）", t.analyses.to_string());
+    kv("规则命中次数", t.hits.to_string());
+    kv("事中拦截交易", t.intercepted.to_string());
+    kv("拦截金额（元）", stats::yuan(t.intercepted_fen));
+    kv("提醒涉及金额（元）", stats::yuan(t.reminded_fen));
+    if let Some(p) = prev {
+        kv("上期起始日期", p.from.to_string());
+        kv("上期截止日期", p.to.to_string());
+        kv("上期审核笔数", p.totals.decisions.to_string());
+        kv("上期拦截金额（元）", stats::yuan(p.totals.intercepted_fen));
+    }
+    for (i, line) in summary_sentences(s, prev).into_iter().enumerate() {
+        kv(&format!("摘要 {}", i + 1), line);
+    }
+    let mut rules = vec![header(&["规则编码", "规则名称", "命中", "拦截", "提醒", "涉及金额（元）", "记分"])];
+    for r in &s.by_rule {
+        rules.push(vec![
+            r.rule_id.clone(),
+            r.rule_name.clone(),
+            r.hits.to_string(),
+            r.block.to_string(),
+            r.remind.to_string(),
+            stats::yuan(r.amount_fen),
+            r.points.to_string(),
+        ]);
+    }
+    let group = |first: &[&str], rows: &[stats::GroupRow]| {
+        let mut cols = first.to_vec();
+        cols.extend(["审核笔数", "提醒", "拦截", "命中", "涉及金额（元）"]);
+        let mut out = vec![header(&cols)];
+        for g in rows {
+            let mut r = vec![g.key.clone()];
+            if first.len() > 1 {
+                r.push(if g.key.is_empty() { "未归属（报文未载明）".to_owned() } else { g.name.clone() });
+            }
+            r.extend([
+                g.decisions.to_string(),
+                g.remind.to_string(),
+                g.block.to_string(),
+                g.hits.to_string(),
+                stats::yuan(g.amount_fen),
+            ]);
+            out.push(r);
+        }
+        out
+    };
+    let depts = group(&["科室编码", "科室名称"], &s.by_dept);
+    let doctors = group(&["医生编码", "医生姓名"], &s.by_doctor);
+    // Every day of the period, a day without records marked (as the trend's gap).
+    let mut days = vec![header(&["服务日期", "审核笔数", "提醒", "拦截", "命中", "涉及金额（元）", "备注"])];
+    for (key, d) in trend_days(s) {
+        days.push(match d {
+            Some(g) => vec![
+                key,
+                g.decisions.to_string(),
+                g.remind.to_string(),
+                g.block.to_string(),
+                g.hits.to_string(),
+                stats::yuan(g.amount_fen),
+                String::new(),
+            ],
+            None => vec![key, "0".into(), "0".into(), "0".into(), "0".into(), "0.00".into(), "无审核记录".into()],
+        });
+    }
+    let patients = group(&["患者假名"], &s.top_patients);
+    let mut points = vec![header(&[
+        "医生编码",
+        "医生姓名",
+        "科室",
+        "被拦截项目",
+        "预计记分",
+        "占12分比例",
+        "状态",
+        "涉及金额（元）",
+    ])];
+    for p in &s.doctor_points {
+        points.push(vec![
+            p.doctor.clone(),
+            p.name.clone(),
+            p.dept_names.clone(),
+            p.blocked_items.to_string(),
+            p.points.to_string(),
+            format!("{:.0}%", p.points as f64 * 100.0 / CYCLE_POINTS as f64),
+            points_status(p.points).to_owned(),
+            stats::yuan(p.amount_fen),
+        ]);
+    }
+    let mut feedback =
+        vec![header(&["规则编码", "规则名称", "提示次数", "已反馈", "返回修改", "继续执行", "采纳率", "继续执行率"])];
+    for f in &s.feedback {
+        feedback.push(vec![
+            f.rule_id.clone(),
+            f.rule_name.clone(),
+            f.prompted.to_string(),
+            f.answered.to_string(),
+            f.modified.to_string(),
+            f.continued.to_string(),
+            pct(f.acceptance_rate),
+            pct(f.override_rate),
+        ]);
+    }
+    let mut largest = vec![header(&[
+        "记录ID",
+        "服务日期",
+        "审核时间",
+        "交易号",
+        "科室编码",
+        "科室名称",
+        "医生编码",
+        "医生姓名",
+        "患者假名",
+        "命中规则",
+        "拦截金额（元）",
+    ])];
+    for e in &s.largest_blocks {
+        let blocked: i64 = e.hits.iter().filter(|h| h.action == "block").map(|h| h.amount_fen).sum();
+        largest.push(vec![
+            e.id.to_string(),
+            e.service_date.clone(),
+            time(&e.at),
+            e.infno.clone(),
+            e.dept_code.clone(),
+            e.dept_name.clone(),
+            e.doctor_code.clone(),
+            e.doctor_name.clone(),
+            e.psn_hash.clone(),
+            e.hits.iter().map(|h| h.rule_id.clone()).collect::<Vec<_>>().join(" "),
+            stats::yuan(blocked),
+        ]);
+    }
+    [
+        ("01-汇总.csv", summary),
+        ("02-规则排行.csv", rules),
+        ("03-科室排行.csv", depts),
+        ("04-医生排行.csv", doctors),
+        ("05-每日趋势.csv", days),
+        ("06-记分风险.csv", points),
+        ("07-医生反馈.csv", feedback),
+        ("08-患者假名排行.csv", patients),
+        ("09-附录-最大拦截交易.csv", largest),
+    ]
+    .into_iter()
+    .map(|(n, rows)| (n.to_owned(), csv_bytes(rows)))
+    .collect()
+}
+
+/// The monthly report as a standalone HTML document, printable to PDF (A4, sections kept whole):
+/// the hospital and period, a summary in sentences with the change against the previous period,
+/// the figures with names, the 记分 exposure, and an appendix of the largest blocked claims.
+pub fn report_html(s: &Stats, prev: Option<&Previous>, generated_at: &str) -> String {
+    let hospital = hospital_words(s);
     let mut body = format!(
-        "<section><p>统计范围：<b id=\"scope\">{}</b></p><p class=\"muted\">生成时间：{}。数据来源：claimgate 审核日志（患者以假名表示，不含姓名与证件号）。</p></section>",
-        esc(&scope(&s.filter)),
+        "<section id=\"cover\"><p>医疗机构：<b id=\"hospital\">{}</b>{}</p><p>统计期间：<b id=\"period\">{}</b>（按服务日期）</p><p class=\"muted\">生成时间：{}。数据来源：claimgate 审核日志（患者以假名表示，不含姓名与证件号）。</p></section>",
+        esc(&hospital),
+        if s.hospital.code.is_empty() { String::new() } else { format!("（{}）", esc(&s.hospital.code)) },
+        esc(&period_words(&s.filter)),
         esc(generated_at)
     );
+    body.push_str("<section class=\"summary\" id=\"summary\"><h2>摘要</h2>");
+    for line in summary_sentences(s, prev) {
+        let _ = write!(body, "<p>{}</p>", esc(&line));
+    }
+    body.push_str("</section>");
     body.push_str(&figures_html(s, None));
-    page("医保智能审核月度报告", "医共体自律管理", &body)
+    body.push_str(&exposure_html(s));
+    body.push_str(&appendix_html(s));
+    let doc = page(&format!("{hospital} 医保智能审核月度报告"), "医共体自律管理", &body);
+    doc.replacen("<body>", "<body class=\"report\">", 1)
 }
 
 /// Output formats of `claimgate report`.
@@ -675,28 +1038,56 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// What `claimgate report` writes: one document, or (CSV) one file per section.
+pub enum Output {
+    Document(Vec<u8>),
+    Files(Vec<(String, Vec<u8>)>),
+}
+
+/// The report's JSON: the figures and the previous period's totals.
+#[derive(serde::Serialize)]
+struct ReportJson<'a> {
+    #[serde(flatten)]
+    stats: &'a Stats,
+    previous: Option<&'a Previous>,
+    summary: Vec<String>,
+}
+
 /// `claimgate report`: the figures of the journal at `loc` (the embedded file or the shared
-/// PostgreSQL store, found as `serve` finds it) for a filter, as a document.
+/// PostgreSQL store, found as `serve` finds it) for a filter, with the previous period's totals,
+/// as a document.
 ///
 /// # Errors
 /// The journal is missing or unreadable (the message is in Chinese, for the office).
-pub fn run(loc: &Location, filter: &Filter, format: Format) -> Result<Vec<u8>, String> {
+pub fn run(loc: &Location, filter: &Filter, format: Format) -> Result<Output, String> {
     let store = journal::open_reader(loc)?;
     let mut out = None;
+    let before = previous_period(filter);
     store
         .read(&mut |c| {
-            out = Some(stats::stats(c, filter)?);
+            let s = stats::stats(c, filter)?;
+            let prev = match before {
+                Some((from, to)) => {
+                    let f = Filter { from: Some(from), to: Some(to), ..filter.clone() };
+                    Some(Previous { from, to, totals: stats::totals(c, &f)? })
+                }
+                None => None,
+            };
+            out = Some((s, prev));
             Ok(())
         })
         .map_err(|e| format!("统计失败：{e}"))?;
-    let s = out.ok_or_else(|| "统计失败".to_owned())?;
+    let (s, prev) = out.ok_or_else(|| "统计失败".to_owned())?;
     Ok(match format {
-        Format::Html => report_html(&s, &chrono::Local::now().format("%Y-%m-%d %H:%M").to_string()).into_bytes(),
-        Format::Csv => stats_csv(&s),
+        Format::Html => Output::Document(
+            report_html(&s, prev.as_ref(), &chrono::Local::now().format("%Y-%m-%d %H:%M").to_string()).into_bytes(),
+        ),
+        Format::Csv => Output::Files(report_csv(&s, prev.as_ref())),
         Format::Json => {
-            let mut v = serde_json::to_vec_pretty(&s).map_err(|e| format!("统计结果无法编码：{e}"))?;
+            let j = ReportJson { stats: &s, previous: prev.as_ref(), summary: summary_sentences(&s, prev.as_ref()) };
+            let mut v = serde_json::to_vec_pretty(&j).map_err(|e| format!("统计结果无法编码：{e}"))?;
             v.push(b'\n');
-            v
+            Output::Document(v)
         }
     })
 }
@@ -718,10 +1109,96 @@ mod tests {
         assert_eq!(csv_cell("内科"), "内科");
     }
 
+    fn day(key: &str, decisions: i64, block: i64) -> stats::GroupRow {
+        stats::GroupRow {
+            key: key.into(),
+            name: String::new(),
+            decisions,
+            remind: 0,
+            block,
+            hits: block,
+            amount_fen: 0,
+        }
+    }
+
+    fn figures(from: &str, to: &str, by_day: Vec<stats::GroupRow>) -> Stats {
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+        Stats {
+            filter: Filter { from: d(from), to: d(to), ..Filter::default() },
+            hospital: stats::Hospital { code: "H41070100001".into(), name: "新乡市某县人民医院".into() },
+            totals: stats::Totals {
+                decisions: 10,
+                block: 3,
+                intercepted: 3,
+                intercepted_fen: 12_000,
+                ..Default::default()
+            },
+            by_rule: vec![],
+            by_dept: vec![],
+            by_doctor: vec![],
+            by_day,
+            feedback: vec![],
+            top_patients: vec![],
+            doctor_points: vec![],
+            largest_blocks: vec![],
+        }
+    }
+
+    #[test]
+    fn the_trend_marks_each_empty_day_of_the_period_as_a_gap() {
+        // Arrange: a week with records on three days.
+        let s = figures(
+            "2025-11-01",
+            "2025-11-07",
+            vec![day("2025-11-02", 4, 1), day("2025-11-03", 3, 1), day("2025-11-06", 3, 1)],
+        );
+        // Act
+        let svg = trend_svg(&s);
+        // Assert: a bar per day with records, a gap on each of the four others, in date order.
+        assert_eq!(svg.matches("<g class=\"day\"").count(), 3);
+        let gaps: Vec<&str> = svg.split("data-gap=\"").skip(1).map(|g| &g[..10]).collect();
+        assert_eq!(gaps, ["2025-11-01", "2025-11-04", "2025-11-05", "2025-11-07"]);
+        assert!(svg.find("data-day=\"2025-11-03\"") < svg.find("data-gap=\"2025-11-04\""));
+        // Without a period, from the first day with records to the last.
+        let open = figures("", "", vec![day("2025-11-02", 1, 0), day("2025-11-04", 1, 0)]);
+        let open = trend_svg(&open);
+        assert_eq!((open.matches("data-gap=").count(), open.matches("class=\"day\"").count()), (1, 2));
+        // The daily CSV lists every day of the period, the empty ones marked.
+        let files = report_csv(&s, None);
+        let daily = String::from_utf8(files.iter().find(|(n, _)| n == "05-每日趋势.csv").unwrap().1.clone()).unwrap();
+        assert_eq!(daily.lines().count(), 8, "{daily}");
+        assert!(daily.contains("2025-11-04,0,0,0,0,0.00,无审核记录") && daily.contains("2025-11-02,4,0,1,1,0.00,"));
+    }
+
+    #[test]
+    fn the_summary_compares_with_the_previous_period_in_sentences() {
+        let s = figures("2025-11-01", "2025-11-30", vec![]);
+        assert_eq!(
+            previous_period(&s.filter),
+            chrono::NaiveDate::from_ymd_opt(2025, 10, 2).zip(chrono::NaiveDate::from_ymd_opt(2025, 10, 31))
+        );
+        let (from, to) = previous_period(&s.filter).unwrap();
+        let before = stats::Totals { decisions: 8, intercepted_fen: 8_000, ..Default::default() };
+        let text = summary_sentences(&s, Some(&Previous { from, to, totals: before })).join("");
+        assert!(
+            text.starts_with("2025年11月1日至2025年11月30日，新乡市某县人民医院经 claimgate 审核的医保交易共 10 笔"),
+            "{text}"
+        );
+        assert!(text.contains("拦截金额 120.00 元") && text.contains("拦截金额增加 50.0%（上期 80.00 元）"), "{text}");
+        let none = summary_sentences(&s, Some(&Previous { from, to, totals: stats::Totals::default() })).join("");
+        assert!(none.contains("无审核记录，暂无环比"), "{none}");
+        assert_eq!(points_status(12), "达到 12 分：终止医保支付资格");
+        assert_eq!(points_status(9), "达到 9 分：暂停医保支付资格");
+        assert_eq!(named("", ""), "未归属（报文未载明）");
+        assert_eq!(named("儿科", "100701"), "儿科（100701）");
+    }
+
     #[test]
     fn the_report_refuses_a_missing_journal_in_chinese() {
         let dir = tempfile::tempdir().unwrap();
-        let e = run(&Location::new(dir.path(), None).unwrap(), &Filter::default(), Format::Html).unwrap_err();
+        let Err(e) = run(&Location::new(dir.path(), None).unwrap(), &Filter::default(), Format::Html) else {
+            panic!("a report without a journal")
+        };
         assert!(e.contains("未找到审核日志"), "{e}");
         assert!("pdf".parse::<Format>().unwrap_err().contains("不支持的格式"));
     }

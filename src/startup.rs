@@ -60,6 +60,14 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
         crate::journal::Journal::open_with(&cfg.data, opts)?
     };
     tracing::info!(at = %journal.location(), "decision journal opened");
+    if let Some(p) = &cfg.staff_dictionary {
+        let d = crate::journal::dictionary::Dictionary::load(p).map_err(|e| anyhow::anyhow!("staff_dictionary {e}"))?;
+        // A shared store that is down now: the names learnt from the traffic serve until the next start.
+        match journal.write_dictionary(&d) {
+            Ok(()) => tracing::info!(names = d.entries.len(), "staff dictionary loaded"),
+            Err(e) => tracing::warn!(error = %e, "staff dictionary not written to the journal"),
+        }
+    }
     let rules = Arc::new(ArcSwapOption::empty());
     let reload = Reloader::new(rules.clone(), &cfg.bundles, &cfg.rules, &cfg.data, cfg.tier())?;
     Ok(State {

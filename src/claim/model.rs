@@ -119,6 +119,12 @@ pub struct Encounter {
     /// `None`: nobody told claimgate the diagnoses; `Some(vec![])`: told there are none.
     pub diagnoses: Option<Vec<Diagnosis>>,
     pub dept_code: Option<String>,
+    /// The department's name where the message carries one (2401 `adm_dept_name`, 3101/3102).
+    pub dept_name: Option<String>,
+    /// The attending doctor where the message names one (2401 `atddr_no`, 3101/3102 `dr_codg`).
+    pub doctor_code: Option<String>,
+    /// The attending doctor's name (2401 `chfpdr_name`).
+    pub doctor_name: Option<String>,
     /// 科别 (national department category) from 2201 `caty`.
     pub caty: Option<String>,
     /// Institution tier: 3 三级, 2 二级, 1 一级.

@@ -265,9 +265,17 @@ fn select(name: &str, label: &str, options: &[(String, String)], current: Option
     o
 }
 
-fn filter_form(f: &Filter, depts: &[String], doctors: &[String], rules: &[(String, String)]) -> String {
+fn filter_form(
+    f: &Filter,
+    depts: &[(String, String)],
+    doctors: &[(String, String)],
+    rules: &[(String, String)],
+) -> String {
     let d = |x: Option<chrono::NaiveDate>| x.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
-    let plain = |v: &[String]| v.iter().map(|x| (x.clone(), x.clone())).collect::<Vec<_>>();
+    // A name first, its code beside it (the code alone when no name is known).
+    let plain = |v: &[(String, String)]| {
+        v.iter().map(|(code, name)| (code.clone(), report::named(name, code))).collect::<Vec<_>>()
+    };
     let rules: Vec<(String, String)> = rules.iter().map(|(id, name)| (id.clone(), format!("{id} {name}"))).collect();
     let export = query(&f.to_pairs());
     format!(
@@ -332,7 +340,12 @@ async fn office(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
         format!("/office?{}", query(&pairs))
     };
     body.push_str(&report::listing_html(&l, &|id| format!("/office/decision/{id}"), &page_link));
-    html(StatusCode::OK, report::page("医保智能审核 · 自律办公室看板", &header_right(), &body))
+    // The hospital the figures are about, named as the traffic names it.
+    let title = match s.hospital.name.as_str() {
+        "" => "医保智能审核 · 自律办公室看板".to_owned(),
+        name => format!("{name} · 医保智能审核 · 自律办公室看板"),
+    };
+    html(StatusCode::OK, report::page(&title, &header_right(), &body))
 }
 
 async fn decision(req: HttpRequest, path: web::Path<String>, st: web::Data<State>) -> HttpResponse {

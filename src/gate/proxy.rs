@@ -51,8 +51,10 @@ fn judge<'a>(
     revision: &'a str,
     active: Option<&Active>,
     label: &'static str,
+    first: exchange::FirstLine,
 ) -> Judge<'a> {
     Judge {
+        first,
         head,
         revision,
         strongest_block: active.and_then(|a| a.rs.strongest_block),
@@ -80,13 +82,17 @@ async fn route(
     }
     if !infno.is_checked() {
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
+        if infno == Infno::OutpatientRegister {
+            // A registration names its department and doctor; later messages give codes only.
+            st.journal.names(exchange::staff_names(head)).await;
+        }
         return forward(req, body, head, st, None, label).await;
     }
     let Some(active) = active else {
         // No rule set: fail-open forwards unchecked, fail-closed refuses.
         if st.cfg.fail_open {
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
-            let pending = judge(st, head, "none", None, label).unchecked();
+            let pending = judge(st, head, "none", None, label, exchange::FirstLine::of(head)).unchecked();
             return forward(req, body, head, st, Some(pending), label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
@@ -120,8 +126,10 @@ async fn route(
     }
     let early_env = early.as_ref().and_then(|(_, p)| p.clone());
     let budget = Duration::from_millis(st.cfg.check_budget_ms.max(1));
+    // Read before the check takes the parsed lines: what the record says if the check falls back.
+    let first = exchange::FirstLine::of(head);
     let checked = super::check::run_check(st, body, head.take_parsed(), &active, early_env.clone(), Some(budget)).await;
-    match judge(st, head, &rev, Some(&active), label).verdict(checked) {
+    match judge(st, head, &rev, Some(&active), label, first).verdict(checked) {
         Verdict::Bad(e) => with_headers(Failure::BadInput(&e).respond(area), "error", &rev),
         Verdict::Refused { budget } => with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev),
         Verdict::Block { decision, mut record } => {

@@ -775,6 +775,7 @@ pub fn visit(store: &dyn Store, mdtrt_id: &str) -> Result<Option<(VisitFacts, Op
                         discharged: r[6].text().and_then(parse_datetime),
                         diagnoses: r[7].text().map(diags_of),
                         tier: None,
+                        ..Encounter::default()
                     },
                 };
                 let presettled = match (r[8].int(), r[9].int(), r[10].int()) {

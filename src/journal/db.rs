@@ -20,7 +20,7 @@ use crate::store::{Conn, Store, StoreError, P};
 use std::collections::HashMap;
 
 /// The schema this code reads and writes (`j_meta.schema`).
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 /// Rows per multi-row `INSERT` (14 parameters a decision: far below both engines' limits).
 const ROWS: usize = 200;
@@ -49,6 +49,14 @@ const TABLES: &[&str] = &[
      dspo_way TEXT NOT NULL, reason TEXT NOT NULL, outcome TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS j_jr (jr_id TEXT NOT NULL, decision_id BIGINT NOT NULL REFERENCES j_decision (id), \
      rule_id TEXT NOT NULL)",
+    // Names of departments, doctors and the hospital (`kind`: dept, doctor, hospital), learnt from
+    // the traffic (`src` traffic) or the hospital's dictionary (`src` dict, which traffic never
+    // overwrites).
+    "CREATE TABLE IF NOT EXISTS j_name (kind TEXT NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, \
+     src TEXT NOT NULL, PRIMARY KEY (kind, code))",
+    // Each visit's department and doctor, as the first record naming them gave them: a settlement
+    // or an unchecked message of the visit that names neither is attributed to them.
+    "CREATE TABLE IF NOT EXISTS j_visit (mdtrt_id TEXT PRIMARY KEY, dept_code TEXT NOT NULL, doctor_code TEXT NOT NULL)",
 ];
 
 /// Columns added after a table's first release: added in place, with these definitions, to a
@@ -73,6 +81,7 @@ const INDEXES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS j_feedback_jr ON j_feedback (jr_id)",
     "CREATE INDEX IF NOT EXISTS j_jr_jr ON j_jr (jr_id)",
     "CREATE INDEX IF NOT EXISTS j_jr_decision ON j_jr (decision_id)",
+    "CREATE INDEX IF NOT EXISTS j_decision_mdtrt ON j_decision (mdtrt_id)",
 ];
 
 /// The tables of a SQLite journal written before the store abstraction, and their new names.
@@ -144,6 +153,8 @@ pub fn migrate(store: &dyn Store) -> Result<(), StoreError> {
                 c.exec(&format!("DROP INDEX IF EXISTS {i}"), &[])?;
             }
         }
+        // A journal from before visits were remembered: attribute what it holds once (below).
+        let backfill = columns(c, kind, "j_visit")?.is_empty() && !columns(c, kind, "j_decision")?.is_empty();
         for t in create_tables(kind) {
             c.exec(&t, &[])?;
         }
@@ -166,12 +177,36 @@ pub fn migrate(store: &dyn Store) -> Result<(), StoreError> {
         for i in INDEXES {
             c.exec(i, &[])?;
         }
+        if backfill {
+            attribute_journaled(c)?;
+        }
         c.exec(
             "INSERT INTO j_meta (k, v) VALUES ('schema', $1) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
             &[P::T(SCHEMA_VERSION)],
         )?;
         Ok(true)
     })?;
+    Ok(())
+}
+
+/// Attributes the decisions already journaled that name no department or doctor to their visit's,
+/// as the other records of the same `mdtrt_id` give them (once, when `j_visit` is created).
+fn attribute_journaled(c: &mut dyn Conn) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO j_visit (mdtrt_id, dept_code, doctor_code) \
+         SELECT mdtrt_id, MAX(dept_code), MAX(doctor_code) FROM j_decision \
+         WHERE mdtrt_id <> '' AND dept_code <> '' GROUP BY mdtrt_id ON CONFLICT (mdtrt_id) DO NOTHING",
+        &[],
+    )?;
+    for col in ["dept_code", "doctor_code"] {
+        c.exec(
+            &format!(
+                "UPDATE j_decision SET {col} = (SELECT v.{col} FROM j_visit v WHERE v.mdtrt_id = j_decision.mdtrt_id) \
+                 WHERE {col} = '' AND mdtrt_id IN (SELECT mdtrt_id FROM j_visit WHERE {col} <> '')"
+            ),
+            &[],
+        )?;
+    }
     Ok(())
 }
 
@@ -197,6 +232,8 @@ pub struct Item {
 pub enum What {
     Decision(Box<Record>),
     Feedback(Feedback),
+    /// Staff names a message gave, `(kind, code, name)`.
+    Names(Vec<(String, String, String)>),
 }
 
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` parameters.
@@ -231,14 +268,24 @@ pub fn write(c: &mut dyn Conn, items: &[Item]) -> Result<u64, StoreError> {
         .iter()
         .filter_map(|i| match &i.what {
             What::Decision(r) => Some((i.uid.as_str(), r.as_ref())),
-            What::Feedback(_) => None,
+            What::Feedback(_) | What::Names(_) => None,
         })
         .collect();
+    let staff = attribute(c, &decisions)?;
+    let given: Vec<&(String, String, String)> = items
+        .iter()
+        .filter_map(|i| match &i.what {
+            What::Names(n) => Some(n),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    learn_names(c, &decisions, &given)?;
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(decisions.len());
-    for chunk in decisions.chunks(ROWS) {
+    for (chunk, staff) in decisions.chunks(ROWS).zip(staff.chunks(ROWS)) {
         let dates: Vec<String> = chunk.iter().map(|(_, r)| service_date(r)).collect();
         let mut ps: Vec<P<'_>> = Vec::with_capacity(chunk.len() * 14);
-        for ((uid, r), date) in chunk.iter().zip(&dates) {
+        for (((uid, r), date), (dept, doctor)) in chunk.iter().zip(&dates).zip(staff) {
             ps.extend([
                 P::T(uid),
                 P::T(&r.at),
@@ -248,8 +295,8 @@ pub fn write(c: &mut dyn Conn, items: &[Item]) -> Result<u64, StoreError> {
                 P::T(&r.fixmedins_code),
                 P::T(&r.mdtrt_id),
                 P::T(&r.psn_hash),
-                P::T(&r.dept_code),
-                P::T(&r.doctor_code),
+                P::T(dept),
+                P::T(doctor),
                 P::T(&r.decision),
                 P::T(&r.ruleset),
                 P::I(i64::try_from(r.elapsed_us).unwrap_or(i64::MAX)),
@@ -309,7 +356,7 @@ pub fn write(c: &mut dyn Conn, items: &[Item]) -> Result<u64, StoreError> {
         .iter()
         .filter_map(|i| match &i.what {
             What::Feedback(f) => Some((i.uid.as_str(), f)),
-            What::Decision(_) => None,
+            What::Decision(_) | What::Names(_) => None,
         })
         .collect();
     for chunk in answers.chunks(ROWS) {
@@ -326,6 +373,149 @@ pub fn write(c: &mut dyn Conn, items: &[Item]) -> Result<u64, StoreError> {
         c.exec(&sql, &ps)?;
     }
     Ok(ids.len() as u64)
+}
+
+/// The department and doctor each decision is journaled under: its own, else its visit's (`j_visit`,
+/// or an earlier record of the same batch); a visit met naming them for the first time is
+/// remembered in `j_visit`.
+fn attribute(c: &mut dyn Conn, decisions: &[(&str, &Record)]) -> Result<Vec<(String, String)>, StoreError> {
+    // Visits whose department or doctor some record of the batch lacks.
+    let mut wanted: Vec<&str> = decisions
+        .iter()
+        .filter(|(_, r)| !r.mdtrt_id.is_empty() && (r.dept_code.is_empty() || r.doctor_code.is_empty()))
+        .map(|(_, r)| r.mdtrt_id.as_str())
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut known: HashMap<String, (String, String)> = HashMap::with_capacity(wanted.len());
+    for chunk in wanted.chunks(ROWS) {
+        let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let ps: Vec<P<'_>> = chunk.iter().map(|m| P::T(m)).collect();
+        for r in
+            c.query(&format!("SELECT mdtrt_id, dept_code, doctor_code FROM j_visit WHERE mdtrt_id IN ({list})"), &ps)?
+        {
+            known.insert(r[0].string(), (r[1].string(), r[2].string()));
+        }
+    }
+    let mut out = Vec::with_capacity(decisions.len());
+    let mut new: Vec<(String, String, String)> = Vec::new();
+    for (_, r) in decisions {
+        let (mut dept, mut doctor) = (r.dept_code.clone(), r.doctor_code.clone());
+        if !r.mdtrt_id.is_empty() {
+            match known.get_mut(&r.mdtrt_id) {
+                Some((d, dr)) => {
+                    // The visit's first department and doctor stay; a blank one is filled.
+                    let changed = (d.is_empty() && !dept.is_empty()) || (dr.is_empty() && !doctor.is_empty());
+                    if d.is_empty() {
+                        d.clone_from(&dept);
+                    }
+                    if dr.is_empty() {
+                        dr.clone_from(&doctor);
+                    }
+                    if dept.is_empty() {
+                        dept.clone_from(d);
+                    }
+                    if doctor.is_empty() {
+                        doctor.clone_from(dr);
+                    }
+                    if changed {
+                        new.push((r.mdtrt_id.clone(), d.clone(), dr.clone()));
+                    }
+                }
+                None if !dept.is_empty() || !doctor.is_empty() => {
+                    known.insert(r.mdtrt_id.clone(), (dept.clone(), doctor.clone()));
+                    new.push((r.mdtrt_id.clone(), dept.clone(), doctor.clone()));
+                }
+                None => {}
+            }
+        }
+        out.push((dept, doctor));
+    }
+    // The last word per visit of this batch (a visit may have been filled in twice).
+    let mut last: HashMap<&str, (&str, &str)> = HashMap::new();
+    for (m, d, dr) in &new {
+        last.insert(m, (d, dr));
+    }
+    let rows: Vec<(&str, (&str, &str))> = last.into_iter().collect();
+    for chunk in rows.chunks(ROWS) {
+        let ps: Vec<P<'_>> = chunk.iter().flat_map(|(m, (d, dr))| [P::T(m), P::T(d), P::T(dr)]).collect();
+        c.exec(
+            &format!(
+                "INSERT INTO j_visit (mdtrt_id, dept_code, doctor_code) VALUES {} ON CONFLICT (mdtrt_id) DO UPDATE SET \
+                 dept_code = CASE WHEN j_visit.dept_code = '' THEN excluded.dept_code ELSE j_visit.dept_code END, \
+                 doctor_code = CASE WHEN j_visit.doctor_code = '' THEN excluded.doctor_code ELSE j_visit.doctor_code END",
+                values(chunk.len(), 3)
+            ),
+            &ps,
+        )?;
+    }
+    Ok(out)
+}
+
+/// Learns the names the batch's messages give (department, doctor, hospital) into `j_name`; a name
+/// from the hospital's dictionary is never overwritten by one from the traffic.
+fn learn_names(
+    c: &mut dyn Conn,
+    decisions: &[(&str, &Record)],
+    given: &[&(String, String, String)],
+) -> Result<(), StoreError> {
+    let mut names: HashMap<(&str, &str), &str> = HashMap::new();
+    for (kind, code, name) in given {
+        if !code.is_empty() && !name.trim().is_empty() {
+            names.insert((kind, code), name.trim());
+        }
+    }
+    for (_, r) in decisions {
+        for (kind, code, name) in [
+            ("dept", &r.dept_code, &r.dept_name),
+            ("doctor", &r.doctor_code, &r.doctor_name),
+            ("hospital", &r.fixmedins_code, &r.fixmedins_name),
+        ] {
+            let name = name.trim();
+            if !code.is_empty() && !name.is_empty() {
+                names.insert((kind, code), name);
+            }
+        }
+    }
+    let rows: Vec<((&str, &str), &str)> = names.into_iter().collect();
+    upsert_names(c, &rows, "traffic")
+}
+
+/// Writes names of `src` (`traffic` or `dict`) into `j_name`.
+fn upsert_names(c: &mut dyn Conn, rows: &[((&str, &str), &str)], src: &str) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS) {
+        let ps: Vec<P<'_>> =
+            chunk.iter().flat_map(|((kind, code), name)| [P::T(kind), P::T(code), P::T(name), P::T(src)]).collect();
+        // A dictionary name wins over a learnt one; among learnt names the latest wins.
+        let keep = if src == "dict" { "" } else { " WHERE j_name.src <> 'dict'" };
+        c.exec(
+            &format!(
+                "INSERT INTO j_name (kind, code, name, src) VALUES {} ON CONFLICT (kind, code) DO UPDATE SET \
+                 name = excluded.name, src = excluded.src{keep}",
+                values(chunk.len(), 4)
+            ),
+            &ps,
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the hospital's dictionary of department and doctor names (`(kind, code, name)`, kind
+/// `dept` or `doctor`) into the journal: these names win over those learnt from the traffic.
+///
+/// # Errors
+/// The store failed; nothing was written.
+pub fn write_dictionary(store: &dyn Store, entries: &[(String, String, String)]) -> Result<(), StoreError> {
+    // One row per (kind, code), the last entry winning (PostgreSQL refuses a statement that
+    // would update one row twice).
+    let unique: HashMap<(&str, &str), &str> =
+        entries.iter().map(|(k, c, n)| ((k.as_str(), c.as_str()), n.as_str())).collect();
+    let rows: Vec<((&str, &str), &str)> = unique.into_iter().collect();
+    store.tx(&mut |c| {
+        upsert_names(c, &rows, "dict")?;
+        Ok(true)
+    })?;
+    Ok(())
 }
 
 /// Deletes decisions (with their hits and `jr_id` links) and 3103 answers checked before

@@ -31,6 +31,7 @@
 //! [`Record`]s. It renders nothing: HTML and CSV live in [`crate::report`].
 
 pub mod db;
+pub mod dictionary;
 pub mod spill;
 pub mod stats;
 mod writer;
@@ -59,11 +60,21 @@ pub struct Record {
     pub infno: String,
     pub msgid: String,
     pub fixmedins_code: String,
+    /// The hospital's name as the message gives it (`fixmedins_name`), for the report's title.
+    #[serde(default)]
+    pub fixmedins_name: String,
     pub mdtrt_id: String,
     /// Keyed hash of psn_no; see [`Pseudonymizer`].
     pub psn_hash: String,
+    /// Empty when the message names none: the writer then attributes the record to its visit's
+    /// department and doctor, as an earlier record of the same `mdtrt_id` gave them.
     pub dept_code: String,
     pub doctor_code: String,
+    /// Names as the message gives them (empty: none); learnt into `j_name`, never per record.
+    #[serde(default)]
+    pub dept_name: String,
+    #[serde(default)]
+    pub doctor_name: String,
     /// `pass`, `remind`, `block`, `unchecked`.
     pub decision: String,
     pub ruleset: String,
@@ -82,6 +93,9 @@ pub struct Message<'a> {
     pub infno: &'a str,
     pub msgid: &'a str,
     pub fixmedins_code: &'a str,
+    pub fixmedins_name: &'a str,
+    /// The message's own time (`inf_time`): its service date when no claim was read.
+    pub inf_time: &'a str,
 }
 
 impl Record {
@@ -97,6 +111,23 @@ impl Record {
     ) -> Record {
         let c = claims.first();
         let first = c.and_then(|c| c.lines.first());
+        let e = c.map(|c| &c.encounter);
+        let text = |s: &smol_str::SmolStr| (!s.is_empty()).then(|| s.to_string());
+        // The department and doctor: the first line's, else the visit's as the message gives them.
+        let (dept_code, dept_name) = match first.and_then(|l| text(&l.dept_code)) {
+            Some(code) => (code, first.map(|l| l.dept_name.to_string()).unwrap_or_default()),
+            None => (
+                e.and_then(|e| e.dept_code.clone()).unwrap_or_default(),
+                e.and_then(|e| e.dept_name.clone()).unwrap_or_default(),
+            ),
+        };
+        let (doctor_code, doctor_name) = match first.and_then(|l| text(&l.doctor_code)) {
+            Some(code) => (code, first.map(|l| l.doctor_name.to_string()).unwrap_or_default()),
+            None => (
+                e.and_then(|e| e.doctor_code.clone()).unwrap_or_default(),
+                e.and_then(|e| e.doctor_name.clone()).unwrap_or_default(),
+            ),
+        };
         Record {
             at: chrono::Local::now().to_rfc3339(),
             // The latest service date of the lines (an admission or a settlement without lines:
@@ -105,17 +136,19 @@ impl Record {
                 .iter()
                 .flat_map(|c| c.lines.iter().map(|l| l.date()))
                 .max()
-                .or_else(|| c.and_then(|c| c.day)),
+                .or_else(|| c.and_then(|c| c.day))
+                // No claim read (an unchecked message): the message's own day, never the wall clock.
+                .or_else(|| crate::claim::time::parse_datetime(m.inf_time).map(|t| t.date())),
             infno: m.infno.to_owned(),
             msgid: m.msgid.to_owned(),
             fixmedins_code: m.fixmedins_code.to_owned(),
+            fixmedins_name: m.fixmedins_name.to_owned(),
             mdtrt_id: c.map(|c| c.encounter.mdtrt_id.clone()).unwrap_or_default(),
             psn_hash: c.map(|c| pseudo.hash(&c.patient.psn_no)).unwrap_or_default(),
-            dept_code: first
-                .map(|l| l.dept_code.to_string())
-                .or_else(|| c.and_then(|c| c.encounter.dept_code.clone()))
-                .unwrap_or_default(),
-            doctor_code: first.map(|l| l.doctor_code.to_string()).unwrap_or_default(),
+            dept_code,
+            doctor_code,
+            dept_name,
+            doctor_name,
             decision: d.map_or("unchecked", |d| d.header_value()).to_owned(),
             ruleset: revision.to_owned(),
             elapsed_us: d.map_or(0, |d| d.elapsed_us),
@@ -181,6 +214,9 @@ pub struct Feedback {
 enum Msg {
     Decision(Box<Record>),
     Feedback(Feedback),
+    /// Staff names a message gave (`(kind, code, name)`), e.g. a 2201 registration's department and
+    /// attending doctor.
+    Names(Vec<(String, String, String)>),
     Flush(std::sync::mpsc::Sender<()>),
     /// Prune now (whatever the last prune), then answer with the number of decisions removed.
     Prune(std::sync::mpsc::Sender<u64>),
@@ -504,6 +540,14 @@ impl Journal {
         tokio::task::spawn_blocking(move || rx.recv().unwrap_or(0)).await.unwrap_or(0)
     }
 
+    /// Queues names of departments and doctors a message gave (`(kind, code, name)`, kind `dept`
+    /// or `doctor`); learnt like the names on decisions, never over the dictionary's.
+    pub async fn names(&self, names: Vec<(String, String, String)>) {
+        if !names.is_empty() && self.tx.send(Msg::Names(names)).await.is_err() {
+            metrics::JOURNAL_ERRORS.inc();
+        }
+    }
+
     pub async fn feedback(&self, f: Feedback) {
         if self.tx.send(Msg::Feedback(f)).await.is_err() {
             metrics::JOURNAL_ERRORS.inc();
@@ -535,6 +579,16 @@ impl Journal {
     /// Records waiting in the spill file (0 with the embedded journal).
     pub fn spill_pending(&self) -> u64 {
         self.spill.as_ref().map_or(0, |s| s.pending())
+    }
+
+    /// Writes the hospital's dictionary of department and doctor names into the journal (they win
+    /// over names learnt from the traffic). Blocking: call it at startup or off the executor.
+    ///
+    /// # Errors
+    /// The journal is closed or its store failed.
+    pub fn write_dictionary(&self, d: &dictionary::Dictionary) -> Result<(), StoreError> {
+        let b = self.backend.upgrade().ok_or_else(|| StoreError::Sql("journal closed".into()))?;
+        db::write_dictionary(b.store.as_ref(), &d.entries)
     }
 
     /// Runs reads against the journal's store. Blocking: call it off the async executor.

@@ -12,6 +12,7 @@
 use crate::store::{Conn, StoreError, P, V};
 use chrono::NaiveDate;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// Transactions answered locally before the fact (事前/事中分析): their blocks warn, they do not
 /// stop a payment, so they never count as intercepted money.
@@ -274,6 +275,9 @@ pub struct RuleRow {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct GroupRow {
     pub key: String,
+    /// The department's or doctor's name (learnt from the traffic or the dictionary); empty when
+    /// unknown, and for days and patients.
+    pub name: String,
     pub decisions: i64,
     pub remind: i64,
     pub block: i64,
@@ -305,7 +309,11 @@ pub struct FeedbackRow {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PointsRow {
     pub doctor: String,
+    /// The doctor's name (empty when unknown).
+    pub name: String,
     pub depts: String,
+    /// The departments' names, in the order of `depts` (a code stands for an unknown name).
+    pub dept_names: String,
     /// Block hits in blocked claim transactions.
     pub blocked_items: i64,
     pub points: i64,
@@ -313,9 +321,57 @@ pub struct PointsRow {
     pub amount_fen: i64,
 }
 
+/// The hospital the figures are about: the institution of most of the scope's messages.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Hospital {
+    pub code: String,
+    /// `fixmedins_name` as the traffic gives it (empty when no message named it).
+    pub name: String,
+}
+
+/// Names of departments, doctors and hospitals by code, as the journal learnt them from the
+/// traffic or was given them by the hospital's dictionary (`j_name`).
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub dept: HashMap<String, String>,
+    pub doctor: HashMap<String, String>,
+    pub hospital: HashMap<String, String>,
+}
+
+impl Names {
+    fn of<'a>(m: &'a HashMap<String, String>, code: &str) -> &'a str {
+        m.get(code).map_or("", String::as_str)
+    }
+    pub fn dept(&self, code: &str) -> &str {
+        Self::of(&self.dept, code)
+    }
+    pub fn doctor(&self, code: &str) -> &str {
+        Self::of(&self.doctor, code)
+    }
+}
+
+/// Every name the journal holds.
+///
+/// # Errors
+/// The journal cannot be read.
+pub fn names(c: &mut dyn Conn) -> Result<Names, StoreError> {
+    let mut n = Names::default();
+    for r in c.query("SELECT kind, code, name FROM j_name", &[])? {
+        let map = match r[0].text() {
+            Some("dept") => &mut n.dept,
+            Some("doctor") => &mut n.doctor,
+            Some("hospital") => &mut n.hospital,
+            _ => continue,
+        };
+        map.insert(t(&r[1]), t(&r[2]));
+    }
+    Ok(n)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub filter: Filter,
+    pub hospital: Hospital,
     pub totals: Totals,
     pub by_rule: Vec<RuleRow>,
     pub by_dept: Vec<GroupRow>,
@@ -326,6 +382,8 @@ pub struct Stats {
     /// Keys are keyed pseudonyms of psn_no, never the number.
     pub top_patients: Vec<GroupRow>,
     pub doctor_points: Vec<PointsRow>,
+    /// The scope's largest blocked claim transactions (not 3101/3102), by amount blocked.
+    pub largest_blocks: Vec<Entry>,
 }
 
 fn group(
@@ -340,10 +398,11 @@ fn group(
     let hc = f.hit_counts(&mut b);
     let w = f.decision_where(&mut b, false);
     let lim = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    // Rows without a code (nobody named the department or doctor) come after every named row.
     let sql = format!(
         "SELECT {key} AS k, COUNT(*), {}, {}, {}, {}
          FROM j_decision d LEFT JOIN ({hc}) hc ON hc.decision_id = d.id
-         WHERE {w}{extra} GROUP BY {key} ORDER BY {order}{lim}",
+         WHERE {w}{extra} GROUP BY {key} ORDER BY CASE WHEN {key} = '' THEN 1 ELSE 0 END, {order}{lim}",
         count_if("d.decision = 'remind'"),
         count_if("d.decision = 'block'"),
         sum("hc.n"),
@@ -353,6 +412,7 @@ fn group(
         .iter()
         .map(|r| GroupRow {
             key: t(&r[0]),
+            name: String::new(),
             decisions: n(&r[1]),
             remind: n(&r[2]),
             block: n(&r[3]),
@@ -375,6 +435,106 @@ fn rate(n: i64, d: i64) -> f64 {
 /// # Errors
 /// The journal cannot be read.
 pub fn stats(c: &mut dyn Conn, f: &Filter) -> Result<Stats, StoreError> {
+    let totals = totals(c, f)?;
+    let names = names(c)?;
+
+    let by_rule = by_rule(c, f)?;
+
+    let top = "COALESCE(SUM(hc.n), 0) DESC, COUNT(*) DESC, k";
+    let mut by_dept = group(c, f, "d.dept_code", "", top, Some(TOP))?;
+    for g in &mut by_dept {
+        g.name = names.dept(&g.key).to_owned();
+    }
+    let mut by_doctor = group(c, f, "d.doctor_code", "", top, Some(TOP))?;
+    for g in &mut by_doctor {
+        g.name = names.doctor(&g.key).to_owned();
+    }
+    let by_day = group(c, f, "d.service_date", "", "k", None)?;
+    let top_patients = group(c, f, "d.psn_hash", " AND d.psn_hash <> '' AND hc.n > 0", top, Some(10))?;
+
+    let feedback = feedback(c, f)?;
+
+    let mut doctor_points = doctor_points(c, f)?;
+    for p in &mut doctor_points {
+        p.name = names.doctor(&p.doctor).to_owned();
+        p.dept_names = p
+            .depts
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .map(|d| match names.dept(d) {
+                "" => d,
+                name => name,
+            })
+            .collect::<Vec<_>>()
+            .join("、");
+    }
+    let hospital = hospital(c, f, &names)?;
+    let largest_blocks = largest_blocks(c, f, &names)?;
+
+    Ok(Stats {
+        filter: f.clone(),
+        hospital,
+        totals,
+        by_rule,
+        by_dept,
+        by_doctor,
+        by_day,
+        feedback,
+        top_patients,
+        doctor_points,
+        largest_blocks,
+    })
+}
+
+/// The institution of most of the scope's messages, with the name the traffic gave it.
+fn hospital(c: &mut dyn Conn, f: &Filter, names: &Names) -> Result<Hospital, StoreError> {
+    let mut b = Binds::default();
+    let w = f.decision_where(&mut b, false);
+    let sql = format!(
+        "SELECT d.fixmedins_code FROM j_decision d WHERE {w} AND d.fixmedins_code <> '' \
+         GROUP BY d.fixmedins_code ORDER BY COUNT(*) DESC, d.fixmedins_code LIMIT 1"
+    );
+    let code = c.query(&sql, &b.params())?.first().map(|r| t(&r[0]));
+    let code = match code {
+        Some(c) => c,
+        // Nothing in scope: the hospital the journal knows best.
+        None => names.hospital.keys().min().cloned().unwrap_or_default(),
+    };
+    let name = names.hospital.get(&code).cloned().unwrap_or_default();
+    Ok(Hospital { code, name })
+}
+
+/// Appendix rows: the blocked claim transactions with the most money blocked.
+pub const LARGEST: u32 = 20;
+
+fn largest_blocks(c: &mut dyn Conn, f: &Filter, names: &Names) -> Result<Vec<Entry>, StoreError> {
+    let mut b = Binds::default();
+    let hc = f.hit_counts(&mut b);
+    let w = f.decision_where(&mut b, false);
+    let sql = format!(
+        "SELECT {ENTRY_COLS} FROM j_decision d JOIN ({hc}) hc ON hc.decision_id = d.id
+         WHERE {w} AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS}
+         ORDER BY hc.amt DESC, d.service_date DESC, d.id DESC LIMIT {LARGEST}"
+    );
+    let rows = c.query(&sql, &b.params())?;
+    let mut items: Vec<Entry> = rows.iter().map(|r| entry(r)).collect();
+    fill(c, &mut items)?;
+    name_entries(&mut items, names);
+    Ok(items)
+}
+
+fn name_entries(items: &mut [Entry], names: &Names) {
+    for e in items {
+        e.dept_name = names.dept(&e.dept_code).to_owned();
+        e.doctor_name = names.doctor(&e.doctor_code).to_owned();
+    }
+}
+
+/// The scope's totals (decisions by outcome, hits, money).
+///
+/// # Errors
+/// The journal cannot be read.
+pub fn totals(c: &mut dyn Conn, f: &Filter) -> Result<Totals, StoreError> {
     let mut b = Binds::default();
     let dw = f.decision_where(&mut b, false);
     let sql = format!(
@@ -413,20 +573,7 @@ pub fn stats(c: &mut dyn Conn, f: &Filter) -> Result<Stats, StoreError> {
     totals.hits = n(&r[0]);
     totals.intercepted_fen = n(&r[1]);
     totals.reminded_fen = n(&r[2]);
-
-    let by_rule = by_rule(c, f)?;
-
-    let top = "COALESCE(SUM(hc.n), 0) DESC, COUNT(*) DESC, k";
-    let by_dept = group(c, f, "d.dept_code", "", top, Some(TOP))?;
-    let by_doctor = group(c, f, "d.doctor_code", "", top, Some(TOP))?;
-    let by_day = group(c, f, "d.service_date", "", "k", None)?;
-    let top_patients = group(c, f, "d.psn_hash", " AND d.psn_hash <> '' AND hc.n > 0", top, Some(10))?;
-
-    let feedback = feedback(c, f)?;
-
-    let doctor_points = doctor_points(c, f)?;
-
-    Ok(Stats { filter: f.clone(), totals, by_rule, by_dept, by_doctor, by_day, feedback, top_patients, doctor_points })
+    Ok(totals)
 }
 
 /// Hits, blocks, reminders, amount and points per rule, most hits first.
@@ -500,7 +647,7 @@ fn doctor_points(c: &mut dyn Conn, f: &Filter) -> Result<Vec<PointsRow>, StoreEr
     let sql = format!(
         "SELECT d.doctor_code, COUNT(*), {}, {}
          FROM j_hit h JOIN j_decision d ON d.id = h.decision_id WHERE {hw} AND {blocked}
-         GROUP BY d.doctor_code ORDER BY SUM(h.points) DESC, COUNT(*) DESC, d.doctor_code LIMIT {TOP}",
+         GROUP BY d.doctor_code ORDER BY CASE WHEN d.doctor_code = '' THEN 1 ELSE 0 END, SUM(h.points) DESC, COUNT(*) DESC, d.doctor_code LIMIT {TOP}",
         sum("h.points"),
         sum("h.amount_fen"),
     );
@@ -509,7 +656,9 @@ fn doctor_points(c: &mut dyn Conn, f: &Filter) -> Result<Vec<PointsRow>, StoreEr
         .iter()
         .map(|r| PointsRow {
             doctor: t(&r[0]),
+            name: String::new(),
             depts: String::new(),
+            dept_names: String::new(),
             blocked_items: n(&r[1]),
             points: n(&r[2]),
             amount_fen: n(&r[3]),
@@ -574,6 +723,9 @@ pub struct Entry {
     pub psn_hash: String,
     pub dept_code: String,
     pub doctor_code: String,
+    /// Names of the department and doctor (empty when unknown).
+    pub dept_name: String,
+    pub doctor_name: String,
     pub decision: String,
     pub ruleset: String,
     pub elapsed_us: i64,
@@ -608,6 +760,8 @@ fn entry(r: &[V]) -> Entry {
         psn_hash: t(&r[7]),
         dept_code: t(&r[8]),
         doctor_code: t(&r[9]),
+        dept_name: String::new(),
+        doctor_name: String::new(),
         decision: t(&r[10]),
         ruleset: t(&r[11]),
         elapsed_us: n(&r[12]),
@@ -669,7 +823,7 @@ fn fill(c: &mut dyn Conn, items: &mut [Entry]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One page of decisions matching `f`, newest check first, each with its hits and answers.
+/// One page of decisions matching `f`, latest service date first (then newest check), each with its hits and answers.
 ///
 /// # Errors
 /// The journal cannot be read.
@@ -681,13 +835,14 @@ pub fn list(c: &mut dyn Conn, f: &Filter, p: Paging) -> Result<Listing, StoreErr
     let offset = u64::from(p.page.saturating_sub(1)) * u64::from(p.per_page);
     let rows = c.query(
         &format!(
-            "SELECT {ENTRY_COLS} FROM j_decision d WHERE {w} ORDER BY d.at DESC, d.id DESC LIMIT {} OFFSET {offset}",
+            "SELECT {ENTRY_COLS} FROM j_decision d WHERE {w} ORDER BY d.service_date DESC, d.at DESC, d.id DESC LIMIT {} OFFSET {offset}",
             p.per_page
         ),
         &b.params(),
     )?;
     let mut items: Vec<Entry> = rows.iter().map(|r| entry(r)).collect();
     fill(c, &mut items)?;
+    name_entries(&mut items, &names(c)?);
     Ok(Listing { filter: f.clone(), page: p.page, per_page: p.per_page, total, items })
 }
 
@@ -700,12 +855,13 @@ pub fn get(c: &mut dyn Conn, id: i64) -> Result<Option<Entry>, StoreError> {
     let Some(r) = rows.first() else { return Ok(None) };
     let mut e = [entry(r)];
     fill(c, &mut e)?;
+    name_entries(&mut e, &names(c)?);
     let [e] = e;
     Ok(Some(e))
 }
 
-/// Departments, doctors, and rules with their names.
-pub type Choices = (Vec<String>, Vec<String>, Vec<(String, String)>);
+/// Departments, doctors, and rules, each `(code, name)` (an empty name: unknown).
+pub type Choices = (Vec<(String, String)>, Vec<(String, String)>, Vec<(String, String)>);
 
 /// The codes seen in the journal, for the office's filter lists: (departments, doctors, rules
 /// with names).
@@ -718,6 +874,21 @@ pub fn choices(c: &mut dyn Conn) -> Result<Choices, StoreError> {
     let depts = col("SELECT DISTINCT dept_code FROM j_decision WHERE dept_code <> '' ORDER BY dept_code LIMIT 500")?;
     let doctors =
         col("SELECT DISTINCT doctor_code FROM j_decision WHERE doctor_code <> '' ORDER BY doctor_code LIMIT 500")?;
+    let names = names(c)?;
+    let depts = depts
+        .into_iter()
+        .map(|d| {
+            let name = names.dept(&d).to_owned();
+            (d, name)
+        })
+        .collect();
+    let doctors = doctors
+        .into_iter()
+        .map(|d| {
+            let name = names.doctor(&d).to_owned();
+            (d, name)
+        })
+        .collect();
     let rules = c
         .query("SELECT rule_id, MAX(rule_name) FROM j_hit GROUP BY rule_id ORDER BY rule_id LIMIT 500", &[])?
         .iter()

@@ -162,6 +162,7 @@ pub(super) fn intake(
             match m {
                 Msg::Decision(r) => b.items.push(Item { uid: uid(), what: What::Decision(r) }),
                 Msg::Feedback(f) => b.items.push(Item { uid: uid(), what: What::Feedback(f) }),
+                Msg::Names(n) => b.items.push(Item { uid: uid(), what: What::Names(n) }),
                 Msg::Flush(s) => b.flushes.push(s),
                 Msg::Prune(s) => b.prunes.push(s),
             }

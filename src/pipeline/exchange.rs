@@ -121,6 +121,37 @@ pub struct Judge<'a> {
     pub pseudo: &'a Pseudonymizer,
     /// The transaction's metric label.
     pub label: &'static str,
+    /// A fee upload's first line, read before the check took the parsed lines: what an unchecked
+    /// record of the upload can still say.
+    pub first: FirstLine,
+}
+
+/// A fee upload's first line as an unchecked record needs it: the visit, the department and
+/// doctor, the date. Taken before the check (a few inline strings and one date; no per-line work).
+#[derive(Debug, Clone, Default)]
+pub struct FirstLine {
+    pub mdtrt_id: String,
+    pub dept_code: String,
+    pub dept_name: String,
+    pub doctor_code: String,
+    pub doctor_name: String,
+    pub date: Option<chrono::NaiveDate>,
+}
+
+impl FirstLine {
+    /// The first line of `head`'s parsed fee upload (empty for any other message).
+    pub fn of(head: &RequestHead<'_>) -> FirstLine {
+        let fee = head.fee.borrow();
+        let Some(l) = fee.as_ref().and_then(|f| f.feedetail.first()) else { return FirstLine::default() };
+        FirstLine {
+            mdtrt_id: l.mdtrt_id.as_str().to_owned(),
+            dept_code: l.bilg_dept_codg.as_str().to_owned(),
+            dept_name: l.bilg_dept_name.as_str().to_owned(),
+            doctor_code: l.bilg_dr_codg.as_str().to_owned(),
+            doctor_name: l.bilg_dr_name.as_str().to_owned(),
+            date: crate::claim::time::parse_datetime(l.fee_ocur_time.as_str()).map(|t| t.date()),
+        }
+    }
 }
 
 impl Judge<'_> {
@@ -137,8 +168,24 @@ impl Judge<'_> {
             revision: self.revision.to_owned(),
             reminders: None,
             learnt: None,
-            record: self.record(&[], None),
+            record: self.unchecked_record(),
         }
+    }
+
+    /// The record of a message journaled unchecked: filed under the visit it names, with the
+    /// department, doctor and date of a fee upload's first line when it was one.
+    fn unchecked_record(&self) -> Record {
+        let f = &self.first;
+        let mut r = self.record(&[], None);
+        r.mdtrt_id = if f.mdtrt_id.is_empty() { skim_visit(self.head) } else { f.mdtrt_id.clone() };
+        r.dept_code.clone_from(&f.dept_code);
+        r.dept_name.clone_from(&f.dept_name);
+        r.doctor_code.clone_from(&f.doctor_code);
+        r.doctor_name.clone_from(&f.doctor_name);
+        if f.date.is_some() {
+            r.service_date = f.date;
+        }
+        r
     }
 
     /// The verdict on what the check came to; counted and logged here.
@@ -193,6 +240,59 @@ impl Judge<'_> {
     }
 }
 
+/// The visit a message names (`input.data.mdtrt_id`, `input.mdtrtinfo.mdtrt_id`, a fee upload's
+/// first line), read from its raw `input` when it is still there: an unchecked message is then
+/// journaled under its visit, and the journal attributes it to the visit's department and doctor.
+/// Empty when the input was parsed already (a fee upload), is ciphertext, or names no visit.
+fn skim_visit(head: &RequestHead<'_>) -> String {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Visit {
+        mdtrt_id: Option<String>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Input {
+        data: Visit,
+        mdtrtinfo: Visit,
+        feedetail: Vec<Visit>,
+    }
+    let Some(raw) = head.input else { return String::new() };
+    let Ok(i) = serde_json::from_str::<Input>(raw.get()) else { return String::new() };
+    i.data
+        .mdtrt_id
+        .or(i.mdtrtinfo.mdtrt_id)
+        .or_else(|| i.feedetail.into_iter().find_map(|l| l.mdtrt_id))
+        .unwrap_or_default()
+}
+
+/// The staff names a registration (2201) gives: its department (`dept_code`, `dept_name`) and
+/// attending doctor (`atddr_no`, `dr_name`), as `(kind, code, name)` for the journal's names.
+pub fn staff_names(head: &RequestHead<'_>) -> Vec<(String, String, String)> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Data {
+        dept_code: Option<String>,
+        dept_name: Option<String>,
+        atddr_no: Option<String>,
+        dr_name: Option<String>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Input {
+        data: Data,
+    }
+    let Some(raw) = head.input else { return Vec::new() };
+    let Ok(Input { data: d }) = serde_json::from_str::<Input>(raw.get()) else { return Vec::new() };
+    [("dept", d.dept_code, d.dept_name), ("doctor", d.atddr_no, d.dr_name)]
+        .into_iter()
+        .filter_map(|(kind, code, name)| {
+            let (code, name) = (code?.trim().to_owned(), name?.trim().to_owned());
+            (!code.is_empty() && !name.is_empty()).then(|| (kind.to_owned(), code, name))
+        })
+        .collect()
+}
+
 /// The journal record of a checked message, before the gateway's outcome is known.
 pub fn record_of(
     head: &RequestHead<'_>,
@@ -205,6 +305,8 @@ pub fn record_of(
         infno: head.infno.as_str(),
         msgid: head.msgid.as_str(),
         fixmedins_code: head.fixmedins_code.as_str(),
+        fixmedins_name: head.fixmedins_name.as_str(),
+        inf_time: head.inf_time.as_str(),
     };
     Record::of_claims(m, claims, d, revision, pseudo)
 }
@@ -271,5 +373,42 @@ pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEn
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
         Err(_) => tracing::error!(infno = label, "learning panicked; history misses this exchange"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skim(body: &str) -> String {
+        let head = crate::wire::parse_request(body.as_bytes()).expect("head");
+        skim_visit(&head)
+    }
+
+    #[test]
+    fn an_unchecked_message_is_journaled_under_the_visit_it_names() {
+        let env = |infno: &str, input: &str| {
+            format!(
+                r#"{{"infno":"{infno}","msgid":"M1","inf_time":"2025-11-03 10:05:00","fixmedins_code":"H1","input":{input}}}"#
+            )
+        };
+        assert_eq!(skim(&env("2304", r#"{"data":{"mdtrt_id":"410700Z1","psn_no":"P"}}"#)), "410700Z1");
+        assert_eq!(skim(&env("2402", r#"{"dscginfo":{},"mdtrtinfo":{"mdtrt_id":"410700Z2"}}"#)), "410700Z2");
+        // Ciphertext and bodies naming no visit: nothing to attribute.
+        assert_eq!(skim(&env("2304", r#""U0VDUkVU""#)), "");
+        assert_eq!(skim(&env("2201", r#"{"data":{"psn_no":"P"}}"#)), "");
+        let reg = env(
+            "2201",
+            r#"{"data":{"psn_no":"P","dept_code":"100301","dept_name":"心血管内科","atddr_no":"D1","dr_name":" 李建国 "}}"#,
+        );
+        let head = crate::wire::parse_request(reg.as_bytes()).expect("head");
+        assert_eq!(
+            staff_names(&head),
+            [("dept", "100301", "心血管内科"), ("doctor", "D1", "李建国")].map(|(k, c, n)| (
+                k.into(),
+                c.into(),
+                n.into()
+            ))
+        );
     }
 }

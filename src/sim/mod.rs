@@ -76,7 +76,8 @@ impl Sim {
     pub fn answer_envelope(&self, request: &Value) -> Value {
         let infno = text(request, "infno");
         let area = text(request, "mdtrtarea_admvs");
-        let (code, err, output) = self.answer(&infno, &area, request.get("input").unwrap_or(&Value::Null));
+        let msgid = text(request, "msgid");
+        let (code, err, output) = self.answer(&infno, &area, &msgid, request.get("input").unwrap_or(&Value::Null));
         let at = text(request, "inf_time").replace(['-', ' ', ':'], "");
         json!({"infcode": code, "inf_refmsgid": format!("{:0>6}{}{:010}", area, at, self.inner.lock().map(|g| g.seq).unwrap_or(0)),
             "refmsg_time": format!("{at}000"), "respond_time": format!("{at}100"), "err_msg": err, "warn_msg": null, "output": output})
@@ -119,8 +120,24 @@ fn from_certno(cert: &str) -> (String, String) {
     ("0".into(), String::new())
 }
 
+/// The id the gateway hands out for a request (`kind`: G outpatient visit, Z inpatient stay, S
+/// settlement): a function of the request's `msgid` when it has one, so a recorded stream replayed
+/// through claimgate to a fresh simulator meets the ids it recorded (a replayed 2401 gets the
+/// `mdtrt_id` its recorded fee uploads, discharge and settlement name); the sequence number
+/// otherwise.
+fn issued_id(area: &str, kind: char, msgid: &str, seq: u64) -> String {
+    use sha2::Digest;
+    if msgid.is_empty() {
+        return format!("{area:0>6}{kind}{seq:010}");
+    }
+    let d = sha2::Sha256::digest(msgid.as_bytes());
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&d[..8]);
+    format!("{area:0>6}{kind}{:018}", u64::from_be_bytes(n) % 1_000_000_000_000_000_000)
+}
+
 impl Sim {
-    fn answer(&self, infno: &str, area: &str, input: &Value) -> (i32, Option<String>, Value) {
+    fn answer(&self, infno: &str, area: &str, msgid: &str, input: &Value) -> (i32, Option<String>, Value) {
         let mut g = match self.inner.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -153,7 +170,7 @@ impl Sim {
                 )
             }
             "2201" => {
-                let id = format!("{area:0>6}G{seq:010}");
+                let id = issued_id(area, 'G', msgid, seq);
                 g.visits.insert(
                     id.clone(),
                     Visit { psn_no: text(&data, "psn_no"), insutype: text(&data, "insutype"), ..Visit::default() },
@@ -166,7 +183,7 @@ impl Sim {
             }
             "2401" => {
                 let m = input.get("mdtrtinfo").cloned().unwrap_or(Value::Null);
-                let id = format!("{area:0>6}Z{seq:010}");
+                let id = issued_id(area, 'Z', msgid, seq);
                 g.visits.insert(
                     id.clone(),
                     Visit {
@@ -192,7 +209,10 @@ impl Sim {
                 }
                 (0, None, json!({}))
             }
-            "2206" | "2207" | "2303" | "2304" => settle(&mut g, infno, area, seq, &data),
+            "2206" | "2207" | "2303" | "2304" => {
+                let setl_id = issued_id(area, 'S', msgid, seq);
+                settle(&mut g, infno, (area, seq, setl_id), &data)
+            }
             "2208" | "2305" => {
                 let sid = text(&data, "setl_id");
                 let Some(s) = g.setls.remove(&sid) else {
@@ -239,7 +259,8 @@ fn upload(g: &mut Inner, input: &Value) -> (i32, Option<String>, Value) {
 
 /// 2206 / 2303 (pre-settlement) and 2207 / 2304 (settlement): the visit's open lines under a
 /// simple policy; a settlement marks them settled.
-fn settle(g: &mut Inner, infno: &str, area: &str, seq: u64, data: &Value) -> (i32, Option<String>, Value) {
+fn settle(g: &mut Inner, infno: &str, ids: (&str, u64, String), data: &Value) -> (i32, Option<String>, Value) {
+    let (area, seq, issued) = ids;
     let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
     let id = text(data, "mdtrt_id");
     let Some(v) = g.visits.get(&id).cloned() else {
@@ -252,7 +273,7 @@ fn settle(g: &mut Inner, infno: &str, area: &str, seq: u64, data: &Value) -> (i3
     let fund = (base * ratio + 50) / 100;
     let cash = total - fund;
     let settle = matches!(infno, "2207" | "2304");
-    let setl_id = if settle { format!("{area:0>6}S{seq:010}") } else { String::new() };
+    let setl_id = if settle { issued } else { String::new() };
     if settle {
         if let Some(vm) = g.visits.get_mut(&id) {
             for (_, s) in vm.lines.values_mut().filter(|(_, s)| s.is_none()) {
@@ -322,7 +343,7 @@ async fn call(req: HttpRequest, body: web::Bytes, sim: web::Data<Sim>) -> HttpRe
     } else if mode == Mode::Reject {
         (-1, Some("医保平台内部错误（模拟）".to_owned()), json!({}))
     } else {
-        sim.answer(&infno, &area, parsed.get("input").unwrap_or(&Value::Null))
+        sim.answer(&infno, &area, &msgid, parsed.get("input").unwrap_or(&Value::Null))
     };
     let now = chrono::Local::now();
     let body = serde_json::to_vec(&json!({

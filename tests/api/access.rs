@@ -411,6 +411,14 @@ async fn by_default_a_check_over_budget_is_forwarded_unchecked_and_counted() {
     let n =
         app.journal_int("SELECT COUNT(*) FROM j_decision WHERE msgid = 'FPO1' AND decision = 'unchecked'", &[]).await;
     assert_eq!(n, 1, "the fallback is journaled");
+    // Dated by the message's own day (the trend and the listing go by it), not by today.
+    let row = app
+        .journal_rows("SELECT service_date, mdtrt_id, dept_code, doctor_code FROM j_decision WHERE msgid = 'FPO1'", &[])
+        .await;
+    assert_eq!(row[0][0].string(), "2025-06-10", "an unchecked claim is dated by its lines, not the check");
+    // Filed under its visit, department and doctor, as its first line gives them.
+    let filed: Vec<String> = row[0][1..].iter().map(|v| v.string()).collect();
+    assert_eq!(filed, ["410700G0000201506109999", "100301", "D1"]);
 }
 
 #[test]

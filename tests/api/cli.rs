@@ -258,6 +258,70 @@ fn gen_traffic_then_replay_prints_the_impact_per_rule() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// `replay` on a generated month: every line is accounted for once (unreadable, relayed or checked),
+/// every checked message once by outcome, visits beside messages, and each rule's messages and
+/// visits bound the blocked totals the header gives.
+#[test]
+fn replay_of_a_generated_month_gives_totals_that_reconcile() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("month.jsonl");
+    let f = file.to_str().unwrap();
+    let (code, _, err) = claimgate(&["gen-traffic", "--seed", "5", "--patients", "400", "--days", "30", "-o", f]);
+    assert_eq!(code, 0, "{err}");
+    let written = std::fs::read_to_string(&file).unwrap().lines().count() as u64;
+    // Act
+    let rules = ["replay", "--rules", "rulesets/national-baseline", "--rules", "rulesets/examples/xinxiang-2025"];
+    let (code, out, err) = claimgate(&[&rules[..], &["--format", "json", f]].concat());
+    let (tcode, table, _) = claimgate(&[&rules[..], &[f]].concat());
+    // Assert
+    assert_eq!((code, tcode), (0, 0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
+    assert_eq!(n("lines"), written);
+    assert_eq!(n("bad_lines") + n("relayed") + n("checked"), n("lines"), "every line once: {r}");
+    assert_eq!(n("passed") + n("reminded") + n("blocked"), n("checked"), "every checked message once");
+    assert!(n("blocked") > 0 && n("visits") > 0 && n("visits") <= n("checked"));
+    assert!(n("visits_blocked") + n("visits_reminded") <= n("visits"));
+    assert!(n("visits_blocked") <= n("blocked"), "a blocked visit has a blocked message");
+    let blocking: Vec<&serde_json::Value> =
+        r["rules"].as_array().unwrap().iter().filter(|x| x["action"] == "block").collect();
+    let m = |x: &serde_json::Value, k: &str| x[k].as_u64().unwrap();
+    let (sum_messages, max_messages) =
+        blocking.iter().fold((0, 0), |(s, mx), x| (s + m(x, "messages"), mx.max(m(x, "messages"))));
+    let (sum_visits, max_visits) =
+        blocking.iter().fold((0, 0), |(s, mx), x| (s + m(x, "visits"), mx.max(m(x, "visits"))));
+    assert!(
+        max_messages <= n("blocked") && n("blocked") <= sum_messages,
+        "{max_messages} ≤ {} ≤ {sum_messages}",
+        n("blocked")
+    );
+    assert!(max_visits <= n("visits_blocked") && n("visits_blocked") <= sum_visits);
+    for x in r["rules"].as_array().unwrap() {
+        assert!(m(x, "visits") <= m(x, "messages") && m(x, "patients") <= m(x, "visits"), "{x}");
+    }
+    // The table shows both counts and says how they relate.
+    let blocked = format!("拦截 {}", n("blocked"));
+    assert!(table.contains(&blocked) && table.contains("就诊") && table.contains("口径"), "{table}");
+    assert!(
+        table.contains(&format!("= {} 条", n("lines"))) && table.contains(&format!("= {} 条", n("checked"))),
+        "{table}"
+    );
+}
+
+/// A file with nothing to replay (prose, or empty) is an error: exit 2 with the count and reasons.
+#[test]
+fn replay_of_a_file_with_no_readable_line_exits_non_zero() {
+    let (code, out, err) = claimgate(&["replay", "--rules", "rulesets/national-baseline", "README.md"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("nothing to replay") && err.contains("unreadable") && err.ends_with('\n'), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let (code, _, err) = claimgate(&["replay", "--rules", "rulesets/national-baseline", empty.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+}
+
 #[test]
 fn serve_refuses_a_rules_folder_that_does_not_exist_and_a_start_with_no_pack_that_compiles() {
     // Arrange: a data folder of its own, and a pack folder whose only pack does not compile.

@@ -176,10 +176,14 @@ async fn what_the_office_shows_from_the_journal_is_escaped() {
             infno: "2204".into(),
             msgid: "M1".into(),
             fixmedins_code: "H1".into(),
+            fixmedins_name: evil.into(),
             mdtrt_id: "V1".into(),
             psn_hash: "p".into(),
             dept_code: evil.into(),
             doctor_code: "D\"><img src=x>".into(),
+            // Names learnt from the traffic are the HIS's text too.
+            dept_name: "<img src=x onerror=alert(2)>".into(),
+            doctor_name: "=HYPERLINK(\"x\")".into(),
             decision: "remind".into(),
             ruleset: "t@1".into(),
             elapsed_us: 1,
@@ -210,6 +214,8 @@ async fn what_the_office_shows_from_the_journal_is_escaped() {
     let (status, csv) = app.get("/office/export.csv", Some(TOKEN)).await;
     assert_eq!(status, 200);
     assert!(csv.contains("'=cmd"), "formula-looking cells are neutralised: {csv}");
+    assert!(csv.contains("'=HYPERLINK") && !csv.contains(",=HYPERLINK"), "a name is neutralised too: {csv}");
+    assert!(page.contains("&lt;img src=x onerror=alert(2)&gt;"), "the department's name, escaped");
 }
 
 /// The values of `keys` anywhere in a JSON document.
@@ -306,7 +312,15 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
     let rows = replay(&base, DAY).await.unwrap();
     assert_eq!(rows.iter().filter(|r| r.decision == "block").count(), 2);
     let client = reqwest::Client::new();
-    let page = client.get(format!("{base}/office")).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
+    // The proxy answers before the journal's writer commits: read the page until it holds the
+    // day (each read a round trip through the server; bounded, no sleep).
+    let mut page = String::new();
+    for _ in 0..2_000 {
+        page = client.get(format!("{base}/office")).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
+        if page.contains("data-k=\"listed\">13<") {
+            break;
+        }
+    }
     let stats: Value = client
         .get(format!("{base}/admin/v1/journal?per_page=500"))
         .bearer_auth(TOKEN)
@@ -332,14 +346,27 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
     assert!(child.wait().await.unwrap().success(), "claimgate stops cleanly on SIGTERM");
     logs.push_str(&rest.await.unwrap());
     let mut reports = Vec::new();
+    let csv_dir = tempfile::tempdir().unwrap();
     for format in ["html", "csv", "json"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_claimgate"))
-            .args(["report", "--from", "2000-01-01", "--to", "2099-12-31", "--format", format, "--data"])
-            .arg(data.path())
-            .output()
-            .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_claimgate"));
+        cmd.args(["report", "--from", "2000-01-01", "--to", "2099-12-31", "--format", format, "--data"])
+            .arg(data.path());
+        if format == "csv" {
+            cmd.arg("-o").arg(csv_dir.path());
+        }
+        let out = cmd.output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        reports.push(out.stdout);
+        if format == "csv" {
+            // Every section's file, one after the other.
+            let mut all = Vec::new();
+            for e in std::fs::read_dir(csv_dir.path()).unwrap() {
+                all.extend(std::fs::read(e.unwrap().path()).unwrap());
+            }
+            assert!(!all.is_empty());
+            reports.push(all);
+        } else {
+            reports.push(out.stdout);
+        }
     }
     // Assert
     let mut ids = demo_identifiers(&sim).await;
@@ -349,7 +376,7 @@ async fn no_clear_identifier_reaches_the_journal_logs_page_or_report() {
     assert!(stream_ids.len() >= 20, "{}", stream_ids.len());
     ids.extend(stream_ids);
     assert!(logs.lines().count() > 20, "debug logs were captured");
-    assert!(page.contains("data-k=\"block\">2<"));
+    assert!(page.contains("data-k=\"block\">2<"), "{page}");
     let report: Value = serde_json::from_slice(&reports[2]).unwrap();
     assert!(
         report["totals"]["decisions"].as_i64().unwrap() > 13,
@@ -391,19 +418,38 @@ async fn the_report_command_writes_the_figures_in_three_formats() {
             .unwrap()
     };
     for format in ["html", "csv", "json"] {
+        // CSV: a directory of one file per section.
         let out = dir.path().join(format!("report.{format}"));
         let o = run(format, &out);
         assert!(o.status.success(), "{format}: {}", String::from_utf8_lossy(&o.stderr));
     }
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("医保智能审核月度报告") && html.contains("data-k=\"block\">2<") && html.contains("<svg"));
+    assert!(html.contains("新乡市某县人民医院 医保智能审核月度报告"), "the hospital named from the traffic");
+    assert!(html.contains("id=\"summary\"") && html.contains("2025年6月10日至2025年6月10日"), "summary and period");
+    assert!(html.contains("id=\"largest\"") && html.contains("id=\"exposure\""), "appendix and 记分 exposure");
     assert!(
         !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"),
         "self-contained"
     );
-    let csv = std::fs::read_to_string(dir.path().join("report.csv")).unwrap();
+    let csv_dir = dir.path().join("report.csv");
+    let mut files: Vec<String> =
+        std::fs::read_dir(&csv_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files.len(), 9, "one file per section: {files:?}");
+    let csv = std::fs::read_to_string(csv_dir.join("02-规则排行.csv")).unwrap();
     assert!(csv.starts_with('\u{feff}'), "a BOM for spreadsheet programs");
-    assert!(csv.lines().any(|l| l.starts_with("规则,GZ10000302004000,")));
+    assert!(csv.lines().any(|l| l.starts_with("GZ10000302004000,")), "{csv}");
+    let summary = std::fs::read_to_string(csv_dir.join("01-汇总.csv")).unwrap();
+    assert!(summary.contains("拦截金额（元）,160.00") && summary.contains("医疗机构,新乡市某县人民医院"), "{summary}");
+    // CSV without a directory to write into: refused, with a message.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_claimgate"))
+        .args(["report", "--from", day, "--to", day, "--format", "csv", "--data"])
+        .arg(app.data.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("-o"));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(json["totals"]["remind"], 5);
     // A period with nothing in it is an empty report, not an error.
@@ -601,4 +647,26 @@ async fn the_office_page_in_headless_chromium_shows_the_demo_days_counts() {
     }
     assert_eq!(dom.matches("href=\"/office/decision/").count(), 13);
     assert_eq!(dom.matches("data-decision=\"block\"").count(), 2);
+}
+
+/// A registration (2201) names its department and attending doctor: the journal learns the names,
+/// so the office names a doctor whose later messages give the code only.
+#[actix_web::test]
+async fn a_registration_teaches_the_office_its_department_and_doctor_names() {
+    // Arrange, Act: 1101, 2201 (D1 王医生, 100301 内科), 2203 through the proxy.
+    let app = spawn_app().await;
+    register(&app, "410702198003150031", "11", 1).await;
+    // Assert
+    let rows =
+        app.journal_rows("SELECT kind, code, name FROM j_name WHERE kind <> 'hospital' ORDER BY kind", &[]).await;
+    let names: Vec<(String, String, String)> =
+        rows.iter().map(|r| (r[0].string(), r[1].string(), r[2].string())).collect();
+    assert_eq!(
+        names,
+        [("dept", "100301", "内科"), ("doctor", "D1", "王医生")].map(|(k, c, n)| (
+            k.to_owned(),
+            c.to_owned(),
+            n.to_owned()
+        ))
+    );
 }

@@ -23,10 +23,13 @@ fn rec(msgid: &str, hits: usize) -> Record {
         infno: "3101".into(),
         msgid: msgid.into(),
         fixmedins_code: "H1".into(),
+        fixmedins_name: String::new(),
         mdtrt_id: "V1".into(),
         psn_hash: "p".into(),
         dept_code: "内科".into(),
         doctor_code: "D1".into(),
+        dept_name: String::new(),
+        doctor_name: String::new(),
         decision: "remind".into(),
         ruleset: "t@1".into(),
         elapsed_us: 3,
@@ -220,6 +223,45 @@ fn the_journal_key_is_shared_through_the_store() {
             assert_eq!(first, [1u8; 32], "the first offer is kept");
             // A second instance offers its own and gets the first one.
             assert_eq!(shared_key(store.as_ref(), &[2u8; 32]).unwrap(), first);
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// A journal written before visits were remembered: the migration attributes its settlements that
+/// name no department or doctor to their visit's, once, on both engines.
+#[test]
+fn a_journal_from_before_j_visit_is_attributed_when_migrated() {
+    std::thread::spawn(|| {
+        for store in stores("backfill") {
+            // Arrange: an upload naming its department and doctor, its visit's settlement naming
+            // neither, as the previous release stored them.
+            migrate(store.as_ref()).unwrap();
+            let mut upload = rec("U1", 0);
+            upload.mdtrt_id = "V9".into();
+            let mut settle = rec("S1", 0);
+            (settle.mdtrt_id, settle.dept_code, settle.doctor_code) = ("V9".into(), String::new(), String::new());
+            let items = vec![
+                Item { uid: "u1".into(), what: What::Decision(Box::new(upload)) },
+                Item { uid: "u2".into(), what: What::Decision(Box::new(settle)) },
+            ];
+            store.tx(&mut |c| write(c, &items).map(|_| true)).unwrap();
+            store
+                .tx(&mut |c| {
+                    c.exec("UPDATE j_decision SET dept_code = '', doctor_code = '' WHERE msgid = 'S1'", &[])?;
+                    c.exec("DROP TABLE j_visit", &[])?;
+                    c.exec("UPDATE j_meta SET v = '2' WHERE k = 'schema'", &[])?;
+                    Ok(true)
+                })
+                .unwrap();
+            // Act
+            migrate(store.as_ref()).unwrap();
+            // Assert
+            let attributed =
+                "SELECT COUNT(*) FROM j_decision WHERE msgid = 'S1' AND dept_code = '内科' AND doctor_code = 'D1'";
+            assert_eq!(int(store.as_ref(), attributed), 1, "{}", store.kind());
+            assert_eq!(version(store.as_ref()).unwrap().as_deref(), Some(SCHEMA_VERSION));
         }
     })
     .join()

@@ -33,10 +33,13 @@ fn rec(
         infno: infno.into(),
         msgid: format!("M-{at}-{doctor}-{decision}"),
         fixmedins_code: "H1".into(),
+        fixmedins_name: String::new(),
         mdtrt_id: "V1".into(),
         psn_hash: psn.into(),
         dept_code: dept.into(),
         doctor_code: doctor.into(),
+        dept_name: String::new(),
+        doctor_name: String::new(),
         decision: decision.into(),
         ruleset: "t@1".into(),
         elapsed_us: 7,
@@ -293,4 +296,65 @@ async fn hundred_thousand_figures(j: &Journal, engine: &str) {
     assert_eq!(s.by_rule.iter().map(|r| r.hits).sum::<i64>(), 30_000);
     assert_eq!(narrow.totals.hits, narrow.totals.block);
     assert_eq!(page.items.len(), 50);
+}
+
+/// A settlement that names no department or doctor counts under its visit's (as the upload gave
+/// them), names learnt from the traffic label the rows, the dictionary's win, and a row without a
+/// department comes after every named one.
+#[tokio::test]
+async fn settlements_are_attributed_to_their_visit_and_rows_carry_names() {
+    for (j, _dir) in journals("stats_names") {
+        // Arrange: an upload naming its department and doctor, the visit's settlement naming
+        // neither, and a message of an unknown visit naming neither.
+        let mut upload =
+            rec("2025-06-10", "2204", "100301", "D1", "p1", "remind", vec![hit("R-DAYS", "remind", 100, 0)], vec![]);
+        (upload.mdtrt_id, upload.dept_name, upload.doctor_name) = ("V7".into(), "心血管内科".into(), "李建国".into());
+        upload.fixmedins_name = "新乡市某县人民医院".into();
+        let mut settle = rec("2025-06-10", "2207", "", "", "p1", "block", vec![hit("R-CAP", "block", 900, 2)], vec![]);
+        settle.mdtrt_id = "V7".into();
+        let mut stray = rec(
+            "2025-06-10",
+            "2207",
+            "",
+            "",
+            "p2",
+            "block",
+            vec![hit("R-CAP", "block", 100, 2), hit("R-CAP", "block", 100, 2)],
+            vec![],
+        );
+        stray.mdtrt_id = "V8".into();
+        for r in [upload, settle, stray] {
+            j.record(r).await;
+        }
+        j.flush().await;
+        let dict = crate::journal::dictionary::Dictionary::parse("类别,编码,名称\n医生,D1,李建国主任\n").unwrap();
+        let j2 = j.clone();
+        tokio::task::spawn_blocking(move || j2.write_dictionary(&dict)).await.unwrap().unwrap();
+        // Act
+        let s = read(&j, |c| stats(c, &Filter::default())).await;
+        // Assert
+        let depts: Vec<(&str, &str, i64)> =
+            s.by_dept.iter().map(|g| (g.key.as_str(), g.name.as_str(), g.decisions)).collect();
+        assert_eq!(depts, vec![("100301", "心血管内科", 2), ("", "", 1)], "the named row first, the stray last");
+        let doctors: Vec<(&str, &str)> = s.by_doctor.iter().map(|g| (g.key.as_str(), g.name.as_str())).collect();
+        assert_eq!(doctors[0], ("D1", "李建国主任"), "the dictionary's name wins");
+        assert_eq!(s.hospital, Hospital { code: "H1".into(), name: "新乡市某县人民医院".into() });
+        assert_eq!(s.doctor_points[0].doctor, "D1");
+        assert_eq!(
+            (s.doctor_points[0].name.as_str(), s.doctor_points[0].dept_names.as_str()),
+            ("李建国主任", "心血管内科")
+        );
+        assert_eq!(s.largest_blocks.len(), 2);
+        assert_eq!(
+            (s.largest_blocks[0].dept_name.as_str(), s.largest_blocks[0].infno.as_str()),
+            ("心血管内科", "2207")
+        );
+        // A name learnt later from the traffic does not overwrite the dictionary's.
+        let mut again = rec("2025-06-11", "2204", "100301", "D1", "p1", "pass", vec![], vec![]);
+        again.doctor_name = "李医生".into();
+        j.record(again).await;
+        j.flush().await;
+        let n = read(&j, names).await;
+        assert_eq!(n.doctor("D1"), "李建国主任");
+    }
 }
