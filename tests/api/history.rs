@@ -250,7 +250,15 @@ fn settled(app: &TestApp) -> (i64, i64) {
 }
 
 async fn retries(store: Option<String>) {
-    let app = app(store, vec!["national-baseline", "examples/xinxiang-2025"]).await;
+    // The 500 copies of one person's settlement take turns (one at a time, each waiting up to the
+    // upstream timeout for its turn): on a loaded debug build that queue outlasts the default 5 s.
+    let app = spawn_app_with(Options {
+        history_store: store,
+        packs: vec!["national-baseline", "examples/xinxiang-2025"],
+        upstream_timeout_ms: 120_000,
+        ..Options::default()
+    })
+    .await;
     let (psn, v) = outpatient(&app, CERT, DAY, "1").await;
     assert_eq!(upload_and_presettle(&app, &psn, &v, "40.00", "1", DAY).await.decision.as_deref(), Some("pass"));
     // 1,000 concurrent sends of the same settlement (one msgid), plus 1,000 of the same upload.
