@@ -150,7 +150,8 @@ pub fn run(rs: &CompiledRuleSet, input: impl BufRead, tier: Option<u8>) -> std::
             }
         }
         // History is what happened: learnt from the recorded exchange, whatever the pack said.
-        let learnt = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims);
+        // A checked message is learnt from the claims its check built (not read again).
+        let learnt = infno.is_checked().then_some(claims);
         if let Err(e) = history.learn(&head, resp.as_ref(), learnt) {
             bad(&mut rep, n, format!("history: {e}"));
         }
