@@ -165,7 +165,8 @@ impl Judge<'_> {
         }
         let record = self.record(&claims, Some(&d));
         // History learns an accepted exchange from the claims the check built (no second parse).
-        let learnt = Infno::parse(self.head.infno.as_str()).is_checked().then(|| (self.head.detached(), claims));
+        let infno = Infno::parse(self.head.infno.as_str());
+        let learnt = infno.is_checked().then(|| (self.head.detached(), for_learning(claims, infno)));
         if d.decision == Outcome::Block {
             return Verdict::Block { decision: d, record, learnt };
         }
@@ -191,6 +192,21 @@ impl Judge<'_> {
         metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
         Verdict::Refused { budget }
     }
+}
+
+/// The part of the check's claims history learns from, kept while the gateway answers: an upload's
+/// lines, never the snapshot the check read (a settlement's lines are the visit's, read from
+/// history: nothing to learn).
+fn for_learning(mut claims: Vec<Claim>, infno: Infno) -> Vec<Claim> {
+    let upload = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload);
+    for c in &mut claims {
+        c.history = None;
+        c.traces = None;
+        if !upload {
+            c.lines = Vec::new();
+        }
+    }
+    claims
 }
 
 /// The journal record of a checked message, before the gateway's outcome is known.
