@@ -141,6 +141,7 @@ fn benches(c: &mut Criterion) {
         journal.counters.written.load(std::sync::atomic::Ordering::Relaxed)
     );
     history_lookups(c, &small);
+    learning(c);
 }
 
 /// The shipped default composition (`./rulesets`: the baseline examples under the national 两库
@@ -284,6 +285,55 @@ fn history_lookups(c: &mut Criterion, small: &[u8]) {
             })
         });
     }
+    g.finish();
+}
+
+/// What history learns from an accepted 2304 naming 200 boxes: read from the request's bytes (as
+/// an outbox replay does, and as the proxy did for every settlement before issue 18), and from the
+/// claim the check built (the proxy now; the body is read once).
+fn learning(c: &mut Criterion) {
+    use claimgate::history::learn::events;
+    use serde_json::json;
+    let boxes: Vec<_> = (0..200)
+        .map(|i| json!({"feedetl_sn": format!("L{i:04}"), "drug_trac_codg": format!("8100000000{i:010}")}))
+        .collect();
+    let data = json!({"psn_no": "41000011000000000012345678", "mdtrt_cert_type": "02",
+        "mdtrt_cert_no": "41070219570602002X", "medfee_sumamt": "5230.00", "psn_setlway": "01",
+        "mdtrt_id": "410700ZY0001", "insutype": "310", "acct_used_flag": "0", "mid_setl_flag": "0",
+        "invono": "", "fulamt_ownpay_amt": "120.00", "overlmt_selfpay": "0.00", "preselfpay_amt": "310.00",
+        "inscp_scp_amt": "4800.00", "drug_trac_info": boxes});
+    let env = json!({"infno": "2304", "msgid": "H41070100001202506100900000002", "inf_time": "2025-06-10 09:00:00",
+        "fixmedins_code": "H41070100001", "input": {"data": data}});
+    let bytes = serde_json::to_vec(&env).expect("json");
+    let resp: claimgate::wire::ResponseEnvelope = serde_json::from_value(json!({"infcode": 0, "output": {"setlinfo": {
+        "mdtrt_id": "410700ZY0001", "setl_id": "410700S0001", "insutype": "310", "med_type": "21",
+        "medfee_sumamt": "5230.00", "hifp_pay": "3600.00", "fund_pay_sumamt": "3800.00",
+        "setl_time": "2025-06-10 09:00:01"}}}))
+    .expect("answer");
+    let key = |p: &str| p.to_owned();
+    let head = claimgate::wire::parse_request(&bytes).expect("head");
+    let claims = match prepare(&head, &NoFacts).expect("claim") {
+        Prepared::Claims { claims, .. } => claims,
+        _ => unreachable!("a settlement is a claim"),
+    };
+    let detached = head.detached();
+    // Both read the same: the boxes and the settlement.
+    let (a, b) = (events(&head, Some(&resp), None, &key), events(&detached, Some(&resp), Some(claims.clone()), &key));
+    assert_eq!((a.len(), format!("{a:?}")), (2, format!("{b:?}")));
+    let mut g = c.benchmark_group("learn");
+    g.bench_function("2304_200_boxes_events_from_bytes", |b| {
+        b.iter(|| {
+            let h = claimgate::wire::parse_head(black_box(&bytes)).expect("head");
+            events(&h, Some(&resp), None, &key).len()
+        })
+    });
+    g.bench_function("2304_200_boxes_events_from_check_claims", |b| {
+        b.iter_batched(
+            || claims.clone(),
+            |cl| events(&detached, Some(&resp), Some(cl), &key).len(),
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 

@@ -214,7 +214,8 @@ pub fn run_with_progress(
             rep.relayed += 1;
         }
         // History is what happened: learnt from the recorded exchange, whatever the pack said.
-        let learnt = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload).then_some(claims);
+        // A checked message is learnt from the claims its check built (not read again).
+        let learnt = infno.is_checked().then_some(claims);
         if let Err(e) = history.learn(&head, resp.as_ref(), learnt) {
             rep.history_errors += 1;
             if rep.bad_examples.len() < 5 {

@@ -65,6 +65,25 @@ pub struct Claim {
     pub history: Option<Arc<history::History>>,
     /// Earlier, unreturned sales of the trace codes on this claim's lines; `None` when not looked up.
     pub traces: Option<Vec<history::TraceUse>>,
+    /// The drug trace codes the message records as sold or returned: what history's trace index
+    /// learns once the gateway accepts it (the rules read the codes on the lines).
+    pub sold: Vec<TraceSale>,
+}
+
+/// Trace codes a message records as sold (or returned) by one line: a settlement's
+/// `drug_trac_info[]` (by `feedetl_sn`, whether or not history holds that line) or one 3505/3506
+/// sale.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceSale {
+    /// The line: a settlement's `feedetl_sn`, or the sale's document number.
+    pub line: SmolStr,
+    /// A pharmacy sale's own visit ([`normalize::sale_visit`]) and buyer: a 3505A batch sells to
+    /// several settlements. `None` for a settlement's codes, which are the settlement's.
+    pub visit: Option<String>,
+    pub psn_no: Option<String>,
+    pub codes: Vec<SmolStr>,
+    /// Returned boxes (3506, or a sale with a negative count): sellable again.
+    pub returned: bool,
 }
 
 impl Claim {

@@ -1,13 +1,16 @@
-//! From wire transactions to one [`Claim`] model. A 2301 upload and a 3101 事前 request for the same
-//! orders give the same claim. Facts the message does not carry (gender, birth date, insutype,
-//! med_type, diagnoses) come from [`Facts`], what claimgate learnt from earlier exchanges.
+//! From wire transactions to one [`Claim`] model: the one translator from wire to domain. The
+//! rules judge its claims, and history learns from the same claims once the gateway accepts them
+//! ([`message`] reads a message's body as far as its `infno` calls for). A 2301 upload and a 3101
+//! 事前 request for the same orders give the same claim. Facts the message does not carry (gender,
+//! birth date, insutype, med_type, diagnoses) come from [`Facts`], what claimgate learnt from
+//! earlier exchanges.
 
 use super::model::*;
 use super::money::{Fen, Price, Qty};
 use super::time::{parse_date, parse_datetime};
-use super::{Claim, Stage};
-use crate::wire::tx::{self, Analysis, FeeUploadInput, Settle, VisitInfoInput};
-use crate::wire::{ParseError, Text};
+use super::{Claim, Stage, TraceSale};
+use crate::wire::tx::{self, Analysis, DataInput, FeeUploadInput, Settle, VisitInfoInput};
+use crate::wire::{parse_body, Infno, ParseError, RequestHead, Text};
 use chrono::{NaiveDate, NaiveDateTime};
 use rustc_hash::FxHashSet;
 use std::sync::Arc;
@@ -117,6 +120,116 @@ fn trace_codes(d: &tx::FeeDetail) -> Vec<SmolStr> {
     )
 }
 
+/// The claims of one message and, for a 3101/3102, its `task_id`.
+#[derive(Debug)]
+pub struct Claims {
+    pub claims: Vec<Claim>,
+    pub task_id: Option<String>,
+}
+
+/// The body's `input`, or why there is nothing to read.
+///
+/// # Errors
+/// No `input`, or SM4 ciphertext ([`ParseError::Encrypted`]).
+pub fn input<'a>(head: &RequestHead<'a>) -> Result<&'a str, ParseError> {
+    let raw = head.input.ok_or_else(|| ParseError::Missing("input".into()))?;
+    let s = raw.get();
+    if s.starts_with('"') {
+        // 吉林-style SM4 ciphertext: nothing to check.
+        return Err(ParseError::Encrypted(head.enc_type.opt().unwrap_or("ciphertext").to_owned()));
+    }
+    Ok(s)
+}
+
+fn static_infno(code: &str) -> &'static str {
+    match code {
+        "2204" => "2204",
+        "2301" => "2301",
+        "2206" => "2206",
+        "2207" => "2207",
+        "2303" => "2303",
+        "2304" => "2304",
+        "2401" => "2401",
+        "3101" => "3101",
+        "3102" => "3102",
+        "3505" => "3505",
+        _ => "other",
+    }
+}
+
+/// The claims a message carries: a claim transaction (2204/2301/2206/2207/2303/2304/2401/3505)
+/// or a 3101/3102 analysis, read once, with the message's `msgid` and day on each; `Ok(None)` for
+/// any other `infno`, whose body is not read here. A fee upload's `input` parsed with the head
+/// ([`RequestHead::fee`]) is taken over, not read again.
+///
+/// # Errors
+/// [`ParseError`] naming the field; [`ParseError::Encrypted`] for SM4 ciphertext.
+pub fn message(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Option<Claims>, ParseError> {
+    let code = head.infno.as_str();
+    let fix = head.fixmedins_code.as_str().to_owned();
+    let sinfno = static_infno(code.get(..4).unwrap_or(code));
+    let mut task_id = None;
+    let one = |c: Claim| vec![c];
+    let mut claims = match Infno::parse(code) {
+        Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload => {
+            let parsed = head.fee.borrow_mut().take();
+            let body: FeeUploadInput = match parsed {
+                Some(b) => *b,
+                None => parse_body(input(head)?, "input")?,
+            };
+            one(fee_upload(sinfno, fix, body, facts)?)
+        }
+        Infno::OutpatientPreSettle | Infno::OutpatientSettle | Infno::InpatientPreSettle | Infno::InpatientSettle => {
+            let body: DataInput<Settle> = parse_body(input(head)?, "input")?;
+            one(settlement(sinfno, fix, body.data, facts)?)
+        }
+        Infno::Admission => {
+            let body: VisitInfoInput = parse_body(input(head)?, "input")?;
+            one(admission(fix, body, facts)?)
+        }
+        Infno::PreAnalysis | Infno::MidAnalysis => {
+            let body: DataInput<Analysis> = parse_body(input(head)?, "input")?;
+            task_id = body.data.task_id.opt().map(str::to_owned);
+            analysis(sinfno, &fix, body.data, facts)?
+        }
+        Infno::DrugSale => {
+            let body: tx::DrugSaleInput = parse_body(input(head)?, "input")?;
+            one(drug_sale(fix, &body, parse_datetime(head.inf_time.as_str()))?)
+        }
+        _ => return Ok(None),
+    };
+    // The message's own day (inf_time), for claims whose lines do not say (settlement); an
+    // admission's day is its admission date.
+    let day = parse_date(head.inf_time.as_str());
+    for c in claims.iter_mut() {
+        c.msgid = head.msgid.as_str().to_owned();
+        c.day = c.encounter.admitted.filter(|_| c.is_admission()).map(|t| t.date()).or(day);
+    }
+    Ok(Some(Claims { claims, task_id }))
+}
+
+/// The trace codes of a 3505/3506 message's sales, one entry per sale that names any (`returning`:
+/// a 3506, every sale a return).
+pub fn trace_sales(input: &tx::DrugSaleInput, returning: bool) -> Vec<TraceSale> {
+    input
+        .sales()
+        .filter_map(|s| {
+            let codes = s.trace_codes();
+            if codes.is_empty() {
+                return None;
+            }
+            let key = s.setl_id.opt().or(s.mdtrt_sn.opt()).unwrap_or(s.doc_id());
+            Some(TraceSale {
+                line: SmolStr::new(s.doc_id()),
+                visit: Some(sale_visit(key)),
+                psn_no: s.psn_no.opt().map(str::to_owned),
+                codes,
+                returned: returning || s.sel_retn_cnt.is_some_and(|q| q.0 < 0),
+            })
+        })
+        .collect()
+}
+
 /// 3505 商品销售: one line per sale, the boxes' trace codes on it (the 回流药 check).
 ///
 /// # Errors
@@ -178,6 +291,7 @@ pub fn drug_sale(
         patient: Patient { psn_no, ..Patient::default() },
         encounter: Encounter { mdtrt_id, visit: Some(Visit::Pharmacy), ..Encounter::default() },
         lines,
+        sold: trace_sales(input, false),
         ..Claim::default()
     })
 }
@@ -361,6 +475,15 @@ pub fn settlement(
             }
         }
     }
+    // Every box the settlement names, whether or not history holds its line: history learns them.
+    let sold = data
+        .drug_trac_info
+        .iter()
+        .filter_map(|t| {
+            let code = t.drug_trac_codg.opt()?;
+            Some(TraceSale { line: t.feedetl_sn.opt()?.into(), codes: vec![code.into()], ..TraceSale::default() })
+        })
+        .collect();
     let settle = matches!(infno, "2207" | "2304");
     let fund = if settle { facts.presettled(&encounter.mdtrt_id) } else { None };
     // Without a pre-settlement answer, the most the fund can pay: the policy-range amount, else the
@@ -376,6 +499,7 @@ pub fn settlement(
         patient,
         encounter,
         lines,
+        sold,
         ..Claim::default()
     })
 }

@@ -132,14 +132,14 @@ async fn route(
     match judge(st, head, &rev, Some(&active), label, first).verdict(checked) {
         Verdict::Bad(e) => with_headers(Failure::BadInput(&e).respond(area), "error", &rev),
         Verdict::Refused { budget } => with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev),
-        Verdict::Block { decision, mut record } => {
+        Verdict::Block { decision, mut record, learnt } => {
             // A blocked pre-settlement was answered by the gateway; the HIS never sees that answer.
             record.gateway_infcode = early_env.as_ref().and_then(infcode_of);
             st.journal.record(record).await;
             // The fund share the gateway computed stays known for this visit (nothing is counted as
             // paid): a settlement sent despite the block is judged on it, not waved through unchecked.
             if let Some(env) = early_env.as_ref().filter(|e| e.is_success()) {
-                exchange::learn(&st.history, body, env, None, label).await;
+                exchange::learn(&st.history, body, env, learnt, label).await;
             }
             let msg = format!("claimgate 医保智能审核拦截：{}", decision.summary(Some(Action::Block)));
             let warn = decision.summary(Some(Action::Remind));
@@ -221,7 +221,7 @@ async fn relay(
     };
     if let (Some(upload), Some(env)) = (learns, parsed.as_ref()) {
         // An accepted exchange becomes history before the HIS is told it was accepted: a claim
-        // that was acknowledged is never missing from history. Uploads reuse the check's claims.
+        // that was acknowledged is never missing from history. It learns from the check's claims.
         exchange::learn(&st.history, body, env, upload, label).await;
     }
     let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));

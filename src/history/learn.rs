@@ -1,18 +1,26 @@
 //! From one accepted exchange (request + the gateway's answer) to the history events it implies.
 //! Pure: no store, no clock (the day comes from the message).
+//!
+//! A checked transaction (fee upload, (pre-)settlement, 2401 admission, 3505 sale) is learnt from
+//! its claims — the ones the check built, or, where there was no check (an outbox replay after a
+//! restart, a context file, an unchecked forward), the ones [`normalize::message`] builds from the
+//! request here — plus the gateway's answer for what the request lacks (a 2401's mdtrt_id, a
+//! settlement's setl_id and fund shares). `claim::normalize` stays the one translator from wire to
+//! domain for them; the transactions nobody checks (1101, 2201, 2203, 2205, 2208, 2302, 2305,
+//! 2402, 3506) are read here, once.
 
 use super::db::{Event, SettleEvent, VisitEvent};
-use crate::claim::normalize::diagnoses_from;
+use crate::claim::normalize::{self, diagnoses_from};
 use crate::claim::time::{parse_date, parse_datetime};
-use crate::claim::{Claim, Fen, FundAsk, Gender, Visit};
+use crate::claim::{Claim, Fen, FundAsk, Gender, NoFacts, TraceSale, Visit};
 use crate::wire::tx::{self, DataInput, PersonOutput, SettleOutput, VisitIdOutput, VisitInfoInput};
 use crate::wire::{parse_body, Infno, RequestHead, ResponseEnvelope};
 use chrono::NaiveDate;
 
 /// Learns from one exchange. `response` is the gateway's answer; `None` means the request is taken
 /// as accepted (a context file without an answer). A rejected exchange teaches nothing. `accepted`
-/// are the claims the check already built for an upload (their lines are moved into the events), so
-/// its body is not parsed twice.
+/// are the claims the check built for a checked transaction (an upload's lines are moved into the
+/// events), so its body is not read again; `None` reads them from the request.
 /// Malformed bodies teach nothing: learning never fails the exchange.
 pub fn events(
     head: &RequestHead<'_>,
@@ -31,19 +39,28 @@ pub fn events(
         psn_key,
     };
     let mut ev = Vec::new();
+    let infno = Infno::parse(head.infno.as_str());
+    if infno.is_checked() {
+        let claims = match accepted {
+            Some(c) => c,
+            // No check read this request: the same translator reads it now, without facts (what
+            // is learnt comes from the message and the answer, never from earlier history).
+            None => match normalize::message(head, &NoFacts) {
+                Ok(Some(c)) => c.claims,
+                _ => return ev,
+            },
+        };
+        let _ = x.claims(infno, claims, &mut ev);
+        return ev;
+    }
     // `None`: the exchange teaches nothing more (a body that does not parse, an id it lacks).
-    let _ = match Infno::parse(head.infno.as_str()) {
+    let _ = match infno {
         Infno::PersonQuery => x.person(&mut ev),
         Infno::OutpatientRegister => x.register(&mut ev),
-        Infno::OutpatientVisitInfo | Infno::Admission => x.visit_info(&mut ev),
+        Infno::OutpatientVisitInfo => x.visit_info(&mut ev),
         Infno::Discharge => x.discharge(&mut ev),
-        Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload => x.uploads(accepted, &mut ev),
         Infno::OutpatientFeeRevoke | Infno::InpatientFeeRevoke => x.revoke(&mut ev),
-        infno @ (Infno::OutpatientPreSettle
-        | Infno::InpatientPreSettle
-        | Infno::OutpatientSettle
-        | Infno::InpatientSettle) => x.settlement(infno, &mut ev),
-        Infno::DrugSale | Infno::DrugSaleReturn => x.drug_sales(&mut ev),
+        Infno::DrugSaleReturn => x.drug_returns(&mut ev),
         Infno::OutpatientSettleCancel | Infno::InpatientSettleCancel => x.settle_cancel(&mut ev),
         _ => None,
     };
@@ -54,7 +71,7 @@ pub fn events(
 struct Exchange<'a> {
     head: &'a RequestHead<'a>,
     response: Option<&'a ResponseEnvelope>,
-    /// The request's raw `input`.
+    /// The request's raw `input` (read only for the transactions nobody checks).
     input: &'a str,
     fix: Option<String>,
     psn_key: &'a dyn Fn(&str) -> String,
@@ -66,6 +83,25 @@ impl Exchange<'_> {
         Self: 'de,
     {
         parse_body::<T>(self.input, "input").ok()
+    }
+
+    /// A checked transaction, from its claims.
+    fn claims(&self, infno: Infno, claims: Vec<Claim>, ev: &mut Vec<Event>) -> Option<()> {
+        match infno {
+            Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload => self.uploads(claims, ev),
+            Infno::OutpatientPreSettle
+            | Infno::InpatientPreSettle
+            | Infno::OutpatientSettle
+            | Infno::InpatientSettle => self.settlement(infno, claims.into_iter().next()?, ev),
+            Infno::Admission => self.admission(claims.into_iter().next()?, ev),
+            Infno::DrugSale => {
+                for c in claims {
+                    self.sold(c.sold, ev);
+                }
+                Some(())
+            }
+            _ => None,
+        }
     }
 
     /// 1101: the person's gender, birth date and (when only one) insurance type.
@@ -108,25 +144,15 @@ impl Exchange<'_> {
         Some(())
     }
 
-    /// 2203 / 2401: a visit's type, department, admission and diagnoses.
+    /// 2203: a visit's type, department and diagnoses.
     fn visit_info(&self, ev: &mut Vec<Event>) -> Option<()> {
         let req: VisitInfoInput = self.body()?;
         let m = &req.mdtrtinfo;
-        let id = m.mdtrt_id.opt().map(str::to_owned).or_else(|| {
-            self.response
-                .and_then(ResponseEnvelope::output_as::<VisitIdOutput>)
-                .and_then(|o| o.result.or(o.data))
-                .and_then(|d| d.mdtrt_id.take().map(String::from))
-        })?;
-        let inpatient = self.head.infno.as_str() == "2401";
+        let id = m.mdtrt_id.opt().map(str::to_owned).or_else(|| self.answered_visit_id())?;
         let main = m.dscg_maindiag_code.opt().or_else(|| m.dise_codg.opt());
         let diags = diagnoses_from(&req.diseinfo, main);
         let med_type = m.med_type.opt().map(str::to_owned);
-        let visit = med_type.as_deref().and_then(Visit::from_med_type).or(Some(if inpatient {
-            Visit::Inpatient
-        } else {
-            Visit::Outpatient
-        }));
+        let visit = med_type.as_deref().and_then(Visit::from_med_type).or(Some(Visit::Outpatient));
         ev.push(Event::Visit(VisitEvent {
             mdtrt_id: id,
             psn: m.psn_no.opt().map(self.psn_key),
@@ -138,6 +164,36 @@ impl Exchange<'_> {
             caty: None,
             admitted: parse_datetime(m.begntime.as_str()),
             diagnoses: (!diags.is_empty()).then_some(diags),
+        }));
+        Some(())
+    }
+
+    /// The visit id the gateway gave (a 2401 is sent without one).
+    fn answered_visit_id(&self) -> Option<String> {
+        self.response
+            .and_then(ResponseEnvelope::output_as::<VisitIdOutput>)
+            .and_then(|o| o.result.or(o.data))
+            .and_then(|d| d.mdtrt_id.take().map(String::from))
+    }
+
+    /// 2401: the admission claim — the visit's type, department, admission and diagnoses — under
+    /// the id the gateway gave it.
+    fn admission(&self, c: Claim, ev: &mut Vec<Event>) -> Option<()> {
+        let e = c.encounter;
+        let id = Some(e.mdtrt_id.trim()).filter(|i| !i.is_empty()).map(str::to_owned);
+        let id = id.or_else(|| self.answered_visit_id())?;
+        let psn = Some(c.patient.psn_no.as_str()).filter(|p| !p.is_empty()).map(self.psn_key);
+        ev.push(Event::Visit(VisitEvent {
+            mdtrt_id: id,
+            psn,
+            fixmedins: self.fix.clone(),
+            visit: e.med_type.as_deref().and_then(Visit::from_med_type).or(e.visit),
+            med_type: e.med_type,
+            insutype: c.patient.insutype,
+            dept: e.dept_code,
+            caty: None,
+            admitted: e.admitted,
+            diagnoses: e.diagnoses.filter(|d| !d.is_empty()),
         }));
         Some(())
     }
@@ -154,20 +210,8 @@ impl Exchange<'_> {
         Some(())
     }
 
-    /// 2204 / 2301: the accepted lines, from the check's claims when it built them.
-    fn uploads(&self, accepted: Option<Vec<Claim>>, ev: &mut Vec<Event>) -> Option<()> {
-        let claims = match accepted {
-            Some(c) => c,
-            None => {
-                let parsed = self.head.fee.borrow_mut().take();
-                let req = match parsed {
-                    Some(b) => *b,
-                    None => self.body::<tx::FeeUploadInput>()?,
-                };
-                let infno = if self.head.infno.as_str() == "2301" { "2301" } else { "2204" };
-                vec![crate::claim::normalize::fee_upload(infno, String::new(), req, &crate::claim::NoFacts).ok()?]
-            }
-        };
+    /// 2204 / 2301: the accepted lines, from the upload's claim.
+    fn uploads(&self, claims: Vec<Claim>, ev: &mut Vec<Event>) -> Option<()> {
         let fix = &self.fix;
         for c in claims.into_iter().filter(|c| !c.encounter.mdtrt_id.is_empty()) {
             let psn = (self.psn_key)(&c.patient.psn_no);
@@ -203,32 +247,34 @@ impl Exchange<'_> {
     }
 
     /// 2206 / 2303: the fund shares the gateway computed; 2207 / 2304: the settlement and the trace
-    /// codes it sold.
-    fn settlement(&self, infno: Infno, ev: &mut Vec<Event>) -> Option<()> {
-        let req: DataInput<tx::Settle> = self.body()?;
+    /// codes it sold. From the settlement's claim and the gateway's `setlinfo`.
+    fn settlement(&self, infno: Infno, c: Claim, ev: &mut Vec<Event>) -> Option<()> {
         let out = self.response.and_then(ResponseEnvelope::output_as::<SettleOutput>)?;
         let s = out.setlinfo;
-        let mdtrt_id = s.mdtrt_id.opt().or(req.data.mdtrt_id.opt()).map(str::to_owned)?;
+        let own = |t: &str| Some(t.trim()).filter(|t| !t.is_empty()).map(str::to_owned);
+        let mdtrt_id = s.mdtrt_id.opt().map(str::to_owned).or_else(|| own(&c.encounter.mdtrt_id))?;
         let fund = fund_of(&s);
         if matches!(infno, Infno::OutpatientPreSettle | Infno::InpatientPreSettle) {
             ev.push(Event::PreSettled { mdtrt_id, fund });
             return Some(());
         }
         let setl_id = s.setl_id.opt().map(str::to_owned)?;
-        let psn = (self.psn_key)(req.data.psn_no.opt().or(s.psn_no.opt()).unwrap_or_default());
+        let psn = (self.psn_key)(own(&c.patient.psn_no).as_deref().or(s.psn_no.opt()).unwrap_or_default());
         let msg_day = parse_date(self.head.inf_time.as_str());
         let day = msg_day.or_else(|| parse_date(s.setl_time.as_str())).unwrap_or(NaiveDate::MIN);
         let visit = s
             .med_type
             .opt()
-            .or(req.data.med_type.opt())
+            .or(c.encounter.med_type.as_deref())
             .and_then(Visit::from_med_type)
             .or(Some(if infno == Infno::InpatientSettle { Visit::Inpatient } else { Visit::Outpatient }));
-        let items: Vec<(String, crate::claim::SmolStr)> = req
-            .data
-            .drug_trac_info
-            .iter()
-            .filter_map(|t| Some((t.feedetl_sn.opt()?.to_owned(), t.drug_trac_codg.opt()?.trim().into())))
+        let items: Vec<(String, crate::claim::SmolStr)> = c
+            .sold
+            .into_iter()
+            .flat_map(|t| {
+                let line = t.line.to_string();
+                t.codes.into_iter().map(move |code| (line.clone(), code))
+            })
             .collect();
         if !items.is_empty() {
             ev.push(Event::Traces {
@@ -244,7 +290,7 @@ impl Exchange<'_> {
             mdtrt_id,
             psn,
             msgid: self.head.msgid.as_str().to_owned(),
-            insutype: s.insutype.opt().or(req.data.insutype.opt()).unwrap_or_default().to_owned(),
+            insutype: s.insutype.opt().or(c.patient.insutype.as_deref()).unwrap_or_default().to_owned(),
             visit,
             day,
             fund,
@@ -252,30 +298,30 @@ impl Exchange<'_> {
         Some(())
     }
 
-    /// 3505 / 3506: trace codes sold (or returned) at the pharmacy counter.
-    fn drug_sales(&self, ev: &mut Vec<Event>) -> Option<()> {
+    /// 3506: the boxes that came back.
+    fn drug_returns(&self, ev: &mut Vec<Event>) -> Option<()> {
         let req: tx::DrugSaleInput = self.body()?;
+        self.sold(normalize::trace_sales(&req, true), ev);
+        Some(())
+    }
+
+    /// Trace codes sold (or returned) at the pharmacy counter, each sale under its own visit.
+    fn sold(&self, sold: Vec<TraceSale>, ev: &mut Vec<Event>) {
         let day = parse_date(self.head.inf_time.as_str()).unwrap_or(NaiveDate::MIN);
-        let returning = self.head.infno.as_str() == "3506";
-        for s in req.sales() {
-            let codes = s.trace_codes();
-            if codes.is_empty() {
+        for s in sold {
+            if s.returned {
+                ev.push(Event::TraceReturn { codes: s.codes });
                 continue;
             }
-            if returning || s.sel_retn_cnt.is_some_and(|q| q.0 < 0) {
-                ev.push(Event::TraceReturn { codes });
-                continue;
-            }
-            let key = s.setl_id.opt().or(s.mdtrt_sn.opt()).unwrap_or(s.doc_id());
+            let line = s.line.to_string();
             ev.push(Event::Traces {
-                mdtrt_id: crate::claim::normalize::sale_visit(key),
-                psn: s.psn_no.opt().map(self.psn_key).unwrap_or_default(),
+                mdtrt_id: s.visit.unwrap_or_default(),
+                psn: s.psn_no.as_deref().map(self.psn_key).unwrap_or_default(),
                 fixmedins: self.fix.clone().unwrap_or_default(),
                 day,
-                items: codes.into_iter().map(|c| (s.doc_id().to_owned(), c)).collect(),
+                items: s.codes.into_iter().map(|c| (line.clone(), c)).collect(),
             });
         }
-        Some(())
     }
 
     /// 2208 / 2305: a settlement cancelled.
@@ -290,4 +336,131 @@ impl Exchange<'_> {
 pub fn fund_of(s: &tx::SetlInfo) -> FundAsk {
     let f = |a: Option<crate::wire::num::Amount>| Fen::new(a.map_or(0, |a| a.0));
     FundAsk { hifp_pay: f(s.hifp_pay), fund_pay: f(s.fund_pay_sumamt), medfee: f(s.medfee_sumamt) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+    use serde_json::{json, Value};
+
+    const AT: &str = "2025-06-10 10:00:00";
+
+    fn env(infno: &str, msgid: &str, input: Value) -> Vec<u8> {
+        let e =
+            json!({"infno": infno, "msgid": msgid, "inf_time": AT, "fixmedins_code": "H41070100001", "input": input});
+        serde_json::to_vec(&e).unwrap_or_default()
+    }
+
+    fn answer(output: Value) -> ResponseEnvelope {
+        serde_json::from_value(json!({"infcode": 0, "err_msg": "", "output": output})).expect("answer")
+    }
+
+    fn key(p: &str) -> String {
+        format!("k:{p}")
+    }
+
+    /// What an exchange teaches when history reads the request itself (an outbox replay).
+    fn from_bytes(req: &[u8], resp: &ResponseEnvelope) -> String {
+        let head = crate::wire::parse_head(req).expect("head");
+        format!("{:?}", events(&head, Some(resp), None, &key))
+    }
+
+    /// What it teaches from the claims a check built with `facts`, its body read once.
+    fn from_check(req: &[u8], resp: &ResponseEnvelope, facts: &dyn crate::claim::Facts) -> String {
+        let head = crate::wire::parse_request(req).expect("head");
+        let claims = normalize::message(&head, facts).expect("claims").expect("a claim transaction").claims;
+        format!("{:?}", events(&head.detached(), Some(resp), Some(claims), &key))
+    }
+
+    #[test]
+    fn a_settlement_learns_from_the_checks_claim_what_its_bytes_teach() {
+        // Arrange: history knows the visit and one of its lines; the settlement names boxes of that
+        // line and of one history does not hold.
+        let h = History::ephemeral(None);
+        let line = json!({"feedetl_sn": "L1", "mdtrt_id": "V1", "psn_no": "P1", "fee_ocur_time": AT,
+            "med_list_codg": "XA11DAW036A001010104127", "det_item_fee_sumamt": "10.00", "cnt": 1, "pric": "10.00"});
+        h.learn(&crate::wire::parse_head(&env("2204", "M1", json!({"feedetail": [line]}))).expect("head"), None, None)
+            .expect("learn");
+        let req = env(
+            "2207",
+            "M2",
+            json!({"data": {"psn_no": "P1", "mdtrt_id": "V1", "insutype": "390", "med_type": "11",
+                "drug_trac_info": [{"feedetl_sn": "L1", "drug_trac_codg": "81000000000000000001"},
+                                   {"feedetl_sn": "L9", "drug_trac_codg": " 81000000000000000002 "}]}}),
+        );
+        let resp = answer(json!({"setlinfo": {"mdtrt_id": "V1", "setl_id": "S1", "insutype": "390", "med_type": "11",
+            "hifp_pay": "5.00", "fund_pay_sumamt": "5.00", "medfee_sumamt": "10.00"}}));
+
+        // Act
+        let checked = from_check(&req, &resp, &h);
+        let replayed = from_bytes(&req, &resp);
+
+        // Assert: the same events either way, with the gateway's ids and every box named.
+        assert_eq!(checked, replayed);
+        assert!(checked.contains(r#"setl_id: "S1""#), "{checked}");
+        assert!(checked.contains(r#"("L1", "81000000000000000001"), ("L9", "81000000000000000002")"#), "{checked}");
+        assert!(checked.contains("hifp_pay: Fen(500)"), "{checked}");
+    }
+
+    #[test]
+    fn an_admission_is_learnt_under_the_visit_id_the_gateway_gave() {
+        // Arrange: a 2401 carries no mdtrt_id; the gateway's answer does.
+        let req = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/inpatient/2401-admission.json"))
+            .expect("fixture");
+        let resp = answer(json!({"result": {"mdtrt_id": "410700ZY0001"}}));
+
+        // Act
+        let checked = from_check(&req, &resp, &crate::claim::NoFacts);
+
+        // Assert
+        assert_eq!(checked, from_bytes(&req, &resp));
+        assert!(checked.contains(r#"mdtrt_id: "410700ZY0001""#), "{checked}");
+        assert!(checked.contains("visit: Some(Inpatient)"), "{checked}");
+        assert!(checked.contains(r#"code: "J06.900""#), "{checked}");
+        assert!(checked.contains("admitted: Some(2025-10-08T10:30:00)"), "{checked}");
+    }
+
+    #[test]
+    fn each_sale_of_a_3505a_batch_is_learnt_under_its_own_settlement_and_a_return_frees_its_boxes() {
+        // Arrange: two buyers' sales and one return in one batch.
+        let sale = |doc: &str, setl: &str, psn: &str, cnt: &str, code: &str| {
+            json!({"med_list_codg": "XA11DAW036A001010104127", "rtal_docno": doc, "setl_id": setl, "psn_no": psn,
+                "sel_retn_cnt": cnt, "finl_trns_pric": "12.50", "sel_retn_time": AT,
+                "drugtracinfo": [{"drug_trac_codg": code}]})
+        };
+        let req = env(
+            "3505",
+            "M3",
+            json!({"selinfoDetail": [sale("D1", "S1", "P1", "1", "81000000000000000011"),
+                                     sale("D2", "S2", "P2", "1", "81000000000000000012"),
+                                     sale("D3", "S1", "P1", "-1", "81000000000000000013")]}),
+        );
+        let resp = answer(json!({}));
+
+        // Act
+        let checked = from_check(&req, &resp, &crate::claim::NoFacts);
+
+        // Assert
+        assert_eq!(checked, from_bytes(&req, &resp));
+        assert!(checked.contains(r#"mdtrt_id: "3505:S1", psn: "k:P1""#), "{checked}");
+        assert!(checked.contains(r#"mdtrt_id: "3505:S2", psn: "k:P2""#), "{checked}");
+        assert!(checked.contains(r#"TraceReturn { codes: ["81000000000000000013"] }"#), "{checked}");
+    }
+
+    #[test]
+    fn an_unreadable_checked_request_teaches_nothing_and_is_no_store_error() {
+        // Arrange: a settlement forwarded unchecked whose data is not an object.
+        let h = History::ephemeral(None);
+        let req = env("2207", "M4", json!({"data": "not an object"}));
+        let resp = answer(json!({"setlinfo": {"mdtrt_id": "V1", "setl_id": "S1"}}));
+        let head = crate::wire::parse_head(&req).expect("head");
+
+        // Act
+        let learnt = h.learn_durably_parsed(&head, &req, Some(&resp), None);
+
+        // Assert
+        assert_eq!(from_bytes(&req, &resp), "[]");
+        assert!(matches!(learnt, Ok(true)), "{learnt:?}");
+    }
 }

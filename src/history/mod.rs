@@ -1,8 +1,9 @@
 //! Patient history: what claimgate learnt from the exchanges it relayed, durable in a [`Store`]
 //! (SQLite embedded, or PostgreSQL shared), with moka caches of hot patients and visits in front.
 //!
-//! Flow: an accepted exchange → [`learn::events`] → [`db::apply`] (one transaction, idempotent by
-//! msgid) → caches of the touched patients and visits dropped. A claim being checked →
+//! Flow: an accepted exchange (a checked one as the claims its check built, `claim::normalize`
+//! being the one translator from wire to domain) → [`learn::events`] → [`db::apply`] (one
+//! transaction, idempotent by msgid) → caches of the touched patients and visits dropped. A claim being checked →
 //! [`History::attach`] puts the patient's snapshot (visits, lines, settlements within the rule
 //! set's lookback) and the earlier sales of its trace codes on the claim.
 //!
@@ -202,7 +203,10 @@ impl History {
     /// for [`History::learn_durably_parsed`]).
     ///
     /// # Errors
-    /// The request cannot be read, or neither the store nor the outbox could take it.
+    /// Neither the store nor the outbox could take it.
+    ///
+    /// # Panics
+    /// The request's head cannot be read (a test's own request; a parse error is no store error).
     #[cfg(test)]
     pub fn learn_durably(
         &self,
@@ -210,7 +214,7 @@ impl History {
         response: Option<&ResponseEnvelope>,
         accepted: Option<Vec<Claim>>,
     ) -> Result<bool, StoreError> {
-        let head = crate::wire::parse_head(request).map_err(|e| StoreError::Sql(format!("request: {e}")))?;
+        let head = crate::wire::parse_head(request).expect("a test request's head");
         self.learn_durably_parsed(&head, request, response, accepted)
     }
 

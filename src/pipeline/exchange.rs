@@ -97,7 +97,8 @@ pub fn check(
 #[allow(clippy::large_enum_variant)]
 pub enum Verdict {
     /// A blocking rule fired: the HIS is answered with the block, nothing goes to the gateway.
-    Block { decision: Decision, record: Record },
+    /// `learnt`: what history learns from a pre-settlement the gateway answered before the check.
+    Block { decision: Decision, record: Record, learnt: Learn },
     /// Passed or reminded, and no gateway is configured: claimgate answers (check-only mode).
     Answer { decision: Decision, record: Record },
     /// Passed or reminded (or unchecked): the same bytes go to the gateway; `Pending` settles
@@ -210,17 +211,17 @@ impl Judge<'_> {
             tracing::info!(infno = self.label, decision = hv, hits = d.hits.len(), rules = ?d.hits.iter().map(|h| h.rule_id.to_string()).collect::<Vec<_>>(), "claim checked");
         }
         let record = self.record(&claims, Some(&d));
+        // History learns an accepted exchange from the claims the check built (no second parse).
+        let infno = Infno::parse(self.head.infno.as_str());
+        let learnt = infno.is_checked().then(|| (self.head.detached(), for_learning(claims, infno)));
         if d.decision == Outcome::Block {
-            return Verdict::Block { decision: d, record };
+            return Verdict::Block { decision: d, record, learnt };
         }
         if !self.forwards {
             return Verdict::Answer { decision: d, record };
         }
         let reminders = d.summary(Some(Action::Remind));
         let reminders = (!reminders.is_empty()).then(|| format!("claimgate 医保智能审核提醒：{reminders}"));
-        let upload =
-            matches!(Infno::parse(self.head.infno.as_str()), Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload);
-        let learnt = upload.then(|| (self.head.detached(), claims));
         Verdict::Forward(Pending { decision: hv, revision: self.revision.to_owned(), reminders, learnt, record })
     }
 
@@ -293,6 +294,21 @@ pub fn staff_names(head: &RequestHead<'_>) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The part of the check's claims history learns from, kept while the gateway answers: an upload's
+/// lines, never the snapshot the check read (a settlement's lines are the visit's, read from
+/// history: nothing to learn).
+fn for_learning(mut claims: Vec<Claim>, infno: Infno) -> Vec<Claim> {
+    let upload = matches!(infno, Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload);
+    for c in &mut claims {
+        c.history = None;
+        c.traces = None;
+        if !upload {
+            c.lines = Vec::new();
+        }
+    }
+    claims
+}
+
 /// The journal record of a checked message, before the gateway's outcome is known.
 pub fn record_of(
     head: &RequestHead<'_>,
@@ -327,13 +343,15 @@ pub struct Pending {
     pub revision: String,
     /// Reminder texts for `warn_msg` (when configured).
     pub reminders: Option<String>,
-    /// The upload's head and claims, learnt from when the gateway accepts them.
-    learnt: Option<(RequestHead<'static>, Vec<Claim>)>,
+    /// The checked message's head and claims, learnt from when the gateway accepts them.
+    learnt: Learn,
     record: Record,
 }
 
-/// What history learns from an accepted exchange: the check's head and claims for an upload
-/// (no second parse), or the request itself.
+/// What history learns from an accepted exchange: a checked message's head and the claims the
+/// check built (history derives its events from them and the gateway's answer: the body is read
+/// once), or `None`: the request itself, read by `history::learn` (a transaction nobody checks, or
+/// one forwarded unchecked).
 pub type Learn = Option<(RequestHead<'static>, Vec<Claim>)>;
 
 impl Pending {
@@ -354,13 +372,13 @@ pub fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
 
 /// Learns an accepted exchange into history on the blocking pool; durable when this returns.
 /// A store failure is logged and counted (the gateway has already committed; the answer goes on).
-pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEnvelope, upload: Learn, label: &str) {
+pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEnvelope, learnt: Learn, label: &str) {
     let (history, env, raw) = (history.clone(), env.clone(), body.clone());
     let learnt = tokio::task::spawn_blocking(move || {
-        match upload {
+        match learnt {
             Some((head, claims)) => history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
-            // The route read this head already; it reads the same again (not a store's failure
-            // if it did not).
+            // Not checked: the route read this head already; it reads the same again (not a
+            // store's failure if it did not), and history reads the body once.
             None => match crate::wire::parse_head(&raw) {
                 Ok(head) => history.learn_durably_parsed(&head, &raw, Some(&env), None),
                 Err(e) => return Err(format!("request: {e}")),

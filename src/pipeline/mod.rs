@@ -11,7 +11,7 @@ pub mod turns;
 use crate::claim::{normalize, Claim, Facts};
 use crate::history::History;
 use crate::rules::{evaluate, CompiledRuleSet, Decision};
-use crate::wire::tx::{self, Analysis, DataInput, FeeUploadInput, Settle, VisitInfoInput};
+use crate::wire::tx::{self, DataInput};
 use crate::wire::{parse_body, Infno, ParseError, RequestHead, ResponseEnvelope};
 
 /// What a message is, once its head and body are read.
@@ -25,88 +25,21 @@ pub enum Prepared {
     Relay(Infno),
 }
 
-fn input<'a>(head: &RequestHead<'a>) -> Result<&'a str, ParseError> {
-    let raw = head.input.ok_or_else(|| ParseError::Missing("input".into()))?;
-    let s = raw.get();
-    if s.starts_with('"') {
-        // 吉林-style SM4 ciphertext: nothing to check.
-        return Err(ParseError::Encrypted(head.enc_type.opt().unwrap_or("ciphertext").to_owned()));
-    }
-    Ok(s)
-}
-
-fn static_infno(code: &str) -> &'static str {
-    match code {
-        "2204" => "2204",
-        "2301" => "2301",
-        "2206" => "2206",
-        "2207" => "2207",
-        "2303" => "2303",
-        "2304" => "2304",
-        "2401" => "2401",
-        "3101" => "3101",
-        "3102" => "3102",
-        "3505" => "3505",
-        _ => "other",
-    }
-}
-
-/// Reads a message's body as far as its `infno` calls for.
+/// Reads a message's body as far as its `infno` calls for: its claims through
+/// [`normalize::message`] (the one translator, whose claims history learns from too), a 3103's
+/// answers, or nothing.
 ///
 /// # Errors
 /// [`ParseError`] naming the field.
 pub fn prepare(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Prepared, ParseError> {
-    let mut p = prepare_body(head, facts)?;
-    if let Prepared::Claims { claims, .. } = &mut p {
-        // The message's own day (inf_time), for claims whose lines do not say (settlement); an
-        // admission's day is its admission date.
-        let day = crate::claim::time::parse_date(head.inf_time.as_str());
-        for c in claims.iter_mut() {
-            c.msgid = head.msgid.as_str().to_owned();
-            c.day = c.encounter.admitted.filter(|_| c.is_admission()).map(|t| t.date()).or(day);
-        }
+    let infno = Infno::parse(head.infno.as_str());
+    if infno == Infno::AnalysisFeedback {
+        let body: DataInput<tx::Feedback> = parse_body(normalize::input(head)?, "input")?;
+        return Ok(Prepared::Feedback(body.data));
     }
-    Ok(p)
-}
-
-fn prepare_body(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Prepared, ParseError> {
-    let code = head.infno.as_str();
-    let infno = Infno::parse(code);
-    let fix = head.fixmedins_code.as_str().to_owned();
-    let sinfno = static_infno(code.get(..4).unwrap_or(code));
-    let one = |c: Claim| Prepared::Claims { infno, claims: vec![c], task_id: None };
-    Ok(match infno {
-        Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload => {
-            let parsed = head.fee.borrow_mut().take();
-            let body: FeeUploadInput = match parsed {
-                Some(b) => *b,
-                None => parse_body(input(head)?, "input")?,
-            };
-            one(normalize::fee_upload(sinfno, fix, body, facts)?)
-        }
-        Infno::OutpatientPreSettle | Infno::OutpatientSettle | Infno::InpatientPreSettle | Infno::InpatientSettle => {
-            let body: DataInput<Settle> = parse_body(input(head)?, "input")?;
-            one(normalize::settlement(sinfno, fix, body.data, facts)?)
-        }
-        Infno::Admission => {
-            let body: VisitInfoInput = parse_body(input(head)?, "input")?;
-            one(normalize::admission(fix, body, facts)?)
-        }
-        Infno::PreAnalysis | Infno::MidAnalysis => {
-            let body: DataInput<Analysis> = parse_body(input(head)?, "input")?;
-            let task_id = body.data.task_id.opt().map(str::to_owned);
-            let claims = normalize::analysis(sinfno, &fix, body.data, facts)?;
-            Prepared::Claims { infno, claims, task_id }
-        }
-        Infno::DrugSale => {
-            let body: tx::DrugSaleInput = parse_body(input(head)?, "input")?;
-            one(normalize::drug_sale(fix, &body, crate::claim::time::parse_datetime(head.inf_time.as_str()))?)
-        }
-        Infno::AnalysisFeedback => {
-            let body: DataInput<tx::Feedback> = parse_body(input(head)?, "input")?;
-            Prepared::Feedback(body.data)
-        }
-        other => Prepared::Relay(other),
+    Ok(match normalize::message(head, facts)? {
+        Some(normalize::Claims { claims, task_id }) => Prepared::Claims { infno, claims, task_id },
+        None => Prepared::Relay(infno),
     })
 }
 
