@@ -7,10 +7,10 @@
 
 use super::rescue::{self, Failure};
 use super::{non_empty, read_body, with_headers, Active, State};
-use crate::pipeline::exchange::{self, infcode_of, Judge, Pending, Verdict};
+use crate::pipeline::exchange::{self, infcode_of, Checked, Judge, Pending, Verdict};
 use crate::rules::Action;
 use crate::telemetry::metrics::{self, infno_label};
-use crate::wire::{parse_request, Infno, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_request, Infno, ParseError, RequestHead, ResponseEnvelope};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -34,10 +34,7 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     // One pass: a fee upload's lines are parsed with the head, and the check takes them over.
     let head = match parse_request(&body) {
         Ok(h) => h,
-        Err(e) => {
-            metrics::REQUESTS.with_label_values(&["other", "error"]).inc();
-            return Failure::BadInput(&e).respond("");
-        }
+        Err(e) => return invalid(&e, "", "other", None),
     };
     let label = infno_label(head.infno.as_str());
     let resp = route(&req, &body, &head, &st, label).await;
@@ -82,9 +79,17 @@ async fn route(
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
         return forward(req, body, head, st, None, label).await;
     }
+    // Nothing invalid leaves for the gateway: the envelope is checked here, the body by the check,
+    // or in full before any path that forwards without a judgement (below).
+    if let Err(e) = exchange::check_envelope(head) {
+        return invalid(&e, area, label, None);
+    }
     let Some(active) = active else {
-        // No rule set: fail-open forwards unchecked, fail-closed refuses.
+        // No rule set: fail-open forwards unchecked (a valid message only), fail-closed refuses.
         if st.cfg.fail_open {
+            if let Err(e) = validated(body).await {
+                return invalid(&e, area, label, None);
+            }
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
             let pending = judge(st, head, "none", None, label).unchecked();
             return forward(req, body, head, st, Some(pending), label).await;
@@ -98,6 +103,9 @@ async fn route(
     let presettle = matches!(infno, Infno::OutpatientPreSettle | Infno::InpatientPreSettle);
     let mut early = None;
     if presettle && st.upstream.is_some() {
+        if let Err(e) = validated(body).await {
+            return invalid(&e, area, label, Some(&rev));
+        }
         match call_upstream(req, body, head, st, label).await {
             Ok(a) => early = Some(a),
             Err(resp) => {
@@ -108,9 +116,18 @@ async fn route(
     }
     let early_env = early.as_ref().and_then(|(_, p)| p.clone());
     let budget = Duration::from_millis(st.cfg.check_budget_ms.max(1));
-    let checked = super::check::run_check(st, body, head.take_parsed(), &active, early_env.clone(), Some(budget)).await;
+    let checked =
+        match super::check::run_check(st, body, head.take_parsed(), &active, early_env.clone(), Some(budget)).await {
+            // A check that did not finish (over budget, a kind panicked) may be forwarded by the fail
+            // policy: only once the message is known to be valid.
+            Checked::Failed(why) => match validated(body).await {
+                Ok(()) => Checked::Failed(why),
+                Err(e) => Checked::Bad(e),
+            },
+            done => done,
+        };
     match judge(st, head, &rev, Some(&active), label).verdict(checked) {
-        Verdict::Bad(e) => with_headers(Failure::BadInput(&e).respond(area), "error", &rev),
+        Verdict::Bad(e) => invalid(&e, area, label, Some(&rev)),
         Verdict::Refused { budget } => with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev),
         Verdict::Block { decision, mut record } => {
             // A blocked pre-settlement was answered by the gateway; the HIS never sees that answer.
@@ -137,6 +154,28 @@ async fn route(
             Some(a) => relay(body, st, a, Some(pending), label).await,
             None => forward(req, body, head, st, Some(pending), label).await,
         },
+    }
+}
+
+/// The whole message validated as the check reads it ([`crate::pipeline::validate`]), on the
+/// blocking pool (a fee upload may be large).
+async fn validated(body: &Bytes) -> Result<(), ParseError> {
+    let body = body.clone();
+    tokio::task::spawn_blocking(move || parse_request(&body).and_then(|h| crate::pipeline::validate(&h)))
+        .await
+        .unwrap_or_else(|_| Err(ParseError::field("input", "could not be validated")))
+}
+
+/// An invalid claim message, answered locally (`infcode -1`, the field and the reason) and counted;
+/// the gateway never sees it.
+fn invalid(e: &ParseError, area: &str, label: &'static str, rev: Option<&str>) -> HttpResponse {
+    metrics::INVALID.with_label_values(&[label]).inc();
+    metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+    tracing::info!(infno = label, error = %e, "invalid claim message answered locally");
+    let r = Failure::BadInput(e).respond(area);
+    match rev {
+        Some(rev) => with_headers(r, "error", rev),
+        None => r,
     }
 }
 

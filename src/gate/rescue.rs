@@ -117,7 +117,7 @@ impl Failure<'_> {
 
     fn message(&self) -> Cow<'static, str> {
         match self {
-            Failure::BadInput(e) => format!("claimgate: 报文无法处理：{e}").into(),
+            Failure::BadInput(e) => format!("claimgate: 报文无法处理：{}（{e}）", e.reason_zh()).into(),
             Failure::NoKey => "claimgate: 客户端未认证（请求缺少 x-claimgate-key），请联系信息科配置接口密钥".into(),
             Failure::BadKey => "claimgate: 客户端密钥无效（x-claimgate-key 未登记），请联系信息科".into(),
             Failure::RateLimited { per_second } => {

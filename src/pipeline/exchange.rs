@@ -68,6 +68,21 @@ pub enum Checked {
     Failed(&'static str),
 }
 
+/// The envelope fields a claim transaction must carry beyond what the check reads: `msgid`
+/// (发送方报文ID), present and a string — retries are recognised by it, and a number loses digits.
+///
+/// # Errors
+/// [`ParseError`] naming `msgid`.
+pub fn check_envelope(head: &RequestHead<'_>) -> Result<(), ParseError> {
+    if head.msgid.is_numeric() {
+        return Err(ParseError::field("msgid", "must be a string (C30), not a number"));
+    }
+    if head.msgid.is_empty() {
+        return Err(ParseError::Missing("msgid".into()));
+    }
+    Ok(())
+}
+
 /// Checks the claim message `head` against `rs`: history within the set's lookback, the fund share
 /// of a pre-settlement's `answer`, `observe` (the shadow candidate) and the doctors' overrides.
 /// Blocks on the store: run it on the blocking pool.
@@ -146,10 +161,8 @@ impl Judge<'_> {
         let (claims, d, overridden) = match checked {
             Checked::Done { claims, decision, overridden } => (claims, decision, overridden),
             Checked::Encrypted(_) => return Verdict::Forward(self.unchecked()),
-            Checked::Bad(e) => {
-                metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
-                return Verdict::Bad(e);
-            }
+            // Counted where it is answered (`gate::proxy`), with the messages refused before a check.
+            Checked::Bad(e) => return Verdict::Bad(e),
             Checked::Failed(why) => return self.failed(why),
         };
         for _ in 0..overridden {

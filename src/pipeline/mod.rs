@@ -27,11 +27,29 @@ pub enum Prepared {
 fn input<'a>(head: &RequestHead<'a>) -> Result<&'a str, ParseError> {
     let raw = head.input.ok_or_else(|| ParseError::Missing("input".into()))?;
     let s = raw.get();
-    if s.starts_with('"') {
-        // 吉林-style SM4 ciphertext: nothing to check.
-        return Err(ParseError::Encrypted(head.enc_type.opt().unwrap_or("ciphertext").to_owned()));
+    match (s.as_bytes().first(), head.enc_type.opt()) {
+        (Some(b'{'), _) => Ok(s),
+        // 吉林-style SM4 ciphertext, declared by `enc_type`: nothing to check.
+        (Some(b'"'), Some(enc)) => Err(ParseError::Encrypted(enc.to_owned())),
+        // A string without `enc_type`, an array, a number, null: not a transaction input.
+        _ => Err(ParseError::field("input", "not an object (and no enc_type declares it encrypted)")),
     }
-    Ok(s)
+}
+
+/// Validates a claim message in full without history: the envelope fields a claim needs (a
+/// `msgid` sent as a string, an `input` object) and its body read and normalised exactly as the
+/// check reads it. What the proxy runs before a message leaves unjudged (a pre-settlement goes to
+/// the gateway before its check; a check over budget is forwarded by the fail policy): nothing the
+/// check would refuse reaches the gateway. Ciphertext (`enc_type`) passes: it cannot be read.
+///
+/// # Errors
+/// [`ParseError`] naming the field.
+pub fn validate(head: &RequestHead<'_>) -> Result<(), ParseError> {
+    exchange::check_envelope(head)?;
+    match prepare(head, &crate::claim::normalize::NoFacts) {
+        Ok(_) | Err(ParseError::Encrypted(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn static_infno(code: &str) -> &'static str {

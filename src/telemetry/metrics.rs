@@ -24,6 +24,10 @@ const LAT: &[f64] =
 /// Requests by transaction and decision (`pass`, `remind`, `block`, `unchecked`, `relay`, `error`).
 pub static REQUESTS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_requests_total", "Requests by infno and decision", &["infno", "decision"]));
+/// Claim messages refused as invalid before anything was forwarded, by infno.
+pub static INVALID: Lazy<IntCounterVec> = Lazy::new(|| {
+    counter("claimgate_invalid_requests_total", "Invalid claim messages answered locally, never forwarded", &["infno"])
+});
 /// Time spent in claimgate itself (parse + rules), by infno.
 pub static CHECK_SECONDS: Lazy<HistogramVec> =
     Lazy::new(|| histogram("claimgate_check_seconds", "claimgate's own work per message", &["infno"], LAT.to_vec()));
@@ -165,6 +169,7 @@ pub fn infno_label(code: &str) -> &'static str {
 /// Forces every metric into existence so `/metrics` lists them from the start.
 pub fn touch() {
     Lazy::force(&REQUESTS);
+    Lazy::force(&INVALID);
     Lazy::force(&CHECK_SECONDS);
     Lazy::force(&REQUEST_SECONDS);
     Lazy::force(&RULE_HITS);

@@ -8,6 +8,7 @@ mod faults;
 mod fuzzed;
 mod helpers;
 mod history;
+mod hostile;
 mod office;
 mod packs;
 mod props;
