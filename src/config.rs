@@ -38,6 +38,13 @@ pub struct Config {
     pub workers: usize,
     /// A client must send its request head within this time, else 408 and the connection closes (slow-loris).
     pub client_request_timeout_ms: u64,
+    /// A request's body must have arrived within this time of its head, else 408 in the envelope and
+    /// the connection closes (a body, or a chunked one, that stalls half-way).
+    pub client_body_timeout_ms: u64,
+    /// Open connections from one peer address (all workers together); a connection above it is
+    /// closed at once (answered 503 in the envelope where it can be), so one client cannot use up
+    /// the process's file descriptors.
+    pub max_connections_per_client: u32,
     /// This hospital's tier (1/2/3 or 一级/二级/三级) for 限医疗机构级别 on 2204/2301.
     pub institution_tier: Option<String>,
     /// The intercepted route.
@@ -103,6 +110,8 @@ impl Default for Config {
             max_connections: 25_000,
             workers: 0,
             client_request_timeout_ms: 10_000,
+            client_body_timeout_ms: 10_000,
+            max_connections_per_client: 512,
             institution_tier: None,
             proxy_path: "/fsi/api/rsfComIfsService/callService".into(),
             body_limit: crate::wire::DEFAULT_BODY_LIMIT,
@@ -289,6 +298,8 @@ impl Config {
             "rate_limit.burst must be at least 1"
         );
         anyhow::ensure!(self.max_connections >= 1, "max_connections must be at least 1");
+        anyhow::ensure!(self.client_body_timeout_ms >= 1, "client_body_timeout_ms must be at least 1");
+        anyhow::ensure!(self.max_connections_per_client >= 1, "max_connections_per_client must be at least 1");
         anyhow::ensure!(self.upstream_max_answer_bytes >= 1024, "upstream_max_answer_bytes must be at least 1024");
         anyhow::ensure!(
             self.admin_read_token.is_none() || self.admin_read_token != self.admin_token,

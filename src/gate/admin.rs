@@ -100,9 +100,12 @@ pub async fn rollback(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
 /// Reads a bundle body within `bundles.max_bundle_bytes` (the proxy's bounded reader).
 async fn read_bundle(req: &HttpRequest, payload: web::Payload, st: &State) -> Result<Vec<u8>, ApiFailure<'static>> {
     let limit = st.cfg.bundles.max_bundle_bytes;
-    match super::read_body(req, payload, usize::try_from(limit).unwrap_or(usize::MAX)).await {
+    match super::read_body(req, payload, usize::try_from(limit).unwrap_or(usize::MAX), st.cfg.client_body_timeout_ms)
+        .await
+    {
         Ok(b) => Ok(b.to_vec()),
         Err(crate::wire::ParseError::TooLarge(_)) => Err(ApiFailure::BundleTooLarge(limit)),
+        Err(e @ crate::wire::ParseError::BodyTimeout(_)) => Err(ApiFailure::BodyTimeout(e.to_string())),
         Err(e) => Err(ApiFailure::BadRequest(format!("reading the body: {e}"))),
     }
 }

@@ -19,9 +19,10 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     if let Err(refused) = st.guard.admit(&req) {
         return *refused;
     }
-    let body = match read_body(&req, payload, st.cfg.body_limit).await {
+    let body = match read_body(&req, payload, st.cfg.body_limit, st.cfg.client_body_timeout_ms).await {
         Ok(b) => b,
         Err(e @ ParseError::TooLarge(_)) => return ApiFailure::TooLarge(e.to_string()).respond(),
+        Err(e @ ParseError::BodyTimeout(_)) => return ApiFailure::BodyTimeout(e.to_string()).respond(),
         Err(e) => return bad(e.to_string()),
     };
     let Some(active) = st.rules.load_full() else { return ApiFailure::NotReady.respond() };

@@ -24,7 +24,7 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     if let Err(refused) = st.guard.admit(&req) {
         return *refused;
     }
-    let body = match read_body(&req, payload, st.cfg.body_limit).await {
+    let body = match read_body(&req, payload, st.cfg.body_limit, st.cfg.client_body_timeout_ms).await {
         Ok(b) => b,
         Err(e) => {
             metrics::REQUESTS.with_label_values(&["other", "error"]).inc();

@@ -73,6 +73,8 @@ pub enum Failure<'a> {
     BadKey,
     /// The client is over its rate limit (429, `Retry-After: 1`).
     RateLimited { per_second: u32 },
+    /// The client's address has `max_connections_per_client` connections open already (503).
+    TooManyConnections { per_client: u32 },
     /// A 3103 answer continues without a reason (200; the index of the warning).
     MissingReason(usize),
     /// 3103 answers that cannot take effect (unknown or expired `jr_id`, a non-overridable block), with
@@ -101,6 +103,7 @@ impl Failure<'_> {
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::BadInput(ParseError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::BadInput(ParseError::BodyTimeout(_)) => StatusCode::REQUEST_TIMEOUT,
             Failure::BadInput(_) | Failure::MissingReason(_) | Failure::FeedbackRefused(_) | Failure::Unsupported => {
                 StatusCode::OK
             }
@@ -110,7 +113,9 @@ impl Failure<'_> {
             Failure::NoUpstream => StatusCode::BAD_GATEWAY,
             Failure::Upstream(e) if e.kind() == "timeout" => StatusCode::GATEWAY_TIMEOUT,
             Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Failure::NotReady | Failure::NotReadyClosed => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NotReady | Failure::NotReadyClosed | Failure::TooManyConnections { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Failure::CheckFailed { .. } | Failure::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +127,9 @@ impl Failure<'_> {
             Failure::BadKey => "claimgate: 客户端密钥无效（x-claimgate-key 未登记），请联系信息科".into(),
             Failure::RateLimited { per_second } => {
                 format!("claimgate: 请求过于频繁（每个客户端每秒最多{per_second}笔），请稍后重试").into()
+            }
+            Failure::TooManyConnections { per_client } => {
+                format!("claimgate: 该客户端同时打开的连接过多（每个客户端最多{per_client}个），请稍后重试").into()
             }
             Failure::MissingReason(i) => {
                 format!("claimgate: input.data.warns[{i}].dspo_way_rea: 继续执行医嘱时必须填写理由").into()
@@ -146,7 +154,41 @@ impl Failure<'_> {
         if matches!(self, Failure::RateLimited { .. }) {
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
+        if matches!(self, Failure::BadInput(ParseError::BodyTimeout(_))) {
+            // The rest of a stalled body may still come: the connection cannot carry another request.
+            r.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+        }
         r
+    }
+}
+
+impl Failure<'_> {
+    /// The refusal as the bytes of a whole HTTP/1.1 response that closes its connection: for a
+    /// connection refused before actix serves it (no request read, so no `HttpResponse` to build).
+    pub fn raw_http(&self) -> Vec<u8> {
+        let now = chrono::Local::now().format("%Y%m%d%H%M%S%3f").to_string();
+        let id = refmsgid("");
+        let msg = self.message();
+        let body = OwnResponse {
+            infcode: -1,
+            inf_refmsgid: &id,
+            refmsg_time: &now,
+            respond_time: &now,
+            err_msg: Some(&msg),
+            warn_msg: None,
+            output: serde_json::json!({}),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let status = self.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json;charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        out
     }
 }
 
@@ -158,6 +200,8 @@ pub enum ApiFailure<'a> {
     BadRequest(String),
     /// The body is larger than allowed (413).
     TooLarge(String),
+    /// The body did not arrive within `client_body_timeout_ms` (408, connection closed).
+    BodyTimeout(String),
     /// A pushed bundle is larger than `bundles.max_bundle_bytes` (413, stage `verify`).
     BundleTooLarge(u64),
     /// No rule set is active (503).
@@ -182,6 +226,7 @@ impl ApiFailure<'_> {
         match self {
             ApiFailure::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiFailure::TooLarge(_) | ApiFailure::BundleTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiFailure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiFailure::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiFailure::NotFound(_) => StatusCode::NOT_FOUND,
             ApiFailure::AdminDisabled | ApiFailure::ReadOnly | ApiFailure::Refused(ActivateError::Disabled) => {
@@ -198,7 +243,11 @@ impl ApiFailure<'_> {
 
     pub fn respond(&self) -> HttpResponse {
         let body = match self {
-            ApiFailure::BadRequest(m) | ApiFailure::TooLarge(m) | ApiFailure::Internal(m) | ApiFailure::NotFound(m) => {
+            ApiFailure::BadRequest(m)
+            | ApiFailure::TooLarge(m)
+            | ApiFailure::BodyTimeout(m)
+            | ApiFailure::Internal(m)
+            | ApiFailure::NotFound(m) => {
                 serde_json::json!({"error": m})
             }
             ApiFailure::BundleTooLarge(limit) => {
@@ -212,6 +261,10 @@ impl ApiFailure<'_> {
             ApiFailure::WrongToken => serde_json::json!({"error": "missing or wrong bearer token"}),
             ApiFailure::Refused(e) => serde_json::json!({"error": e.to_string(), "stage": e.stage().as_str()}),
         };
-        HttpResponse::build(self.status()).json(body)
+        let mut r = HttpResponse::build(self.status()).json(body);
+        if matches!(self, ApiFailure::BodyTimeout(_)) {
+            r.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+        }
+        r
     }
 }

@@ -11,6 +11,8 @@ pub enum ParseError {
     TooDeep(usize),
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
+    #[error("body not complete within {0} ms")]
+    BodyTimeout(u64),
     #[error("{0}: required field is missing or empty")]
     Missing(String),
     #[error("{path}: {reason}")]
@@ -44,6 +46,7 @@ impl ParseError {
             ParseError::Json(_) => "报文不是合法的JSON".into(),
             ParseError::TooDeep(n) => format!("报文JSON嵌套超过{n}层"),
             ParseError::TooLarge(n) => format!("报文超过{n}字节"),
+            ParseError::BodyTimeout(ms) => format!("请求体未在{ms}毫秒内传完，连接已关闭"),
             ParseError::Missing(p) => format!("{p}：必填字段缺失或为空"),
             ParseError::Field { path, reason } => format!("{path}：{}", field_reason_zh(reason)),
             ParseError::NotAClaim(i) => format!("交易{i}中没有可审核的费用或结算信息"),

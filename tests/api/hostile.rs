@@ -99,3 +99,104 @@ async fn an_invalid_upload_whose_check_runs_over_budget_is_refused_not_forwarded
     assert!(r.json["err_msg"].as_str().unwrap().contains("input.feedetail[2999].det_item_fee_sumamt"), "{}", r.json);
     assert!(app.received().await.is_empty(), "an invalid upload went upstream");
 }
+
+// === stalled bodies and connection floods ===
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const HEAD: &str =
+    "POST /fsi/api/rsfComIfsService/callService HTTP/1.1\r\nHost: claimgate\r\nContent-Type: application/json\r\n";
+
+fn addr(app: &TestApp) -> SocketAddr {
+    app.base.trim_start_matches("http://").parse().unwrap()
+}
+
+/// A connection from `from` (any 127/8 address is loopback: a second client on the same host).
+async fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(SocketAddr::new(IpAddr::V4(from), 0)).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// Everything the server sends until it closes the connection (bounded, so a bug fails the test
+/// instead of hanging it).
+async fn until_closed(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .expect("the server closed the connection")
+        .ok();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn short_body_deadline() -> Box<dyn FnOnce(&mut claimgate::config::Config)> {
+    Box::new(|c| {
+        c.client_body_timeout_ms = 300;
+        c.max_connections_per_client = 20;
+    })
+}
+
+#[actix_web::test]
+async fn a_body_that_stalls_half_way_is_answered_408_in_the_envelope_and_its_connection_closed() {
+    // Arrange
+    let app = spawn_app_with(Options { tweak: short_body_deadline(), ..Options::default() }).await;
+    let part = r#"{"infno":"2204","msgid":"H41070100001202506100910000009","input":{"feedetail":["#;
+    // Act: a declared length never reached, and a chunked body whose last chunk never comes.
+    let mut sized = TcpStream::connect(addr(&app)).await.unwrap();
+    sized.write_all(format!("{HEAD}Content-Length: 5000\r\n\r\n{part}").as_bytes()).await.unwrap();
+    let mut chunked = TcpStream::connect(addr(&app)).await.unwrap();
+    chunked
+        .write_all(format!("{HEAD}Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{part}\r\n", part.len()).as_bytes())
+        .await
+        .unwrap();
+    let (sized, chunked) = (until_closed(&mut sized).await, until_closed(&mut chunked).await);
+    // Assert
+    for answer in [&sized, &chunked] {
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(r#""infcode":-1"#) && answer.contains("请求体未在300毫秒内传完"), "{answer}");
+    }
+    assert!(app.received().await.is_empty(), "nothing of a stalled body reached the gateway");
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+}
+
+#[actix_web::test]
+async fn a_flood_of_stalled_connections_from_one_client_is_capped_and_cut_while_others_are_served() {
+    // Arrange: the flood comes from 127.0.0.2, the hospital's HIS from 127.0.0.1.
+    let app = spawn_app_with(Options { tweak: short_body_deadline(), ..Options::default() }).await;
+    let flooder = Ipv4Addr::new(127, 0, 0, 2);
+    let refused_before = metrics::REFUSED.with_label_values(&["client_connections"]).get();
+    for wave in 0..3 {
+        // Act: 200 connections that send a head and part of a body, then nothing.
+        let mut flood = Vec::new();
+        for _ in 0..200 {
+            let mut s = connect_from(flooder, addr(&app)).await;
+            // A refused connection may be shut before the write lands: that is the point.
+            let _ = s.write_all(format!("{HEAD}Content-Length: 9000\r\n\r\n{{\"infno\":").as_bytes()).await;
+            flood.push(s);
+        }
+        // Assert: the HIS is served meanwhile.
+        assert_eq!(app.get("/healthz", None).await.0, 200, "wave {wave}");
+        let mut answers = Vec::new();
+        for s in &mut flood {
+            answers.push(until_closed(s).await);
+        }
+        // Every connection was closed by the server: cut at the body deadline (408), or refused at
+        // once over the cap (503) — or shut before its refusal could be read.
+        let cut = answers.iter().filter(|a| a.starts_with("HTTP/1.1 408")).count();
+        let capped = answers.iter().filter(|a| a.contains("该客户端同时打开的连接过多")).count();
+        eprintln!("wave {wave}: {cut} cut at the deadline, {capped} refused over the cap");
+        assert!(cut >= 20, "wave {wave}: the first 20 are served until their deadline ({cut})");
+        assert!(cut < 100, "wave {wave}: {cut} of 200 connections held: the cap did not hold");
+        assert!(capped > 0, "wave {wave}: {:?}", &answers[..3]);
+    }
+    assert!(metrics::REFUSED.with_label_values(&["client_connections"]).get() >= refused_before + 300);
+    // After the flood, the flooding address's slots are free again: a claim from it goes through.
+    let client = reqwest::Client::builder().local_address(IpAddr::V4(flooder)).build().unwrap();
+    let env = envelope("9001", "H41070100001202506100910000010", json!({"signIn": {"opter_no": "0153"}}));
+    let r = client.post(format!("{}/fsi/api/rsfComIfsService/callService", app.base)).json(&env).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(app.received().await.len(), 1, "the sign-in reached the gateway; no flood bytes did");
+}
