@@ -230,6 +230,13 @@ pub(crate) fn token_scope(given: &[u8], cfg: &Config) -> Option<Scope> {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110
+/// §11.1), so `bearer` and `BEARER` are read too.
+fn bearer(v: &str) -> Option<&str> {
+    let (scheme, token) = v.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Checks the bearer token for `need`; admin is refused outright when no token is set for it
 /// (the write token also reads). The token is never logged.
 pub(crate) fn authorized(req: &HttpRequest, st: &State, need: Scope) -> Result<(), Box<HttpResponse>> {
@@ -240,16 +247,25 @@ pub(crate) fn authorized(req: &HttpRequest, st: &State, need: Scope) -> Result<(
     if !configured {
         return Err(Box::new(ApiFailure::AdminDisabled.respond()));
     }
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(bearer).unwrap_or("");
     match token_scope(given.as_bytes(), &st.cfg) {
         Some(Scope::Write) => Ok(()),
         Some(Scope::Read) if need == Scope::Read => Ok(()),
         Some(Scope::Read) => Err(Box::new(ApiFailure::ReadOnly.respond())),
         None => Err(Box::new(ApiFailure::WrongToken.respond())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
     }
 }

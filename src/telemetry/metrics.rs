@@ -121,6 +121,16 @@ pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
 });
 
 /// Rule-set activations by origin (`push`, `pull`, `last-known-good`, `local`, `rollback`).
+/// Bundles older than the running one pushed on purpose (`?force=true`).
+pub static RULESET_FORCED_OLDER: Lazy<prometheus::IntCounter> = Lazy::new(|| {
+    let c = prometheus::IntCounter::new(
+        "claimgate_ruleset_forced_older_total",
+        "Bundles created before the running one, pushed with force=true",
+    )
+    .expect("metric definition");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
+    c
+});
 pub static RULESET_ACTIVATIONS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_ruleset_activations_total", "Rule-set activations by origin", &["origin"]));
 /// Refused updates by origin and stage (`fetch`, `verify`, `compile`, `selftest`, `persist`, `rollback`).
@@ -170,6 +180,7 @@ pub fn infno_label(code: &str) -> &'static str {
 pub fn touch() {
     Lazy::force(&REQUESTS);
     Lazy::force(&INVALID);
+    Lazy::force(&RULESET_FORCED_OLDER);
     Lazy::force(&CHECK_SECONDS);
     Lazy::force(&REQUEST_SECONDS);
     Lazy::force(&RULE_HITS);
