@@ -7,7 +7,7 @@ use super::{read_body, with_headers, Active, State};
 use crate::pipeline::analysis::{self, Local};
 use crate::pipeline::exchange::{self, count_hits, Checked};
 use crate::telemetry::metrics;
-use crate::wire::{parse_head, parse_request, Infno, ParseError, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_head_for, parse_request, parse_request_for, Infno, ParseError, RequestHead, ResponseEnvelope};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     if !infno.is_checked() && !infno.is_local_analysis() {
         return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
     }
-    match run_check(&st, &body, head.take_parsed(), &active, None, None).await {
+    match run_check(&st, &body, head.take_parsed(), None, &active, None, None).await {
         Checked::Done { decision, .. } => {
             with_headers(HttpResponse::Ok().json(&decision), decision.header_value(), &active.rs.revision())
         }
@@ -46,12 +46,14 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
 
 /// Runs [`exchange::check`] on the blocking pool (history may do I/O) under `budget` (the
 /// settlement path's; `None` waits: `/v1/check` is not in the settlement path). `parsed`: the
-/// routed head with its input already read; otherwise the body is read there. `answer`: the
+/// routed head with its input already read; otherwise the body is read there (`infno`: the
+/// routed transaction, for a body that names it only in the route's path). `answer`: the
 /// gateway's answer to a pre-settlement.
 pub(super) async fn run_check(
     st: &web::Data<State>,
     body: &Bytes,
     parsed: Option<RequestHead<'static>>,
+    infno: Option<String>,
     active: &Arc<Active>,
     answer: Option<ResponseEnvelope>,
     budget: Option<Duration>,
@@ -62,7 +64,7 @@ pub(super) async fn run_check(
         let read;
         let head = match &parsed {
             Some(h) => h,
-            None => match parse_request(&body) {
+            None => match parse_request_for(&body, infno.as_deref()) {
                 Ok(h) => {
                     read = h;
                     &read
@@ -96,10 +98,10 @@ pub(super) async fn local_analysis(
 ) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
     let rev = active.rs.revision();
-    let (st2, body2, active2) = (st.clone(), body.clone(), active.clone());
+    let (st2, body2, active2, infno) = (st.clone(), body.clone(), active.clone(), head.infno.as_str().to_owned());
     // History (分解住院 at 入院登记, 重复开药 …) may do I/O: off the executor.
     let job = tokio::task::spawn_blocking(move || {
-        analysis::local(&parse_head(&body2)?, &active2.rs, &st2.history, &st2.overrides)
+        analysis::local(&parse_head_for(&body2, Some(&infno))?, &active2.rs, &st2.history, &st2.overrides)
     });
     let Ok(local) = job.await else {
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();

@@ -10,7 +10,7 @@ use super::{non_empty, read_body, with_headers, Active, State};
 use crate::pipeline::exchange::{self, infcode_of, Checked, Judge, Pending, Verdict};
 use crate::rules::Action;
 use crate::telemetry::metrics::{self, infno_label};
-use crate::wire::{parse_request, Infno, ParseError, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_request_for, Infno, ParseError, RequestHead, ResponseEnvelope};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -32,7 +32,8 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
         }
     };
     // One pass: a fee upload's lines are parsed with the head, and the check takes them over.
-    let head = match parse_request(&body) {
+    // On `…/callService/{infno}` the path names the transaction when the body does not.
+    let head = match parse_request_for(&body, req.match_info().get("infno")) {
         Ok(h) => h,
         Err(e) => return invalid(&e, "", "other", None),
     };
@@ -40,6 +41,11 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     let resp = route(&req, &body, &head, &st, label).await;
     metrics::REQUEST_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
     resp
+}
+
+/// Any method but POST on the claim routes (a browser's GET, a HEAD probe): 405 in the envelope.
+pub async fn not_post() -> HttpResponse {
+    Failure::NotPost.respond("")
 }
 
 fn judge<'a>(
@@ -87,11 +93,11 @@ async fn route(
     let Some(active) = active else {
         // No rule set: fail-open forwards unchecked (a valid message only), fail-closed refuses.
         if st.cfg.fail_open {
-            if let Err(e) = validated(body).await {
+            if let Err(e) = validated(body, head).await {
                 return invalid(&e, area, label, None);
             }
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
-            let pending = judge(st, head, "none", None, label).unchecked();
+            let pending = judge(st, head, "none", None, label).unchecked("no_ruleset");
             return forward(req, body, head, st, Some(pending), label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
@@ -103,7 +109,7 @@ async fn route(
     let presettle = matches!(infno, Infno::OutpatientPreSettle | Infno::InpatientPreSettle);
     let mut early = None;
     if presettle && st.upstream.is_some() {
-        if let Err(e) = validated(body).await {
+        if let Err(e) = validated(body, head).await {
             return invalid(&e, area, label, Some(&rev));
         }
         match call_upstream(req, body, head, st, label).await {
@@ -116,11 +122,14 @@ async fn route(
     }
     let early_env = early.as_ref().and_then(|(_, p)| p.clone());
     let budget = Duration::from_millis(st.cfg.check_budget_ms.max(1));
+    let routed = Some(head.infno.as_str().to_owned());
     let checked =
-        match super::check::run_check(st, body, head.take_parsed(), &active, early_env.clone(), Some(budget)).await {
+        match super::check::run_check(st, body, head.take_parsed(), routed, &active, early_env.clone(), Some(budget))
+            .await
+        {
             // A check that did not finish (over budget, a kind panicked) may be forwarded by the fail
             // policy: only once the message is known to be valid.
-            Checked::Failed(why) => match validated(body).await {
+            Checked::Failed(why) => match validated(body, head).await {
                 Ok(()) => Checked::Failed(why),
                 Err(e) => Checked::Bad(e),
             },
@@ -128,7 +137,10 @@ async fn route(
         };
     match judge(st, head, &rev, Some(&active), label).verdict(checked) {
         Verdict::Bad(e) => invalid(&e, area, label, Some(&rev)),
-        Verdict::Refused { budget } => with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev),
+        Verdict::Refused { budget, record } => {
+            st.journal.record(record).await;
+            with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev)
+        }
         Verdict::Block { decision, mut record } => {
             // A blocked pre-settlement was answered by the gateway; the HIS never sees that answer.
             record.gateway_infcode = early_env.as_ref().and_then(infcode_of);
@@ -136,7 +148,7 @@ async fn route(
             // The fund share the gateway computed stays known for this visit (nothing is counted as
             // paid): a settlement sent despite the block is judged on it, not waved through unchecked.
             if let Some(env) = early_env.as_ref().filter(|e| e.is_success()) {
-                exchange::learn(&st.history, body, env, None, label).await;
+                exchange::learn(&st.history, body, head.infno.as_str(), env, None, label).await;
             }
             let msg = format!("claimgate 医保智能审核拦截：{}", decision.summary(Some(Action::Block)));
             let warn = decision.summary(Some(Action::Remind));
@@ -151,7 +163,7 @@ async fn route(
             with_headers(r, decision.header_value(), &rev)
         }
         Verdict::Forward(pending) => match early {
-            Some(a) => relay(body, st, a, Some(pending), label).await,
+            Some(a) => relay(body, head.infno.as_str(), st, a, Some(pending), label).await,
             None => forward(req, body, head, st, Some(pending), label).await,
         },
     }
@@ -159,11 +171,13 @@ async fn route(
 
 /// The whole message validated as the check reads it ([`crate::pipeline::validate`]), on the
 /// blocking pool (a fee upload may be large).
-async fn validated(body: &Bytes) -> Result<(), ParseError> {
-    let body = body.clone();
-    tokio::task::spawn_blocking(move || parse_request(&body).and_then(|h| crate::pipeline::validate(&h)))
-        .await
-        .unwrap_or_else(|_| Err(ParseError::field("input", "could not be validated")))
+async fn validated(body: &Bytes, head: &RequestHead<'_>) -> Result<(), ParseError> {
+    let (body, infno) = (body.clone(), head.infno.as_str().to_owned());
+    tokio::task::spawn_blocking(move || {
+        parse_request_for(&body, Some(&infno)).and_then(|h| crate::pipeline::validate(&h))
+    })
+    .await
+    .unwrap_or_else(|_| Err(ParseError::field("input", "could not be validated")))
 }
 
 /// An invalid claim message, answered locally (`infcode -1`, the field and the reason) and counted;
@@ -207,7 +221,7 @@ async fn forward(
     label: &'static str,
 ) -> HttpResponse {
     match call_upstream(req, body, head, st, label).await {
-        Ok(reply) => relay(body, st, reply, pending, label).await,
+        Ok(reply) => relay(body, head.infno.as_str(), st, reply, pending, label).await,
         Err(resp) => match pending {
             Some(p) => {
                 let (decision, revision) = (p.decision, p.revision.clone());
@@ -224,6 +238,7 @@ async fn forward(
 /// (durably, before the HIS hears of it), and relays the answer byte for byte.
 async fn relay(
     body: &Bytes,
+    infno: &str,
     st: &web::Data<State>,
     (answer, parsed): Reply,
     pending: Option<Pending>,
@@ -241,7 +256,7 @@ async fn relay(
     if let (Some(upload), Some(env)) = (learns, parsed.as_ref()) {
         // An accepted exchange becomes history before the HIS is told it was accepted: a claim
         // that was acknowledged is never missing from history. Uploads reuse the check's claims.
-        exchange::learn(&st.history, body, env, upload, label).await;
+        exchange::learn(&st.history, body, infno, env, upload, label).await;
     }
     let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (k, v) in &answer.headers {

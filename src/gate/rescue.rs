@@ -82,6 +82,8 @@ pub enum Failure<'a> {
     FeedbackRefused(&'a str),
     /// A transaction claimgate answers itself but does not support (200).
     Unsupported,
+    /// The claim route was called with another method than POST (405, `Allow: POST`).
+    NotPost,
     // The gateway (upstream).
     /// No gateway is configured (check-only mode) and the message must be forwarded (502).
     NoUpstream,
@@ -108,6 +110,7 @@ impl Failure<'_> {
                 StatusCode::OK
             }
             Failure::NoKey => StatusCode::UNAUTHORIZED,
+            Failure::NotPost => StatusCode::METHOD_NOT_ALLOWED,
             Failure::BadKey => StatusCode::FORBIDDEN,
             Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Failure::NoUpstream => StatusCode::BAD_GATEWAY,
@@ -136,6 +139,7 @@ impl Failure<'_> {
             }
             Failure::FeedbackRefused(why) => format!("claimgate: 3103反馈未生效：{why}").into(),
             Failure::Unsupported => "claimgate: 不支持的交易".into(),
+            Failure::NotPost => "claimgate: 医保交易接口只接受POST请求（请求体为JSON交易报文）".into(),
             Failure::NoUpstream => "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发".into(),
             Failure::Upstream(e) => format!("claimgate: {e}").into(),
             Failure::NotReady => "claimgate: 审核规则尚未就绪".into(),
@@ -153,6 +157,9 @@ impl Failure<'_> {
         let mut r = error(self.status(), admdvs, &self.message());
         if matches!(self, Failure::RateLimited { .. }) {
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        if matches!(self, Failure::NotPost) {
+            r.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         }
         if matches!(self, Failure::BadInput(ParseError::BodyTimeout(_))) {
             // The rest of a stalled body may still come: the connection cannot carry another request.

@@ -74,6 +74,10 @@ pub struct Record {
     /// The `jr_id`s a local 3101/3102 answer handed out, so a later 3103 answer links to its
     /// rule, department and doctor.
     pub jr: Vec<JrLink>,
+    /// Why an `unchecked` message went without a judgement: `budget` (the check ran over
+    /// `check_budget_ms`), `internal` (a kind failed), `no_ruleset`, `encrypted`; empty otherwise.
+    #[serde(default)]
+    pub fallback: String,
 }
 
 /// Where a journaled message came from: its head's ids (the journal does not read the wire).
@@ -122,6 +126,7 @@ impl Record {
             gateway_infcode: None,
             hits: d.map(HitRecord::from_decision).unwrap_or_default(),
             jr: Vec::new(),
+            fallback: String::new(),
         }
     }
 }

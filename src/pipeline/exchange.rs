@@ -120,8 +120,9 @@ pub enum Verdict {
     Forward(Pending),
     /// The HIS's message cannot be read.
     Bad(ParseError),
-    /// The check failed and the fail policy refuses the claim (`budget`: it ran out of time).
-    Refused { budget: bool },
+    /// The check failed and the fail policy refuses the claim (`budget`: it ran out of time); the
+    /// record says why (`fallback`), with no gateway outcome.
+    Refused { budget: bool, record: Record },
 }
 
 /// Where the verdict is given: the message, the rule set's revision and strongest block, the
@@ -144,23 +145,20 @@ impl Judge<'_> {
         record_of(self.head, claims, d, self.revision, self.pseudo)
     }
 
-    /// A message forwarded without a judgement (encrypted, fail-open, no rule set).
-    pub fn unchecked(&self) -> Pending {
+    /// A message forwarded without a judgement, and why (`encrypted`, `budget`, `internal`,
+    /// `no_ruleset`): the journal record says so.
+    pub fn unchecked(&self, why: &'static str) -> Pending {
         metrics::REQUESTS.with_label_values(&[self.label, "unchecked"]).inc();
-        Pending {
-            decision: "unchecked",
-            revision: self.revision.to_owned(),
-            reminders: None,
-            learnt: None,
-            record: self.record(&[], None),
-        }
+        let mut record = self.record(&[], None);
+        record.fallback = why.to_owned();
+        Pending { decision: "unchecked", revision: self.revision.to_owned(), reminders: None, learnt: None, record }
     }
 
     /// The verdict on what the check came to; counted and logged here.
     pub fn verdict(&self, checked: Checked) -> Verdict {
         let (claims, d, overridden) = match checked {
             Checked::Done { claims, decision, overridden } => (claims, decision, overridden),
-            Checked::Encrypted(_) => return Verdict::Forward(self.unchecked()),
+            Checked::Encrypted(_) => return Verdict::Forward(self.unchecked("encrypted")),
             // Counted where it is answered (`gate::proxy`), with the messages refused before a check.
             Checked::Bad(e) => return Verdict::Bad(e),
             Checked::Failed(why) => return self.failed(why),
@@ -197,12 +195,14 @@ impl Judge<'_> {
         if self.policy.opens(self.strongest_block, self.fail_open) {
             tracing::error!(infno = self.label, why, "check failed; forwarded unchecked (fail-open)");
             metrics::FALLBACKS.with_label_values(&[if budget { "budget" } else { "internal_open" }]).inc();
-            return Verdict::Forward(self.unchecked());
+            return Verdict::Forward(self.unchecked(why));
         }
         tracing::error!(infno = self.label, why, "check failed; refused (fail-closed)");
         metrics::FALLBACKS.with_label_values(&[if budget { "budget_closed" } else { "internal_closed" }]).inc();
         metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
-        Verdict::Refused { budget }
+        let mut record = self.record(&[], None);
+        record.fallback = if budget { "budget_closed" } else { "internal_closed" }.to_owned();
+        Verdict::Refused { budget, record }
     }
 }
 
@@ -264,15 +264,23 @@ pub fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
 }
 
 /// Learns an accepted exchange into history on the blocking pool; durable when this returns.
+/// `infno`: the routed transaction (the body may name it only in the route's path).
 /// A store failure is logged and counted (the gateway has already committed; the answer goes on).
-pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEnvelope, upload: Learn, label: &str) {
-    let (history, env, raw) = (history.clone(), env.clone(), body.clone());
+pub async fn learn(
+    history: &Arc<History>,
+    body: &bytes::Bytes,
+    infno: &str,
+    env: &ResponseEnvelope,
+    upload: Learn,
+    label: &str,
+) {
+    let (history, env, raw, infno) = (history.clone(), env.clone(), body.clone(), infno.to_owned());
     let learnt = tokio::task::spawn_blocking(move || {
         match upload {
             Some((head, claims)) => history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
             // The route read this head already; it reads the same again (not a store's failure
             // if it did not).
-            None => match crate::wire::parse_head(&raw) {
+            None => match crate::wire::parse_head_for(&raw, Some(&infno)) {
                 Ok(head) => history.learn_durably_parsed(&head, &raw, Some(&env), None),
                 Err(e) => return Err(format!("request: {e}")),
             },

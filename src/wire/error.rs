@@ -74,6 +74,7 @@ fn field_reason_zh(reason: &str) -> &'static str {
         ("more than one visit", "一次上传中含有多个就诊（mdtrt_id）的明细"),
         ("more than one person", "一次上传中含有多个参保人（psn_no）的明细"),
         ("duplicate", "字段或编号重复"),
+        ("does not match the infno", "与URL路径中的交易编号不一致"),
         ("invalid length", "数组长度不正确"),
     ];
     TABLE.iter().find(|(en, _)| reason.contains(en)).map_or("格式不正确", |(_, zh)| zh)

@@ -200,3 +200,52 @@ async fn a_flood_of_stalled_connections_from_one_client_is_capped_and_cut_while_
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(app.received().await.len(), 1, "the sign-in reached the gateway; no flood bytes did");
 }
+
+// === envelopes for every answer a client can read ===
+
+#[actix_web::test]
+async fn another_method_than_post_on_the_claim_routes_is_answered_in_the_envelope() {
+    // Arrange
+    let app = spawn_app().await;
+    for path in ["/fsi/api/rsfComIfsService/callService", "/fsi/api/rsfComIfsService/callService/2204"] {
+        // Act
+        let r = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        // Assert
+        assert_eq!(r.status().as_u16(), 405, "{path}");
+        assert_eq!(r.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+        let env: Value = r.json().await.unwrap();
+        assert_eq!(env["infcode"], -1);
+        assert!(env["err_msg"].as_str().unwrap().contains("只接受POST请求"), "{env}");
+    }
+}
+
+#[actix_web::test]
+async fn the_infno_route_takes_the_transaction_from_its_path_when_the_body_lacks_it() {
+    // Arrange: a gateway called 广东-style, with the infno in the URL.
+    let app = spawn_app_with(Options {
+        tweak: Box::new(|c| {
+            c.upstream = c.upstream.as_ref().map(|u| format!("{u}/{{infno}}"));
+        }),
+        ..Options::default()
+    })
+    .await;
+    let (psn, visit) = register(&app, MAN, "11", 1).await;
+    let mut env = envelope("2206", "H4107010000120250610PATH0001", settle_data(&psn, &visit, json!("20.00")));
+    env.as_object_mut().unwrap().remove("infno");
+    let url = format!("{}/fsi/api/rsfComIfsService/callService/2206", app.base);
+    // Act
+    let r = app.client.post(&url).json(&env).send().await.unwrap();
+    // Assert: checked as a 2206 and forwarded to the gateway's 2206 URL.
+    assert_eq!(r.headers().get("x-claimgate-decision").and_then(|v| v.to_str().ok()), Some("pass"));
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["infcode"], 0, "{answer}");
+    assert!(app.received().await.iter().any(|m| m["infno"] == "2206"));
+    // A body naming another transaction than its path is refused, and not forwarded.
+    let before = app.received().await.len();
+    env["infno"] = json!("2207");
+    env["msgid"] = json!("H4107010000120250610PATH0002");
+    let r: Value = app.client.post(&url).json(&env).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["infcode"], -1);
+    assert!(r["err_msg"].as_str().unwrap().contains("infno：与URL路径中的交易编号不一致"), "{r}");
+    assert_eq!(app.received().await.len(), before);
+}

@@ -43,6 +43,7 @@ fn rec(
         gateway_infcode: None,
         hits,
         jr,
+        fallback: String::new(),
     }
 }
 
