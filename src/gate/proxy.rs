@@ -173,11 +173,9 @@ async fn route(
 /// blocking pool (a fee upload may be large).
 async fn validated(body: &Bytes, head: &RequestHead<'_>) -> Result<(), ParseError> {
     let (body, infno) = (body.clone(), head.infno.as_str().to_owned());
-    tokio::task::spawn_blocking(move || {
-        parse_request_for(&body, Some(&infno)).and_then(|h| crate::pipeline::validate(&h))
-    })
-    .await
-    .unwrap_or_else(|_| Err(ParseError::field("input", "could not be validated")))
+    tokio::task::spawn_blocking(move || crate::pipeline::validate_request(&body, &infno))
+        .await
+        .unwrap_or_else(|_| Err(ParseError::field("input", "could not be validated")))
 }
 
 /// An invalid claim message, answered locally (`infcode -1`, the field and the reason) and counted;

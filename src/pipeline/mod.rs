@@ -36,6 +36,15 @@ fn input<'a>(head: &RequestHead<'a>) -> Result<&'a str, ParseError> {
     }
 }
 
+/// [`validate`] on a request's bytes, routed as `infno` (the body may name it only in the path):
+/// what the proxy runs, on the blocking pool, before a claim may leave without a judgement.
+///
+/// # Errors
+/// [`ParseError`] naming the field.
+pub fn validate_request(body: &[u8], infno: &str) -> Result<(), ParseError> {
+    crate::wire::parse_request_for(body, Some(infno)).and_then(|h| validate(&h))
+}
+
 /// Validates a claim message in full without history: the envelope fields a claim needs (a
 /// `msgid` sent as a string, an `input` object) and its body read and normalised exactly as the
 /// check reads it. What the proxy runs before a message leaves unjudged (a pre-settlement goes to
