@@ -120,7 +120,9 @@ pub fn request(data: &[u8]) {
     };
     let Ok(head) = crate::wire::parse_request_for(body, path_infno) else { return };
     let infno = head.infno.as_str().to_owned();
-    if !crate::wire::Infno::parse(&infno).is_checked() || crate::pipeline::exchange::check_envelope(&head).is_err() {
+    if !crate::wire::Infno::parse(&infno).is_checked()
+        || crate::pipeline::exchange::check_envelope(&head, body).is_err()
+    {
         // Relayed untouched (not a claim), or answered locally (an envelope the claim lacks).
         return;
     }

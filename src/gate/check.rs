@@ -113,7 +113,7 @@ pub(super) async fn local_analysis(
             let mut rec = exchange::record_of(head, &claims, Some(&a.merged), &rev, &st.journal.pseudo);
             // Each jr_id handed out is journaled with its rule, so the doctor's 3103 answer links back.
             rec.jr = a.jr;
-            st.journal.record(rec).await;
+            st.journal.record_acknowledged(rec).await;
             let hv = a.merged.header_value();
             metrics::REQUESTS.with_label_values(&[label, hv]).inc();
             with_headers(rescue::answer(area, None, serde_json::json!({"result": a.results})), hv, &rev)
@@ -122,6 +122,8 @@ pub(super) async fn local_analysis(
             for f in recorded.feedback {
                 st.journal.feedback(f).await;
             }
+            // The doctor is told the answer was recorded: it is durable first.
+            st.journal.flush().await;
             match recorded.outcome {
                 Ok(()) => {}
                 Err(analysis::Refused::MissingReason(i)) => return Failure::MissingReason(i).respond(area),

@@ -87,7 +87,7 @@ async fn route(
     }
     // Nothing invalid leaves for the gateway: the envelope is checked here, the body by the check,
     // or in full before any path that forwards without a judgement (below).
-    if let Err(e) = exchange::check_envelope(head) {
+    if let Err(e) = exchange::check_envelope(head, body) {
         return invalid(&e, area, label, None);
     }
     let Some(active) = active else {
@@ -138,13 +138,13 @@ async fn route(
     match judge(st, head, &rev, Some(&active), label).verdict(checked) {
         Verdict::Bad(e) => invalid(&e, area, label, Some(&rev)),
         Verdict::Refused { budget, record } => {
-            st.journal.record(record).await;
+            st.journal.record_acknowledged(record).await;
             with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev)
         }
         Verdict::Block { decision, mut record } => {
             // A blocked pre-settlement was answered by the gateway; the HIS never sees that answer.
             record.gateway_infcode = early_env.as_ref().and_then(infcode_of);
-            st.journal.record(record).await;
+            st.journal.record_acknowledged(record).await;
             // The fund share the gateway computed stays known for this visit (nothing is counted as
             // paid): a settlement sent despite the block is judged on it, not waved through unchecked.
             if let Some(env) = early_env.as_ref().filter(|e| e.is_success()) {
@@ -157,7 +157,7 @@ async fn route(
         }
         Verdict::Answer { decision, record } => {
             // Check-only mode: claimgate answers the claim itself.
-            st.journal.record(record).await;
+            st.journal.record_acknowledged(record).await;
             let warn = decision.summary(None);
             let r = rescue::answer(area, non_empty(&warn), serde_json::json!({"claimgate": &decision}));
             with_headers(r, decision.header_value(), &rev)
@@ -224,7 +224,7 @@ async fn forward(
             Some(p) => {
                 let (decision, revision) = (p.decision, p.revision.clone());
                 // Journaled with no gateway outcome: the claim did not go through.
-                st.journal.record(p.settle(None).0).await;
+                st.journal.record_acknowledged(p.settle(None).0).await;
                 with_headers(resp, decision, &revision)
             }
             None => resp,
@@ -246,7 +246,7 @@ async fn relay(
         Some(mut p) => {
             let (decision, revision, reminders) = (p.decision, p.revision.clone(), p.reminders.take());
             let (record, learns) = p.settle(parsed.as_ref());
-            st.journal.record(record).await;
+            st.journal.record_acknowledged(record).await;
             (Some((decision, revision)), reminders, learns)
         }
         None => (None, None, parsed.as_ref().is_some_and(ResponseEnvelope::is_success).then_some(None)),

@@ -186,7 +186,8 @@ pub struct Feedback {
 enum Msg {
     Decision(Box<Record>),
     Feedback(Feedback),
-    Flush(std::sync::mpsc::Sender<()>),
+    /// Answered once every record queued before it is durable (written, or in the spill file).
+    Flush(tokio::sync::oneshot::Sender<()>),
     /// Prune now (whatever the last prune), then answer with the number of decisions removed.
     Prune(std::sync::mpsc::Sender<u64>),
 }
@@ -518,10 +519,21 @@ impl Journal {
     /// Waits until everything queued before the call is durable: in the store, or (shared store
     /// down or slow) in the spill file.
     pub async fn flush(&self) {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = tokio::task::spawn_blocking(move || rx.recv()).await;
+            let _ = rx.await;
         }
+    }
+
+    /// Journals a decision the HIS is about to be told, and returns once it is durable: written
+    /// in the journal's store, or (with the shared store, when it is down or slower than
+    /// `spill_after`) in the local spill file. A `kill -9` after the HIS heard the answer cannot
+    /// lose the record. Concurrent callers share one transaction (the intake thread batches them),
+    /// so the cost is one group commit, as for history's durable learn; with the shared store the
+    /// wait is bounded by `spill_after`.
+    pub async fn record_acknowledged(&self, r: Record) {
+        self.record(r).await;
+        self.flush().await;
     }
 
     /// Where the journal lives (for messages).

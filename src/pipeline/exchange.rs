@@ -68,12 +68,25 @@ pub enum Checked {
     Failed(&'static str),
 }
 
-/// The envelope fields a claim transaction must carry beyond what the check reads: `msgid`
-/// (发送方报文ID), present and a string — retries are recognised by it, and a number loses digits.
+/// What a claim message must be beyond what the check reads: UTF-8 throughout (the head's parse
+/// skips the fields it does not know without looking at their bytes; JSON is UTF-8, and a gateway
+/// must not receive what it cannot decode), and a `msgid` (发送方报文ID) present and a string —
+/// retries are recognised by it, and a number loses digits.
+///
+/// # Errors
+/// [`ParseError`] naming `msgid`, or the body's encoding.
+pub fn check_envelope(head: &RequestHead<'_>, body: &[u8]) -> Result<(), ParseError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(ParseError::Json("body is not valid UTF-8".into()));
+    }
+    check_msgid(head)
+}
+
+/// `msgid` present and sent as a string (see [`check_envelope`]).
 ///
 /// # Errors
 /// [`ParseError`] naming `msgid`.
-pub fn check_envelope(head: &RequestHead<'_>) -> Result<(), ParseError> {
+pub fn check_msgid(head: &RequestHead<'_>) -> Result<(), ParseError> {
     if head.msgid.is_numeric() {
         return Err(ParseError::field("msgid", "must be a string (C30), not a number"));
     }

@@ -42,7 +42,9 @@ fn input<'a>(head: &RequestHead<'a>) -> Result<&'a str, ParseError> {
 /// # Errors
 /// [`ParseError`] naming the field.
 pub fn validate_request(body: &[u8], infno: &str) -> Result<(), ParseError> {
-    crate::wire::parse_request_for(body, Some(infno)).and_then(|h| validate(&h))
+    let head = crate::wire::parse_request_for(body, Some(infno))?;
+    exchange::check_envelope(&head, body)?;
+    validate(&head)
 }
 
 /// Validates a claim message in full without history: the envelope fields a claim needs (a
@@ -54,7 +56,7 @@ pub fn validate_request(body: &[u8], infno: &str) -> Result<(), ParseError> {
 /// # Errors
 /// [`ParseError`] naming the field.
 pub fn validate(head: &RequestHead<'_>) -> Result<(), ParseError> {
-    exchange::check_envelope(head)?;
+    exchange::check_msgid(head)?;
     match prepare(head, &crate::claim::normalize::NoFacts) {
         Ok(_) | Err(ParseError::Encrypted(_)) => Ok(()),
         Err(e) => Err(e),

@@ -43,6 +43,7 @@ impl ParseError {
     /// detail follows in the renderer, for the integrator).
     pub fn reason_zh(&self) -> String {
         match self {
+            ParseError::Json(e) if e.contains("UTF-8") => "报文不是UTF-8编码的JSON".into(),
             ParseError::Json(_) => "报文不是合法的JSON".into(),
             ParseError::TooDeep(n) => format!("报文JSON嵌套超过{n}层"),
             ParseError::TooLarge(n) => format!("报文超过{n}字节"),
