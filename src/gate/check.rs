@@ -1,6 +1,7 @@
 //! What claimgate answers without the gateway: `/v1/check` (the decision JSON), 3101/3102 in the
 //! national format and 3103 recorded (`pipeline::analysis::local`), and the check every claim
-//! runs, on the blocking pool under the time budget (`pipeline::exchange::check`).
+//! runs, on the blocking pool under the time budget (`pipeline::exchange::check`); the answers to
+//! invalid claim messages and to other methods than POST on the claim routes.
 
 use super::rescue::{self, ApiFailure, Failure};
 use super::{read_body, with_headers, Active, State};
@@ -137,5 +138,32 @@ pub(super) async fn local_analysis(
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
             Failure::BadInput(&e).respond(area)
         }
+    }
+}
+
+/// Any method but POST on the claim routes (a browser's GET, a HEAD probe): 405 in the envelope.
+pub async fn not_post() -> HttpResponse {
+    Failure::NotPost.respond("")
+}
+
+/// The whole message validated as the check reads it ([`crate::pipeline::validate`]), on the
+/// blocking pool (a fee upload may be large).
+pub(super) async fn validated(body: &Bytes, head: &RequestHead<'_>) -> Result<(), ParseError> {
+    let (body, infno) = (body.clone(), head.infno.as_str().to_owned());
+    tokio::task::spawn_blocking(move || crate::pipeline::validate_request(&body, &infno))
+        .await
+        .unwrap_or_else(|_| Err(ParseError::field("input", "could not be validated")))
+}
+
+/// An invalid claim message, answered locally (`infcode -1`, the field and the reason) and counted;
+/// the gateway never sees it.
+pub(super) fn invalid(e: &ParseError, area: &str, label: &'static str, rev: Option<&str>) -> HttpResponse {
+    metrics::INVALID.with_label_values(&[label]).inc();
+    metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+    tracing::info!(infno = label, error = %e, "invalid claim message answered locally");
+    let r = Failure::BadInput(e).respond(area);
+    match rev {
+        Some(rev) => with_headers(r, "error", rev),
+        None => r,
     }
 }

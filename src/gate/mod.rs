@@ -193,8 +193,8 @@ pub fn routes(app: &mut web::ServiceConfig, proxy_path: &str) {
         .route(proxy_path, web::post().to(proxy::proxy))
         .route("/fsi/api/rsfComIfsService/callService/{infno}", web::post().to(proxy::proxy))
         // Any other method on the claim routes: an envelope the HIS can show, not an empty 404.
-        .route(proxy_path, web::route().to(proxy::not_post))
-        .route("/fsi/api/rsfComIfsService/callService/{infno}", web::route().to(proxy::not_post))
+        .route(proxy_path, web::route().to(check::not_post))
+        .route("/fsi/api/rsfComIfsService/callService/{infno}", web::route().to(check::not_post))
         .route("/v1/check", web::post().to(check::check))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))

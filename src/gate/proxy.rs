@@ -5,12 +5,13 @@
 //! blocking pool under the budget → `Judge::verdict`] → block or answer: the envelope |
 //! forward: the same bytes → `Pending::settle` (journal, learn) → relay the gateway's bytes.
 
+use super::check::{invalid, validated};
 use super::rescue::{self, Failure};
 use super::{non_empty, read_body, with_headers, Active, State};
 use crate::pipeline::exchange::{self, infcode_of, Checked, Judge, Pending, Verdict};
 use crate::rules::Action;
 use crate::telemetry::metrics::{self, infno_label};
-use crate::wire::{parse_request_for, Infno, ParseError, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_request_for, Infno, RequestHead, ResponseEnvelope};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -41,11 +42,6 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     let resp = route(&req, &body, &head, &st, label).await;
     metrics::REQUEST_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
     resp
-}
-
-/// Any method but POST on the claim routes (a browser's GET, a HEAD probe): 405 in the envelope.
-pub async fn not_post() -> HttpResponse {
-    Failure::NotPost.respond("")
 }
 
 fn judge<'a>(
@@ -166,28 +162,6 @@ async fn route(
             Some(a) => relay(body, head.infno.as_str(), st, a, Some(pending), label).await,
             None => forward(req, body, head, st, Some(pending), label).await,
         },
-    }
-}
-
-/// The whole message validated as the check reads it ([`crate::pipeline::validate`]), on the
-/// blocking pool (a fee upload may be large).
-async fn validated(body: &Bytes, head: &RequestHead<'_>) -> Result<(), ParseError> {
-    let (body, infno) = (body.clone(), head.infno.as_str().to_owned());
-    tokio::task::spawn_blocking(move || crate::pipeline::validate_request(&body, &infno))
-        .await
-        .unwrap_or_else(|_| Err(ParseError::field("input", "could not be validated")))
-}
-
-/// An invalid claim message, answered locally (`infcode -1`, the field and the reason) and counted;
-/// the gateway never sees it.
-fn invalid(e: &ParseError, area: &str, label: &'static str, rev: Option<&str>) -> HttpResponse {
-    metrics::INVALID.with_label_values(&[label]).inc();
-    metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
-    tracing::info!(infno = label, error = %e, "invalid claim message answered locally");
-    let r = Failure::BadInput(e).respond(area);
-    match rev {
-        Some(rev) => with_headers(r, "error", rev),
-        None => r,
     }
 }
 
