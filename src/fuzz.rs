@@ -6,6 +6,8 @@
 
 use crate::rules::{Action, CompiledRuleSet, PackSource};
 use once_cell::sync::Lazy;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 static PACK: Lazy<Option<PackSource>> = Lazy::new(|| {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rulesets/national-baseline");
@@ -95,4 +97,149 @@ pub fn bundle(data: &[u8]) {
     };
     let Some(today) = chrono::NaiveDate::from_ymd_opt(2026, 1, 1) else { return };
     let _ = crate::reload::verify(data, &[], &limits, today);
+}
+
+/// An empty in-memory history and no overrides, for [`request`]'s check.
+static HISTORY: Lazy<crate::history::History> = Lazy::new(|| crate::history::History::ephemeral(Some(2)));
+static OVERRIDES: Lazy<crate::pipeline::overrides::Overrides> =
+    Lazy::new(crate::pipeline::overrides::Overrides::default);
+
+/// The whole request path of the intercepted route, head and body to what may leave for the
+/// gateway: the first byte picks the route (`…/callService`, or `…/callService/{infno}` for one
+/// of the claim infnos), the rest is the body. The route reads it (`wire::parse_request_for`),
+/// checks the envelope (`exchange::check_envelope`), and either judges it (`exchange::check`;
+/// a judged claim leaves on `Checked::Done`) or, on the paths that forward without a judgement
+/// (a pre-settlement before its check, a check over budget, no rule set), validates it
+/// (`pipeline::validate_request`). The property: whatever may leave passes [`leaves_valid`], an
+/// oracle written apart from the wire types, over the raw JSON text of the national fields.
+pub fn request(data: &[u8]) {
+    let Some((&pick, body)) = data.split_first() else { return };
+    let path_infno = match usize::from(pick) % (INFNOS.len() + 2) {
+        i if i < INFNOS.len() => Some(INFNOS[i]),
+        _ => None,
+    };
+    let Ok(head) = crate::wire::parse_request_for(body, path_infno) else { return };
+    let infno = head.infno.as_str().to_owned();
+    if !crate::wire::Infno::parse(&infno).is_checked()
+        || crate::pipeline::exchange::check_envelope(&head, body).is_err()
+    {
+        // Relayed untouched (not a claim), or answered locally (an envelope the claim lacks).
+        return;
+    }
+    if crate::pipeline::validate_request(body, &infno).is_ok() {
+        assert!(leaves_valid(body, &infno), "validated for an unjudged forward, but invalid: {}", show(body));
+    }
+    let Some(rs) = RULES.as_ref() else { return };
+    let checked = crate::pipeline::exchange::check(&head, rs, &HISTORY, &OVERRIDES, None, |_, _| {});
+    if matches!(checked, crate::pipeline::exchange::Checked::Done { .. }) {
+        assert!(leaves_valid(body, &infno), "judged and forwardable, but invalid: {}", show(body));
+    }
+}
+
+fn show(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(2000)]).into_owned()
+}
+
+type Fields = BTreeMap<String, Box<RawValue>>;
+
+/// The oracle: a claim body the gateway may receive has `msgid` as a non-empty string, `input` as
+/// an object (or a string declared by `enc_type`), and every amount, quantity and price the
+/// national interface defines for the transaction as plain decimal text of its `N16,S` type.
+fn leaves_valid(body: &[u8], infno: &str) -> bool {
+    let Ok(top) = serde_json::from_slice::<Fields>(body) else { return false };
+    let text = |v: &RawValue| serde_json::from_str::<String>(v.get()).ok();
+    if top.get("msgid").and_then(|m| text(m)).is_none_or(|m| m.trim().is_empty()) {
+        return false;
+    }
+    let Some(input) = top.get("input") else { return false };
+    if input.get().starts_with('"') {
+        return top.get("enc_type").and_then(|e| text(e)).is_some_and(|e| !e.trim().is_empty());
+    }
+    let Ok(input) = serde_json::from_str::<Fields>(input.get()) else { return false };
+    match infno.get(..4).unwrap_or(infno) {
+        "2204" | "2301" => {
+            let Some(lines) = input.get("feedetail") else { return true };
+            let Ok(lines) = serde_json::from_str::<Option<Vec<Fields>>>(lines.get()) else { return false };
+            lines.unwrap_or_default().iter().all(|l| {
+                decimal_ok(l.get("det_item_fee_sumamt").map(|b| &**b), 2, true)
+                    && decimal_ok(l.get("cnt").map(|b| &**b), 4, true)
+                    && decimal_ok(l.get("pric").map(|b| &**b), 6, false)
+                    && decimal_ok(l.get("prd_days").map(|b| &**b), 4, false)
+            })
+        }
+        "2206" | "2207" | "2303" | "2304" => {
+            let Some(data) = input.get("data") else { return true };
+            let Ok(data) = serde_json::from_str::<Fields>(data.get()) else { return false };
+            ["medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt"]
+                .iter()
+                .all(|f| decimal_ok(data.get(*f).map(|b| &**b), 2, false))
+        }
+        _ => true,
+    }
+}
+
+/// A national `N16,scale` value: absent, null or "", else a JSON number or string of digits with an
+/// optional `-` (when `signed`), at most `16 - scale` significant integer digits and no non-zero
+/// digit past `scale` decimals; no exponent, no `+`, nothing else.
+fn decimal_ok(v: Option<&RawValue>, scale: usize, signed: bool) -> bool {
+    let Some(v) = v else { return true };
+    let raw = v.get();
+    let t = if raw.starts_with('"') {
+        match serde_json::from_str::<String>(raw) {
+            Ok(s) => s,
+            Err(_) => return false,
+        }
+    } else if raw == "null" {
+        return true;
+    } else {
+        raw.to_owned()
+    };
+    let t = t.trim();
+    if t.is_empty() {
+        return raw.starts_with('"');
+    }
+    let unsigned = match t.strip_prefix('-') {
+        Some(rest) if signed => rest,
+        Some(_) => return false,
+        None => t,
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || (unsigned.contains('.') && frac.is_empty()) {
+        return false;
+    }
+    int.trim_start_matches('0').len() <= 16 - scale && frac.chars().skip(scale).all(|c| c == '0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oracle_reads_the_national_types() {
+        let v = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
+        assert!(decimal_ok(Some(&v("12.50")), 2, false));
+        assert!(decimal_ok(Some(&v("\"12.500\"")), 2, false));
+        assert!(decimal_ok(Some(&v("null")), 2, false));
+        for bad in ["1e2", "\"abc\"", "true", "[]", "-1", "20.001", "\"1.\"", "100000000000000"] {
+            assert!(!decimal_ok(Some(&v(bad)), 2, false), "{bad}");
+        }
+        assert!(decimal_ok(Some(&v("-3")), 4, true));
+    }
+
+    #[test]
+    fn the_request_target_holds_on_valid_and_invalid_settlements() {
+        let env = |amount: &str| {
+            format!(
+                r#"{{"infno":"2206","msgid":"M1","inf_time":"2025-06-10 09:00:00","input":{{"data":{{"psn_no":"P1","mdtrt_id":"V1","medfee_sumamt":{amount}}}}}}}"#
+            )
+        };
+        for amount in ["20.00", "\"20.00\"", "1e2", "-5", "true", "20.001"] {
+            let mut data = vec![200u8];
+            data.extend_from_slice(env(amount).as_bytes());
+            request(&data);
+            let valid = crate::pipeline::validate_request(&data[1..], "2206").is_ok();
+            assert_eq!(valid, leaves_valid(&data[1..], "2206"), "{amount}");
+        }
+    }
 }

@@ -222,14 +222,27 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     let tls = state.cfg.tls.as_ref().map(tls::server_config).transpose()?;
     let (max_conn, workers, req_timeout) =
         (state.cfg.max_connections, state.cfg.workers, state.cfg.client_request_timeout_ms);
-    let server =
-        HttpServer::new(move || App::new().app_data(st.clone()).configure(|app| gate::routes(app, &proxy_path)))
-            // A client that has not sent its whole request head within this time gets 408 and is cut
-            // (slow-loris); connections above `max_connections` per worker wait in the backlog.
-            .client_request_timeout(Duration::from_millis(req_timeout))
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .max_connections(max_conn)
-            .shutdown_timeout(30);
+    let body_timeout = Duration::from_millis(state.cfg.client_body_timeout_ms);
+    let conns = gate::guard::Conns::new(state.cfg.max_connections_per_client);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(st.clone())
+            // Outermost, before any route reads a byte: the body's deadline runs from the head.
+            .wrap_fn(move |mut req, srv| {
+                gate::body_deadline(&mut req, body_timeout);
+                actix_web::dev::Service::call(srv, req)
+            })
+            .configure(|app| gate::routes(app, &proxy_path))
+    })
+    // Each connection is counted against its peer address; one over `max_connections_per_client`
+    // is refused and closed before a byte of it is read.
+    .on_connect(move |io, ext| conns.on_connect(io, ext))
+    // A client that has not sent its whole request head within this time gets 408 and is cut
+    // (slow-loris); connections above `max_connections` per worker wait in the backlog.
+    .client_request_timeout(Duration::from_millis(req_timeout))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .max_connections(max_conn)
+    .shutdown_timeout(30);
     let server = if workers > 0 { server.workers(workers) } else { server };
     let server = match tls {
         Some(t) => server.listen_rustls_0_23(listener, t)?,

@@ -130,15 +130,18 @@ pub struct Claims {
 /// The body's `input`, or why there is nothing to read.
 ///
 /// # Errors
-/// No `input`, or SM4 ciphertext ([`ParseError::Encrypted`]).
+/// No `input`, SM4 ciphertext declared by `enc_type` ([`ParseError::Encrypted`]), or an `input`
+/// that is not an object.
 pub fn input<'a>(head: &RequestHead<'a>) -> Result<&'a str, ParseError> {
     let raw = head.input.ok_or_else(|| ParseError::Missing("input".into()))?;
     let s = raw.get();
-    if s.starts_with('"') {
-        // 吉林-style SM4 ciphertext: nothing to check.
-        return Err(ParseError::Encrypted(head.enc_type.opt().unwrap_or("ciphertext").to_owned()));
+    match (s.as_bytes().first(), head.enc_type.opt()) {
+        (Some(b'{'), _) => Ok(s),
+        // 吉林-style SM4 ciphertext, declared by `enc_type`: nothing to check.
+        (Some(b'"'), Some(enc)) => Err(ParseError::Encrypted(enc.to_owned())),
+        // A string without `enc_type`, an array, a number, null: not a transaction input.
+        _ => Err(ParseError::field("input", "not an object (and no enc_type declares it encrypted)")),
     }
-    Ok(s)
 }
 
 fn static_infno(code: &str) -> &'static str {

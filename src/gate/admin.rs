@@ -79,10 +79,15 @@ async fn task<T: Send + 'static>(
         .map_err(|e| ApiFailure::Internal(format!("{what} task: {e}")).respond())
 }
 
-/// `PUT /admin/v1/ruleset`: the body is a bundle file. Verified, compiled and self-tested before it
-/// replaces the running set; refused with the reason otherwise (the running set stays).
+/// `PUT /admin/v1/ruleset[?force=true]`: the body is a bundle file. Verified, compiled and
+/// self-tested before it replaces the running set; refused with the reason otherwise (the running
+/// set stays). A bundle created before the running one needs `force=true` (logged and counted).
 pub async fn push(req: HttpRequest, payload: web::Payload, st: web::Data<State>) -> HttpResponse {
-    let work = |r: &Reloader, body| r.activate_bundle(body, Origin::Push);
+    let force = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("force").map(|v| v == "true" || v == "1"))
+        .unwrap_or(false);
+    let work = move |r: &Reloader, body| r.activate_bundle_forced(body, Origin::Push, force);
     match task(&req, &st, Scope::Write, Some(payload), "activation", work).await {
         Ok(r) => answer(&st, r),
         Err(resp) => resp,
@@ -100,9 +105,12 @@ pub async fn rollback(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
 /// Reads a bundle body within `bundles.max_bundle_bytes` (the proxy's bounded reader).
 async fn read_bundle(req: &HttpRequest, payload: web::Payload, st: &State) -> Result<Vec<u8>, ApiFailure<'static>> {
     let limit = st.cfg.bundles.max_bundle_bytes;
-    match super::read_body(req, payload, usize::try_from(limit).unwrap_or(usize::MAX)).await {
+    match super::read_body(req, payload, usize::try_from(limit).unwrap_or(usize::MAX), st.cfg.client_body_timeout_ms)
+        .await
+    {
         Ok(b) => Ok(b.to_vec()),
         Err(crate::wire::ParseError::TooLarge(_)) => Err(ApiFailure::BundleTooLarge(limit)),
+        Err(e @ crate::wire::ParseError::BodyTimeout(_)) => Err(ApiFailure::BodyTimeout(e.to_string())),
         Err(e) => Err(ApiFailure::BadRequest(format!("reading the body: {e}"))),
     }
 }

@@ -1,13 +1,14 @@
 //! What claimgate answers without the gateway: `/v1/check` (the decision JSON), 3101/3102 in the
 //! national format and 3103 recorded (`pipeline::analysis::local`), and the check every claim
-//! runs, on the blocking pool under the time budget (`pipeline::exchange::check`).
+//! runs, on the blocking pool under the time budget (`pipeline::exchange::check`); the answers to
+//! invalid claim messages and to other methods than POST on the claim routes.
 
 use super::rescue::{self, ApiFailure, Failure};
 use super::{read_body, with_headers, Active, State};
 use crate::pipeline::analysis::{self, Local};
 use crate::pipeline::exchange::{self, count_hits, Checked};
 use crate::telemetry::metrics;
-use crate::wire::{parse_head, parse_request, Infno, ParseError, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_head_for, parse_request, parse_request_for, Infno, ParseError, RequestHead, ResponseEnvelope};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -19,9 +20,10 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     if let Err(refused) = st.guard.admit(&req) {
         return *refused;
     }
-    let body = match read_body(&req, payload, st.cfg.body_limit).await {
+    let body = match read_body(&req, payload, st.cfg.body_limit, st.cfg.client_body_timeout_ms).await {
         Ok(b) => b,
         Err(e @ ParseError::TooLarge(_)) => return ApiFailure::TooLarge(e.to_string()).respond(),
+        Err(e @ ParseError::BodyTimeout(_)) => return ApiFailure::BodyTimeout(e.to_string()).respond(),
         Err(e) => return bad(e.to_string()),
     };
     let Some(active) = st.rules.load_full() else { return ApiFailure::NotReady.respond() };
@@ -33,7 +35,7 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     if !infno.is_checked() && !infno.is_local_analysis() {
         return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
     }
-    match run_check(&st, &body, head.take_parsed(), &active, None, None).await {
+    match run_check(&st, &body, head.take_parsed(), None, &active, None, None).await {
         Checked::Done { decision, .. } => {
             with_headers(HttpResponse::Ok().json(&decision), decision.header_value(), &active.rs.revision())
         }
@@ -45,12 +47,14 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
 
 /// Runs [`exchange::check`] on the blocking pool (history may do I/O) under `budget` (the
 /// settlement path's; `None` waits: `/v1/check` is not in the settlement path). `parsed`: the
-/// routed head with its input already read; otherwise the body is read there. `answer`: the
+/// routed head with its input already read; otherwise the body is read there (`infno`: the
+/// routed transaction, for a body that names it only in the route's path). `answer`: the
 /// gateway's answer to a pre-settlement.
 pub(super) async fn run_check(
     st: &web::Data<State>,
     body: &Bytes,
     parsed: Option<RequestHead<'static>>,
+    infno: Option<String>,
     active: &Arc<Active>,
     answer: Option<ResponseEnvelope>,
     budget: Option<Duration>,
@@ -61,7 +65,7 @@ pub(super) async fn run_check(
         let read;
         let head = match &parsed {
             Some(h) => h,
-            None => match parse_request(&body) {
+            None => match parse_request_for(&body, infno.as_deref()) {
                 Ok(h) => {
                     read = h;
                     &read
@@ -95,10 +99,10 @@ pub(super) async fn local_analysis(
 ) -> HttpResponse {
     let area = head.mdtrtarea_admvs.as_str();
     let rev = active.rs.revision();
-    let (st2, body2, active2) = (st.clone(), body.clone(), active.clone());
+    let (st2, body2, active2, infno) = (st.clone(), body.clone(), active.clone(), head.infno.as_str().to_owned());
     // History (分解住院 at 入院登记, 重复开药 …) may do I/O: off the executor.
     let job = tokio::task::spawn_blocking(move || {
-        analysis::local(&parse_head(&body2)?, &active2.rs, &st2.history, &st2.overrides)
+        analysis::local(&parse_head_for(&body2, Some(&infno))?, &active2.rs, &st2.history, &st2.overrides)
     });
     let Ok(local) = job.await else {
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
@@ -110,7 +114,7 @@ pub(super) async fn local_analysis(
             let mut rec = exchange::record_of(head, &claims, Some(&a.merged), &rev, &st.journal.pseudo);
             // Each jr_id handed out is journaled with its rule, so the doctor's 3103 answer links back.
             rec.jr = a.jr;
-            st.journal.record(rec).await;
+            st.journal.record_acknowledged(rec).await;
             let hv = a.merged.header_value();
             metrics::REQUESTS.with_label_values(&[label, hv]).inc();
             with_headers(rescue::answer(area, None, serde_json::json!({"result": a.results})), hv, &rev)
@@ -119,6 +123,8 @@ pub(super) async fn local_analysis(
             for f in recorded.feedback {
                 st.journal.feedback(f).await;
             }
+            // The doctor is told the answer was recorded: it is durable first.
+            st.journal.flush().await;
             match recorded.outcome {
                 Ok(()) => {}
                 Err(analysis::Refused::MissingReason(i)) => return Failure::MissingReason(i).respond(area),
@@ -132,5 +138,32 @@ pub(super) async fn local_analysis(
             metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
             Failure::BadInput(&e).respond(area)
         }
+    }
+}
+
+/// Any method but POST on the claim routes (a browser's GET, a HEAD probe): 405 in the envelope.
+pub async fn not_post() -> HttpResponse {
+    Failure::NotPost.respond("")
+}
+
+/// The whole message validated as the check reads it ([`crate::pipeline::validate`]), on the
+/// blocking pool (a fee upload may be large).
+pub(super) async fn validated(body: &Bytes, head: &RequestHead<'_>) -> Result<(), ParseError> {
+    let (body, infno) = (body.clone(), head.infno.as_str().to_owned());
+    tokio::task::spawn_blocking(move || crate::pipeline::validate_request(&body, &infno))
+        .await
+        .unwrap_or_else(|_| Err(ParseError::field("input", "could not be validated")))
+}
+
+/// An invalid claim message, answered locally (`infcode -1`, the field and the reason) and counted;
+/// the gateway never sees it.
+pub(super) fn invalid(e: &ParseError, area: &str, label: &'static str, rev: Option<&str>) -> HttpResponse {
+    metrics::INVALID.with_label_values(&[label]).inc();
+    metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+    tracing::info!(infno = label, error = %e, "invalid claim message answered locally");
+    let r = Failure::BadInput(e).respond(area);
+    match rev {
+        Some(rev) => with_headers(r, "error", rev),
+        None => r,
     }
 }

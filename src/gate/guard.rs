@@ -168,3 +168,117 @@ mod tests {
         assert_eq!(g.identify(b"").as_deref(), None);
     }
 }
+
+// === connections per client ===
+
+/// Open connections per peer address, across every worker: a client over
+/// `max_connections_per_client` has its new connection closed at once, so a flood of stalled
+/// connections from one address cannot use up the process's file descriptors or starve others.
+pub struct Conns {
+    cap: u32,
+    // A std Mutex: held for one map update, never across an await.
+    open: Mutex<rustc_hash::FxHashMap<std::net::IpAddr, u32>>,
+}
+
+/// One open connection, counted until the connection (and so this, kept in its extensions) drops.
+pub struct ConnSlot {
+    conns: Arc<Conns>,
+    ip: std::net::IpAddr,
+    /// The connection's socket (a duplicate descriptor): a request whose body stalls past its
+    /// deadline has its connection's reading side shut ([`ConnSlot::stop_reading`]).
+    sock: Option<socket2::Socket>,
+}
+
+impl ConnSlot {
+    /// Ends the connection's reading side: the worker sees the end of the stream, writes what it
+    /// has to answer, and closes. actix would otherwise go on waiting for the rest of a stalled
+    /// chunked body after its 408, holding the connection.
+    pub fn stop_reading(&self) {
+        if let Some(s) = &self.sock {
+            let _ = s.shutdown(std::net::Shutdown::Read);
+        }
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut open = self.conns.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Conns {
+    pub fn new(cap: u32) -> Arc<Conns> {
+        Arc::new(Conns { cap, open: Mutex::new(rustc_hash::FxHashMap::default()) })
+    }
+
+    /// Counts a new connection from `ip`; `None` (not counted) when the address is at its cap.
+    pub fn open(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ConnSlot> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(ConnSlot { conns: self.clone(), ip, sock: None })
+    }
+
+    /// Connections open from `ip` now.
+    pub fn count(&self, ip: std::net::IpAddr) -> u32 {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&ip).copied().unwrap_or(0)
+    }
+
+    /// actix's `on_connect`: counts the connection in its extensions, or refuses it — a 503
+    /// envelope written straight to a plain TCP socket (a few hundred bytes into an empty send
+    /// buffer; best effort), then both directions shut, so the worker drops it at its first read.
+    /// Over TLS only the shutdown (no plain bytes inside a TLS session).
+    pub fn on_connect(self: &Arc<Self>, io: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+        use actix_web::rt::net::TcpStream;
+        let (tcp, plain) = if let Some(t) = io.downcast_ref::<TcpStream>() {
+            (t, true)
+        } else if let Some(t) = io.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>() {
+            (t.get_ref().0, false)
+        } else {
+            return;
+        };
+        let Ok(peer) = tcp.peer_addr() else { return };
+        match self.open(peer.ip()) {
+            Some(mut slot) => {
+                use std::os::fd::AsFd;
+                slot.sock = tcp.as_fd().try_clone_to_owned().ok().map(socket2::Socket::from);
+                ext.insert(Arc::new(slot));
+            }
+            None => {
+                metrics::REFUSED.with_label_values(&["client_connections"]).inc();
+                let sock = socket2::SockRef::from(tcp);
+                if plain {
+                    let _ = sock.send(&Failure::TooManyConnections { per_client: self.cap }.raw_http());
+                }
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod conns_tests {
+    use super::*;
+
+    #[test]
+    fn an_address_at_its_cap_is_refused_until_one_of_its_connections_closes() {
+        let conns = Conns::new(2);
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = conns.open(a).expect("first");
+        let _second = conns.open(a).expect("second");
+        assert!(conns.open(a).is_none(), "third over the cap");
+        assert!(conns.open(b).is_some(), "another address is not affected");
+        drop(first);
+        assert_eq!(conns.count(a), 1);
+        assert!(conns.open(a).is_some(), "a slot freed");
+    }
+}

@@ -20,6 +20,7 @@ use crate::history::History;
 use crate::reload::Reloader;
 use crate::telemetry::metrics;
 use crate::wire::ParseError;
+use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::ArcSwapOption;
@@ -64,8 +65,15 @@ impl State {
     }
 }
 
-/// Reads the body, refusing more than `limit` bytes before buffering them.
-pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, ParseError> {
+/// Reads the body, refusing more than `body_limit` bytes before buffering them; a body that has not
+/// arrived by the deadline [`body_deadline`] set is [`ParseError::BodyTimeout`].
+/// (`timeout_ms` names the deadline in the answer).
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    timeout_ms: u64,
+) -> Result<Bytes, ParseError> {
     if let Some(len) =
         req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
     {
@@ -75,13 +83,54 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload, limi
     }
     let mut buf = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ParseError::Json(format!("body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| match e {
+            PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ParseError::BodyTimeout(timeout_ms),
+            e => ParseError::Json(format!("body could not be read: {e}")),
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(ParseError::TooLarge(limit));
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// Bounds the time a request's body may take to arrive (`client_body_timeout_ms`, from the moment
+/// its head was read): past it, the payload stream ends with a `TimedOut` error, which
+/// [`read_body`] answers 408 in the envelope, and any other reader sees as a failed body. actix's
+/// own `client_request_timeout` covers the head only; a body stalled half-way (or a chunked one
+/// that never sends its last chunk) would otherwise hold its connection for ever. A request without
+/// a body is left as it is (no allocation).
+pub fn body_deadline(req: &mut actix_web::dev::ServiceRequest, limit: std::time::Duration) {
+    let h = req.headers();
+    if !h.contains_key(actix_web::http::header::CONTENT_LENGTH)
+        && !h.contains_key(actix_web::http::header::TRANSFER_ENCODING)
+    {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    let conn = req.conn_data::<Arc<guard::ConnSlot>>().cloned();
+    let inner = actix_web::HttpMessage::take_payload(req);
+    let stream = futures_util::stream::unfold(Some(inner), move |state| {
+        let conn = conn.clone();
+        async move {
+            let mut p = state?;
+            match tokio::time::timeout_at(deadline, p.next()).await {
+                Ok(Some(item)) => Some((item, Some(p))),
+                Ok(None) => None,
+                Err(_) => {
+                    metrics::REFUSED.with_label_values(&["body_timeout"]).inc();
+                    if let Some(c) = &conn {
+                        c.stop_reading();
+                    }
+                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body deadline passed");
+                    Some((Err(PayloadError::Io(e)), None))
+                }
+            }
+        }
+    });
+    let boxed: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(stream);
+    req.set_payload(actix_web::dev::Payload::from(boxed));
 }
 
 pub(crate) fn with_headers(mut r: HttpResponse, decision: &str, ruleset: &str) -> HttpResponse {
@@ -146,6 +195,9 @@ pub fn routes(app: &mut web::ServiceConfig, proxy_path: &str) {
         // The proxy route reads its own body (size-limited, answered in the envelope).
         .route(proxy_path, web::post().to(proxy::proxy))
         .route("/fsi/api/rsfComIfsService/callService/{infno}", web::post().to(proxy::proxy))
+        // Any other method on the claim routes: an envelope the HIS can show, not an empty 404.
+        .route(proxy_path, web::route().to(check::not_post))
+        .route("/fsi/api/rsfComIfsService/callService/{infno}", web::route().to(check::not_post))
         .route("/v1/check", web::post().to(check::check))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
@@ -184,6 +236,13 @@ pub(crate) fn token_scope(given: &[u8], cfg: &Config) -> Option<Scope> {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110
+/// §11.1), so `bearer` and `BEARER` are read too.
+fn bearer(v: &str) -> Option<&str> {
+    let (scheme, token) = v.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Checks the bearer token for `need`; admin is refused outright when no token is set for it
 /// (the write token also reads). The token is never logged.
 pub(crate) fn authorized(req: &HttpRequest, st: &State, need: Scope) -> Result<(), Box<HttpResponse>> {
@@ -194,16 +253,25 @@ pub(crate) fn authorized(req: &HttpRequest, st: &State, need: Scope) -> Result<(
     if !configured {
         return Err(Box::new(ApiFailure::AdminDisabled.respond()));
     }
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(bearer).unwrap_or("");
     match token_scope(given.as_bytes(), &st.cfg) {
         Some(Scope::Write) => Ok(()),
         Some(Scope::Read) if need == Scope::Read => Ok(()),
         Some(Scope::Read) => Err(Box::new(ApiFailure::ReadOnly.respond())),
         None => Err(Box::new(ApiFailure::WrongToken.respond())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
     }
 }

@@ -5,12 +5,13 @@
 //! blocking pool under the budget → `Judge::verdict`] → block or answer: the envelope |
 //! forward: the same bytes → `Pending::settle` (journal, learn) → relay the gateway's bytes.
 
+use super::check::{invalid, validated};
 use super::rescue::{self, Failure};
 use super::{non_empty, read_body, with_headers, Active, State};
-use crate::pipeline::exchange::{self, infcode_of, Judge, Pending, Verdict};
+use crate::pipeline::exchange::{self, infcode_of, Checked, Judge, Pending, Verdict};
 use crate::rules::Action;
 use crate::telemetry::metrics::{self, infno_label};
-use crate::wire::{parse_request, Infno, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_request_for, Infno, RequestHead, ResponseEnvelope};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -24,7 +25,7 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     if let Err(refused) = st.guard.admit(&req) {
         return *refused;
     }
-    let body = match read_body(&req, payload, st.cfg.body_limit).await {
+    let body = match read_body(&req, payload, st.cfg.body_limit, st.cfg.client_body_timeout_ms).await {
         Ok(b) => b,
         Err(e) => {
             metrics::REQUESTS.with_label_values(&["other", "error"]).inc();
@@ -32,12 +33,10 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
         }
     };
     // One pass: a fee upload's lines are parsed with the head, and the check takes them over.
-    let head = match parse_request(&body) {
+    // On `…/callService/{infno}` the path names the transaction when the body does not.
+    let head = match parse_request_for(&body, req.match_info().get("infno")) {
         Ok(h) => h,
-        Err(e) => {
-            metrics::REQUESTS.with_label_values(&["other", "error"]).inc();
-            return Failure::BadInput(&e).respond("");
-        }
+        Err(e) => return invalid(&e, "", "other", None),
     };
     let label = infno_label(head.infno.as_str());
     let resp = route(&req, &body, &head, &st, label).await;
@@ -88,11 +87,19 @@ async fn route(
         }
         return forward(req, body, head, st, None, label).await;
     }
+    // Nothing invalid leaves for the gateway: the envelope is checked here, the body by the check,
+    // or in full before any path that forwards without a judgement (below).
+    if let Err(e) = exchange::check_envelope(head, body) {
+        return invalid(&e, area, label, None);
+    }
     let Some(active) = active else {
-        // No rule set: fail-open forwards unchecked, fail-closed refuses.
+        // No rule set: fail-open forwards unchecked (a valid message only), fail-closed refuses.
         if st.cfg.fail_open {
+            if let Err(e) = validated(body, head).await {
+                return invalid(&e, area, label, None);
+            }
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
-            let pending = judge(st, head, "none", None, label, exchange::FirstLine::of(head)).unchecked();
+            let pending = judge(st, head, "none", None, label, exchange::FirstLine::of(head)).unchecked("no_ruleset");
             return forward(req, body, head, st, Some(pending), label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
@@ -116,6 +123,9 @@ async fn route(
     let presettle = matches!(infno, Infno::OutpatientPreSettle | Infno::InpatientPreSettle);
     let mut early = None;
     if presettle && st.upstream.is_some() {
+        if let Err(e) = validated(body, head).await {
+            return invalid(&e, area, label, Some(&rev));
+        }
         match call_upstream(req, body, head, st, label).await {
             Ok(a) => early = Some(a),
             Err(resp) => {
@@ -128,18 +138,33 @@ async fn route(
     let budget = Duration::from_millis(st.cfg.check_budget_ms.max(1));
     // Read before the check takes the parsed lines: what the record says if the check falls back.
     let first = exchange::FirstLine::of(head);
-    let checked = super::check::run_check(st, body, head.take_parsed(), &active, early_env.clone(), Some(budget)).await;
+    let routed = Some(head.infno.as_str().to_owned());
+    let checked =
+        match super::check::run_check(st, body, head.take_parsed(), routed, &active, early_env.clone(), Some(budget))
+            .await
+        {
+            // A check that did not finish (over budget, a kind panicked) may be forwarded by the fail
+            // policy: only once the message is known to be valid.
+            Checked::Failed(why) => match validated(body, head).await {
+                Ok(()) => Checked::Failed(why),
+                Err(e) => Checked::Bad(e),
+            },
+            done => done,
+        };
     match judge(st, head, &rev, Some(&active), label, first).verdict(checked) {
-        Verdict::Bad(e) => with_headers(Failure::BadInput(&e).respond(area), "error", &rev),
-        Verdict::Refused { budget } => with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev),
+        Verdict::Bad(e) => invalid(&e, area, label, Some(&rev)),
+        Verdict::Refused { budget, record } => {
+            st.journal.record_acknowledged(record).await;
+            with_headers(Failure::CheckFailed { budget }.respond(area), "error", &rev)
+        }
         Verdict::Block { decision, mut record, learnt } => {
             // A blocked pre-settlement was answered by the gateway; the HIS never sees that answer.
             record.gateway_infcode = early_env.as_ref().and_then(infcode_of);
-            st.journal.record(record).await;
+            st.journal.record_acknowledged(record).await;
             // The fund share the gateway computed stays known for this visit (nothing is counted as
             // paid): a settlement sent despite the block is judged on it, not waved through unchecked.
             if let Some(env) = early_env.as_ref().filter(|e| e.is_success()) {
-                exchange::learn(&st.history, body, env, learnt, label).await;
+                exchange::learn(&st.history, body, head.infno.as_str(), env, learnt, label).await;
             }
             let msg = format!("claimgate 医保智能审核拦截：{}", decision.summary(Some(Action::Block)));
             let warn = decision.summary(Some(Action::Remind));
@@ -148,13 +173,13 @@ async fn route(
         }
         Verdict::Answer { decision, record } => {
             // Check-only mode: claimgate answers the claim itself.
-            st.journal.record(record).await;
+            st.journal.record_acknowledged(record).await;
             let warn = decision.summary(None);
             let r = rescue::answer(area, non_empty(&warn), serde_json::json!({"claimgate": &decision}));
             with_headers(r, decision.header_value(), &rev)
         }
         Verdict::Forward(pending) => match early {
-            Some(a) => relay(body, st, a, Some(pending), label).await,
+            Some(a) => relay(body, head.infno.as_str(), st, a, Some(pending), label).await,
             None => forward(req, body, head, st, Some(pending), label).await,
         },
     }
@@ -188,12 +213,12 @@ async fn forward(
     label: &'static str,
 ) -> HttpResponse {
     match call_upstream(req, body, head, st, label).await {
-        Ok(reply) => relay(body, st, reply, pending, label).await,
+        Ok(reply) => relay(body, head.infno.as_str(), st, reply, pending, label).await,
         Err(resp) => match pending {
             Some(p) => {
                 let (decision, revision) = (p.decision, p.revision.clone());
                 // Journaled with no gateway outcome: the claim did not go through.
-                st.journal.record(p.settle(None).0).await;
+                st.journal.record_acknowledged(p.settle(None).0).await;
                 with_headers(resp, decision, &revision)
             }
             None => resp,
@@ -205,6 +230,7 @@ async fn forward(
 /// (durably, before the HIS hears of it), and relays the answer byte for byte.
 async fn relay(
     body: &Bytes,
+    infno: &str,
     st: &web::Data<State>,
     (answer, parsed): Reply,
     pending: Option<Pending>,
@@ -214,7 +240,7 @@ async fn relay(
         Some(mut p) => {
             let (decision, revision, reminders) = (p.decision, p.revision.clone(), p.reminders.take());
             let (record, learns) = p.settle(parsed.as_ref());
-            st.journal.record(record).await;
+            st.journal.record_acknowledged(record).await;
             (Some((decision, revision)), reminders, learns)
         }
         None => (None, None, parsed.as_ref().is_some_and(ResponseEnvelope::is_success).then_some(None)),
@@ -222,7 +248,7 @@ async fn relay(
     if let (Some(upload), Some(env)) = (learns, parsed.as_ref()) {
         // An accepted exchange becomes history before the HIS is told it was accepted: a claim
         // that was acknowledged is never missing from history. It learns from the check's claims.
-        exchange::learn(&st.history, body, env, upload, label).await;
+        exchange::learn(&st.history, body, infno, env, upload, label).await;
     }
     let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (k, v) in &answer.headers {

@@ -73,6 +73,8 @@ pub enum Failure<'a> {
     BadKey,
     /// The client is over its rate limit (429, `Retry-After: 1`).
     RateLimited { per_second: u32 },
+    /// The client's address has `max_connections_per_client` connections open already (503).
+    TooManyConnections { per_client: u32 },
     /// A 3103 answer continues without a reason (200; the index of the warning).
     MissingReason(usize),
     /// 3103 answers that cannot take effect (unknown or expired `jr_id`, a non-overridable block), with
@@ -80,6 +82,8 @@ pub enum Failure<'a> {
     FeedbackRefused(&'a str),
     /// A transaction claimgate answers itself but does not support (200).
     Unsupported,
+    /// The claim route was called with another method than POST (405, `Allow: POST`).
+    NotPost,
     // The gateway (upstream).
     /// No gateway is configured (check-only mode) and the message must be forwarded (502).
     NoUpstream,
@@ -103,34 +107,42 @@ impl Failure<'_> {
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::BadInput(ParseError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::BadInput(ParseError::BodyTimeout(_)) => StatusCode::REQUEST_TIMEOUT,
             Failure::BadInput(_) | Failure::MissingReason(_) | Failure::FeedbackRefused(_) | Failure::Unsupported => {
                 StatusCode::OK
             }
             Failure::NoKey => StatusCode::UNAUTHORIZED,
+            Failure::NotPost => StatusCode::METHOD_NOT_ALLOWED,
             Failure::BadKey => StatusCode::FORBIDDEN,
             Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Failure::Busy => StatusCode::CONFLICT,
             Failure::NoUpstream => StatusCode::BAD_GATEWAY,
             Failure::Upstream(e) if e.kind() == "timeout" => StatusCode::GATEWAY_TIMEOUT,
             Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Failure::NotReady | Failure::NotReadyClosed => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NotReady | Failure::NotReadyClosed | Failure::TooManyConnections { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Failure::CheckFailed { .. } | Failure::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn message(&self) -> Cow<'static, str> {
         match self {
-            Failure::BadInput(e) => format!("claimgate: 报文无法处理：{e}").into(),
+            Failure::BadInput(e) => format!("claimgate: 报文无法处理：{}（{e}）", e.reason_zh()).into(),
             Failure::NoKey => "claimgate: 客户端未认证（请求缺少 x-claimgate-key），请联系信息科配置接口密钥".into(),
             Failure::BadKey => "claimgate: 客户端密钥无效（x-claimgate-key 未登记），请联系信息科".into(),
             Failure::RateLimited { per_second } => {
                 format!("claimgate: 请求过于频繁（每个客户端每秒最多{per_second}笔），请稍后重试").into()
+            }
+            Failure::TooManyConnections { per_client } => {
+                format!("claimgate: 该客户端同时打开的连接过多（每个客户端最多{per_client}个），请稍后重试").into()
             }
             Failure::MissingReason(i) => {
                 format!("claimgate: input.data.warns[{i}].dspo_way_rea: 继续执行医嘱时必须填写理由").into()
             }
             Failure::FeedbackRefused(why) => format!("claimgate: 3103反馈未生效：{why}").into(),
             Failure::Unsupported => "claimgate: 不支持的交易".into(),
+            Failure::NotPost => "claimgate: 医保交易接口只接受POST请求（请求体为JSON交易报文）".into(),
             Failure::NoUpstream => "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发".into(),
             Failure::Upstream(e) => format!("claimgate: {e}").into(),
             Failure::NotReady => "claimgate: 审核规则尚未就绪".into(),
@@ -150,7 +162,44 @@ impl Failure<'_> {
         if matches!(self, Failure::RateLimited { .. } | Failure::Busy) {
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
+        if matches!(self, Failure::NotPost) {
+            r.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        }
+        if matches!(self, Failure::BadInput(ParseError::BodyTimeout(_))) {
+            // The rest of a stalled body may still come: the connection cannot carry another request.
+            r.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+        }
         r
+    }
+}
+
+impl Failure<'_> {
+    /// The refusal as the bytes of a whole HTTP/1.1 response that closes its connection: for a
+    /// connection refused before actix serves it (no request read, so no `HttpResponse` to build).
+    pub fn raw_http(&self) -> Vec<u8> {
+        let now = chrono::Local::now().format("%Y%m%d%H%M%S%3f").to_string();
+        let id = refmsgid("");
+        let msg = self.message();
+        let body = OwnResponse {
+            infcode: -1,
+            inf_refmsgid: &id,
+            refmsg_time: &now,
+            respond_time: &now,
+            err_msg: Some(&msg),
+            warn_msg: None,
+            output: serde_json::json!({}),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let status = self.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json;charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        out
     }
 }
 
@@ -162,6 +211,8 @@ pub enum ApiFailure<'a> {
     BadRequest(String),
     /// The body is larger than allowed (413).
     TooLarge(String),
+    /// The body did not arrive within `client_body_timeout_ms` (408, connection closed).
+    BodyTimeout(String),
     /// A pushed bundle is larger than `bundles.max_bundle_bytes` (413, stage `verify`).
     BundleTooLarge(u64),
     /// No rule set is active (503).
@@ -186,6 +237,7 @@ impl ApiFailure<'_> {
         match self {
             ApiFailure::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiFailure::TooLarge(_) | ApiFailure::BundleTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiFailure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiFailure::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiFailure::NotFound(_) => StatusCode::NOT_FOUND,
             ApiFailure::AdminDisabled | ApiFailure::ReadOnly | ApiFailure::Refused(ActivateError::Disabled) => {
@@ -202,7 +254,11 @@ impl ApiFailure<'_> {
 
     pub fn respond(&self) -> HttpResponse {
         let body = match self {
-            ApiFailure::BadRequest(m) | ApiFailure::TooLarge(m) | ApiFailure::Internal(m) | ApiFailure::NotFound(m) => {
+            ApiFailure::BadRequest(m)
+            | ApiFailure::TooLarge(m)
+            | ApiFailure::BodyTimeout(m)
+            | ApiFailure::Internal(m)
+            | ApiFailure::NotFound(m) => {
                 serde_json::json!({"error": m})
             }
             ApiFailure::BundleTooLarge(limit) => {
@@ -216,6 +272,10 @@ impl ApiFailure<'_> {
             ApiFailure::WrongToken => serde_json::json!({"error": "missing or wrong bearer token"}),
             ApiFailure::Refused(e) => serde_json::json!({"error": e.to_string(), "stage": e.stage().as_str()}),
         };
-        HttpResponse::build(self.status()).json(body)
+        let mut r = HttpResponse::build(self.status()).json(body);
+        if matches!(self, ApiFailure::BodyTimeout(_)) {
+            r.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+        }
+        r
     }
 }

@@ -20,9 +20,12 @@ use crate::store::{Conn, Store, StoreError, P};
 use std::collections::HashMap;
 
 /// The schema this code reads and writes (`j_meta.schema`).
-pub const SCHEMA_VERSION: &str = "3";
+/// 4: `j_name`, `j_visit` (names and visit attribution) and `j_decision.fallback` (why a message went
+/// unchecked), each added in place; a journal marked 3 by a build that had only one of them is
+/// brought up too.
+pub const SCHEMA_VERSION: &str = "4";
 
-/// Rows per multi-row `INSERT` (14 parameters a decision: far below both engines' limits).
+/// Rows per multi-row `INSERT` (15 parameters a decision: far below both engines' limits).
 const ROWS: usize = 200;
 
 /// The id column of a table, per engine.
@@ -40,7 +43,7 @@ const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS j_decision (id {id}, uid TEXT, at TEXT NOT NULL, service_date TEXT NOT NULL, \
      infno TEXT NOT NULL, msgid TEXT NOT NULL, fixmedins_code TEXT NOT NULL, mdtrt_id TEXT NOT NULL, \
      psn_hash TEXT NOT NULL, dept_code TEXT NOT NULL, doctor_code TEXT NOT NULL, decision TEXT NOT NULL, \
-     ruleset TEXT NOT NULL, elapsed_us BIGINT NOT NULL, gateway_infcode BIGINT)",
+     ruleset TEXT NOT NULL, elapsed_us BIGINT NOT NULL, gateway_infcode BIGINT, fallback TEXT NOT NULL DEFAULT '')",
     "CREATE TABLE IF NOT EXISTS j_hit (decision_id BIGINT NOT NULL REFERENCES j_decision (id), \
      pos BIGINT NOT NULL DEFAULT 0, rule_id TEXT NOT NULL, rule_name TEXT NOT NULL DEFAULT '', action TEXT NOT NULL, \
      severity TEXT NOT NULL, amount_fen BIGINT NOT NULL, lines TEXT NOT NULL, message TEXT NOT NULL, \
@@ -69,6 +72,7 @@ const ADDED: &[(&str, &str, &str)] = &[
     ("j_hit", "basis", "TEXT NOT NULL DEFAULT ''"),
     ("j_hit", "points", "BIGINT NOT NULL DEFAULT 0"),
     ("j_feedback", "uid", "TEXT"),
+    ("j_decision", "fallback", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 const INDEXES: &[&str] = &[
@@ -284,7 +288,7 @@ pub fn write(c: &mut dyn Conn, items: &[Item]) -> Result<u64, StoreError> {
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(decisions.len());
     for (chunk, staff) in decisions.chunks(ROWS).zip(staff.chunks(ROWS)) {
         let dates: Vec<String> = chunk.iter().map(|(_, r)| service_date(r)).collect();
-        let mut ps: Vec<P<'_>> = Vec::with_capacity(chunk.len() * 14);
+        let mut ps: Vec<P<'_>> = Vec::with_capacity(chunk.len() * 15);
         for (((uid, r), date), (dept, doctor)) in chunk.iter().zip(&dates).zip(staff) {
             ps.extend([
                 P::T(uid),
@@ -301,13 +305,14 @@ pub fn write(c: &mut dyn Conn, items: &[Item]) -> Result<u64, StoreError> {
                 P::T(&r.ruleset),
                 P::I(i64::try_from(r.elapsed_us).unwrap_or(i64::MAX)),
                 r.gateway_infcode.into(),
+                P::T(&r.fallback),
             ]);
         }
         let sql = format!(
             "INSERT INTO j_decision (uid, at, service_date, infno, msgid, fixmedins_code, mdtrt_id, psn_hash, dept_code, \
-             doctor_code, decision, ruleset, elapsed_us, gateway_infcode) VALUES {} \
+             doctor_code, decision, ruleset, elapsed_us, gateway_infcode, fallback) VALUES {} \
              ON CONFLICT (uid) DO NOTHING RETURNING id, uid",
-            values(chunk.len(), 14)
+            values(chunk.len(), 15)
         );
         for row in c.query(&sql, &ps)? {
             if let Some(id) = row[0].int() {

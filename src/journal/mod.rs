@@ -85,6 +85,10 @@ pub struct Record {
     /// The `jr_id`s a local 3101/3102 answer handed out, so a later 3103 answer links to its
     /// rule, department and doctor.
     pub jr: Vec<JrLink>,
+    /// Why an `unchecked` message went without a judgement: `budget` (the check ran over
+    /// `check_budget_ms`), `internal` (a kind failed), `no_ruleset`, `encrypted`; empty otherwise.
+    #[serde(default)]
+    pub fallback: String,
 }
 
 /// Where a journaled message came from: its head's ids (the journal does not read the wire).
@@ -155,6 +159,7 @@ impl Record {
             gateway_infcode: None,
             hits: d.map(HitRecord::from_decision).unwrap_or_default(),
             jr: Vec::new(),
+            fallback: String::new(),
         }
     }
 }
@@ -217,7 +222,8 @@ enum Msg {
     /// Staff names a message gave (`(kind, code, name)`), e.g. a 2201 registration's department and
     /// attending doctor.
     Names(Vec<(String, String, String)>),
-    Flush(std::sync::mpsc::Sender<()>),
+    /// Answered once every record queued before it is durable (written, or in the spill file).
+    Flush(tokio::sync::oneshot::Sender<()>),
     /// Prune now (whatever the last prune), then answer with the number of decisions removed.
     Prune(std::sync::mpsc::Sender<u64>),
 }
@@ -557,10 +563,21 @@ impl Journal {
     /// Waits until everything queued before the call is durable: in the store, or (shared store
     /// down or slow) in the spill file.
     pub async fn flush(&self) {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = tokio::task::spawn_blocking(move || rx.recv()).await;
+            let _ = rx.await;
         }
+    }
+
+    /// Journals a decision the HIS is about to be told, and returns once it is durable: written
+    /// in the journal's store, or (with the shared store, when it is down or slower than
+    /// `spill_after`) in the local spill file. A `kill -9` after the HIS heard the answer cannot
+    /// lose the record. Concurrent callers share one transaction (the intake thread batches them),
+    /// so the cost is one group commit, as for history's durable learn; with the shared store the
+    /// wait is bounded by `spill_after`.
+    pub async fn record_acknowledged(&self, r: Record) {
+        self.record(r).await;
+        self.flush().await;
     }
 
     /// Where the journal lives (for messages).

@@ -22,6 +22,7 @@ fn rec(i: usize) -> Record {
         gateway_infcode: Some(0),
         hits: vec![],
         jr: vec![],
+        fallback: String::new(),
     }
 }
 

@@ -46,7 +46,7 @@ pub(super) struct Batch {
     /// Formation order (kept by the spill file, so a batch spilled late still drains in order).
     no: u64,
     items: Vec<Item>,
-    flushes: Vec<std::sync::mpsc::Sender<()>>,
+    flushes: Vec<tokio::sync::oneshot::Sender<()>>,
     prunes: Vec<std::sync::mpsc::Sender<u64>>,
 }
 

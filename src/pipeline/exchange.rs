@@ -68,6 +68,34 @@ pub enum Checked {
     Failed(&'static str),
 }
 
+/// What a claim message must be beyond what the check reads: UTF-8 throughout (the head's parse
+/// skips the fields it does not know without looking at their bytes; JSON is UTF-8, and a gateway
+/// must not receive what it cannot decode), and a `msgid` (发送方报文ID) present and a string —
+/// retries are recognised by it, and a number loses digits.
+///
+/// # Errors
+/// [`ParseError`] naming `msgid`, or the body's encoding.
+pub fn check_envelope(head: &RequestHead<'_>, body: &[u8]) -> Result<(), ParseError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(ParseError::Json("body is not valid UTF-8".into()));
+    }
+    check_msgid(head)
+}
+
+/// `msgid` present and sent as a string (see [`check_envelope`]).
+///
+/// # Errors
+/// [`ParseError`] naming `msgid`.
+pub fn check_msgid(head: &RequestHead<'_>) -> Result<(), ParseError> {
+    if head.msgid.is_numeric() {
+        return Err(ParseError::field("msgid", "must be a string (C30), not a number"));
+    }
+    if head.msgid.is_empty() {
+        return Err(ParseError::Missing("msgid".into()));
+    }
+    Ok(())
+}
+
 /// Checks the claim message `head` against `rs`: history within the set's lookback, the fund share
 /// of a pre-settlement's `answer`, `observe` (the shadow candidate) and the doctors' overrides.
 /// Blocks on the store: run it on the blocking pool.
@@ -106,8 +134,9 @@ pub enum Verdict {
     Forward(Pending),
     /// The HIS's message cannot be read.
     Bad(ParseError),
-    /// The check failed and the fail policy refuses the claim (`budget`: it ran out of time).
-    Refused { budget: bool },
+    /// The check failed and the fail policy refuses the claim (`budget`: it ran out of time); the
+    /// record says why (`fallback`), with no gateway outcome.
+    Refused { budget: bool, record: Record },
 }
 
 /// Where the verdict is given: the message, the rule set's revision and strongest block, the
@@ -161,16 +190,13 @@ impl Judge<'_> {
         record_of(self.head, claims, d, self.revision, self.pseudo)
     }
 
-    /// A message forwarded without a judgement (encrypted, fail-open, no rule set).
-    pub fn unchecked(&self) -> Pending {
+    /// A message forwarded without a judgement, and why (`encrypted`, `budget`, `internal`,
+    /// `no_ruleset`): the journal record says so.
+    pub fn unchecked(&self, why: &'static str) -> Pending {
         metrics::REQUESTS.with_label_values(&[self.label, "unchecked"]).inc();
-        Pending {
-            decision: "unchecked",
-            revision: self.revision.to_owned(),
-            reminders: None,
-            learnt: None,
-            record: self.unchecked_record(),
-        }
+        let mut record = self.unchecked_record();
+        record.fallback = why.to_owned();
+        Pending { decision: "unchecked", revision: self.revision.to_owned(), reminders: None, learnt: None, record }
     }
 
     /// The record of a message journaled unchecked: filed under the visit it names, with the
@@ -193,11 +219,9 @@ impl Judge<'_> {
     pub fn verdict(&self, checked: Checked) -> Verdict {
         let (claims, d, overridden) = match checked {
             Checked::Done { claims, decision, overridden } => (claims, decision, overridden),
-            Checked::Encrypted(_) => return Verdict::Forward(self.unchecked()),
-            Checked::Bad(e) => {
-                metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
-                return Verdict::Bad(e);
-            }
+            Checked::Encrypted(_) => return Verdict::Forward(self.unchecked("encrypted")),
+            // Counted where it is answered (`gate::proxy`), with the messages refused before a check.
+            Checked::Bad(e) => return Verdict::Bad(e),
             Checked::Failed(why) => return self.failed(why),
         };
         for _ in 0..overridden {
@@ -232,12 +256,14 @@ impl Judge<'_> {
         if self.policy.opens(self.strongest_block, self.fail_open) {
             tracing::error!(infno = self.label, why, "check failed; forwarded unchecked (fail-open)");
             metrics::FALLBACKS.with_label_values(&[if budget { "budget" } else { "internal_open" }]).inc();
-            return Verdict::Forward(self.unchecked());
+            return Verdict::Forward(self.unchecked(why));
         }
         tracing::error!(infno = self.label, why, "check failed; refused (fail-closed)");
         metrics::FALLBACKS.with_label_values(&[if budget { "budget_closed" } else { "internal_closed" }]).inc();
         metrics::REQUESTS.with_label_values(&[self.label, "error"]).inc();
-        Verdict::Refused { budget }
+        let mut record = self.record(&[], None);
+        record.fallback = if budget { "budget_closed" } else { "internal_closed" }.to_owned();
+        Verdict::Refused { budget, record }
     }
 }
 
@@ -371,15 +397,23 @@ pub fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
 }
 
 /// Learns an accepted exchange into history on the blocking pool; durable when this returns.
+/// `infno`: the routed transaction (the body may name it only in the route's path).
 /// A store failure is logged and counted (the gateway has already committed; the answer goes on).
-pub async fn learn(history: &Arc<History>, body: &bytes::Bytes, env: &ResponseEnvelope, learnt: Learn, label: &str) {
-    let (history, env, raw) = (history.clone(), env.clone(), body.clone());
+pub async fn learn(
+    history: &Arc<History>,
+    body: &bytes::Bytes,
+    infno: &str,
+    env: &ResponseEnvelope,
+    learnt: Learn,
+    label: &str,
+) {
+    let (history, env, raw, infno) = (history.clone(), env.clone(), body.clone(), infno.to_owned());
     let learnt = tokio::task::spawn_blocking(move || {
         match learnt {
             Some((head, claims)) => history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
             // Not checked: the route read this head already; it reads the same again (not a
             // store's failure if it did not), and history reads the body once.
-            None => match crate::wire::parse_head(&raw) {
+            None => match crate::wire::parse_head_for(&raw, Some(&infno)) {
                 Ok(head) => history.learn_durably_parsed(&head, &raw, Some(&env), None),
                 Err(e) => return Err(format!("request: {e}")),
             },

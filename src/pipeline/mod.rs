@@ -25,6 +25,33 @@ pub enum Prepared {
     Relay(Infno),
 }
 
+/// [`validate`] on a request's bytes, routed as `infno` (the body may name it only in the path):
+/// what the proxy runs, on the blocking pool, before a claim may leave without a judgement.
+///
+/// # Errors
+/// [`ParseError`] naming the field.
+pub fn validate_request(body: &[u8], infno: &str) -> Result<(), ParseError> {
+    let head = crate::wire::parse_request_for(body, Some(infno))?;
+    exchange::check_envelope(&head, body)?;
+    validate(&head)
+}
+
+/// Validates a claim message in full without history: the envelope fields a claim needs (a
+/// `msgid` sent as a string, an `input` object) and its body read and normalised exactly as the
+/// check reads it. What the proxy runs before a message leaves unjudged (a pre-settlement goes to
+/// the gateway before its check; a check over budget is forwarded by the fail policy): nothing the
+/// check would refuse reaches the gateway. Ciphertext (`enc_type`) passes: it cannot be read.
+///
+/// # Errors
+/// [`ParseError`] naming the field.
+pub fn validate(head: &RequestHead<'_>) -> Result<(), ParseError> {
+    exchange::check_msgid(head)?;
+    match prepare(head, &crate::claim::normalize::NoFacts) {
+        Ok(_) | Err(ParseError::Encrypted(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads a message's body as far as its `infno` calls for: its claims through
 /// [`normalize::message`] (the one translator, whose claims history learns from too), a 3103's
 /// answers, or nothing.

@@ -282,14 +282,29 @@ impl Reloader {
     /// # Errors
     /// Why the bundle was refused (also recorded as the last error and counted).
     pub fn activate_bundle(&self, bytes: Vec<u8>, origin: Origin) -> Result<Outcome, ActivateError> {
-        let r = self.activate_bundle_inner(bytes, origin);
+        self.activate_bundle_forced(bytes, origin, false)
+    }
+
+    /// [`Reloader::activate_bundle`] for an administrator's push: a bundle created before the
+    /// running one is refused unless `force` (`PUT /admin/v1/ruleset?force=true`), which is logged
+    /// and counted (`claimgate_ruleset_forced_older_total`).
+    ///
+    /// # Errors
+    /// As [`Reloader::activate_bundle`].
+    pub fn activate_bundle_forced(
+        &self,
+        bytes: Vec<u8>,
+        origin: Origin,
+        force: bool,
+    ) -> Result<Outcome, ActivateError> {
+        let r = self.activate_bundle_inner(bytes, origin, force);
         if let Err(e) = &r {
             self.fail(origin, e);
         }
         r
     }
 
-    fn activate_bundle_inner(&self, bytes: Vec<u8>, origin: Origin) -> Result<Outcome, ActivateError> {
+    fn activate_bundle_inner(&self, bytes: Vec<u8>, origin: Origin, force: bool) -> Result<Outcome, ActivateError> {
         if !self.cfg.enabled() {
             return Err(ActivateError::Disabled);
         }
@@ -298,21 +313,34 @@ impl Reloader {
         if layers.bundle.as_ref().is_some_and(|b| b.info.digest == layer.info.digest) {
             return Ok(Outcome::Unchanged);
         }
-        if origin == Origin::Pull {
-            if let Some(running) = layers.bundle.as_ref().filter(|b| created(&layer.info) < created(&b.info)) {
-                // The transport is not what makes a bundle trusted; an old bundle, validly signed,
-                // replayed by whoever sits on the wire must not undo a newer one. An administrator
-                // can still push an older bundle or roll back on purpose.
-                return Err(BundleError::Older(format!(
-                    "{}@{} was created at {}, before the running {}@{} ({}); a pulled bundle never goes back in time",
-                    layer.info.name,
-                    layer.info.version,
-                    layer.info.created_at,
-                    running.info.name,
-                    running.info.version,
-                    running.info.created_at
-                ))
-                .into());
+        if let Some(running) = layers.bundle.as_ref().filter(|b| created(&layer.info) < created(&b.info)) {
+            // The transport is not what makes a bundle trusted; an old bundle, validly signed,
+            // replayed by whoever sits on the wire must not undo a newer one. An administrator
+            // can still go back on purpose: a push with `force`, a rollback, a promotion.
+            let older = format!(
+                "{}@{} was created at {}, before the running {}@{} ({})",
+                layer.info.name,
+                layer.info.version,
+                layer.info.created_at,
+                running.info.name,
+                running.info.version,
+                running.info.created_at
+            );
+            match origin {
+                Origin::Pull => {
+                    return Err(BundleError::Older(format!("{older}; a pulled bundle never goes back in time")).into())
+                }
+                Origin::Push if !force => {
+                    return Err(BundleError::Older(format!(
+                        "{older}; push it with ?force=true to go back to it on purpose"
+                    ))
+                    .into())
+                }
+                Origin::Push => {
+                    tracing::warn!(bundle = %older, "an older bundle pushed with force=true replaces the running one");
+                    crate::telemetry::metrics::RULESET_FORCED_OLDER.inc();
+                }
+                _ => {}
             }
         }
         let rs = self.compose(Some(&layer), &layers.local)?;

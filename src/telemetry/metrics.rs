@@ -24,6 +24,10 @@ const LAT: &[f64] =
 /// Requests by transaction and decision (`pass`, `remind`, `block`, `unchecked`, `relay`, `error`).
 pub static REQUESTS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_requests_total", "Requests by infno and decision", &["infno", "decision"]));
+/// Claim messages refused as invalid before anything was forwarded, by infno.
+pub static INVALID: Lazy<IntCounterVec> = Lazy::new(|| {
+    counter("claimgate_invalid_requests_total", "Invalid claim messages answered locally, never forwarded", &["infno"])
+});
 /// Time spent in claimgate itself (parse + rules), by infno.
 pub static CHECK_SECONDS: Lazy<HistogramVec> =
     Lazy::new(|| histogram("claimgate_check_seconds", "claimgate's own work per message", &["infno"], LAT.to_vec()));
@@ -129,6 +133,16 @@ pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
 });
 
 /// Rule-set activations by origin (`push`, `pull`, `last-known-good`, `local`, `rollback`).
+/// Bundles older than the running one pushed on purpose (`?force=true`).
+pub static RULESET_FORCED_OLDER: Lazy<prometheus::IntCounter> = Lazy::new(|| {
+    let c = prometheus::IntCounter::new(
+        "claimgate_ruleset_forced_older_total",
+        "Bundles created before the running one, pushed with force=true",
+    )
+    .expect("metric definition");
+    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
+    c
+});
 pub static RULESET_ACTIVATIONS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_ruleset_activations_total", "Rule-set activations by origin", &["origin"]));
 /// Refused updates by origin and stage (`fetch`, `verify`, `compile`, `selftest`, `persist`, `rollback`).
@@ -252,6 +266,8 @@ pub fn touch() {
     Lazy::force(&HISTORY_OUTBOX);
     Lazy::force(&READY);
     Lazy::force(&REQUESTS);
+    Lazy::force(&INVALID);
+    Lazy::force(&RULESET_FORCED_OLDER);
     Lazy::force(&CHECK_SECONDS);
     Lazy::force(&REQUEST_SECONDS);
     Lazy::force(&RULE_HITS);

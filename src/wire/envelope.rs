@@ -12,7 +12,7 @@ use std::cell::RefCell;
 #[serde(default)]
 pub struct RequestHead<'a> {
     pub infno: Text,
-    pub msgid: Text,
+    pub msgid: MsgId,
     pub mdtrtarea_admvs: Text,
     pub insuplc_admdvs: Text,
     pub recer_sys_code: Text,
@@ -85,6 +85,46 @@ impl RequestHead<'_> {
     }
 }
 
+/// `msgid` (发送方报文ID, C30): the text, and whether the HIS sent it as a JSON number, which a claim
+/// may not (a 30-digit number loses digits in any JSON reader, and retries are matched by msgid).
+/// Derefs to its [`Text`], so relayed transactions read it as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MsgId {
+    text: Text,
+    numeric: bool,
+}
+
+impl MsgId {
+    /// Whether the HIS sent a JSON number instead of a string.
+    pub fn is_numeric(&self) -> bool {
+        self.numeric
+    }
+}
+
+impl std::ops::Deref for MsgId {
+    type Target = Text;
+    fn deref(&self) -> &Text {
+        &self.text
+    }
+}
+
+impl From<&str> for MsgId {
+    fn from(s: &str) -> Self {
+        MsgId { text: Text::from(s), numeric: false }
+    }
+}
+
+impl<'de> Deserialize<'de> for MsgId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // The token's first byte says whether it was a string; `Text` then reads it as usual.
+        let raw = <Option<&'de RawValue>>::deserialize(d)?;
+        let Some(raw) = raw else { return Ok(MsgId::default()) };
+        let numeric = raw.get().starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        let text: Text = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+        Ok(MsgId { text, numeric })
+    }
+}
+
 /// The request in one pass (see [`super::parse_request`]): the head, and a fee upload's `input`
 /// parsed as it is met when `infno` came before it. Anything unusual — a key with an escape, a
 /// field twice, an `input` that is not an object — is an error here, and the caller falls back to
@@ -113,7 +153,14 @@ impl<'de> serde::de::Visitor<'de> for OnePassVisitor {
         while let Some(k) = m.next_key::<&'de str>()? {
             let (bit, slot) = match k {
                 "infno" => (0, &mut h.infno),
-                "msgid" => (1, &mut h.msgid),
+                "msgid" => {
+                    if seen & (1 << 1) != 0 {
+                        return Err(M::Error::custom("duplicate field `msgid`"));
+                    }
+                    seen |= 1 << 1;
+                    h.msgid = m.next_value()?;
+                    continue;
+                }
                 "mdtrtarea_admvs" => (2, &mut h.mdtrtarea_admvs),
                 "insuplc_admdvs" => (3, &mut h.insuplc_admdvs),
                 "recer_sys_code" => (4, &mut h.recer_sys_code),

@@ -27,6 +27,53 @@ const MAX_DEPTH: usize = 32;
 /// # Errors
 /// [`ParseError`] naming the problem: not JSON, too deeply nested, not an object, no `infno`.
 pub fn parse_head(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
+    let head = parse_head_any(body)?;
+    if head.infno.is_empty() {
+        return Err(ParseError::Missing("infno".into()));
+    }
+    Ok(head)
+}
+
+/// [`parse_request`] on a route that names the transaction in its path (`…/callService/2204`, as
+/// 广东's gateways are called): the body's `infno` when it has one (it must then be the path's),
+/// else the path's. `None`: the plain route, as [`parse_request`].
+///
+/// # Errors
+/// As [`parse_request`]; `infno` when the body's and the path's differ.
+pub fn parse_request_for<'a>(body: &'a [u8], path_infno: Option<&str>) -> Result<RequestHead<'a>, ParseError> {
+    with_path_infno(body, path_infno, parse_request)
+}
+
+/// [`parse_head`] with the route's path `infno` as [`parse_request_for`] takes it.
+///
+/// # Errors
+/// As [`parse_request_for`].
+pub fn parse_head_for<'a>(body: &'a [u8], path_infno: Option<&str>) -> Result<RequestHead<'a>, ParseError> {
+    with_path_infno(body, path_infno, parse_head)
+}
+
+fn with_path_infno<'a>(
+    body: &'a [u8],
+    path_infno: Option<&str>,
+    parse: fn(&'a [u8]) -> Result<RequestHead<'a>, ParseError>,
+) -> Result<RequestHead<'a>, ParseError> {
+    let Some(p) = path_infno.map(str::trim).filter(|p| !p.is_empty()) else { return parse(body) };
+    match parse(body) {
+        Ok(h) if h.infno.as_str() == p => Ok(h),
+        Ok(h) => {
+            Err(ParseError::field("infno", format!("{} does not match the infno {p} in the path", h.infno.as_str())))
+        }
+        Err(ParseError::Missing(f)) if f == "infno" => {
+            let mut h = parse_head_any(body)?;
+            h.infno = Text::from(p);
+            Ok(h)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The head, whatever its `infno` (even none).
+fn parse_head_any(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
     check_depth(body)?;
     let head: RequestHead<'_> = match serde_json::from_slice(body) {
         Ok(h) => h,
@@ -40,9 +87,6 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead<'_>, ParseError> {
             });
         }
     };
-    if head.infno.is_empty() {
-        return Err(ParseError::Missing("infno".into()));
-    }
     Ok(head)
 }
 
@@ -212,6 +256,17 @@ mod tests {
         let h = parse_head(br#"{"infno":2204,"msgid":"M1","input":{"feedetail":[]}}"#).unwrap();
         assert_eq!(h.infno.as_str(), "2204");
         assert_eq!(h.input.unwrap().get(), r#"{"feedetail":[]}"#);
+    }
+
+    #[test]
+    fn the_path_names_the_transaction_when_the_body_does_not() {
+        let body = br#"{"msgid":"M1","input":{"data":{}}}"#;
+        assert_eq!(parse_request_for(body, Some("2206")).unwrap().infno.as_str(), "2206");
+        assert!(matches!(parse_request_for(body, None), Err(ParseError::Missing(_))));
+        let both = br#"{"infno":"2206","msgid":"M1","input":{"data":{}}}"#;
+        assert_eq!(parse_head_for(both, Some("2206")).unwrap().infno.as_str(), "2206");
+        let e = parse_request_for(both, Some("2207")).unwrap_err();
+        assert!(e.to_string().contains("does not match the infno 2207 in the path"), "{e}");
     }
 
     #[test]

@@ -237,6 +237,101 @@ pub fn opt_fixed<'de, D: Deserializer<'de>, const S: u32>(d: D) -> Result<Option
     d.deserialize_any(FixedVisitor::<S>)
 }
 
+/// How strictly a request field's decimal is read ([`strict_fixed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    /// The national field may be negative (退单: `cnt`, `det_item_fee_sumamt` of a refund line).
+    Any,
+    /// The national field is never negative (unit prices, settlement totals).
+    NonNegative,
+}
+
+/// Checks the text of a request decimal as the national `N16,S` type allows it: an optional `-`
+/// (when `sign` allows it), at most `16 - S` integer digits, at most `S` decimals (trailing zeros
+/// beyond them carry no value and are accepted), no exponent, no `+`, nothing else.
+/// Static reasons: this sits on the hot path.
+pub fn check_wire_decimal<const S: u32>(text: &str, sign: Sign) -> Result<(), &'static str> {
+    let t = text.trim().as_bytes();
+    let (neg, digits) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        _ => (false, t),
+    };
+    if neg && sign == Sign::NonNegative {
+        return Err("negative value not allowed for this field");
+    }
+    let (int, frac) = match digits.iter().position(|&b| b == b'.') {
+        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
+        None => (digits, None),
+    };
+    if int.is_empty() || !int.iter().all(u8::is_ascii_digit) {
+        return Err(if digits.iter().any(|&b| b == b'e' || b == b'E') {
+            "exponent not allowed in a decimal"
+        } else {
+            "not a decimal number"
+        });
+    }
+    let significant = int.iter().skip_while(|&&b| b == b'0').count();
+    if significant > (16 - S as usize) {
+        return Err("number out of range");
+    }
+    if let Some(f) = frac {
+        if f.iter().any(|&b| b == b'e' || b == b'E') {
+            return Err("exponent not allowed in a decimal");
+        }
+        if f.is_empty() || !f.iter().all(u8::is_ascii_digit) {
+            return Err("not a decimal number");
+        }
+        if f.iter().skip(S as usize).any(|&b| b != b'0') {
+            return Err("too many decimal places");
+        }
+    }
+    Ok(())
+}
+
+/// A request field's decimal read strictly from its JSON text (see [`check_wire_decimal`]): a JSON
+/// number or a string holding one; absent, `null` and `""` are `None`; `true`, `[]`, `{}` are refused.
+/// Needs a deserializer over borrowed text (every request body is parsed from its bytes).
+///
+/// # Errors
+/// The reason, at the field's path.
+pub fn strict_fixed<'de, D: Deserializer<'de>, const S: u32>(d: D, sign: Sign) -> Result<Option<Fixed<S>>, D::Error> {
+    let Some(raw) = <Option<&'de serde_json::value::RawValue> as serde::Deserialize>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let text = raw.get();
+    let owned;
+    let value = match text.as_bytes().first() {
+        Some(b'"') if text.contains('\\') => {
+            owned = serde_json::from_str::<String>(text).map_err(|_| de::Error::custom("not a decimal number"))?;
+            owned.as_str()
+        }
+        Some(b'"') => &text[1..text.len() - 1],
+        Some(b'-' | b'0'..=b'9') => text,
+        _ => return Err(de::Error::custom("invalid type: expected a decimal number, as a number or a string")),
+    };
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    check_wire_decimal::<S>(value, sign).map_err(de::Error::custom)?;
+    parse_fixed(value, S).map(|x| Some(Fixed(x))).map_err(de::Error::custom)
+}
+
+/// [`strict_fixed`] for a field that may be negative.
+///
+/// # Errors
+/// As [`strict_fixed`].
+pub fn signed<'de, D: Deserializer<'de>, const S: u32>(d: D) -> Result<Option<Fixed<S>>, D::Error> {
+    strict_fixed(d, Sign::Any)
+}
+
+/// [`strict_fixed`] for a field that is never negative.
+///
+/// # Errors
+/// As [`strict_fixed`].
+pub fn unsigned<'de, D: Deserializer<'de>, const S: u32>(d: D) -> Result<Option<Fixed<S>>, D::Error> {
+    strict_fixed(d, Sign::NonNegative)
+}
+
 impl<'de, const S: u32> serde::Deserialize<'de> for Fixed<S> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match d.deserialize_any(FixedVisitor::<S>)? {
@@ -318,6 +413,45 @@ mod tests {
             let f: f64 = text.parse().unwrap();
             let mut buf = ryu::Buffer::new();
             assert_eq!(parse_fixed(buf.format_finite(f), 2), Ok(fen), "{text}");
+        }
+    }
+
+    #[test]
+    fn request_decimals_follow_the_national_type() {
+        let ok = |t: &str| check_wire_decimal::<2>(t, Sign::NonNegative);
+        assert_eq!(ok("12.50"), Ok(()));
+        assert_eq!(ok("12.500"), Ok(()), "a trailing zero carries no value");
+        assert_eq!(ok("99999999999999.99"), Ok(()));
+        assert_eq!(ok("100000000000000"), Err("number out of range"));
+        assert_eq!(ok("20.001"), Err("too many decimal places"));
+        assert_eq!(ok("1e2"), Err("exponent not allowed in a decimal"));
+        assert_eq!(ok("1.5E1"), Err("exponent not allowed in a decimal"));
+        assert_eq!(ok("-1.00"), Err("negative value not allowed for this field"));
+        assert_eq!(check_wire_decimal::<2>("-1.00", Sign::Any), Ok(()));
+        assert_eq!(ok("+1"), Err("not a decimal number"));
+        assert_eq!(ok("abc"), Err("not a decimal number"));
+        assert_eq!(ok("1."), Err("not a decimal number"));
+        assert_eq!(ok(".5"), Err("not a decimal number"));
+        assert_eq!(check_wire_decimal::<6>("1234567890.123456", Sign::NonNegative), Ok(()));
+        assert_eq!(check_wire_decimal::<6>("12345678901", Sign::NonNegative), Err("number out of range"));
+    }
+
+    #[test]
+    fn strict_fields_read_numbers_and_strings_and_refuse_everything_else() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "unsigned")]
+            a: Option<Amount>,
+        }
+        let a = |j: &str| serde_json::from_str::<T>(j).map(|t| t.a).map_err(|e| e.to_string());
+        assert_eq!(a(r#"{"a":12.5}"#), Ok(Some(Fixed(1250))));
+        assert_eq!(a(r#"{"a":"12.50"}"#), Ok(Some(Fixed(1250))));
+        assert_eq!(a(r#"{"a":"\u0031"}"#), Ok(Some(Fixed(100))));
+        assert_eq!(a(r#"{"a":null}"#), Ok(None));
+        assert_eq!(a(r#"{"a":""}"#), Ok(None));
+        assert_eq!(a(r#"{}"#), Ok(None));
+        for bad in ["1e400", "\"abc\"", "true", "[]", "{}", "20.001", "-5", "\"-5\"", "1e2", "\"\\\"12\\\"\""] {
+            assert!(a(&format!(r#"{{"a":{bad}}}"#)).is_err(), "{bad} accepted");
         }
     }
 

@@ -2,18 +2,49 @@
 //! Field names are the national interface's; see `shared/domain.md` Part A.
 //! Every struct is `#[serde(default)]`: presence of required fields is checked when a claim is
 //! normalised, where the error can name the field's full path.
+//! A request's decimals are read strictly (`num::signed`, `num::unsigned`: the national `N16,S`,
+//! no exponent, no sign where the field cannot be negative), so a message the gateway would
+//! misread is refused before it leaves; the gateway's answers are read leniently (`opt_fixed`).
 
-use super::num::{opt_fixed, Amount, Quantity, UnitPrice};
+use super::num::{opt_fixed, signed, unsigned, Amount, Quantity, UnitPrice};
 use super::text::Text;
 use serde::Deserialize;
 use smol_str::SmolStr;
 
 // === 2204 / 2301 fee detail upload ===
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(default)]
+/// 2204 / 2301 `input`. Read from a JSON object only: serde's derived structs also take an array
+/// (`"input": []` would read as an upload of no lines), which no HIS means.
+#[derive(Debug, Default)]
 pub struct FeeUploadInput {
     pub feedetail: Vec<FeeDetail>,
+}
+
+impl<'de> Deserialize<'de> for FeeUploadInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeeUploadInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object with feedetail[]")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<FeeUploadInput, M::Error> {
+                let mut feedetail = None;
+                while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if k == "feedetail" {
+                        if feedetail.is_some() {
+                            return Err(serde::de::Error::duplicate_field("feedetail"));
+                        }
+                        feedetail = Some(m.next_value::<Option<Vec<FeeDetail>>>()?.unwrap_or_default());
+                    } else {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(FeeUploadInput { feedetail: feedetail.unwrap_or_default() })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// One `feedetail[]` line of 2204 (门诊) or 2301 (住院).
@@ -29,11 +60,11 @@ pub struct FeeDetail {
     pub fee_ocur_time: Text,
     pub med_list_codg: Text,
     pub medins_list_codg: Text,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "signed")]
     pub det_item_fee_sumamt: Option<Amount>,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "signed")]
     pub cnt: Option<Quantity>,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub pric: Option<UnitPrice>,
     pub bilg_dept_codg: Text,
     pub bilg_dept_name: Text,
@@ -56,7 +87,7 @@ pub struct FeeDetail {
     pub rx_circ_flag: Text,
     pub sin_dos_dscr: Text,
     pub used_frqu_dscr: Text,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub prd_days: Option<Quantity>,
     pub medc_way_dscr: Text,
     pub memo: Text,
@@ -125,9 +156,9 @@ pub struct DrugSale {
     pub rtal_docno: Text,
     pub rxno: Text,
     pub trdn_flag: Text,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub finl_trns_pric: Option<UnitPrice>,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "signed")]
     pub sel_retn_cnt: Option<Quantity>,
     pub sel_retn_time: Text,
     /// Older spec: one flat code.
@@ -178,7 +209,7 @@ pub struct Settle {
     pub mdtrt_cert_type: Text,
     pub mdtrt_cert_no: Text,
     pub med_type: Text,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub medfee_sumamt: Option<Amount>,
     pub psn_setlway: Text,
     pub mdtrt_id: Text,
@@ -187,13 +218,13 @@ pub struct Settle {
     pub acct_used_flag: Text,
     pub invono: Text,
     pub mid_setl_flag: Text,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub fulamt_ownpay_amt: Option<Amount>,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub overlmt_selfpay: Option<Amount>,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub preselfpay_amt: Option<Amount>,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub inscp_scp_amt: Option<Amount>,
     /// 2207 表90: the trace codes of the boxes dispensed, by fee line.
     pub drug_trac_info: Vec<DrugTrace>,
@@ -411,7 +442,7 @@ pub struct EncounterDto {
     pub med_mdtrt_type: Text,
     pub med_type: Text,
     pub matn_stas: Text,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub medfee_sumamt: Option<Amount>,
     pub insutype: Text,
     pub out_setl_flag: Text,
@@ -445,15 +476,15 @@ pub struct OrderDto {
     pub hilist_code: Text,
     pub hilist_name: Text,
     pub hilist_lv: Text,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub hilist_pric: Option<UnitPrice>,
     pub hosplist_code: Text,
     pub hosplist_name: Text,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "signed")]
     pub cnt: Option<Quantity>,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "unsigned")]
     pub pric: Option<UnitPrice>,
-    #[serde(deserialize_with = "opt_fixed")]
+    #[serde(deserialize_with = "signed")]
     pub sumamt: Option<Amount>,
     pub spec: Text,
     pub drord_begn_date: Text,

@@ -395,6 +395,10 @@ async fn with_critical_closed_a_check_over_budget_is_refused_and_nothing_reaches
     assert!(r.json["err_msg"].as_str().unwrap().contains("审核超时"), "{}", r.json);
     assert!(app.received().await.iter().all(|m| m["infno"] != "2204"), "a refused claim went upstream");
     assert!(metrics::FALLBACKS.with_label_values(&["budget_closed"]).get() > before);
+    let n = app
+        .journal_int("SELECT COUNT(*) FROM j_decision WHERE msgid = 'FPC1' AND fallback = 'budget_closed'", &[])
+        .await;
+    assert_eq!(n, 1, "the refusal is journaled, saying why");
 }
 
 #[actix_web::test]
@@ -409,8 +413,12 @@ async fn by_default_a_check_over_budget_is_forwarded_unchecked_and_counted() {
     assert!(app.received().await.iter().any(|m| m["infno"] == "2204"), "the claim was not forwarded");
     assert!(metrics::FALLBACKS.with_label_values(&["budget"]).get() > before);
     let n =
-        app.journal_int("SELECT COUNT(*) FROM j_decision WHERE msgid = 'FPO1' AND decision = 'unchecked'", &[]).await;
-    assert_eq!(n, 1, "the fallback is journaled");
+        app.journal_int(
+            "SELECT COUNT(*) FROM j_decision WHERE msgid = 'FPO1' AND decision = 'unchecked' AND fallback = 'budget'",
+            &[],
+        )
+        .await;
+    assert_eq!(n, 1, "the fallback is journaled, saying why");
     // Dated by the message's own day (the trend and the listing go by it), not by today.
     let row = app
         .journal_rows("SELECT service_date, mdtrt_id, dept_code, doctor_code FROM j_decision WHERE msgid = 'FPO1'", &[])

@@ -1,6 +1,6 @@
 //! SIGKILL in the middle of a stream of acknowledged claims: after a restart every acknowledged
-//! claim is in the history, and resending the whole stream (the HIS retries what it is unsure of)
-//! counts nothing twice.
+//! claim is in the history and in the decision journal, and resending the whole stream (the HIS
+//! retries what it is unsure of) counts nothing twice.
 
 use crate::helpers::*;
 use serde_json::json;
@@ -37,7 +37,7 @@ async fn ready(client: &reqwest::Client, base: &str) {
 }
 
 #[actix_web::test]
-async fn a_killed_process_keeps_every_acknowledged_claim_once() {
+async fn a_killed_process_keeps_every_acknowledged_claim_once_in_history_and_the_journal() {
     let (sim_addr, sim_server) = claimgate::sim::build("127.0.0.1:0").unwrap();
     actix_web::rt::spawn(sim_server);
     let sim = format!("http://{sim_addr}");
@@ -71,10 +71,26 @@ async fn a_killed_process_keeps_every_acknowledged_claim_once() {
         l["med_type"] = "11".into();
         envelope("2204", &format!("KMSG{i:04}"), json!({"feedetail": [l]}))
     };
-    // Stream; kill -9 once 120 are acknowledged, with requests still in flight.
+    // Stream; kill -9 once 120 are acknowledged, with requests still in flight. From the 110th on,
+    // another connection holds the journal locked for 400 ms (a backup, an office export): the
+    // records of what the HIS is told meanwhile cannot be written, and an answer given before its
+    // record is durable would be lost by the kill.
     let mut acked = Vec::new();
-    let mut killed = false;
+    let (mut killed, mut locked) = (false, false);
+    let journal_file = data.path().join("journal.sqlite");
     for i in 0..N {
+        if acked.len() == 110 && !locked {
+            let (file, (tx, rx)) = (journal_file.clone(), std::sync::mpsc::channel());
+            std::thread::spawn(move || {
+                let c = rusqlite::Connection::open(file).unwrap();
+                c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(400));
+                c.execute_batch("COMMIT").unwrap();
+            });
+            rx.recv().unwrap();
+            locked = true;
+        }
         if acked.len() == 120 && !killed {
             let pid = child.id();
             std::thread::spawn(move || {
@@ -105,6 +121,18 @@ async fn a_killed_process_keeps_every_acknowledged_claim_once() {
                 .query_row("SELECT COUNT(*) FROM h_line WHERE feedetl_sn = ?1", [format!("K{i:04}")], |r| r.get(0))
                 .unwrap();
             assert_eq!(n, 1, "acknowledged claim K{i:04} lost by the kill");
+        }
+        // …and in the journal, with the gateway's outcome: the HIS was told, the record is durable.
+        let journal = rusqlite::Connection::open(data.path().join("journal.sqlite")).unwrap();
+        for i in &acked {
+            let n: i64 = journal
+                .query_row(
+                    "SELECT COUNT(*) FROM j_decision WHERE msgid = ?1 AND gateway_infcode = 0",
+                    [format!("KMSG{i:04}")],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "acknowledged claim KMSG{i:04} has no journal record after the kill");
         }
     }
     // Restart on the same data; the HIS resends the whole stream.

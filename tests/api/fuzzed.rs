@@ -6,8 +6,9 @@ use crate::helpers::root;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("envelope", claimgate::fuzz::envelope),
+    ("request", claimgate::fuzz::request),
     ("analysis", claimgate::fuzz::transaction),
     ("rule_yaml", claimgate::fuzz::rule_yaml),
     ("bundle", claimgate::fuzz::bundle),

@@ -8,6 +8,7 @@ mod faults;
 mod fuzzed;
 mod helpers;
 mod history;
+mod hostile;
 mod month;
 mod office;
 mod ops;

@@ -200,6 +200,7 @@ async fn what_the_office_shows_from_the_journal_is_escaped() {
                 points: 0,
             }],
             jr: vec![],
+            fallback: String::new(),
         })
         .await;
     app.state.journal.flush().await;

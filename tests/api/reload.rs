@@ -417,8 +417,23 @@ async fn a_pulled_bundle_is_activated_and_an_unchanged_one_costs_a_304() {
     assert!(untrusted.is_err_and(|e| e.to_string().contains("not signed by a trusted key")));
     assert!(replayed.is_err_and(|e| e.to_string().contains("a pulled bundle never goes back in time")));
     assert_eq!(app.serving().await, rev("2026.11.3"));
-    assert_eq!(app.push(old).await.0, 200, "an administrator may push an older bundle on purpose");
+    let (status, refused) = app.push(old.clone()).await;
+    assert_eq!(status, 422, "an older bundle is not pushed by mistake: {refused}");
+    assert!(refused["error"].as_str().unwrap().contains("?force=true"), "{refused}");
+    assert_eq!(app.serving().await, rev("2026.11.3"));
+    let forced = claimgate::telemetry::metrics::RULESET_FORCED_OLDER.get();
+    // An administrator may go back on purpose; the scheme of the token is case-insensitive.
+    let r = app
+        .client
+        .put(format!("{}/admin/v1/ruleset?force=true", app.base))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .body(old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
     assert_eq!(app.serving().await, rev("2026.11.2"));
+    assert_eq!(claimgate::telemetry::metrics::RULESET_FORCED_OLDER.get(), forced + 1, "counted");
 }
 
 #[actix_web::test]

@@ -48,6 +48,7 @@ fn rec(msgid: &str, hits: usize) -> Record {
             })
             .collect(),
         jr: vec![JrLink { jr_id: format!("JR-{msgid}"), rule_id: "R0".into() }],
+        fallback: String::new(),
     }
 }
 

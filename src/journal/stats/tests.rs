@@ -46,6 +46,7 @@ fn rec(
         gateway_infcode: None,
         hits,
         jr,
+        fallback: String::new(),
     }
 }
 
