@@ -65,6 +65,7 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
         rules,
         reload: Arc::new(reload),
         guard: guard::Guard::new(&cfg),
+        cds_jwt: gate::cds::JwtKeys::load(&cfg.cds)?,
         cfg,
     })
 }
@@ -187,7 +188,7 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     metrics::touch();
     let listener = std::net::TcpListener::bind(&cfg.listen).map_err(|e| anyhow::anyhow!("bind {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let proxy_path = cfg.proxy_path.clone();
+    let (proxy_path, cds_cfg) = (cfg.proxy_path.clone(), cfg.cds.clone());
     let state = web::Data::new(self::state(cfg)?);
     // Local packs and the last-known-good bundle; a refused one leaves the server up but not ready
     // (/readyz 503). Then the bureau poller and the local watcher, on this runtime.
@@ -208,14 +209,15 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     let tls = state.cfg.tls.as_ref().map(tls::server_config).transpose()?;
     let (max_conn, workers, req_timeout) =
         (state.cfg.max_connections, state.cfg.workers, state.cfg.client_request_timeout_ms);
-    let server =
-        HttpServer::new(move || App::new().app_data(st.clone()).configure(|app| gate::routes(app, &proxy_path)))
-            // A client that has not sent its whole request head within this time gets 408 and is cut
-            // (slow-loris); connections above `max_connections` per worker wait in the backlog.
-            .client_request_timeout(Duration::from_millis(req_timeout))
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .max_connections(max_conn)
-            .shutdown_timeout(30);
+    let server = HttpServer::new(move || {
+        App::new().app_data(st.clone()).configure(|app| gate::routes(app, &proxy_path, &cds_cfg))
+    })
+    // A client that has not sent its whole request head within this time gets 408 and is cut
+    // (slow-loris); connections above `max_connections` per worker wait in the backlog.
+    .client_request_timeout(Duration::from_millis(req_timeout))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .max_connections(max_conn)
+    .shutdown_timeout(30);
     let server = if workers > 0 { server.workers(workers) } else { server };
     let server = match tls {
         Some(t) => server.listen_rustls_0_23(listener, t)?,

@@ -7,6 +7,7 @@
 //! when, is `crate::startup`'s.
 
 pub mod admin;
+pub mod cds;
 pub mod check;
 pub mod guard;
 pub mod office;
@@ -44,6 +45,8 @@ pub struct State {
     pub reload: Arc<Reloader>,
     /// HIS client keys and per-client rate limits.
     pub guard: guard::Guard,
+    /// The EHRs whose CDS Hooks JWTs are verified (none: no JWT asked for).
+    pub cds_jwt: cds::JwtKeys,
 }
 
 impl State {
@@ -137,8 +140,10 @@ pub enum Scope {
 }
 
 /// The routes: the intercepted gateway route at `proxy_path` (and per transaction), the check API,
-/// health, metrics, admin and the office.
-pub fn routes(app: &mut web::ServiceConfig, proxy_path: &str) {
+/// the CDS Hooks service (under `cds.base_path`, with its own CORS), health, metrics, admin and the
+/// office.
+pub fn routes(app: &mut web::ServiceConfig, proxy_path: &str, cds_cfg: &crate::config::CdsConfig) {
+    cds::routes(app, cds_cfg);
     app
         // The proxy route reads its own body (size-limited, answered in the envelope).
         .route(proxy_path, web::post().to(proxy::proxy))
