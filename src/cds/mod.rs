@@ -149,6 +149,8 @@ pub fn evaluate(req: &HookRequest, hook: &str, env: &Env<'_>) -> Result<Evaluate
         Ok(_) => return not_checked(mapped, ParseError::Missing("patient_dtos".into())),
         Err(e) => return not_checked(mapped, e),
     };
+    let mut claims = claims;
+    fill_from_history(&mut claims, &mapped, env.history);
     let decisions = crate::pipeline::decide_each(env.rs, &claims);
     let answered =
         analysis::answer_with(env.rs, &claims, decisions, task_id.as_deref().unwrap_or(""), env.overrides, &mut uuid);
@@ -156,6 +158,29 @@ pub fn evaluate(req: &HookRequest, hook: &str, env: &Env<'_>) -> Result<Evaluate
         crate::pipeline::exchange::record_of(&head, &claims, Some(&answered.merged), &env.rs.revision(), env.pseudo);
     record.jr = answered.jr.clone();
     Ok(Evaluated { mapped, claims, answered, record })
+}
+
+/// What the request did not say and claimgate learnt from the visit's own messages (2201/2203/2401):
+/// the diagnoses when no conditions were prefetched (none prefetched is not "no diagnoses"), the
+/// 医疗类别 when no encounter was. What neither knows stays unknown, and its rules say so.
+fn fill_from_history(claims: &mut [Claim], mapped: &Mapped, facts: &dyn crate::claim::Facts) {
+    let no_conditions = mapped.missing_prefetch.contains(&"conditions");
+    for c in claims.iter_mut() {
+        let known = facts.visit(&c.encounter.mdtrt_id);
+        let has_diagnoses = c.encounter.diagnoses.as_ref().is_some_and(|d| !d.is_empty());
+        if no_conditions && !has_diagnoses {
+            c.encounter.diagnoses = known.as_ref().and_then(|k| k.encounter.diagnoses.clone());
+        }
+        if c.encounter.visit.is_none() {
+            if let Some(k) = &known {
+                c.encounter.visit = k.encounter.visit;
+                c.encounter.med_type = c.encounter.med_type.take().or_else(|| k.encounter.med_type.clone());
+            }
+        }
+        if c.patient.insutype.is_none() {
+            c.patient.insutype = known.as_ref().and_then(|k| k.insutype.clone());
+        }
+    }
 }
 
 /// A feedback entry that cannot become a 3103 answer.

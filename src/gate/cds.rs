@@ -180,7 +180,7 @@ pub async fn call(
         match cds::evaluate(&hr, hook, &env) {
             Ok(e) => {
                 // The calendar year of the orders' service date (the call's own day when they give none).
-                let day = e.claims.first().and_then(crate::claim::Claim::service_day);
+                let day = e.claims.first().and_then(|c| c.lines.iter().map(|l| l.date()).max().or(c.day));
                 let year = day.unwrap_or_else(|| chrono::Local::now().date_naive()).year();
                 let standing = e.mapped.doctor.clone().map(|doctor| cards::Standing {
                     accrued: doctor_points(&st2.journal, &doctor, year),
