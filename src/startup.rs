@@ -66,6 +66,7 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
         reload: Arc::new(reload),
         guard: guard::Guard::new(&cfg),
         cds_jwt: gate::cds::JwtKeys::load(&cfg.cds)?,
+        doctor_points: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(30)).build(),
         cfg,
     })
 }

@@ -123,11 +123,7 @@ fn msgid(fix: &str) -> String {
 /// # Errors
 /// [`NotChecked`]: the facts could not make a claim (the card says why).
 pub fn evaluate(req: &HookRequest, hook: &str, env: &Env<'_>) -> Result<Evaluated, Box<NotChecked>> {
-    let inpatient = req
-        .prefetch
-        .get("encounter")
-        .and_then(|e| e["class"]["code"].as_str())
-        .is_some_and(|c| matches!(c, "IMP" | "ACUTE" | "NONAC" | "SS"));
+    let inpatient = w::inpatient(req);
     // 3101 事前 for the ordering hooks (住院执行医嘱 / 门诊收费登记), 3102 事中 for discharge (住院预结算).
     let (infno, trig_scen) = match hook {
         "encounter-discharge" => ("3102", "9"),

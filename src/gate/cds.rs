@@ -183,7 +183,7 @@ pub async fn call(
                 let day = e.claims.first().and_then(|c| c.lines.iter().map(|l| l.date()).max().or(c.day));
                 let year = day.unwrap_or_else(|| chrono::Local::now().date_naive()).year();
                 let standing = e.mapped.doctor.clone().map(|doctor| cards::Standing {
-                    accrued: doctor_points(&st2.journal, &doctor, year),
+                    accrued: doctor_points(&st2, &doctor, year),
                     doctor,
                     year,
                 });
@@ -212,12 +212,20 @@ pub async fn call(
     with_headers(HttpResponse::Ok().json(CdsResponse { cards }), hv, &rev)
 }
 
-/// The doctor's points this calendar year, from the journal (`None`: it could not be read).
-pub(super) fn doctor_points(journal: &crate::journal::Journal, doctor: &str, year: i32) -> Option<i64> {
+/// The doctor's points this calendar year, from the journal (`None`: it could not be read), through
+/// the state's 30-second cache. Blocking.
+pub(super) fn doctor_points(st: &State, doctor: &str, year: i32) -> Option<i64> {
+    let key = (doctor.to_owned(), year);
+    if let Some(p) = st.doctor_points.get(&key) {
+        return Some(p);
+    }
     let from = chrono::NaiveDate::from_ymd_opt(year, 1, 1)?;
     let to = chrono::NaiveDate::from_ymd_opt(year, 12, 31)?;
-    match journal.read(|c| crate::journal::stats::doctor_points_between(c, doctor, from, to)) {
-        Ok(p) => Some(p),
+    match st.journal.read(|c| crate::journal::stats::doctor_points_between(c, doctor, from, to)) {
+        Ok(p) => {
+            st.doctor_points.insert(key, p);
+            Some(p)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "a doctor's points could not be read from the journal");
             None

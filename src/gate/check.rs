@@ -66,12 +66,12 @@ async fn doctor_points(st: &web::Data<State>, claims: &[crate::claim::Claim]) ->
     if wanted.is_empty() {
         return serde_json::json!([]);
     }
-    let journal = st.journal.clone();
+    let st = st.clone();
     let rows = tokio::task::spawn_blocking(move || {
         wanted
             .into_iter()
             .map(|(doctor, year)| {
-                let accrued = super::cds::doctor_points(&journal, &doctor, year);
+                let accrued = super::cds::doctor_points(&st, &doctor, year);
                 serde_json::json!({"doctor": doctor, "year": year, "accrued": accrued,
                     "suspension_at": crate::cds::SUSPENSION_POINTS, "termination_at": crate::cds::TERMINATION_POINTS})
             })

@@ -47,6 +47,10 @@ pub struct State {
     pub guard: guard::Guard,
     /// The EHRs whose CDS Hooks JWTs are verified (none: no JWT asked for).
     pub cds_jwt: cds::JwtKeys,
+    /// Doctors' 驾照式记分 this year, `(doctor, year)` → points, read from the journal and kept for
+    /// 30 s: the sum grows with the journal, and a doctor's standing moves with blocked settlements,
+    /// not with each order checked.
+    pub doctor_points: moka::sync::Cache<(String, i32), i64>,
 }
 
 impl State {

@@ -447,6 +447,11 @@ fn med_type_of(enc: &Value) -> Option<String> {
     }
 }
 
+/// Whether the prefetched encounter is an inpatient stay (医疗类别 2x).
+pub fn inpatient(req: &HookRequest) -> bool {
+    req.prefetch.get("encounter").and_then(med_type_of).is_some_and(|m| m.starts_with('2'))
+}
+
 /// An ICD-10 code: a coding of an ICD-10 system, else any coding shaped like one (`M10.900`).
 fn icd10(cc: &Value) -> Option<(String, String)> {
     let codings = cc["coding"].as_array()?;
@@ -591,6 +596,53 @@ mod tests {
         let cc = json!({"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1049502"},
             {"system": "urn:oid:1.2.156.hospital", "code": "XA11DAW036A001010104127", "display": "维生素B1片"}]});
         assert_eq!(national_code(&cc), (Some("XA11DAW036A001010104127".into()), "维生素B1片".into()));
+    }
+
+    #[test]
+    fn draft_orders_become_3101_orders_with_quantity_days_supply_price_doctor_and_discharge_flag() {
+        // Arrange: a discharge medication for 2 weeks and a charge item with its own price.
+        let req: HookRequest = serde_json::from_value(json!({
+            "hook": "encounter-discharge", "hookInstance": "h-1",
+            "context": {"userId": "Practitioner/u-9", "patientId": "p", "encounterId": "e",
+                "draftOrders": {"resourceType": "Bundle", "entry": [
+                    {"resource": {"resourceType": "MedicationRequest", "id": "mr-1",
+                        "medicationCodeableConcept": {"coding": [{"system": CS_HILIST, "code": "XA11DAW036A001010104127", "display": "维生素B1片"}]},
+                        "authoredOn": "2025-06-20T08:30:00+08:00",
+                        "requester": {"identifier": {"system": SID_DR_CODE, "value": "D7"}, "display": "李医生"},
+                        "dispenseRequest": {"quantity": {"value": 42}, "expectedSupplyDuration": {"value": 2, "code": "wk"}}}},
+                    {"resource": {"resourceType": "ChargeItem", "id": "ci-1", "code": {"coding": [{"code": "C02010105200001", "display": "一次性输液器"}]},
+                        "quantity": {"value": 2}, "priceOverride": {"value": 3.5, "currency": "CNY"}, "occurrenceDateTime": "2025-06-20"}}]}},
+            "prefetch": {"patient": {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1951-08-27"},
+                "encounter": {"resourceType": "Encounter", "id": "e", "class": {"code": "IMP"}}}
+        }))
+        .unwrap();
+        let head = EnvelopeHead {
+            infno: "3102",
+            msgid: "M1",
+            fixmedins_code: "H1",
+            now: "2025-06-20 09:00:00",
+            trig_scen: "9",
+        };
+        // Act
+        let m = to_analysis(&req, &head);
+        let env: Value = serde_json::from_slice(&m.envelope).unwrap();
+        // Assert
+        let p = &env["input"]["data"]["patient_dtos"][0];
+        assert_eq!(
+            (p["patn_id"].as_str(), p["gend"].as_str(), p["brdy"].as_str()),
+            (Some("p"), Some("2"), Some("1951-08-27"))
+        );
+        let e = &p["fsi_encounter_dtos"][0];
+        assert_eq!((e["med_type"].as_str(), e["med_mdtrt_type"].as_str()), (Some("21"), Some("2")));
+        let o = &e["fsi_order_dtos"];
+        assert_eq!(o[0]["drord_begn_date"], "2025-06-20 08:30:00");
+        assert_eq!(o[0]["drord_stop_date"], "2025-07-04 08:30:00", "14 days");
+        assert_eq!((o[0]["drord_dr_codg"].as_str(), o[0]["drord_bhvr"].as_str()), (Some("D7"), Some("1")));
+        assert_eq!((o[0]["cnt"].as_f64(), o[0]["sumamt"].as_i64()), (Some(42.0), Some(0)), "no price: amount 0");
+        assert_eq!((o[1]["cnt"].as_f64(), o[1]["pric"].as_str()), (Some(2.0), Some("3.5")));
+        assert_eq!(o[1]["drord_dr_codg"], "u-9", "no requester: the hook's user");
+        assert_eq!(m.missing_prefetch, vec!["conditions"]);
+        assert!(m.skipped.is_empty());
     }
 
     #[test]
