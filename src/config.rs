@@ -103,6 +103,8 @@ pub struct Config {
     pub journal_retention_days: Option<u32>,
     /// Signed rule bundles from the bureau and the local folders' watcher (`reload`).
     pub bundles: BundleConfig,
+    /// The HL7 CDS Hooks 2.0 service (`cds`).
+    pub cds: CdsConfig,
 }
 
 impl Default for Config {
@@ -142,8 +144,52 @@ impl Default for Config {
             history_cache_mb: 128,
             journal_retention_days: None,
             bundles: BundleConfig::default(),
+            cds: CdsConfig::default(),
         }
     }
+}
+
+/// The CDS Hooks service: where it is mounted, who may call it from a browser, whose JWTs it trusts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CdsConfig {
+    /// Serve the CDS Hooks endpoints at all.
+    pub enabled: bool,
+    /// The base path: discovery at `{base_path}`, services at `{base_path}/{id}`.
+    pub base_path: String,
+    /// Origins allowed by CORS (browser EHR apps); empty allows any origin (no credentials are
+    /// ever allowed: the JWT travels in the `Authorization` header).
+    pub cors_origins: Vec<String>,
+    /// EHRs whose JWT bearer is verified; when any is configured, every service call and feedback
+    /// must carry a valid JWT from one of them.
+    pub jwt_issuers: Vec<JwtIssuer>,
+    /// The `aud` a JWT must name; unset: the URL of the endpoint called, as the request states it.
+    pub jwt_audience: Option<String>,
+    /// 定点医药机构编号 written into the national envelope a CDS call becomes.
+    pub fixmedins_code: String,
+}
+
+impl Default for CdsConfig {
+    fn default() -> Self {
+        CdsConfig {
+            enabled: true,
+            base_path: "/cds-services".into(),
+            cors_origins: Vec::new(),
+            jwt_issuers: Vec::new(),
+            jwt_audience: None,
+            fixmedins_code: String::new(),
+        }
+    }
+}
+
+/// An EHR (CDS client) and the public key its JWTs are signed with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuer {
+    /// The JWT's `iss`.
+    pub iss: String,
+    /// PEM file of the public key (RSA for RS256/RS384/RS512, P-256/P-384 for ES256/ES384).
+    pub public_key: PathBuf,
 }
 
 /// One HIS client and its key (`x-claimgate-key`).
@@ -318,6 +364,10 @@ impl Config {
         anyhow::ensure!(
             self.admin_read_token.is_none() || self.admin_read_token != self.admin_token,
             "admin_read_token must differ from admin_token"
+        );
+        anyhow::ensure!(
+            self.cds.base_path.starts_with('/') && !self.cds.base_path.ends_with('/'),
+            "cds.base_path must start with / and not end with /"
         );
         if let Some(t) = &self.institution_tier {
             anyhow::ensure!(crate::claim::normalize::parse_tier(t).is_some(), "institution_tier: not a tier: {t}");

@@ -6,6 +6,7 @@
 //! - [`claim`]: the normalised claim model (money as integer fen, dates as service dates).
 //! - [`rules`]: rule packs — source format, compile to an indexed form, evaluate, explain.
 //! - [`history`]: what claimgate learnt from earlier exchanges (visit context).
+//! - [`cds`]: the HL7 CDS Hooks 2.0 service (a hook call is evaluated as the 3101 it becomes; cards, feedback as 3103).
 //! - [`pipeline`]: parse → normalise → evaluate for one message, without HTTP; the pack test runner.
 //! - [`reload`]: signed rule bundles, activation, last-known-good, rollback, local watch.
 //! - [`gate`]: the HTTP server (proxy route, check API, admin API).
@@ -19,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cds;
 pub mod claim;
 pub mod cli;
 pub mod commands;

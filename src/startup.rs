@@ -79,6 +79,8 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
         rules,
         reload: Arc::new(reload),
         guard: guard::Guard::new(&cfg),
+        cds_jwt: gate::cds::JwtKeys::load(&cfg.cds)?,
+        doctor_points: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(30)).build(),
         cfg,
     })
 }
@@ -201,7 +203,7 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     metrics::touch();
     let listener = std::net::TcpListener::bind(&cfg.listen).map_err(|e| anyhow::anyhow!("bind {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let proxy_path = cfg.proxy_path.clone();
+    let (proxy_path, cds_cfg) = (cfg.proxy_path.clone(), cfg.cds.clone());
     let state = web::Data::new(self::state(cfg)?);
     // Local packs and the last-known-good bundle; a refused one leaves the server up but not ready
     // (/readyz 503). Then the bureau poller and the local watcher, on this runtime.
@@ -232,7 +234,7 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
                 gate::body_deadline(&mut req, body_timeout);
                 actix_web::dev::Service::call(srv, req)
             })
-            .configure(|app| gate::routes(app, &proxy_path))
+            .configure(|app| gate::routes(app, &proxy_path, &cds_cfg))
     })
     // Each connection is counted against its peer address; one over `max_connections_per_client`
     // is refused and closed before a byte of it is read.

@@ -36,13 +36,52 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
         return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
     }
     match run_check(&st, &body, head.take_parsed(), None, &active, None, None).await {
-        Checked::Done { decision, .. } => {
-            with_headers(HttpResponse::Ok().json(&decision), decision.header_value(), &active.rs.revision())
+        Checked::Done { decision, claims, .. } => {
+            let hv = decision.header_value();
+            // The decision JSON, extended with each ordering/billing doctor's 驾照式记分 this year.
+            let mut body = serde_json::to_value(&decision).unwrap_or_default();
+            body["doctor_points"] = doctor_points(&st, &claims).await;
+            with_headers(HttpResponse::Ok().json(body), hv, &active.rs.revision())
         }
         Checked::Bad(e) => bad(e.to_string()),
         Checked::Encrypted(_) => bad("input is encrypted (SM4); nothing to check".into()),
         Checked::Failed(why) => ApiFailure::Internal(format!("check failed: {why}")).respond(),
     }
+}
+
+/// The 驾照式记分 of the doctors on the claims' lines (`drord_dr_codg` / `bilg_dr_codg`), each
+/// accrued in the calendar year of the claim's service date, against 9 (暂停) and 12 (终止):
+/// `[{"doctor", "year", "accrued", "suspension_at", "termination_at"}]` (`accrued` null when the
+/// journal cannot be read).
+async fn doctor_points(st: &web::Data<State>, claims: &[crate::claim::Claim]) -> serde_json::Value {
+    use chrono::Datelike;
+    let mut wanted: Vec<(String, i32)> = Vec::new();
+    for c in claims {
+        let Some(year) = c.service_day().map(|d| d.year()) else { continue };
+        for l in &c.lines {
+            let d = (l.doctor_code.to_string(), year);
+            if !l.doctor_code.is_empty() && !wanted.contains(&d) {
+                wanted.push(d);
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return serde_json::json!([]);
+    }
+    let st = st.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        wanted
+            .into_iter()
+            .map(|(doctor, year)| {
+                let accrued = super::cds::doctor_points(&st, &doctor, year);
+                serde_json::json!({"doctor": doctor, "year": year, "accrued": accrued,
+                    "suspension_at": crate::cds::SUSPENSION_POINTS, "termination_at": crate::cds::TERMINATION_POINTS})
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    serde_json::Value::Array(rows)
 }
 
 /// Runs [`exchange::check`] on the blocking pool (history may do I/O) under `budget` (the

@@ -36,19 +36,37 @@ impl Guard {
     /// Admits a request or gives the envelope refusal. The client is named by its key when keys
     /// are configured, else by its address.
     pub fn admit(&self, req: &HttpRequest) -> Result<(), Box<HttpResponse>> {
+        self.check(req).map(|_| ()).map_err(|r| {
+            Box::new(
+                match r {
+                    Refusal::NoKey => Failure::NoKey,
+                    Refusal::BadKey => Failure::BadKey,
+                    Refusal::RateLimited { per_second } => Failure::RateLimited { per_second },
+                }
+                .respond(""),
+            )
+        })
+    }
+
+    /// Admits a request (the client's name) or says why not, for routes that answer in their own
+    /// format (the CDS Hooks endpoints answer JSON). Counted and logged here.
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn check(&self, req: &HttpRequest) -> Result<Arc<str>, Refusal> {
         let client: Arc<str> = if self.keys.is_empty() {
             Arc::from(req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default().as_str())
         } else {
             let Some(given) = req.headers().get(KEY_HEADER).map(|v| v.as_bytes()) else {
                 metrics::REFUSED.with_label_values(&["no_key"]).inc();
-                return Err(Box::new(Failure::NoKey.respond("")));
+                return Err(Refusal::NoKey);
             };
             match self.identify(given) {
                 Some(name) => name,
                 None => {
                     metrics::REFUSED.with_label_values(&["bad_key"]).inc();
                     tracing::warn!(peer = ?req.peer_addr(), "request with an unknown client key refused");
-                    return Err(Box::new(Failure::BadKey.respond("")));
+                    return Err(Refusal::BadKey);
                 }
             }
         };
@@ -56,10 +74,10 @@ impl Guard {
             if !l.take(&client, Instant::now()) {
                 metrics::REFUSED.with_label_values(&["rate"]).inc();
                 tracing::warn!(client = %client, "request over the client's rate limit refused");
-                return Err(Box::new(Failure::RateLimited { per_second: l.rate.per_second }.respond("")));
+                return Err(Refusal::RateLimited { per_second: l.rate.per_second });
             }
         }
-        Ok(())
+        Ok(client)
     }
 
     /// The client whose key this is, comparing against every key in constant time.
@@ -77,6 +95,14 @@ impl Guard {
         }
         found
     }
+}
+
+/// Why [`Guard::check`] refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NoKey,
+    BadKey,
+    RateLimited { per_second: u32 },
 }
 
 fn digest(b: &[u8]) -> [u8; 32] {

@@ -7,6 +7,7 @@
 //! when, is `crate::startup`'s.
 
 pub mod admin;
+pub mod cds;
 pub mod check;
 pub mod guard;
 pub mod office;
@@ -47,6 +48,12 @@ pub struct State {
     pub reload: Arc<Reloader>,
     /// HIS client keys and per-client rate limits.
     pub guard: guard::Guard,
+    /// The EHRs whose CDS Hooks JWTs are verified (none: no JWT asked for).
+    pub cds_jwt: cds::JwtKeys,
+    /// Doctors' 驾照式记分 this year, `(doctor, year)` → points, read from the journal and kept for
+    /// 30 s: the sum grows with the journal, and a doctor's standing moves with blocked settlements,
+    /// not with each order checked.
+    pub doctor_points: moka::sync::Cache<(String, i32), i64>,
 }
 
 impl State {
@@ -189,8 +196,10 @@ pub enum Scope {
 }
 
 /// The routes: the intercepted gateway route at `proxy_path` (and per transaction), the check API,
-/// health, metrics, admin and the office.
-pub fn routes(app: &mut web::ServiceConfig, proxy_path: &str) {
+/// the CDS Hooks service (under `cds.base_path`, with its own CORS), health, metrics, admin and the
+/// office.
+pub fn routes(app: &mut web::ServiceConfig, proxy_path: &str, cds_cfg: &crate::config::CdsConfig) {
+    cds::routes(app, cds_cfg);
     app
         // The proxy route reads its own body (size-limited, answered in the envelope).
         .route(proxy_path, web::post().to(proxy::proxy))

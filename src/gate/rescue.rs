@@ -230,6 +230,14 @@ pub enum ApiFailure<'a> {
     Refused(&'a ActivateError),
     /// claimgate failed (500).
     Internal(String),
+    /// A client without credentials, or with a JWT that does not verify (401, CDS Hooks).
+    Unauthorized(String),
+    /// A client key that is not registered (403, CDS Hooks).
+    Forbidden(String),
+    /// Over the client's rate (429, CDS Hooks).
+    TooMany(String),
+    /// Read, but cannot take effect (422: a CDS feedback the override store refuses).
+    Unprocessable(String),
 }
 
 impl ApiFailure<'_> {
@@ -248,7 +256,10 @@ impl ApiFailure<'_> {
             ApiFailure::Refused(ActivateError::Persist(_)) | ApiFailure::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            ApiFailure::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiFailure::Refused(_) | ApiFailure::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiFailure::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiFailure::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiFailure::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -258,9 +269,11 @@ impl ApiFailure<'_> {
             | ApiFailure::TooLarge(m)
             | ApiFailure::BodyTimeout(m)
             | ApiFailure::Internal(m)
-            | ApiFailure::NotFound(m) => {
-                serde_json::json!({"error": m})
-            }
+            | ApiFailure::NotFound(m)
+            | ApiFailure::Unauthorized(m)
+            | ApiFailure::Forbidden(m)
+            | ApiFailure::TooMany(m)
+            | ApiFailure::Unprocessable(m) => serde_json::json!({"error": m}),
             ApiFailure::BundleTooLarge(limit) => {
                 serde_json::json!({"error": format!("bundle larger than {limit} bytes"), "stage": "verify"})
             }

@@ -79,6 +79,7 @@ const INDEXES: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS j_decision_uid ON j_decision (uid)",
     "CREATE INDEX IF NOT EXISTS j_decision_at ON j_decision (at)",
     "CREATE INDEX IF NOT EXISTS j_decision_service_date ON j_decision (service_date)",
+    "CREATE INDEX IF NOT EXISTS j_decision_doctor ON j_decision (doctor_code, service_date)",
     "CREATE INDEX IF NOT EXISTS j_hit_rule ON j_hit (rule_id)",
     "CREATE INDEX IF NOT EXISTS j_hit_decision ON j_hit (decision_id)",
     "CREATE UNIQUE INDEX IF NOT EXISTS j_feedback_uid ON j_feedback (uid)",

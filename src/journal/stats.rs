@@ -639,6 +639,29 @@ fn feedback(c: &mut dyn Conn, f: &Filter) -> Result<Vec<FeedbackRow>, StoreError
         .collect())
 }
 
+/// The 驾照式记分 points a doctor has accrued between two service dates (a calendar year), counted as
+/// the office's 记分 table counts them: the points of the blocking rules that blocked the doctor's
+/// fee uploads and settlements (事前/事中分析 warn and are not counted). Shown to the doctor at
+/// ordering time (`/v1/check`, the CDS cards) against 9 (暂停) and 12 (终止).
+///
+/// # Errors
+/// The store failed.
+pub fn doctor_points_between(
+    c: &mut dyn Conn,
+    doctor: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<i64, StoreError> {
+    let (from, to) = (from.format("%Y-%m-%d").to_string(), to.format("%Y-%m-%d").to_string());
+    let sql = format!(
+        "SELECT {} FROM j_hit h JOIN j_decision d ON d.id = h.decision_id
+         WHERE d.doctor_code = $1 AND d.service_date >= $2 AND d.service_date <= $3
+           AND h.action = 'block' AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS}",
+        sum("h.points")
+    );
+    Ok(c.query(&sql, &[P::T(doctor), P::T(&from), P::T(&to)])?.first().map_or(0, |r| n(&r[0])))
+}
+
 /// The doctors whose blocked items weigh most in points, with their departments.
 fn doctor_points(c: &mut dyn Conn, f: &Filter) -> Result<Vec<PointsRow>, StoreError> {
     let blocked = format!("h.action = 'block' AND d.decision = 'block' AND d.infno NOT IN {ANALYSIS}");

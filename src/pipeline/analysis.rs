@@ -45,6 +45,9 @@ pub struct JudgeResult {
     /// 1 违规行为 (placeholder).
     pub vola_bhvr_type: &'static str,
     pub task_id: String,
+    /// claimgate's extension: the rule's 驾照式记分 points, what the doctor would risk if the item
+    /// went through (0: the pack gives the rule none). An HIS reading the national fields ignores it.
+    pub points: u32,
 }
 
 /// `jr_id` values unique within this process and across restarts (time + sequence).
@@ -63,10 +66,21 @@ fn sev_deg(s: Severity) -> &'static str {
 
 /// `output.result[]` for the claims and their decisions (same order).
 pub fn results(claims: &[Claim], decisions: &[Decision], task_id: &str) -> Vec<JudgeResult> {
+    results_with(claims, decisions, task_id, &mut || next_id("JR"))
+}
+
+/// [`results`] with the `jr_id`s drawn from `ids` (the CDS service hands out UUIDs: a card's `uuid`
+/// is its `jr_id`).
+pub fn results_with(
+    claims: &[Claim],
+    decisions: &[Decision],
+    task_id: &str,
+    ids: &mut dyn FnMut() -> String,
+) -> Vec<JudgeResult> {
     let mut out = Vec::new();
     for (c, d) in claims.iter().zip(decisions) {
         for h in &d.hits {
-            let jr_id = next_id("JR");
+            let jr_id = ids();
             // The hit's amount (the excess, the duplicate) falls on its lines from the last one back,
             // each at most its own amount, so the details add up to the record.
             let mut left = h.amount.get().max(0);
@@ -103,6 +117,7 @@ pub fn results(claims: &[Claim], decisions: &[Decision], task_id: &str) -> Vec<J
                 vola_evid: h.basis.to_string(),
                 vola_bhvr_type: "1",
                 task_id: task_id.to_owned(),
+                points: h.points,
                 jr_id,
             });
         }
@@ -126,8 +141,20 @@ pub fn answer(
     task_id: &str,
     overrides: &super::overrides::Overrides,
 ) -> Answered {
+    answer_with(rs, claims, decisions, task_id, overrides, &mut || next_id("JR"))
+}
+
+/// [`answer`] with the `jr_id`s drawn from `ids`.
+pub fn answer_with(
+    rs: &crate::rules::CompiledRuleSet,
+    claims: &[Claim],
+    decisions: Vec<Decision>,
+    task_id: &str,
+    overrides: &super::overrides::Overrides,
+    ids: &mut dyn FnMut() -> String,
+) -> Answered {
     use super::overrides::{fingerprint, JrRecord};
-    let results = results(claims, &decisions, task_id);
+    let results = results_with(claims, &decisions, task_id, ids);
     for r in &results {
         let claim = claims.iter().find(|c| c.encounter.mdtrt_id == r.mdtrt_id && c.patient.psn_no == r.patn_id);
         let overridable = decisions

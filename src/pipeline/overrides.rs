@@ -50,15 +50,31 @@ pub struct Overrides {
     store: Option<Arc<dyn Store>>,
 }
 
-/// A line's identity for override purposes: item, quantity, amount.
+/// A line's identity for override purposes: item, quantity, amount. An order that carries no
+/// price (a CDS draft order, a 3101 order with `pric` 0 and no amount) is identified by item and
+/// quantity alone: the doctor answered for the item and the quantity, and the fee line that bills
+/// it later has the price the order did not.
 pub fn fingerprint(claim: &Claim, line_id: &str) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
     let l = claim.lines.iter().find(|l| l.id == line_id)?;
+    Some(if l.amount.get() == 0 && l.price.micro() == 0 { unpriced(l) } else { priced(l) })
+}
+
+fn priced(l: &crate::claim::Line) -> u64 {
+    use std::hash::{Hash, Hasher};
     let mut h = rustc_hash::FxHasher::default();
     l.code.hash(&mut h);
     l.qty.hash(&mut h);
     l.amount.hash(&mut h);
-    Some(h.finish())
+    h.finish()
+}
+
+fn unpriced(l: &crate::claim::Line) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    "unpriced".hash(&mut h);
+    l.code.hash(&mut h);
+    l.qty.hash(&mut h);
+    h.finish()
 }
 
 fn key(mdtrt_id: &str, rule_id: &str) -> String {
@@ -257,9 +273,14 @@ impl Overrides {
                 return true;
             }
             let k = key(&claim.encounter.mdtrt_id, &h.rule_id);
+            // A grant matches the line as it is now, priced, or by item and quantity when it was
+            // given on an order without a price.
             let covers = |granted: &[(String, u64)]| {
                 h.lines.iter().all(|l| {
-                    fingerprint(claim, l).is_some_and(|fp| granted.iter().any(|(gl, gfp)| gl == l && *gfp == fp))
+                    claim.lines.iter().find(|x| x.id == *l).is_some_and(|line| {
+                        let (a, b) = (priced(line), unpriced(line));
+                        granted.iter().any(|(gl, gfp)| gl == l && (*gfp == a || *gfp == b))
+                    })
                 })
             };
             // The cache first; the store when the cache does not cover the hit (another instance, or
@@ -368,6 +389,25 @@ mod tests {
         changed.lines[0].qty = crate::claim::Qty::whole(3);
         let mut d = remind("GZ10000101008000-TX");
         assert!(other.apply(&changed, &mut d).is_empty(), "a changed line voids the answer");
+    }
+
+    #[test]
+    fn an_answer_given_on_an_unpriced_order_covers_the_priced_fee_line_of_the_same_item_and_quantity() {
+        // Arrange: the order (a CDS draft order) carries no price; the doctor continues.
+        let o = Overrides::default();
+        let mut order = claim();
+        order.lines[0].price = crate::claim::Price::from_micro(0);
+        order.lines[0].amount = crate::claim::Fen::new(0);
+        o.remember("JR-U", jr(&order, true));
+        assert_eq!(o.answer("JR-U", "1", "病情需要"), FeedbackOutcome::Granted);
+        // Act / Assert: the fee line bills it priced; the same item and quantity pass, another quantity does not.
+        let billed = claim();
+        let mut d = remind("GZ10000101008000-TX");
+        assert_eq!(o.apply(&billed, &mut d).len(), 1);
+        let mut more = claim();
+        more.lines[0].qty = crate::claim::Qty::whole(5);
+        let mut d = remind("GZ10000101008000-TX");
+        assert!(o.apply(&more, &mut d).is_empty());
     }
 
     #[test]

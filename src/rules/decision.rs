@@ -157,8 +157,8 @@ pub struct Hit {
     /// Per-line amounts, parallel to `lines` (3101 `judge_result_detail_dtos[].vola_amt`).
     #[serde(skip)]
     pub line_amounts: Vec<Fen>,
-    /// The rule's 驾照式记分 points, for the journal; not part of the decision JSON contract.
-    #[serde(skip)]
+    /// The rule's 驾照式记分 points: what the doctor would risk if the item went through (0: the
+    /// pack gives the rule none). Added to the decision JSON (an extension of the contract).
     pub points: u32,
 }
 

@@ -3,6 +3,7 @@
 //! Architecture Invariant: this is the only module that knows JSON field names. It knows nothing of
 //! rules or HTTP. The bytes a proxy forwards are never re-serialised from these types.
 
+pub mod cds;
 pub mod envelope;
 pub mod error;
 pub mod infno;

@@ -412,8 +412,8 @@ async fn by_default_a_check_over_budget_is_forwarded_unchecked_and_counted() {
     assert_eq!(r.decision.as_deref(), Some("unchecked"));
     assert!(app.received().await.iter().any(|m| m["infno"] == "2204"), "the claim was not forwarded");
     assert!(metrics::FALLBACKS.with_label_values(&["budget"]).get() > before);
-    let n =
-        app.journal_int(
+    let n = app
+        .journal_int(
             "SELECT COUNT(*) FROM j_decision WHERE msgid = 'FPO1' AND decision = 'unchecked' AND fallback = 'budget'",
             &[],
         )

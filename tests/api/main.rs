@@ -2,6 +2,7 @@
 //! real binary for the CLI contract.
 
 mod access;
+mod cds;
 mod cli;
 mod crash;
 mod faults;
