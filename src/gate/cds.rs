@@ -141,6 +141,19 @@ async fn body_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiFailure::BadRequest(format!("请求不是有效的 CDS Hooks JSON：{e}")).respond())
 }
 
+/// A call to service `id`: the client admitted (keys, rate, JWT), the service found, its JSON body
+/// read within the limits; or the answer refusing it.
+async fn admitted<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    st: &State,
+    id: &str,
+) -> Result<(&'static str, T), HttpResponse> {
+    admit(req, st, true).map_err(|r| *r)?;
+    let hook = cds::hook_of(id).ok_or_else(|| ApiFailure::NotFound(format!("没有这个 CDS 服务：{id}")).respond())?;
+    Ok((hook, body_json(req, payload, st.cfg.body_limit, st.cfg.client_body_timeout_ms).await?))
+}
+
 fn now_text() -> String {
     chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
 }
@@ -152,14 +165,8 @@ pub async fn call(
     payload: web::Payload,
     st: web::Data<State>,
 ) -> HttpResponse {
-    if let Err(r) = admit(&req, &st, true) {
-        return *r;
-    }
-    let Some(hook) = cds::hook_of(&id) else {
-        return ApiFailure::NotFound(format!("没有这个 CDS 服务：{id}")).respond();
-    };
-    let hr: HookRequest = match body_json(&req, payload, st.cfg.body_limit, st.cfg.client_body_timeout_ms).await {
-        Ok(h) => h,
+    let (hook, hr) = match admitted::<HookRequest>(&req, payload, &st, &id).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     if !hr.hook.is_empty() && hr.hook != hook {
@@ -244,14 +251,8 @@ pub async fn feedback(
     st: web::Data<State>,
 ) -> HttpResponse {
     use crate::pipeline::analysis::{self, Local, Refused};
-    if let Err(r) = admit(&req, &st, true) {
-        return *r;
-    }
-    if cds::hook_of(&id).is_none() {
-        return ApiFailure::NotFound(format!("没有这个 CDS 服务：{id}")).respond();
-    }
-    let fb: FeedbackRequest = match body_json(&req, payload, st.cfg.body_limit, st.cfg.client_body_timeout_ms).await {
-        Ok(f) => f,
+    let fb: FeedbackRequest = match admitted(&req, payload, &st, &id).await {
+        Ok((_, f)) => f,
         Err(r) => return r,
     };
     let answers = match cds::feedback_answers(&fb.feedback) {

@@ -249,6 +249,7 @@ pub fn touch() {
         }
     }
     for i in CLAIM_INFNOS.iter().chain(["other"].iter()) {
+        INVALID.with_label_values(&[i]);
         for d in DECISIONS {
             REQUESTS.with_label_values(&[i, d]);
         }
