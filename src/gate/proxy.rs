@@ -80,6 +80,13 @@ async fn route(
         return super::check::local_analysis(body, head, st, &active, label).await;
     }
     if !infno.is_checked() {
+        // A reversal changes what history holds: it is read in full before it is relayed.
+        if infno.is_reversal() {
+            let valid = exchange::check_envelope(head, body).and_then(|()| crate::pipeline::validate_reversal(head));
+            if let Err(e) = valid {
+                return invalid(&e, area, label, None);
+            }
+        }
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
         if infno == Infno::OutpatientRegister {
             // A registration names its department and doctor; later messages give codes only.

@@ -52,6 +52,47 @@ pub fn validate(head: &RequestHead<'_>) -> Result<(), ParseError> {
     }
 }
 
+/// A reversal (2205/2302 fee lines revoked, 2208/2305 a settlement cancelled) read in full before
+/// it is relayed: an `input` object whose fields have their national types, naming what it undoes
+/// — the visit (`mdtrt_id`), the person (`psn_no`) and the batch (`chrg_bchno`, 2205), the line
+/// (`feedetl_sn`, 2302, `0000` for all) or the settlement (`setl_id`, 2208/2305), all 必填 in the
+/// national interface. Ciphertext passes (it cannot be read). Not a reversal: `Ok`.
+///
+/// # Errors
+/// [`ParseError`] naming the field.
+pub fn validate_reversal(head: &RequestHead<'_>) -> Result<(), ParseError> {
+    let infno = Infno::parse(head.infno.as_str());
+    if !infno.is_reversal() {
+        return Ok(());
+    }
+    exchange::check_msgid(head)?;
+    let raw = match normalize::input(head) {
+        Ok(raw) => raw,
+        Err(ParseError::Encrypted(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let required =
+        |fields: &[(&str, &crate::wire::Text)]| match fields.iter().find(|(_, v)| v.as_str().trim().is_empty()) {
+            Some((name, _)) => Err(ParseError::Missing(format!("input.data.{name}"))),
+            None => Ok(()),
+        };
+    match infno {
+        Infno::OutpatientFeeRevoke | Infno::InpatientFeeRevoke => {
+            let d = parse_body::<DataInput<tx::FeeRevoke>>(raw, "input")?.data;
+            let which = if infno == Infno::OutpatientFeeRevoke {
+                ("chrg_bchno", &d.chrg_bchno)
+            } else {
+                ("feedetl_sn", &d.feedetl_sn)
+            };
+            required(&[("mdtrt_id", &d.mdtrt_id), ("psn_no", &d.psn_no), which])
+        }
+        _ => {
+            let d = parse_body::<DataInput<tx::SettleCancel>>(raw, "input")?.data;
+            required(&[("setl_id", &d.setl_id), ("mdtrt_id", &d.mdtrt_id), ("psn_no", &d.psn_no)])
+        }
+    }
+}
+
 /// Reads a message's body as far as its `infno` calls for: its claims through
 /// [`normalize::message`] (the one translator, whose claims history learns from too), a 3103's
 /// answers, or nothing.

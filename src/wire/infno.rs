@@ -96,6 +96,18 @@ impl Infno {
         )
     }
 
+    /// Transactions that undo what an earlier one did: 2205/2302 (fee lines revoked), 2208/2305
+    /// (a settlement cancelled). Relayed unjudged, but read in full first (they change history).
+    pub fn is_reversal(self) -> bool {
+        matches!(
+            self,
+            Infno::OutpatientFeeRevoke
+                | Infno::InpatientFeeRevoke
+                | Infno::OutpatientSettleCancel
+                | Infno::InpatientSettleCancel
+        )
+    }
+
     /// 3101/3102/3103 are answered by claimgate itself.
     pub fn is_local_analysis(self) -> bool {
         matches!(self, Infno::PreAnalysis | Infno::MidAnalysis | Infno::AnalysisFeedback)

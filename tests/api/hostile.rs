@@ -77,6 +77,47 @@ async fn every_class_of_invalid_claim_is_answered_locally_and_the_gateway_receiv
 }
 
 #[actix_web::test]
+async fn a_reversal_that_does_not_name_what_it_undoes_is_refused_and_the_gateway_receives_nothing() {
+    // Arrange: a registered visit with one accepted upload (something a 2205 could revoke).
+    let app = spawn_app().await;
+    let (psn, visit) = register(&app, MAN, "11", 1).await;
+    let upload = envelope(
+        "2204",
+        "H4107010000120250610REV00001",
+        json!({"feedetail": [line("F1", &visit, &psn, "001102000010000", 1, "20.00", "20.00", None)]}),
+    );
+    assert_eq!(app.call(&upload).await.json["infcode"], 0);
+    let revoke = |data: Value| json!({"data": data});
+    let cases = [
+        ("2205", revoke(json!({"chrg_bchno": "B1", "psn_no": psn})), "input.data.mdtrt_id"),
+        ("2205", revoke(json!({"mdtrt_id": [visit], "chrg_bchno": "B1", "psn_no": psn})), "input.data.mdtrt_id"),
+        ("2205", revoke(json!({"mdtrt_id": visit, "psn_no": psn})), "input.data.chrg_bchno"),
+        ("2302", revoke(json!({"mdtrt_id": visit, "psn_no": psn})), "input.data.feedetl_sn"),
+        ("2208", revoke(json!({"mdtrt_id": visit, "psn_no": psn})), "input.data.setl_id"),
+        ("2305", revoke(json!({"setl_id": "S1", "mdtrt_id": visit, "psn_no": ""})), "input.data.psn_no"),
+        ("2205", json!("not an object"), "input"),
+    ];
+    let before = app.received().await.len();
+    // Act + Assert: each answered locally, naming the field; nothing reaches the gateway.
+    for (i, (infno, input, path)) in cases.iter().enumerate() {
+        let r = app.call(&envelope(infno, &format!("H4107010000120250610REVBAD{i:02}"), input.clone())).await;
+        let msg = r.json["err_msg"].as_str().unwrap_or_default();
+        assert_eq!(r.json["infcode"], -1, "{infno} {input} → {}", r.json);
+        assert!(msg.contains("报文无法处理") && msg.contains(&format!("{path}：")), "{path}: {msg}");
+        assert_eq!(app.received().await.len(), before, "{infno} {input} reached the gateway");
+    }
+    // The revocation naming its visit, batch and person is relayed.
+    let ok = envelope(
+        "2205",
+        "H4107010000120250610REVOK001",
+        revoke(json!({"mdtrt_id": visit, "chrg_bchno": "B1", "psn_no": psn})),
+    );
+    let r = app.call(&ok).await;
+    assert_eq!(r.json["infcode"], 0, "{}", r.json);
+    assert_eq!(app.received().await.len(), before + 1);
+}
+
+#[actix_web::test]
 async fn an_invalid_upload_whose_check_runs_over_budget_is_refused_not_forwarded_unchecked() {
     // Arrange: a 1 ms budget and fail-open, the path that forwards a claim without a judgement.
     let app = spawn_app_with(Options {
