@@ -185,6 +185,60 @@ pub async fn not_post() -> HttpResponse {
     Failure::NotPost.respond("")
 }
 
+/// A relayed transaction that may leave: a reversal (2205/2302/2208/2305) read in full first —
+/// it changes what history holds ([`crate::pipeline::validate_reversal`]); others as they are.
+pub(super) fn relayable(head: &RequestHead<'_>, body: &Bytes, infno: Infno) -> Result<(), ParseError> {
+    if !infno.is_reversal() {
+        return Ok(());
+    }
+    exchange::check_envelope(head, body)?;
+    crate::pipeline::validate_reversal(head)
+}
+
+/// The person's turn for a settlement (2207/2304; see [`crate::pipeline::turns`]), or the 409
+/// envelope when another settlement of the person held it past `upstream_timeout_ms`. `Ok(None)`:
+/// not a settlement.
+pub(super) async fn settlement_turn(
+    st: &State,
+    head: &RequestHead<'_>,
+    infno: Infno,
+    label: &'static str,
+    rev: &str,
+) -> Result<Option<crate::pipeline::turns::Turn>, HttpResponse> {
+    let Some(person) = head.person().filter(|_| matches!(infno, Infno::OutpatientSettle | Infno::InpatientSettle))
+    else {
+        return Ok(None);
+    };
+    match st.turns.take(person.as_str(), Duration::from_millis(st.cfg.upstream_timeout_ms)).await {
+        Some(turn) => Ok(Some(turn)),
+        None => {
+            metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
+            Err(with_headers(Failure::Busy.respond(head.mdtrtarea_admvs.as_str()), "error", rev))
+        }
+    }
+}
+
+/// [`run_check`] on the settlement path under `budget`: a check that did not finish (over budget, a
+/// kind panicked) may be forwarded by the fail policy, so it is only `Failed` once the message is
+/// known to be valid ([`validated`]); an invalid one is `Bad`.
+pub(super) async fn run_check_valid(
+    st: &web::Data<State>,
+    body: &Bytes,
+    head: &RequestHead<'_>,
+    active: &Arc<Active>,
+    answer: Option<ResponseEnvelope>,
+    budget: Duration,
+) -> Checked {
+    let routed = Some(head.infno.as_str().to_owned());
+    match run_check(st, body, head.take_parsed(), routed, active, answer, Some(budget)).await {
+        Checked::Failed(why) => match validated(body, head).await {
+            Ok(()) => Checked::Failed(why),
+            Err(e) => Checked::Bad(e),
+        },
+        done => done,
+    }
+}
+
 /// The whole message validated as the check reads it ([`crate::pipeline::validate`]), on the
 /// blocking pool (a fee upload may be large).
 pub(super) async fn validated(body: &Bytes, head: &RequestHead<'_>) -> Result<(), ParseError> {

@@ -66,6 +66,29 @@ impl State {
         self.reload.reload_local().map(|_| ()).map_err(|e| e.to_string())
     }
 
+    /// Where the verdict on `head` is given: this server's fail policy, journal pseudonyms and
+    /// gateway, with the active set's revision and strongest block.
+    pub(super) fn judge<'a>(
+        &'a self,
+        head: &'a crate::wire::RequestHead<'a>,
+        revision: &'a str,
+        active: Option<&Active>,
+        label: &'static str,
+        first: crate::pipeline::exchange::FirstLine,
+    ) -> crate::pipeline::exchange::Judge<'a> {
+        crate::pipeline::exchange::Judge {
+            first,
+            head,
+            revision,
+            strongest_block: active.and_then(|a| a.rs.strongest_block),
+            policy: &self.cfg.fail_policy,
+            fail_open: self.cfg.fail_open,
+            forwards: self.upstream.is_some(),
+            pseudo: &self.journal.pseudo,
+            label,
+        }
+    }
+
     /// The last failed update's message, if any.
     pub fn last_error(&self) -> Option<String> {
         self.reload.status().last_error.map(|e| e.error)

@@ -7,8 +7,8 @@
 
 use super::check::{invalid, validated};
 use super::rescue::{self, Failure};
-use super::{non_empty, read_body, with_headers, Active, State};
-use crate::pipeline::exchange::{self, infcode_of, Checked, Judge, Pending, Verdict};
+use super::{non_empty, read_body, with_headers, State};
+use crate::pipeline::exchange::{self, infcode_of, Pending, Verdict};
 use crate::rules::Action;
 use crate::telemetry::metrics::{self, infno_label};
 use crate::wire::{parse_request_for, Infno, RequestHead, ResponseEnvelope};
@@ -44,27 +44,6 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     resp
 }
 
-fn judge<'a>(
-    st: &'a State,
-    head: &'a RequestHead<'a>,
-    revision: &'a str,
-    active: Option<&Active>,
-    label: &'static str,
-    first: exchange::FirstLine,
-) -> Judge<'a> {
-    Judge {
-        first,
-        head,
-        revision,
-        strongest_block: active.and_then(|a| a.rs.strongest_block),
-        policy: &st.cfg.fail_policy,
-        fail_open: st.cfg.fail_open,
-        forwards: st.upstream.is_some(),
-        pseudo: &st.journal.pseudo,
-        label,
-    }
-}
-
 async fn route(
     req: &HttpRequest,
     body: &Bytes,
@@ -81,11 +60,8 @@ async fn route(
     }
     if !infno.is_checked() {
         // A reversal changes what history holds: it is read in full before it is relayed.
-        if infno.is_reversal() {
-            let valid = exchange::check_envelope(head, body).and_then(|()| crate::pipeline::validate_reversal(head));
-            if let Err(e) = valid {
-                return invalid(&e, area, label, None);
-            }
+        if let Err(e) = super::check::relayable(head, body, infno) {
+            return invalid(&e, area, label, None);
         }
         metrics::REQUESTS.with_label_values(&[label, "relay"]).inc();
         if infno == Infno::OutpatientRegister {
@@ -106,7 +82,7 @@ async fn route(
                 return invalid(&e, area, label, None);
             }
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
-            let pending = judge(st, head, "none", None, label, exchange::FirstLine::of(head)).unchecked("no_ruleset");
+            let pending = st.judge(head, "none", None, label, exchange::FirstLine::of(head)).unchecked("no_ruleset");
             return forward(req, body, head, st, Some(pending), label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
@@ -115,15 +91,9 @@ async fn route(
     let rev = active.rs.revision();
     // The daily caps judge a settlement on the day the person's earlier settlements made: one
     // settlement of a person at a time, from this check until history has learnt its answer.
-    let _turn = match head.person().filter(|_| matches!(infno, Infno::OutpatientSettle | Infno::InpatientSettle)) {
-        Some(person) => match st.turns.take(person.as_str(), Duration::from_millis(st.cfg.upstream_timeout_ms)).await {
-            Some(turn) => Some(turn),
-            None => {
-                metrics::REQUESTS.with_label_values(&[label, "error"]).inc();
-                return with_headers(Failure::Busy.respond(area), "error", &rev);
-            }
-        },
-        None => None,
+    let _turn = match super::check::settlement_turn(st, head, infno, label, &rev).await {
+        Ok(turn) => turn,
+        Err(busy) => return busy,
     };
     // A pre-settlement commits nothing at the gateway and the fund share it computes is what the
     // daily caps need: it goes first, and its answer is checked on the way back.
@@ -145,20 +115,8 @@ async fn route(
     let budget = Duration::from_millis(st.cfg.check_budget_ms.max(1));
     // Read before the check takes the parsed lines: what the record says if the check falls back.
     let first = exchange::FirstLine::of(head);
-    let routed = Some(head.infno.as_str().to_owned());
-    let checked =
-        match super::check::run_check(st, body, head.take_parsed(), routed, &active, early_env.clone(), Some(budget))
-            .await
-        {
-            // A check that did not finish (over budget, a kind panicked) may be forwarded by the fail
-            // policy: only once the message is known to be valid.
-            Checked::Failed(why) => match validated(body, head).await {
-                Ok(()) => Checked::Failed(why),
-                Err(e) => Checked::Bad(e),
-            },
-            done => done,
-        };
-    match judge(st, head, &rev, Some(&active), label, first).verdict(checked) {
+    let checked = super::check::run_check_valid(st, body, head, &active, early_env.clone(), budget).await;
+    match st.judge(head, &rev, Some(&active), label, first).verdict(checked) {
         Verdict::Bad(e) => invalid(&e, area, label, Some(&rev)),
         Verdict::Refused { budget, record } => {
             st.journal.record_acknowledged(record).await;
