@@ -111,15 +111,8 @@ pub fn run_with_progress(
     // No doctor answers in a recorded stream: the same check as the proxy's, with no overrides.
     let overrides = crate::pipeline::overrides::Overrides::default();
     let mut rep = Report { ruleset: rs.revision(), ..Report::default() };
-    let mut acc: FxHashMap<String, Acc> = FxHashMap::default();
-    // patient → the rules that hit them.
-    let mut rules_of: FxHashMap<String, FxHashSet<String>> = FxHashMap::default();
-    let mut patients: FxHashSet<String> = FxHashSet::default();
-    // visit → 2 blocked, 1 reminded, 0 passed (the strongest outcome of its messages).
-    let mut visits: FxHashMap<String, u8> = FxHashMap::default();
+    let mut tally = Tally::default();
     let mut bytes_read = 0u64;
-    // (rule, visit, lines) already counted.
-    let mut counted: FxHashSet<(String, String, Vec<String>)> = FxHashSet::default();
     let bad = |rep: &mut Report, n: u64, why: String| {
         rep.bad_lines += 1;
         if rep.bad_examples.len() < 5 {
@@ -174,41 +167,12 @@ pub fn run_with_progress(
         if let Some(d) = d.filter(|_| !claims.is_empty()) {
             rep.checked += 1;
             let who = history.psn_key(&claims[0].patient.psn_no);
-            patients.insert(who.clone());
-            let outcome = if d.hits.iter().any(|h| h.action == Action::Block) {
-                rep.blocked += 1;
-                2
-            } else if !d.hits.is_empty() {
-                rep.reminded += 1;
-                1
-            } else {
-                rep.passed += 1;
-                0
-            };
             // A 2401 has no mdtrt_id yet (the gateway gives it): the message is the visit then.
             let visit = match claims[0].encounter.mdtrt_id.as_str() {
                 "" => format!("msg:{}", head.msgid.as_str()),
                 id => id.to_owned(),
             };
-            let v = visits.entry(visit.clone()).or_default();
-            *v = (*v).max(outcome);
-            let mut in_message: FxHashSet<&str> = FxHashSet::default();
-            for h in &d.hits {
-                let a = acc.entry(h.rule_id.to_string()).or_default();
-                if in_message.insert(&h.rule_id) {
-                    a.messages += 1;
-                }
-                a.visits.insert(visit.clone());
-                let mut lines: Vec<String> = h.lines.iter().map(ToString::to_string).collect();
-                lines.sort_unstable();
-                if !counted.insert((h.rule_id.to_string(), visit.clone(), lines)) {
-                    continue;
-                }
-                a.amount += h.amount.get();
-                a.hits += 1;
-                *a.by_patient.entry(who.clone()).or_default() += 1;
-                rules_of.entry(who.clone()).or_default().insert(h.rule_id.to_string());
-            }
+            tally.judged(&mut rep, who, visit, &d);
         } else {
             // Not a claim transaction, or one without a claim to judge: learnt from only.
             rep.relayed += 1;
@@ -226,29 +190,84 @@ pub fn run_with_progress(
     if rep.lines > 0 && rep.lines % PROGRESS_EVERY != 0 {
         progress(rep.lines, bytes_read);
     }
-    rep.patients = patients.len() as u64;
-    rep.visits = visits.len() as u64;
-    rep.visits_blocked = visits.values().filter(|o| **o == 2).count() as u64;
-    rep.visits_reminded = visits.values().filter(|o| **o == 1).count() as u64;
-    for r in &rs.rules {
-        let Some(a) = acc.get(&*r.id) else { continue };
-        let sole = |p: &String| rules_of.get(p).is_some_and(|s| s.len() == 1);
-        rep.rules.push(RuleImpact {
-            rule_id: r.id.to_string(),
-            rule_name: r.name.to_string(),
-            action: if r.action == Action::Block { "block".into() } else { "remind".into() },
-            hits: a.hits,
-            messages: a.messages,
-            visits: a.visits.len() as u64,
-            patients: a.by_patient.len() as u64,
-            amount: crate::wire::num::format_fixed(a.amount, 2, 2),
-            hits_sole: a.by_patient.iter().filter(|(p, _)| sole(p)).map(|(_, n)| n).sum(),
-            patients_sole: a.by_patient.keys().filter(|p| sole(p)).count() as u64,
-        });
-    }
+    tally.finish(rs, &mut rep);
     rep.rules.sort_by(|a, b| b.hits.cmp(&a.hits).then_with(|| a.rule_id.cmp(&b.rule_id)));
     rep.elapsed_ms = t0.elapsed().as_millis() as u64;
     Ok(rep)
+}
+
+/// What the replay counts as it goes: per rule, per patient and per visit.
+#[derive(Default)]
+struct Tally {
+    acc: FxHashMap<String, Acc>,
+    /// patient → the rules that hit them.
+    rules_of: FxHashMap<String, FxHashSet<String>>,
+    patients: FxHashSet<String>,
+    /// visit → 2 blocked, 1 reminded, 0 passed (the strongest outcome of its messages).
+    visits: FxHashMap<String, u8>,
+    /// (rule, visit, lines) already counted.
+    counted: FxHashSet<(String, String, Vec<String>)>,
+}
+
+impl Tally {
+    /// Counts a judged message of patient `who` (pseudonym) at `visit`.
+    fn judged(&mut self, rep: &mut Report, who: String, visit: String, d: &crate::rules::Decision) {
+        self.patients.insert(who.clone());
+        let outcome = if d.hits.iter().any(|h| h.action == Action::Block) {
+            rep.blocked += 1;
+            2
+        } else if !d.hits.is_empty() {
+            rep.reminded += 1;
+            1
+        } else {
+            rep.passed += 1;
+            0
+        };
+        let v = self.visits.entry(visit.clone()).or_default();
+        *v = (*v).max(outcome);
+        let mut in_message: FxHashSet<&str> = FxHashSet::default();
+        for h in &d.hits {
+            let a = self.acc.entry(h.rule_id.to_string()).or_default();
+            if in_message.insert(&h.rule_id) {
+                a.messages += 1;
+            }
+            a.visits.insert(visit.clone());
+            let mut lines: Vec<String> = h.lines.iter().map(ToString::to_string).collect();
+            lines.sort_unstable();
+            if !self.counted.insert((h.rule_id.to_string(), visit.clone(), lines)) {
+                continue;
+            }
+            a.amount += h.amount.get();
+            a.hits += 1;
+            *a.by_patient.entry(who.clone()).or_default() += 1;
+            self.rules_of.entry(who.clone()).or_default().insert(h.rule_id.to_string());
+        }
+    }
+
+    /// The totals by patient and visit, and each rule's impact, into `rep`.
+    fn finish(self, rs: &CompiledRuleSet, rep: &mut Report) {
+        let Tally { acc, rules_of, patients, visits, .. } = self;
+        rep.patients = patients.len() as u64;
+        rep.visits = visits.len() as u64;
+        rep.visits_blocked = visits.values().filter(|o| **o == 2).count() as u64;
+        rep.visits_reminded = visits.values().filter(|o| **o == 1).count() as u64;
+        for r in &rs.rules {
+            let Some(a) = acc.get(&*r.id) else { continue };
+            let sole = |p: &String| rules_of.get(p).is_some_and(|s| s.len() == 1);
+            rep.rules.push(RuleImpact {
+                rule_id: r.id.to_string(),
+                rule_name: r.name.to_string(),
+                action: if r.action == Action::Block { "block".into() } else { "remind".into() },
+                hits: a.hits,
+                messages: a.messages,
+                visits: a.visits.len() as u64,
+                patients: a.by_patient.len() as u64,
+                amount: crate::wire::num::format_fixed(a.amount, 2, 2),
+                hits_sole: a.by_patient.iter().filter(|(p, _)| sole(p)).map(|(_, n)| n).sum(),
+                patients_sole: a.by_patient.keys().filter(|p| sole(p)).count() as u64,
+            });
+        }
+    }
 }
 
 /// Whether the stream gave anything to replay (a file of unreadable lines, or an empty one, did not).

@@ -836,32 +836,7 @@ fn header(cols: &[&str]) -> Vec<String> {
 /// The report's figures as one CSV file per section, `(file name, bytes)`: each a plain table a
 /// spreadsheet opens as it is (dates `yyyy-MM-dd`, amounts in 元 with two decimals).
 pub fn report_csv(s: &Stats, prev: Option<&Previous>) -> Vec<(String, Vec<u8>)> {
-    let t = &s.totals;
-    let mut summary = vec![header(&["项目", "数值"])];
-    let mut kv = |k: &str, v: String| summary.push(vec![k.to_owned(), v]);
-    kv("医疗机构", hospital_words(s));
-    kv("机构编码", s.hospital.code.clone());
-    kv("统计起始日期", s.filter.from.map(|d| d.to_string()).unwrap_or_default());
-    kv("统计截止日期", s.filter.to.map(|d| d.to_string()).unwrap_or_default());
-    kv("审核笔数", t.decisions.to_string());
-    kv("通过", t.pass.to_string());
-    kv("提醒", t.remind.to_string());
-    kv("拦截", t.block.to_string());
-    kv("未审", t.unchecked.to_string());
-    kv("其中事前/事中分析（3101/3102）", t.analyses.to_string());
-    kv("规则命中次数", t.hits.to_string());
-    kv("事中拦截交易", t.intercepted.to_string());
-    kv("拦截金额（元）", stats::yuan(t.intercepted_fen));
-    kv("提醒涉及金额（元）", stats::yuan(t.reminded_fen));
-    if let Some(p) = prev {
-        kv("上期起始日期", p.from.to_string());
-        kv("上期截止日期", p.to.to_string());
-        kv("上期审核笔数", p.totals.decisions.to_string());
-        kv("上期拦截金额（元）", stats::yuan(p.totals.intercepted_fen));
-    }
-    for (i, line) in summary_sentences(s, prev).into_iter().enumerate() {
-        kv(&format!("摘要 {}", i + 1), line);
-    }
+    let summary = summary_rows(s, prev);
     let mut rules = vec![header(&["规则编码", "规则名称", "命中", "拦截", "提醒", "涉及金额（元）", "记分"])];
     for r in &s.by_rule {
         rules.push(vec![
@@ -913,6 +888,72 @@ pub fn report_csv(s: &Stats, prev: Option<&Previous>) -> Vec<(String, Vec<u8>)> 
         });
     }
     let patients = group(&["患者假名"], &s.top_patients);
+    let points = points_rows(s);
+    let mut feedback =
+        vec![header(&["规则编码", "规则名称", "提示次数", "已反馈", "返回修改", "继续执行", "采纳率", "继续执行率"])];
+    for f in &s.feedback {
+        feedback.push(vec![
+            f.rule_id.clone(),
+            f.rule_name.clone(),
+            f.prompted.to_string(),
+            f.answered.to_string(),
+            f.modified.to_string(),
+            f.continued.to_string(),
+            pct(f.acceptance_rate),
+            pct(f.override_rate),
+        ]);
+    }
+    let largest = largest_rows(s);
+    [
+        ("01-汇总.csv", summary),
+        ("02-规则排行.csv", rules),
+        ("03-科室排行.csv", depts),
+        ("04-医生排行.csv", doctors),
+        ("05-每日趋势.csv", days),
+        ("06-记分风险.csv", points),
+        ("07-医生反馈.csv", feedback),
+        ("08-患者假名排行.csv", patients),
+        ("09-附录-最大拦截交易.csv", largest),
+    ]
+    .into_iter()
+    .map(|(n, rows)| (n.to_owned(), csv_bytes(rows)))
+    .collect()
+}
+
+/// The summary sheet: the hospital, the period, the outcomes and amounts, the previous period's
+/// figures, and the summary sentences.
+fn summary_rows(s: &Stats, prev: Option<&Previous>) -> Vec<Vec<String>> {
+    let t = &s.totals;
+    let mut summary = vec![header(&["项目", "数值"])];
+    let mut kv = |k: &str, v: String| summary.push(vec![k.to_owned(), v]);
+    kv("医疗机构", hospital_words(s));
+    kv("机构编码", s.hospital.code.clone());
+    kv("统计起始日期", s.filter.from.map(|d| d.to_string()).unwrap_or_default());
+    kv("统计截止日期", s.filter.to.map(|d| d.to_string()).unwrap_or_default());
+    kv("审核笔数", t.decisions.to_string());
+    kv("通过", t.pass.to_string());
+    kv("提醒", t.remind.to_string());
+    kv("拦截", t.block.to_string());
+    kv("未审", t.unchecked.to_string());
+    kv("其中事前/事中分析（3101/3102）", t.analyses.to_string());
+    kv("规则命中次数", t.hits.to_string());
+    kv("事中拦截交易", t.intercepted.to_string());
+    kv("拦截金额（元）", stats::yuan(t.intercepted_fen));
+    kv("提醒涉及金额（元）", stats::yuan(t.reminded_fen));
+    if let Some(p) = prev {
+        kv("上期起始日期", p.from.to_string());
+        kv("上期截止日期", p.to.to_string());
+        kv("上期审核笔数", p.totals.decisions.to_string());
+        kv("上期拦截金额（元）", stats::yuan(p.totals.intercepted_fen));
+    }
+    for (i, line) in summary_sentences(s, prev).into_iter().enumerate() {
+        kv(&format!("摘要 {}", i + 1), line);
+    }
+    summary
+}
+
+/// The 记分 sheet: each doctor's points against the 12-point cycle.
+fn points_rows(s: &Stats) -> Vec<Vec<String>> {
     let mut points = vec![header(&[
         "医生编码",
         "医生姓名",
@@ -935,20 +976,11 @@ pub fn report_csv(s: &Stats, prev: Option<&Previous>) -> Vec<(String, Vec<u8>)> 
             stats::yuan(p.amount_fen),
         ]);
     }
-    let mut feedback =
-        vec![header(&["规则编码", "规则名称", "提示次数", "已反馈", "返回修改", "继续执行", "采纳率", "继续执行率"])];
-    for f in &s.feedback {
-        feedback.push(vec![
-            f.rule_id.clone(),
-            f.rule_name.clone(),
-            f.prompted.to_string(),
-            f.answered.to_string(),
-            f.modified.to_string(),
-            f.continued.to_string(),
-            pct(f.acceptance_rate),
-            pct(f.override_rate),
-        ]);
-    }
+    points
+}
+
+/// The appendix sheet: the period's largest blocked claims.
+fn largest_rows(s: &Stats) -> Vec<Vec<String>> {
     let mut largest = vec![header(&[
         "记录ID",
         "服务日期",
@@ -978,20 +1010,7 @@ pub fn report_csv(s: &Stats, prev: Option<&Previous>) -> Vec<(String, Vec<u8>)> 
             stats::yuan(blocked),
         ]);
     }
-    [
-        ("01-汇总.csv", summary),
-        ("02-规则排行.csv", rules),
-        ("03-科室排行.csv", depts),
-        ("04-医生排行.csv", doctors),
-        ("05-每日趋势.csv", days),
-        ("06-记分风险.csv", points),
-        ("07-医生反馈.csv", feedback),
-        ("08-患者假名排行.csv", patients),
-        ("09-附录-最大拦截交易.csv", largest),
-    ]
-    .into_iter()
-    .map(|(n, rows)| (n.to_owned(), csv_bytes(rows)))
-    .collect()
+    largest
 }
 
 /// The monthly report as a standalone HTML document, printable to PDF (A4, sections kept whole):
