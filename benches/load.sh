@@ -3,7 +3,7 @@
 # gateway behind a bare pass-through proxy (nginx, no checking), and claimgate in front of it
 # (parse, history lookup, evaluation, forward, learning into history.sqlite, journal.sqlite: the real
 # path). Load generator: wrk (Debian package) with benches/load.lua, each request a realistic 20-line
-# 2204 from claimgate::gen (examples/load_envelope.rs) for one of VISITS registered visits, with a
+# 2204 from claimgate::gen (benches/load_envelope.rs) for one of VISITS registered visits, with a
 # fresh msgid and fresh line numbers. Every answer is checked (HTTP 200 and infcode 0).
 # The runs against a target walk VISITS (8,000) visits in turn, so no visit gets more than three
 # uploads while a target takes under 24,000 requests, and the per-day and per-visit rules (which see

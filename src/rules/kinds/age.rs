@@ -4,14 +4,8 @@ use super::*;
 use crate::claim::time::Age;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "age",
-    vars: &["item", "code", "age", "range"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "age", "range"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("age", Scope::Line, TableShape::Rows, VARS, compile);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Unit {

@@ -4,14 +4,8 @@
 
 use super::*;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "claim_units",
-    vars: &["item", "code", "count", "max", "excess", "earlier"],
-    scope: Scope::Group,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "count", "max", "excess", "earlier"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("claim_units", Scope::Group, TableShape::Rows, VARS, compile);
 
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     super::daily_units::compile_units(i, false)

@@ -16,14 +16,8 @@ use super::*;
 use crate::rules::decision::{Fact, Val};
 use chrono::{Days, NaiveDate};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "course_days",
-    vars: &["item", "code", "days", "max", "first", "window"],
-    scope: Scope::Group,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "days", "max", "first", "window"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("course_days", Scope::Group, TableShape::Rows, VARS, compile);
 
 /// No line's days supply is taken past this (a malformed `prd_days` must not cost memory).
 const MAX_SUPPLY_DAYS: i64 = 400;

@@ -13,26 +13,9 @@ use super::*;
 use crate::claim::{Fen, Stage};
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "daily_cap",
-    vars: &[
-        "insutype",
-        "insutype_name",
-        "cap",
-        "used",
-        "ask",
-        "total",
-        "excess",
-        "remain",
-        "date",
-        "estimate",
-        "advice",
-    ],
-    scope: Scope::Claim,
-    table: TableShape::OwnRows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] =
+    &["insutype", "insutype_name", "cap", "used", "ask", "total", "excess", "remain", "date", "estimate", "advice"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("daily_cap", Scope::Claim, TableShape::OwnRows, VARS, compile);
 
 /// Which fund share a cap counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

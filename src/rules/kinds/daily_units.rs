@@ -10,14 +10,8 @@ use crate::claim::{Fen, Qty};
 use crate::rules::decision::Val;
 use chrono::NaiveDate;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "daily_units",
-    vars: &["item", "code", "date", "count", "max", "excess", "earlier"],
-    scope: Scope::Group,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "date", "count", "max", "excess", "earlier"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("daily_units", Scope::Group, TableShape::Rows, VARS, compile);
 
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     compile_units(i, true)

@@ -6,14 +6,8 @@ use super::*;
 use crate::claim::Visit;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "days_supply",
-    vars: &["item", "code", "days", "max", "med_type"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "days", "max", "med_type"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("days_supply", Scope::Line, TableShape::Rows, VARS, compile);
 
 struct DaysLogic {
     default_days: i64,

@@ -3,14 +3,8 @@
 use super::*;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "department",
-    vars: &["item", "code", "dept", "dept_name", "allowed"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "dept", "dept_name", "allowed"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("department", Scope::Line, TableShape::Rows, VARS, compile);
 
 struct DeptLogic {
     allowed: RowParams<CodeList>,

@@ -4,14 +4,8 @@ use super::*;
 use crate::rules::decision::{Fact, Val};
 use regex::Regex;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "diagnosis_required",
-    vars: &["item", "code", "required", "diagnoses"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "required", "diagnoses"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("diagnosis_required", Scope::Line, TableShape::Rows, VARS, compile);
 
 struct Required {
     prefixes: CodeList,

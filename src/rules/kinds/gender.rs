@@ -4,14 +4,8 @@ use super::*;
 use crate::claim::Gender;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "gender",
-    vars: &["item", "code", "allowed", "gender"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "allowed", "gender"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("gender", Scope::Line, TableShape::Rows, VARS, compile);
 
 fn parse_gender(s: &str) -> Result<Gender, String> {
     match s.trim() {

@@ -7,14 +7,8 @@ use super::*;
 use crate::claim::ItemClass;
 use crate::rules::decision::Val;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "herbal_single",
-    vars: &["items", "count"],
-    scope: Scope::Group,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["items", "count"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("herbal_single", Scope::Group, TableShape::Rows, VARS, compile);
 
 struct HerbalSingleLogic;
 

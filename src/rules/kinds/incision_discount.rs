@@ -8,14 +8,8 @@ use super::*;
 use crate::claim::{Price, Qty};
 use crate::rules::decision::Val;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "incision_discount",
-    vars: &["item", "code", "main", "group", "rate", "date", "excess"],
-    scope: Scope::Group,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "main", "group", "rate", "date", "excess"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("incision_discount", Scope::Group, TableShape::Rows, VARS, compile);
 
 struct DiscountLogic {
     rate: Qty,

@@ -3,14 +3,8 @@
 use super::*;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "institution_level",
-    vars: &["item", "code", "tier", "min_tier"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "tier", "min_tier"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("institution_level", Scope::Line, TableShape::Rows, VARS, compile);
 
 fn tier_text(t: u8) -> &'static str {
     match t {

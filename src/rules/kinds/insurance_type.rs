@@ -6,14 +6,8 @@
 use super::*;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "insurance_type",
-    vars: &["item", "code", "allowed", "insutype"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "allowed", "insutype"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("insurance_type", Scope::Line, TableShape::Rows, VARS, compile);
 
 struct Allowed {
     insutypes: Vec<Box<str>>,

@@ -8,14 +8,8 @@ use super::*;
 use crate::rules::decision::{Fact, Val};
 use chrono::NaiveDate;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "interval",
-    vars: &["item", "code", "prev_date", "gap", "min_days"],
-    scope: Scope::Group,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "prev_date", "gap", "min_days"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("interval", Scope::Group, TableShape::Rows, VARS, compile);
 
 struct IntervalLogic {
     min: RowParams<i64>,

@@ -6,14 +6,8 @@
 use super::*;
 use crate::rules::decision::Val;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "listed",
-    vars: &["item", "code", "note"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "note"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("listed", Scope::Line, TableShape::Rows, VARS, compile);
 
 struct ListedLogic {
     default: SmolStr,

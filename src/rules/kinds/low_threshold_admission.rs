@@ -7,14 +7,9 @@
 use super::*;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "low_threshold_admission",
-    vars: &["diagnosis", "diagnosis_name", "los", "total"],
-    scope: Scope::Claim,
-    table: TableShape::OwnRows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["diagnosis", "diagnosis_name", "los", "total"];
+pub(crate) static SPEC: KindSpec =
+    KindSpec::new("low_threshold_admission", Scope::Claim, TableShape::OwnRows, VARS, compile);
 
 struct LowLogic {
     /// `(ICD-10 prefix, name)`.

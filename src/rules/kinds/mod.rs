@@ -102,7 +102,33 @@ pub(crate) struct KindSpec {
     pub table: TableShape,
     /// Several tags of one rule may match one line (pairs: a code is main of one pair, sub of another).
     pub multi_tag: bool,
-    pub compile: fn(&KindInput<'_>) -> Result<Compiled, String>,
+    pub compile: CompileFn,
+}
+
+type CompileFn = fn(&KindInput<'_>) -> Result<Compiled, String>;
+
+impl KindSpec {
+    /// A kind whose table gives each line at most one tag of a rule.
+    pub(crate) const fn new(
+        name: &'static str,
+        scope: Scope,
+        table: TableShape,
+        vars: &'static [&'static str],
+        compile: CompileFn,
+    ) -> Self {
+        KindSpec { name, vars, scope, table, multi_tag: false, compile }
+    }
+
+    /// A kind where several tags of one rule may match a line (see [`KindSpec::multi_tag`]).
+    pub(crate) const fn multi_tag(
+        name: &'static str,
+        scope: Scope,
+        table: TableShape,
+        vars: &'static [&'static str],
+        compile: CompileFn,
+    ) -> Self {
+        KindSpec { name, vars, scope, table, multi_tag: true, compile }
+    }
 }
 
 pub(crate) struct KindInput<'a> {

@@ -6,14 +6,8 @@ use super::*;
 use crate::rules::decision::Val;
 use chrono::NaiveDate;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "pair",
-    vars: &["main", "main_code", "sub", "sub_code", "window", "date", "earlier"],
-    scope: Scope::Group,
-    table: TableShape::Pairs,
-    multi_tag: true,
-    compile,
-};
+const VARS: &[&str] = &["main", "main_code", "sub", "sub_code", "window", "date", "earlier"];
+pub(crate) static SPEC: KindSpec = KindSpec::multi_tag("pair", Scope::Group, TableShape::Pairs, VARS, compile);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Window {

@@ -4,14 +4,8 @@ use super::*;
 use crate::claim::Price;
 use crate::rules::decision::Val;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "price_cap",
-    vars: &["item", "code", "price", "max", "excess"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "price", "max", "excess"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("price_cap", Scope::Line, TableShape::Rows, VARS, compile);
 
 fn parse_price(s: &str) -> Result<Price, String> {
     let u = crate::wire::num::parse_fixed(s, 6).map_err(|e| format!("{s:?}: {e}"))?;

@@ -8,14 +8,8 @@ use super::*;
 use crate::claim::{Stage, Visit};
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "readmission",
-    vars: &["discharged", "gap", "days", "diagnosis", "prev_diagnosis", "prev_admitted"],
-    scope: Scope::Claim,
-    table: TableShape::OwnRows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["discharged", "gap", "days", "diagnosis", "prev_diagnosis", "prev_admitted"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("readmission", Scope::Claim, TableShape::OwnRows, VARS, compile);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Match {

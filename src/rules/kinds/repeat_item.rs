@@ -10,14 +10,8 @@ use super::*;
 use crate::rules::decision::{Fact, Val};
 use chrono::Days;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "repeat_item",
-    vars: &["item", "code", "prev_date", "days", "prev_days", "until", "overlap", "count", "max"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "prev_date", "days", "prev_days", "until", "overlap", "count", "max"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("repeat_item", Scope::Line, TableShape::Rows, VARS, compile);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {

@@ -9,14 +9,8 @@ use crate::claim::{Fen, Stage};
 use crate::rules::decision::{Fact, Val};
 use chrono::Days;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "split_purchase",
-    vars: &["item", "code", "days", "cap", "pattern"],
-    scope: Scope::Claim,
-    table: TableShape::OwnRows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "days", "cap", "pattern"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("split_purchase", Scope::Claim, TableShape::OwnRows, VARS, compile);
 
 struct SplitLogic {
     caps: Caps,

@@ -6,14 +6,8 @@
 use super::*;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "trace_code",
-    vars: &["item", "code", "trace_code", "sold_on", "to_whom"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "trace_code", "sold_on", "to_whom"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("trace_code", Scope::Line, TableShape::Rows, VARS, compile);
 
 struct TraceLogic {
     lookback: u32,

@@ -9,14 +9,8 @@ use crate::claim::Fen;
 use crate::rules::decision::Val;
 use chrono::NaiveDate;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "unbundling",
-    vars: &["package", "package_code", "components", "count", "pattern", "date", "earlier"],
-    scope: Scope::Group,
-    table: TableShape::Rows,
-    multi_tag: true,
-    compile,
-};
+const VARS: &[&str] = &["package", "package_code", "components", "count", "pattern", "date", "earlier"];
+pub(crate) static SPEC: KindSpec = KindSpec::multi_tag("unbundling", Scope::Group, TableShape::Rows, VARS, compile);
 
 struct UnbundleLogic {
     package_name: String,

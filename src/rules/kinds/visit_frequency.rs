@@ -6,14 +6,8 @@ use crate::claim::{Stage, Visit};
 use crate::rules::decision::{Fact, Val};
 use chrono::Days;
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "visit_frequency",
-    vars: &["count", "max", "days", "visit"],
-    scope: Scope::Claim,
-    table: TableShape::OwnRows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["count", "max", "days", "visit"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("visit_frequency", Scope::Claim, TableShape::OwnRows, VARS, compile);
 
 struct FreqLogic {
     max: usize,

@@ -5,14 +5,8 @@ use super::*;
 use crate::claim::Visit;
 use crate::rules::decision::{Fact, Val};
 
-pub(crate) static SPEC: KindSpec = KindSpec {
-    name: "visit_type",
-    vars: &["item", "code", "visit", "allowed"],
-    scope: Scope::Line,
-    table: TableShape::Rows,
-    multi_tag: false,
-    compile,
-};
+const VARS: &[&str] = &["item", "code", "visit", "allowed"];
+pub(crate) static SPEC: KindSpec = KindSpec::new("visit_type", Scope::Line, TableShape::Rows, VARS, compile);
 
 struct VisitLogic {
     visits: Vec<Visit>,

@@ -5,7 +5,7 @@
 #
 # Needs: a debug build (built here), python3 (sends the requests), chromium (renders the pages) and
 # a Chinese font (Debian: apt-get install -y chromium fonts-wqy-microhei).
-# Usage: scripts/screenshots.sh [PATIENTS] [DAYS]
+# Usage: tools/screenshots.sh [PATIENTS] [DAYS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATIENTS="${1:-300}"
