@@ -119,15 +119,9 @@ impl KindSpec {
         KindSpec { name, vars, scope, table, multi_tag: false, compile }
     }
 
-    /// A kind where several tags of one rule may match a line (see [`KindSpec::multi_tag`]).
-    pub(crate) const fn multi_tag(
-        name: &'static str,
-        scope: Scope,
-        table: TableShape,
-        vars: &'static [&'static str],
-        compile: CompileFn,
-    ) -> Self {
-        KindSpec { name, vars, scope, table, multi_tag: true, compile }
+    /// The same kind, where several tags of one rule may match a line (see [`KindSpec::multi_tag`]).
+    pub(crate) const fn many_tags(self) -> Self {
+        KindSpec { multi_tag: true, ..self }
     }
 }
 

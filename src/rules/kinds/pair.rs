@@ -7,7 +7,7 @@ use crate::rules::decision::Val;
 use chrono::NaiveDate;
 
 const VARS: &[&str] = &["main", "main_code", "sub", "sub_code", "window", "date", "earlier"];
-pub(crate) static SPEC: KindSpec = KindSpec::multi_tag("pair", Scope::Group, TableShape::Pairs, VARS, compile);
+pub(crate) static SPEC: KindSpec = KindSpec::new("pair", Scope::Group, TableShape::Pairs, VARS, compile).many_tags();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Window {

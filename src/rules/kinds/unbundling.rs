@@ -10,7 +10,8 @@ use crate::rules::decision::Val;
 use chrono::NaiveDate;
 
 const VARS: &[&str] = &["package", "package_code", "components", "count", "pattern", "date", "earlier"];
-pub(crate) static SPEC: KindSpec = KindSpec::multi_tag("unbundling", Scope::Group, TableShape::Rows, VARS, compile);
+pub(crate) static SPEC: KindSpec =
+    KindSpec::new("unbundling", Scope::Group, TableShape::Rows, VARS, compile).many_tags();
 
 struct UnbundleLogic {
     package_name: String,
