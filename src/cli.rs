@@ -63,14 +63,15 @@ pub fn check(rs: &CompiledRuleSet, files: &[PathBuf], tier: Option<u8>) -> (i32,
         Ok(x) => x,
         Err(e) => return (EXIT_BAD_INPUT, Err(e)),
     };
-    let head = match crate::wire::parse_request(&bytes) {
-        Ok(h) => h,
+    let ex = match exchange::Exchange::begin(bytes.into(), None) {
+        Ok(ex) => ex,
         Err(e) => return (EXIT_BAD_INPUT, Err(format!("{}: {e}", last.display()))),
     };
+    let head = ex.head();
     // The last file may be an exchange: a pre-settlement is checked on the gateway's answer.
     let answer: Option<ResponseEnvelope> = answer.and_then(|a| serde_json::from_value(a).ok());
     let overrides = crate::pipeline::overrides::Overrides::default();
-    match exchange::check(&head, rs, &ctx, &overrides, answer.as_ref(), |_, _| {}) {
+    match exchange::check(head, rs, &ctx, &overrides, answer.as_ref(), |_, _| {}) {
         Checked::Done { claims, decision: d, .. } if !claims.is_empty() => {
             let code = if d.decision == rules::Outcome::Block { EXIT_BLOCK } else { EXIT_PASS };
             (code, Ok(serde_json::to_string_pretty(&d).unwrap_or_default()))

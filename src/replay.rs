@@ -140,19 +140,20 @@ pub fn run_with_progress(
         let (req, resp) = crate::wire::split_exchange(v);
         let resp: Option<ResponseEnvelope> = resp.and_then(|r| serde_json::from_value(r).ok());
         let bytes = serde_json::to_vec(&req).unwrap_or_default();
-        let head = match crate::wire::parse_request(&bytes) {
-            Ok(h) => h,
+        let ex = match exchange::Exchange::begin(bytes.into(), None) {
+            Ok(ex) => ex,
             Err(e) => {
                 bad(&mut rep, n, e.to_string());
                 continue;
             }
         };
+        let head = ex.head();
         let infno = Infno::parse(head.infno.as_str());
         let (mut claims, mut d) = (Vec::new(), None);
         if infno.is_checked() || infno.is_local_analysis() {
             let answer =
                 resp.as_ref().filter(|_| matches!(infno, Infno::OutpatientPreSettle | Infno::InpatientPreSettle));
-            match exchange::check(&head, rs, &history, &overrides, answer, |_, _| {}) {
+            match exchange::check(head, rs, &history, &overrides, answer, |_, _| {}) {
                 Checked::Done { claims: c, decision, .. } => (claims, d) = (c, Some(decision)),
                 Checked::Bad(e) | Checked::Encrypted(e) => {
                     bad(&mut rep, n, e.to_string());
@@ -180,7 +181,7 @@ pub fn run_with_progress(
         // History is what happened: learnt from the recorded exchange, whatever the pack said.
         // A checked message is learnt from the claims its check built (not read again).
         let learnt = infno.is_checked().then_some(claims);
-        if let Err(e) = history.learn(&head, resp.as_ref(), learnt) {
+        if let Err(e) = history.learn(head, resp.as_ref(), learnt) {
             rep.history_errors += 1;
             if rep.bad_examples.len() < 5 {
                 rep.bad_examples.push(format!("line {n}: history: {e}"));

@@ -175,7 +175,7 @@ pub fn message(head: &RequestHead<'_>, facts: &dyn Facts) -> Result<Option<Claim
     let one = |c: Claim| vec![c];
     let mut claims = match Infno::parse(code) {
         Infno::OutpatientFeeUpload | Infno::InpatientFeeUpload => {
-            let parsed = head.fee.borrow_mut().take();
+            let parsed = head.take_fee();
             let body: FeeUploadInput = match parsed {
                 Some(b) => *b,
                 None => parse_body(input(head)?, "input")?,

@@ -6,9 +6,9 @@
 use super::rescue::{self, ApiFailure, Failure};
 use super::{read_body, with_headers, Active, State};
 use crate::pipeline::analysis::{self, Local};
-use crate::pipeline::exchange::{self, count_hits, Checked};
+use crate::pipeline::exchange::{self, count_hits, Checked, Exchange};
 use crate::telemetry::metrics;
-use crate::wire::{parse_head_for, parse_request, parse_request_for, Infno, ParseError, RequestHead, ResponseEnvelope};
+use crate::wire::{Infno, ParseError, RequestHead, ResponseEnvelope};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -27,15 +27,16 @@ pub async fn check(req: HttpRequest, payload: web::Payload, st: web::Data<State>
         Err(e) => return bad(e.to_string()),
     };
     let Some(active) = st.rules.load_full() else { return ApiFailure::NotReady.respond() };
-    let head = match parse_request(&body) {
-        Ok(h) => h,
+    let ex = match Exchange::begin(body, None) {
+        Ok(ex) => Arc::new(ex),
         Err(e) => return bad(e.to_string()),
     };
+    let head = ex.head();
     let infno = Infno::parse(head.infno.as_str());
     if !infno.is_checked() && !infno.is_local_analysis() {
         return bad(format!("infno {}: not a checked claim transaction", head.infno.as_str()));
     }
-    match run_check(&st, &body, head.take_parsed(), None, &active, None, None).await {
+    match run_check(&st, &ex, &active, None, None).await {
         Checked::Done { decision, claims, .. } => {
             let hv = decision.header_value();
             // The decision JSON, extended with each ordering/billing doctor's 驾照式记分 this year.
@@ -85,36 +86,21 @@ async fn doctor_points(st: &web::Data<State>, claims: &[crate::claim::Claim]) ->
 }
 
 /// Runs [`exchange::check`] on the blocking pool (history may do I/O) under `budget` (the
-/// settlement path's; `None` waits: `/v1/check` is not in the settlement path). `parsed`: the
-/// routed head with its input already read; otherwise the body is read there (`infno`: the
-/// routed transaction, for a body that names it only in the route's path). `answer`: the
+/// settlement path's; `None` waits: `/v1/check` is not in the settlement path). `answer`: the
 /// gateway's answer to a pre-settlement.
 pub(super) async fn run_check(
     st: &web::Data<State>,
-    body: &Bytes,
-    parsed: Option<RequestHead<'static>>,
-    infno: Option<String>,
+    ex: &Arc<Exchange>,
     active: &Arc<Active>,
     answer: Option<ResponseEnvelope>,
     budget: Option<Duration>,
 ) -> Checked {
-    let (st2, body, active) = (st.clone(), body.clone(), active.clone());
+    let (st2, ex, active) = (st.clone(), ex.clone(), active.clone());
     let t_check = Instant::now();
     let job = tokio::task::spawn_blocking(move || {
-        let read;
-        let head = match &parsed {
-            Some(h) => h,
-            None => match parse_request_for(&body, infno.as_deref()) {
-                Ok(h) => {
-                    read = h;
-                    &read
-                }
-                Err(e) => return Checked::Bad(e),
-            },
-        };
         // A candidate pack in shadow sees the same claims (queued; never waited for).
         let shadow = |c: &[crate::claim::Claim], d: &crate::rules::Decision| st2.reload.shadow().observe(c, d);
-        exchange::check(head, &active.rs, &st2.history, &st2.overrides, answer.as_ref(), shadow)
+        exchange::check(ex.head(), &active.rs, &st2.history, &st2.overrides, answer.as_ref(), shadow)
     });
     match tokio::time::timeout(budget.unwrap_or(Duration::from_secs(3600)), job).await {
         Ok(Ok(Checked::Done { claims, mut decision, overridden })) => {
@@ -130,19 +116,18 @@ pub(super) async fn run_check(
 
 /// 3101/3102 answered in the national format; 3103 recorded.
 pub(super) async fn local_analysis(
-    body: &Bytes,
-    head: &RequestHead<'_>,
+    ex: &Arc<Exchange>,
     st: &web::Data<State>,
     active: &Arc<Active>,
     label: &'static str,
 ) -> HttpResponse {
+    let head = ex.head();
     let area = head.mdtrtarea_admvs.as_str();
     let rev = active.rs.revision();
-    let (st2, body2, active2, infno) = (st.clone(), body.clone(), active.clone(), head.infno.as_str().to_owned());
+    let (st2, ex2, active2) = (st.clone(), ex.clone(), active.clone());
     // History (分解住院 at 入院登记, 重复开药 …) may do I/O: off the executor.
-    let job = tokio::task::spawn_blocking(move || {
-        analysis::local(&parse_head_for(&body2, Some(&infno))?, &active2.rs, &st2.history, &st2.overrides)
-    });
+    let job =
+        tokio::task::spawn_blocking(move || analysis::local(ex2.head(), &active2.rs, &st2.history, &st2.overrides));
     let Ok(local) = job.await else {
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
         return Failure::Internal.respond(area);
@@ -223,15 +208,13 @@ pub(super) async fn settlement_turn(
 /// known to be valid ([`validated`]); an invalid one is `Bad`.
 pub(super) async fn run_check_valid(
     st: &web::Data<State>,
-    body: &Bytes,
-    head: &RequestHead<'_>,
+    ex: &Arc<Exchange>,
     active: &Arc<Active>,
     answer: Option<ResponseEnvelope>,
     budget: Duration,
 ) -> Checked {
-    let routed = Some(head.infno.as_str().to_owned());
-    match run_check(st, body, head.take_parsed(), routed, active, answer, Some(budget)).await {
-        Checked::Failed(why) => match validated(body, head).await {
+    match run_check(st, ex, active, answer, Some(budget)).await {
+        Checked::Failed(why) => match validated(ex.body(), ex.head()).await {
             Ok(()) => Checked::Failed(why),
             Err(e) => Checked::Bad(e),
         },

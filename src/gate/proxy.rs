@@ -8,14 +8,15 @@
 use super::check::{invalid, validated};
 use super::rescue::{self, Failure};
 use super::{non_empty, read_body, with_headers, State};
-use crate::pipeline::exchange::{self, infcode_of, Pending, Verdict};
+use crate::pipeline::exchange::{self, infcode_of, Exchange, Pending, Verdict};
 use crate::rules::Action;
 use crate::telemetry::metrics::{self, infno_label};
-use crate::wire::{parse_request_for, Infno, RequestHead, ResponseEnvelope};
+use crate::wire::{Infno, ResponseEnvelope};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `POST /fsi/api/rsfComIfsService/callService`.
@@ -34,29 +35,24 @@ pub async fn proxy(req: HttpRequest, payload: web::Payload, st: web::Data<State>
     };
     // One pass: a fee upload's lines are parsed with the head, and the check takes them over.
     // On `…/callService/{infno}` the path names the transaction when the body does not.
-    let head = match parse_request_for(&body, req.match_info().get("infno")) {
-        Ok(h) => h,
+    let ex = match Exchange::begin(body, req.match_info().get("infno")) {
+        Ok(ex) => Arc::new(ex),
         Err(e) => return invalid(&e, "", "other", None),
     };
-    let label = infno_label(head.infno.as_str());
-    let resp = route(&req, &body, &head, &st, label).await;
+    let label = infno_label(ex.head().infno.as_str());
+    let resp = route(&req, &ex, &st, label).await;
     metrics::REQUEST_SECONDS.with_label_values(&[label]).observe(t0.elapsed().as_secs_f64());
     resp
 }
 
-async fn route(
-    req: &HttpRequest,
-    body: &Bytes,
-    head: &RequestHead<'_>,
-    st: &web::Data<State>,
-    label: &'static str,
-) -> HttpResponse {
+async fn route(req: &HttpRequest, ex: &Arc<Exchange>, st: &web::Data<State>, label: &'static str) -> HttpResponse {
+    let (body, head) = (ex.body(), ex.head());
     let area = head.mdtrtarea_admvs.as_str();
     let infno = Infno::parse(head.infno.as_str());
     let active = st.rules.load_full();
     if infno.is_local_analysis() {
         let Some(active) = active else { return Failure::NotReady.respond(area) };
-        return super::check::local_analysis(body, head, st, &active, label).await;
+        return super::check::local_analysis(ex, st, &active, label).await;
     }
     if !infno.is_checked() {
         // A reversal changes what history holds: it is read in full before it is relayed.
@@ -68,7 +64,7 @@ async fn route(
             // A registration names its department and doctor; later messages give codes only.
             st.journal.names(exchange::staff_names(head)).await;
         }
-        return forward(req, body, head, st, None, label).await;
+        return forward(req, ex, st, None, label).await;
     }
     // Nothing invalid leaves for the gateway: the envelope is checked here, the body by the check,
     // or in full before any path that forwards without a judgement (below).
@@ -83,7 +79,7 @@ async fn route(
             }
             metrics::FALLBACKS.with_label_values(&["internal_open"]).inc();
             let pending = st.judge(head, "none", None, label, exchange::FirstLine::of(head)).unchecked("no_ruleset");
-            return forward(req, body, head, st, Some(pending), label).await;
+            return forward(req, ex, st, Some(pending), label).await;
         }
         metrics::FALLBACKS.with_label_values(&["internal_closed"]).inc();
         return Failure::NotReadyClosed.respond(area);
@@ -103,7 +99,7 @@ async fn route(
         if let Err(e) = validated(body, head).await {
             return invalid(&e, area, label, Some(&rev));
         }
-        match call_upstream(req, body, head, st, label).await {
+        match call_upstream(req, ex, st, label).await {
             Ok(a) => early = Some(a),
             Err(resp) => {
                 metrics::REQUESTS.with_label_values(&[label, "unchecked"]).inc();
@@ -115,7 +111,7 @@ async fn route(
     let budget = Duration::from_millis(st.cfg.check_budget_ms.max(1));
     // Read before the check takes the parsed lines: what the record says if the check falls back.
     let first = exchange::FirstLine::of(head);
-    let checked = super::check::run_check_valid(st, body, head, &active, early_env.clone(), budget).await;
+    let checked = super::check::run_check_valid(st, ex, &active, early_env.clone(), budget).await;
     match st.judge(head, &rev, Some(&active), label, first).verdict(checked) {
         Verdict::Bad(e) => invalid(&e, area, label, Some(&rev)),
         Verdict::Refused { budget, record } => {
@@ -129,7 +125,7 @@ async fn route(
             // The fund share the gateway computed stays known for this visit (nothing is counted as
             // paid): a settlement sent despite the block is judged on it, not waved through unchecked.
             if let Some(env) = early_env.as_ref().filter(|e| e.is_success()) {
-                exchange::learn(&st.history, body, head.infno.as_str(), env, learnt, label).await;
+                exchange::learn(&st.history, ex, env, learnt, label).await;
             }
             let msg = format!("claimgate 医保智能审核拦截：{}", decision.summary(Some(Action::Block)));
             let warn = decision.summary(Some(Action::Remind));
@@ -144,8 +140,8 @@ async fn route(
             with_headers(r, decision.header_value(), &rev)
         }
         Verdict::Forward(pending) => match early {
-            Some(a) => relay(body, head.infno.as_str(), st, a, Some(pending), label).await,
-            None => forward(req, body, head, st, Some(pending), label).await,
+            Some(a) => relay(ex, st, a, Some(pending), label).await,
+            None => forward(req, ex, st, Some(pending), label).await,
         },
     }
 }
@@ -156,14 +152,14 @@ type Reply = (super::upstream::Answer, Option<ResponseEnvelope>);
 /// Sends the original bytes upstream. `Err` is the envelope error to give the HIS.
 async fn call_upstream(
     req: &HttpRequest,
-    body: &Bytes,
-    head: &RequestHead<'_>,
+    ex: &Exchange,
     st: &State,
     label: &'static str,
 ) -> Result<Reply, HttpResponse> {
+    let head = ex.head();
     let area = head.mdtrtarea_admvs.as_str();
     let Some(up) = &st.upstream else { return Err(Failure::NoUpstream.respond(area)) };
-    up.exchange(&super::guard::forwarded_headers(req), head.infno.as_str(), body.clone(), label)
+    up.exchange(&super::guard::forwarded_headers(req), head.infno.as_str(), ex.body().clone(), label)
         .await
         .map_err(|e| Failure::Upstream(&e).respond(area))
 }
@@ -171,14 +167,13 @@ async fn call_upstream(
 /// Sends the original bytes upstream and relays the answer byte for byte.
 async fn forward(
     req: &HttpRequest,
-    body: &Bytes,
-    head: &RequestHead<'_>,
+    ex: &Arc<Exchange>,
     st: &web::Data<State>,
     pending: Option<Pending>,
     label: &'static str,
 ) -> HttpResponse {
-    match call_upstream(req, body, head, st, label).await {
-        Ok(reply) => relay(body, head.infno.as_str(), st, reply, pending, label).await,
+    match call_upstream(req, ex, st, label).await {
+        Ok(reply) => relay(ex, st, reply, pending, label).await,
         Err(resp) => match pending {
             Some(p) => {
                 let (decision, revision) = (p.decision, p.revision.clone());
@@ -194,8 +189,7 @@ async fn forward(
 /// Journals the checked message with the gateway's outcome, learns from an accepted answer
 /// (durably, before the HIS hears of it), and relays the answer byte for byte.
 async fn relay(
-    body: &Bytes,
-    infno: &str,
+    ex: &Arc<Exchange>,
     st: &web::Data<State>,
     (answer, parsed): Reply,
     pending: Option<Pending>,
@@ -213,7 +207,7 @@ async fn relay(
     if let (Some(upload), Some(env)) = (learns, parsed.as_ref()) {
         // An accepted exchange becomes history before the HIS is told it was accepted: a claim
         // that was acknowledged is never missing from history. It learns from the check's claims.
-        exchange::learn(&st.history, body, infno, env, upload, label).await;
+        exchange::learn(&st.history, ex, env, upload, label).await;
     }
     let mut b = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (k, v) in &answer.headers {

@@ -1,6 +1,7 @@
-//! One claim exchange on the intercepted route, from the routed head to the journal record.
+//! One claim exchange on the intercepted route, from the received bytes to the journal record.
 //!
-//! [`check`] reads the claims once (the routed head hands over a fee upload's parsed lines),
+//! [`Exchange::begin`] parses a message once; the route, the check and history's learning share it.
+//! [`check`] reads the claims once (the head hands over a fee upload's parsed lines),
 //! attaches history, evaluates, lets a shadow candidate see the claims and applies the doctors'
 //! 3103 overrides; it blocks on the store, so the caller runs it on the blocking pool under the
 //! time budget. [`Judge::verdict`] turns what the check came to into what happens to the message —
@@ -16,9 +17,43 @@ use crate::journal::{Message, Record};
 use crate::rules::{Action, CompiledRuleSet, Decision, Outcome, Severity};
 use crate::store::Pseudonymizer;
 use crate::telemetry::metrics;
-use crate::wire::{Infno, ParseError, RequestHead, ResponseEnvelope};
+use crate::wire::{parse_request_for, Infno, ParseError, RequestHead, ResponseEnvelope};
+use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Arc;
+
+self_cell::self_cell!(
+    struct Parsed {
+        owner: Bytes,
+        #[covariant]
+        dependent: RequestHead,
+    }
+);
+
+/// One request as it was received: its bytes (forwarded byte for byte) and the head read from them
+/// once, owned together so the route, the check on the blocking pool and history's learning all
+/// read the same parse. A fee upload's lines are parsed with the head; the check takes them.
+pub struct Exchange(Parsed);
+
+impl Exchange {
+    /// Reads the envelope of `body` (and a fee upload's lines) once. `routed`: the transaction the
+    /// route's path names (`…/callService/{infno}`), for a body that does not.
+    ///
+    /// # Errors
+    /// [`ParseError`] when the envelope cannot be read.
+    pub fn begin(body: Bytes, routed: Option<&str>) -> Result<Exchange, ParseError> {
+        Parsed::try_new(body, |b| parse_request_for(b, routed)).map(Exchange)
+    }
+
+    pub fn head(&self) -> &RequestHead<'_> {
+        self.0.borrow_dependent()
+    }
+
+    /// The bytes as received.
+    pub fn body(&self) -> &Bytes {
+        self.0.borrow_owner()
+    }
+}
 
 /// What a failed check does with the claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -171,16 +206,17 @@ pub struct FirstLine {
 impl FirstLine {
     /// The first line of `head`'s parsed fee upload (empty for any other message).
     pub fn of(head: &RequestHead<'_>) -> FirstLine {
-        let fee = head.fee.borrow();
-        let Some(l) = fee.as_ref().and_then(|f| f.feedetail.first()) else { return FirstLine::default() };
-        FirstLine {
-            mdtrt_id: l.mdtrt_id.as_str().to_owned(),
-            dept_code: l.bilg_dept_codg.as_str().to_owned(),
-            dept_name: l.bilg_dept_name.as_str().to_owned(),
-            doctor_code: l.bilg_dr_codg.as_str().to_owned(),
-            doctor_name: l.bilg_dr_name.as_str().to_owned(),
-            date: crate::claim::time::parse_datetime(l.fee_ocur_time.as_str()).map(|t| t.date()),
-        }
+        head.with_fee(|fee| {
+            let Some(l) = fee.and_then(|f| f.feedetail.first()) else { return FirstLine::default() };
+            FirstLine {
+                mdtrt_id: l.mdtrt_id.as_str().to_owned(),
+                dept_code: l.bilg_dept_codg.as_str().to_owned(),
+                dept_name: l.bilg_dept_name.as_str().to_owned(),
+                doctor_code: l.bilg_dr_codg.as_str().to_owned(),
+                doctor_name: l.bilg_dr_name.as_str().to_owned(),
+                date: crate::claim::time::parse_datetime(l.fee_ocur_time.as_str()).map(|t| t.date()),
+            }
+        })
     }
 }
 
@@ -237,7 +273,7 @@ impl Judge<'_> {
         let record = self.record(&claims, Some(&d));
         // History learns an accepted exchange from the claims the check built (no second parse).
         let infno = Infno::parse(self.head.infno.as_str());
-        let learnt = infno.is_checked().then(|| (self.head.detached(), for_learning(claims, infno)));
+        let learnt = infno.is_checked().then(|| for_learning(claims, infno));
         if d.decision == Outcome::Block {
             return Verdict::Block { decision: d, record, learnt };
         }
@@ -378,7 +414,7 @@ pub struct Pending {
 /// check built (history derives its events from them and the gateway's answer: the body is read
 /// once), or `None`: the request itself, read by `history::learn` (a transaction nobody checks, or
 /// one forwarded unchecked).
-pub type Learn = Option<(RequestHead<'static>, Vec<Claim>)>;
+pub type Learn = Option<Vec<Claim>>;
 
 impl Pending {
     /// The gateway answered (`None`: it could not be reached; the claim did not go through): the
@@ -397,28 +433,21 @@ pub fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
 }
 
 /// Learns an accepted exchange into history on the blocking pool; durable when this returns.
-/// `infno`: the routed transaction (the body may name it only in the route's path).
 /// A store failure is logged and counted (the gateway has already committed; the answer goes on).
-pub async fn learn(
-    history: &Arc<History>,
-    body: &bytes::Bytes,
-    infno: &str,
-    env: &ResponseEnvelope,
-    learnt: Learn,
-    label: &str,
-) {
-    let (history, env, raw, infno) = (history.clone(), env.clone(), body.clone(), infno.to_owned());
+pub async fn learn(history: &Arc<History>, ex: &Arc<Exchange>, env: &ResponseEnvelope, learnt: Learn, label: &str) {
+    let (history, env, ex) = (history.clone(), env.clone(), ex.clone());
     let learnt = tokio::task::spawn_blocking(move || {
-        match learnt {
-            Some((head, claims)) => history.learn_durably_parsed(&head, &raw, Some(&env), Some(claims)),
-            // Not checked: the route read this head already; it reads the same again (not a
-            // store's failure if it did not), and history reads the body once.
-            None => match crate::wire::parse_head_for(&raw, Some(&infno)) {
-                Ok(head) => history.learn_durably_parsed(&head, &raw, Some(&env), None),
-                Err(e) => return Err(format!("request: {e}")),
-            },
+        let (head, again);
+        if learnt.is_none() && ex.head().input.is_none() && ex.head().with_fee(|f| f.is_none()) {
+            // A check took the upload's lines and then did not finish (budget, a panic): the
+            // message went unchecked, and history reads its lines again.
+            again =
+                parse_request_for(ex.body(), Some(ex.head().infno.as_str())).map_err(|e| format!("request: {e}"))?;
+            head = &again;
+        } else {
+            head = ex.head();
         }
-        .map_err(|e| e.to_string())
+        history.learn_durably_parsed(head, ex.body(), Some(&env), learnt).map_err(|e| e.to_string())
     })
     .await;
     match learnt {

@@ -4,7 +4,7 @@ use super::text::Text;
 use super::tx::FeeUploadInput;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::cell::RefCell;
+use std::sync::{Mutex, PoisonError};
 
 /// The request envelope with `input` left as raw JSON, so that the route can be decided by `infno`
 /// before the body is parsed, and a relayed transaction is never parsed beyond its header.
@@ -29,9 +29,10 @@ pub struct RequestHead<'a> {
     #[serde(borrow)]
     pub input: Option<&'a RawValue>,
     /// A fee upload's `input`, parsed in the same pass as the head by [`super::parse_request`]
-    /// (then `input` is `None`); taken by the first reader.
+    /// (then `input` is `None`); taken by the first reader ([`RequestHead::take_fee`]). Behind a
+    /// mutex so that a head is `Sync`: an exchange is shared by the route and the blocking pool.
     #[serde(skip)]
-    pub fee: RefCell<Option<Box<FeeUploadInput>>>,
+    fee: Mutex<Option<Box<FeeUploadInput>>>,
 }
 
 impl RequestHead<'_> {
@@ -54,7 +55,7 @@ impl RequestHead<'_> {
             sign_no: self.sign_no.clone(),
             enc_type: self.enc_type.clone(),
             input: None,
-            fee: RefCell::new(None),
+            fee: Mutex::new(None),
         }
     }
 
@@ -74,14 +75,15 @@ impl RequestHead<'_> {
         input.data?.psn_no.filter(|p| !p.as_str().is_empty())
     }
 
-    /// The head of a fee upload whose `input` the one-pass parse already read (`fee`), moved out
-    /// with it: a check on another thread needs neither the body nor a second parse. `None` when
-    /// the input is still raw JSON borrowed from the body.
-    pub fn take_parsed(&self) -> Option<RequestHead<'static>> {
-        let fee = self.fee.borrow_mut().take()?;
-        let h = self.detached();
-        *h.fee.borrow_mut() = Some(fee);
-        Some(h)
+    /// A fee upload's `input` as the one-pass parse read it; `None` once taken, or when the input
+    /// is still raw JSON borrowed from the body (any other transaction).
+    pub fn take_fee(&self) -> Option<Box<FeeUploadInput>> {
+        self.fee.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Looks at the parsed fee upload without taking it.
+    pub fn with_fee<R>(&self, f: impl FnOnce(Option<&FeeUploadInput>) -> R) -> R {
+        f(self.fee.lock().unwrap_or_else(PoisonError::into_inner).as_deref())
     }
 }
 
@@ -180,7 +182,8 @@ impl<'de> serde::de::Visitor<'de> for OnePassVisitor {
                     seen |= 1 << 14;
                     let infno = super::Infno::parse(h.infno.as_str());
                     if matches!(infno, super::Infno::OutpatientFeeUpload | super::Infno::InpatientFeeUpload) {
-                        *h.fee.get_mut() = Some(Box::new(m.next_value::<FeeUploadInput>()?));
+                        *h.fee.get_mut().unwrap_or_else(PoisonError::into_inner) =
+                            Some(Box::new(m.next_value::<FeeUploadInput>()?));
                     } else {
                         h.input = m.next_value()?;
                     }

@@ -218,10 +218,10 @@ mod tests {
         let first = br#"{"infno":"2204","msgid":"M1","input":{"feedetail":[{"feedetl_sn":"1","cnt":"2"}]}}"#;
         let h = parse_request(first).unwrap();
         assert!(h.input.is_none());
-        assert_eq!(h.fee.borrow().as_ref().map(|f| f.feedetail.len()), Some(1));
+        assert_eq!(h.with_fee(|f| f.map(|f| f.feedetail.len())), Some(1));
         let last = br#"{"input":{"feedetail":[]},"infno":"2204","msgid":"M1"}"#;
         let h = parse_request(last).unwrap();
-        assert!(h.fee.borrow().is_none());
+        assert!(h.with_fee(|f| f.is_none()));
         assert_eq!(h.input.unwrap().get(), r#"{"feedetail":[]}"#);
         // Not a fee upload: input stays raw.
         let other = br#"{"infno":"2207","input":{"data":{}}}"#;
@@ -233,7 +233,7 @@ mod tests {
         // A bad quantity: the two-step parse names the field when the body is read.
         let bad = br#"{"infno":"2204","input":{"feedetail":[{"cnt":"x"}]}}"#;
         let h = parse_request(bad).unwrap();
-        assert!(h.fee.borrow().is_none() && h.input.is_some(), "fell back to the raw input");
+        assert!(h.with_fee(|f| f.is_none()) && h.input.is_some(), "fell back to the raw input");
         // Ciphertext (SM4): a string input, kept raw for the caller to recognise.
         let sm4 = br#"{"infno":"2204","enc_type":"SM4","input":"QUJD"}"#;
         assert_eq!(parse_request(sm4).unwrap().input.unwrap().get(), r#""QUJD""#);
