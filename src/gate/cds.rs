@@ -5,7 +5,8 @@
 //! Who may call: the same client keys (`x-claimgate-key`) and rate limits as the claim route, and
 //! the listener's mTLS when configured; when EHR public keys are configured (`cds.jwt_issuers`),
 //! every service call and feedback must also carry the CDS Hooks JWT bearer (`iss` one of them,
-//! signed with its key, `aud` this endpoint, not expired, with a `jti`). Refusals answer JSON.
+//! signed with its key, `aud` this endpoint, not expired and expiring within five minutes, with a
+//! `jti` not seen before from that issuer: a replayed token is refused). Refusals answer JSON.
 
 use super::rescue::ApiFailure;
 use super::{read_body, with_headers, State};
@@ -18,11 +19,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Datelike;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-/// The EHRs whose JWTs are trusted: `(iss, key, algorithms the key can verify)`.
-#[derive(Default)]
+/// The EHRs whose JWTs are trusted: `(iss, key, algorithms the key can verify)`, and the `jti`s
+/// already accepted (per issuer, kept past any token's lifetime).
 pub struct JwtKeys {
     issuers: Vec<(String, DecodingKey, Vec<Algorithm>)>,
+    seen: moka::sync::Cache<(String, String), ()>,
 }
+
+/// CDS Hooks 2.0: a JWT's `exp` "SHALL be no more than five minutes in the future".
+const MAX_LIFETIME_S: i64 = 300;
+/// The clock skew `jsonwebtoken` allows on `exp` (its default `leeway`).
+const LEEWAY_S: i64 = 60;
 
 impl JwtKeys {
     /// Reads each configured issuer's PEM public key (RSA or EC).
@@ -47,7 +54,11 @@ impl JwtKeys {
             };
             issuers.push((i.iss.clone(), key, algs));
         }
-        Ok(JwtKeys { issuers })
+        // A token is refused once `exp` + leeway has passed, and `exp` is at most five minutes
+        // ahead (+ leeway): a `jti` remembered that long cannot be replayed.
+        let lifetime = std::time::Duration::from_secs((MAX_LIFETIME_S + 2 * LEEWAY_S) as u64);
+        let seen = moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(lifetime).build();
+        Ok(JwtKeys { issuers, seen })
     }
 
     pub fn enabled(&self) -> bool {
@@ -63,7 +74,9 @@ impl JwtKeys {
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or("缺少 CDS Hooks JWT（Authorization: Bearer）")?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| "JWT 格式错误")?;
         for (iss, key, algs) in &self.issuers {
@@ -75,8 +88,16 @@ impl JwtKeys {
             v.set_audience(&[audience]);
             v.set_required_spec_claims(&["exp", "iss", "aud"]);
             if let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(token, key, &v) {
-                if data.claims.get("jti").and_then(|j| j.as_str()).is_none_or(str::is_empty) {
+                let Some(jti) = data.claims.get("jti").and_then(|j| j.as_str()).filter(|j| !j.is_empty()) else {
                     return Err("JWT 缺少 jti");
+                };
+                let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64).unwrap_or(i64::MAX);
+                if exp > chrono::Utc::now().timestamp() + MAX_LIFETIME_S + LEEWAY_S {
+                    return Err("JWT 有效期过长（exp 不得晚于签发后 5 分钟）");
+                }
+                // First use wins; the same token (or another with its jti) again is a replay.
+                if !self.seen.entry((iss.clone(), jti.to_owned())).or_insert(()).is_fresh() {
+                    return Err("JWT 已被使用过（jti 重复），请为每次调用签发新的 JWT");
                 }
                 return Ok(iss.clone());
             }

@@ -192,7 +192,7 @@ pub fn infno_label(code: &str) -> &'static str {
 /// over them works before the first event (an absent series is not a zero in PromQL).
 pub const FALLBACK_REASONS: &[&str] = &["budget", "budget_closed", "internal_open", "internal_closed"];
 pub const UPSTREAM_ERROR_KINDS: &[&str] = &["connect", "timeout", "io", "garbage", "too_large"];
-pub const REFUSED_REASONS: &[&str] = &["no_key", "bad_key", "rate"];
+pub const REFUSED_REASONS: &[&str] = &["no_key", "bad_key", "rate", "jwt", "body_timeout", "client_connections"];
 /// `applied` (a recorded 3103 answer let a claim through), `1` (continue) and `2` (modify).
 pub const OVERRIDE_WAYS: &[&str] = &["applied", "1", "2"];
 pub const HISTORY_WRITE_OUTCOMES: &[&str] = &["applied", "duplicate", "error", "read_error", "spilled"];

@@ -286,8 +286,23 @@ async fn cds_calls_need_the_client_key_and_a_verified_jwt_when_an_ehr_key_is_con
     let (ok, _, v) = app
         .cds("/claimgate-order-sign", &body, &[("x-claimgate-key", "k-ehr-0123456789abcdef"), ("authorization", &good)])
         .await;
+    // The same token again (a replay), a token living longer than the spec's five minutes, and a
+    // fresh one with the scheme in lower case (RFC 9110: the scheme is case-insensitive).
+    let key_h = ("x-claimgate-key", "k-ehr-0123456789abcdef");
+    let (replayed, _, why) = app.cds("/claimgate-order-sign", &body, &[key_h, ("authorization", &good)]).await;
+    let with = |exp: i64, jti: &str| {
+        let mut c = claims(&aud);
+        (c["exp"], c["jti"]) = (json!(exp), json!(jti));
+        format!("bearer {}", sign(&c))
+    };
+    let (long, fresh) = (with(now + 3600, "j-2"), with(now + 300, "j-3"));
+    let (too_long, _, _) = app.cds("/claimgate-order-sign", &body, &[key_h, ("authorization", &long)]).await;
+    let (fresh_ok, _, _) = app.cds("/claimgate-order-sign", &body, &[key_h, ("authorization", &fresh)]).await;
     // Assert
     assert_eq!((no_key, no_jwt, bad_aud), (401, 401, 401));
     assert_eq!(ok, 200, "{v}");
     assert!(v["cards"].is_array());
+    assert_eq!(replayed, 401, "a replayed jti is refused: {why}");
+    assert!(why.to_string().contains("jti 重复"), "{why}");
+    assert_eq!((too_long, fresh_ok), (401, 200), "exp more than five minutes ahead is refused; a new jti passes");
 }
