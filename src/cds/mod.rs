@@ -158,7 +158,8 @@ pub fn evaluate(req: &HookRequest, hook: &str, env: &Env<'_>) -> Result<Evaluate
 
 /// What the request did not say and claimgate learnt from the visit's own messages (2201/2203/2401):
 /// the diagnoses when no conditions were prefetched (none prefetched is not "no diagnoses"), the
-/// 医疗类别 when no encounter was. What neither knows stays unknown, and its rules say so.
+/// 医疗类别 when no encounter was, the admission time when the encounter has no period. What
+/// neither knows stays unknown, and its rules say so.
 fn fill_from_history(claims: &mut [Claim], mapped: &Mapped, facts: &dyn crate::claim::Facts) {
     let no_conditions = mapped.missing_prefetch.contains(&"conditions");
     for c in claims.iter_mut() {
@@ -175,6 +176,10 @@ fn fill_from_history(claims: &mut [Claim], mapped: &Mapped, facts: &dyn crate::c
         }
         if c.patient.insutype.is_none() {
             c.patient.insutype = known.as_ref().and_then(|k| k.insutype.clone());
+        }
+        // The stay's start (低标准入院 at discharge counts its days) when the encounter gave no period.
+        if c.encounter.admitted.is_none() {
+            c.encounter.admitted = known.as_ref().and_then(|k| k.encounter.admitted);
         }
     }
 }

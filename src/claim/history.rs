@@ -35,6 +35,9 @@ pub struct PastLine {
     pub days_supply: Option<Qty>,
     /// Units billed (`cnt`): the per-day and per-visit limits add them across messages.
     pub qty: Qty,
+    /// `det_item_fee_sumamt`: what a stay cost so far is the sum over its lines (低标准入院 at the
+    /// 事中 check of a discharge).
+    pub amount: crate::claim::Fen,
     /// 退费: a negative quantity, or a line reversing another.
     pub refund: bool,
     pub settled: bool,
@@ -49,6 +52,7 @@ impl PastLine {
             time: l.time,
             days_supply: l.days_supply,
             qty: l.qty,
+            amount: l.amount,
             refund: l.is_refund(),
             settled,
         }

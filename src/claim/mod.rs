@@ -87,9 +87,12 @@ pub struct TraceSale {
 }
 
 impl Claim {
-    /// The day the claim is about: its own `day`, else its latest service date.
+    /// The day the claim is about: its own `day`, else its latest service date, else (a discharge
+    /// check with no orders) its discharge date.
     pub fn service_day(&self) -> Option<NaiveDate> {
-        self.day.or_else(|| self.lines.iter().map(Line::date).max())
+        self.day
+            .or_else(|| self.lines.iter().map(Line::date).max())
+            .or_else(|| self.encounter.discharged.map(|t| t.date()))
     }
     pub fn is_admission(&self) -> bool {
         self.stage == Stage::Admission || self.trig_scen == Some(3)

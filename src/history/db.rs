@@ -533,7 +533,7 @@ fn line_of(r: &[V]) -> Option<Line> {
 }
 
 /// What a snapshot keeps of a line (see [`PastLine`]).
-const PAST_COLS: &str = "mdtrt_id, feedetl_sn, code, at, days_supply, qty, reverses, state";
+const PAST_COLS: &str = "mdtrt_id, feedetl_sn, code, at, days_supply, qty, reverses, state, amount";
 
 /// `visit`: the previous line's visit, shared when this line is of the same one.
 fn past_line_of(r: &[V], visit: &mut Option<Arc<str>>) -> Option<PastLine> {
@@ -551,6 +551,7 @@ fn past_line_of(r: &[V], visit: &mut Option<Arc<str>>) -> Option<PastLine> {
         qty: Qty::from_units(r[5].int()?),
         refund: r[5].int()? < 0 || r[6].text().is_some(),
         settled: r[7].int() == Some(1),
+        amount: crate::claim::Fen::new(r[8].int()?),
     })
 }
 

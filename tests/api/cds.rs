@@ -306,3 +306,52 @@ async fn cds_calls_need_the_client_key_and_a_verified_jwt_when_an_ehr_key_is_con
     assert!(why.to_string().contains("jti 重复"), "{why}");
     assert_eq!((too_long, fresh_ok), (401, 200), "exp more than five minutes ahead is refused; a new jti passes");
 }
+
+/// encounter-discharge on a short, cheap stay whose main diagnosis is on the low-threshold list: the
+/// stay — the lines history holds for the visit and the discharge orders — is judged as at
+/// settlement (CG-LOWADM-003: ≤ 3 days, ≤ 1,500 元, no surgery), and a card says so before the
+/// discharge is settled.
+#[actix_web::test]
+async fn encounter_discharge_reminds_a_short_cheap_stay_of_a_listed_diagnosis() {
+    // Arrange: a stay of the last two days (the hook is called now) with two bed days (2 × 50.00)
+    // billed and accepted.
+    let app = spawn_app().await;
+    let today = chrono::Local::now().date_naive();
+    let day = |back: u64| (today - chrono::Days::new(back)).format("%Y-%m-%d").to_string();
+    let (psn, visit) = admit(&app, 31).await;
+    let bed = |sn: &str, day: &str| {
+        json!({"feedetl_sn": sn, "init_feedetl_sn": "", "mdtrt_id": visit, "psn_no": psn, "med_type": "21",
+        "fee_ocur_time": format!("{day} 20:00:00"), "med_list_codg": "001109000010000", "medins_list_codg": "床位费",
+        "det_item_fee_sumamt": 50, "cnt": 1, "pric": 50, "bilg_dept_codg": "100201", "bilg_dept_name": "骨科",
+        "bilg_dr_codg": "D3", "bilg_dr_name": "孙医生"})
+    };
+    let upload = envelope(
+        "2301",
+        "H41070100001202506101200003111",
+        json!({"feedetail": [bed("B1", &day(2)), bed("B2", &day(1))]}),
+    );
+    let r = app.call(&upload).await;
+    assert_eq!(r.json["infcode"], 0, "{}", r.json);
+    // The EHR discharges today with 急性上呼吸道感染 as the encounter's condition; no draft orders.
+    let mut req = order_sign(&psn, &visit);
+    req["hook"] = json!("encounter-discharge");
+    req["context"].as_object_mut().unwrap().remove("draftOrders");
+    req["prefetch"]["encounter"]["period"] =
+        json!({"start": format!("{}T09:30:00+08:00", day(2)), "end": format!("{}T09:00:00+08:00", day(0))});
+    req["prefetch"]["conditions"]["entry"][0]["resource"]["code"]["coding"][0] =
+        json!({"system": "http://hl7.org/fhir/sid/icd-10", "code": "J06.900", "display": "急性上呼吸道感染"});
+    // Act
+    let (status, _, v) = app.cds("/claimgate-encounter-discharge", &req, &[]).await;
+    // Assert
+    assert_eq!(status, 200, "{v}");
+    let cards = v["cards"].as_array().unwrap();
+    let text = |c: &Value| {
+        format!("{} {}", c["summary"].as_str().unwrap_or_default(), c["detail"].as_str().unwrap_or_default())
+    };
+    let low = cards
+        .iter()
+        .find(|c| text(c).contains("疑似低标准入院"))
+        .unwrap_or_else(|| panic!("no low-threshold card: {v}"));
+    assert!(text(low).contains("住院2天、总费用100.00元"), "the stay from history: {}", text(low));
+    assert_eq!(low["indicator"], "warning");
+}

@@ -1,6 +1,8 @@
 //! 低标准入院 at admission (2401, or 3101/3102 with trig_scen 3 住院登记): a principal diagnosis on the
 //! pack's low-threshold list gets a reminder. The list is local policy (domain.md: no national numbers).
-//! With `at: settlement` it looks at the finished stay instead (2303/2304): a listed diagnosis whose
+//! With `at: settlement` it looks at the finished stay instead (2303/2304, and the 事中 3102 of a
+//! discharge — trig_scen 8/9, the CDS `encounter-discharge` hook — whose stay is its orders plus
+//! the visit's lines history holds): a listed diagnosis whose
 //! profile is outpatient-like — length of stay ≤ `max_los_days`, total ≤ `max_total` 元, and no line
 //! from `treatment_codes` (surgery, transfusion … whose presence shows a real inpatient need).
 
@@ -74,18 +76,36 @@ impl Logic for LowLogic {
             None if !c.is_admission() => return,
             None => {}
             Some(p) => {
+                use crate::claim::Stage;
                 let inpatient = c.encounter.visit == Some(crate::claim::Visit::Inpatient);
-                if !matches!(c.stage, crate::claim::Stage::Settle | crate::claim::Stage::PreSettle) || !inpatient {
+                // A 3102 at 事中-住院结算/预结算 (trig_scen 8/9: an HIS's, or a CDS
+                // encounter-discharge) is the stay's check before it is settled: its orders and
+                // the lines history holds for the visit.
+                let analysed = c.stage == Stage::Analysis && matches!(c.trig_scen, Some(8 | 9));
+                if !(matches!(c.stage, Stage::Settle | Stage::PreSettle) || analysed) || !inpatient {
                     return;
                 }
-                let (Some(adm), Some(end)) =
-                    (c.encounter.admitted.map(|t| t.date()), c.encounter.discharged.map(|t| t.date()).or(c.day))
-                else {
+                let end = c.encounter.discharged.map(|t| t.date()).or(c.day).or_else(|| c.service_day());
+                let (Some(adm), Some(end)) = (c.encounter.admitted.map(|t| t.date()), end) else {
                     return;
                 };
                 let los = (end - adm).num_days().max(1);
-                let total = c.lines.iter().fold(crate::claim::Fen::ZERO, |a, l| a + l.amount);
-                if los > p.max_los_days || total > p.max_total || c.lines.iter().any(|l| p.treatment.matches(&l.code)) {
+                let mut total = c.lines.iter().fold(crate::claim::Fen::ZERO, |a, l| a + l.amount);
+                let mut treated = c.lines.iter().any(|l| p.treatment.matches(&l.code));
+                if analysed {
+                    let Some(h) = &c.history else {
+                        out.unchecked(r.index, NO_ROW, Fact::History);
+                        return;
+                    };
+                    let stay = c.encounter.mdtrt_id.as_str();
+                    for past in
+                        h.lines.iter().filter(|pl| &*pl.mdtrt_id == stay && !c.lines.iter().any(|l| l.id == pl.id))
+                    {
+                        total += past.amount;
+                        treated |= p.treatment.matches(&past.code);
+                    }
+                }
+                if los > p.max_los_days || total > p.max_total || treated {
                     return;
                 }
                 extra = vec![("los", Val::Int(los)), ("total", Val::Fen(total))];
@@ -175,6 +195,46 @@ mod settlement_tests {
         assert!(evaluate(&rs, &c).hits.is_empty());
         c.lines.pop();
         c.encounter.discharged = parse_datetime("2025-10-15 09:00:00");
+        assert!(evaluate(&rs, &c).hits.is_empty());
+    }
+
+    /// The 事中 3102 of a discharge (trig_scen 9, e.g. a CDS encounter-discharge call): the stay is
+    /// its discharge orders plus the visit's lines history holds.
+    #[test]
+    fn the_discharge_check_judges_the_stay_from_history_and_its_orders() {
+        use crate::claim::{History, PastLine};
+        use std::sync::Arc;
+        let rs = ruleset(&rule(
+            "low_threshold_admission",
+            "{diagnosis_name}住院{los}天、总费用{total}元，疑似低标准入院",
+            "    params: { at: settlement, max_los_days: 3, max_total: 1500, treatment_codes: [\"0033%\"], diagnoses: [J06] }\n",
+        ));
+        let mut c = claim();
+        (c.stage, c.trig_scen) = (Stage::Analysis, Some(9));
+        c.encounter.visit = Some(Visit::Inpatient);
+        c.encounter.admitted = parse_datetime("2025-10-08 10:30:00");
+        c.encounter.diagnoses =
+            Some(vec![Diagnosis { code: "J06.900".into(), name: "急性上呼吸道感染".into(), main: true }]);
+        // 出院带药 on the day of discharge; two bed days uploaded (and accepted) before.
+        c.lines.push(line("D1", "XJ01CRA001A001010100001", 1, 2000, "2025-10-10 09:00:00"));
+        let mid: Arc<str> = c.encounter.mdtrt_id.as_str().into();
+        let mut h = History::default();
+        for (id, day) in [("B1", "2025-10-08 20:00:00"), ("B2", "2025-10-09 20:00:00")] {
+            h.lines.push(PastLine::of(mid.clone(), &line(id, "001109000010000", 1, 5000, day), false));
+        }
+        // Without history the stay cannot be judged: unchecked, not passed.
+        let d = evaluate(&rs, &c);
+        assert!(d.hits.is_empty());
+        assert_eq!(d.unchecked[0].fact, "history");
+        c.history = Some(Arc::new(h.clone()));
+        let d = evaluate(&rs, &c);
+        assert_eq!(d.hits[0].message, "急性上呼吸道感染住院2天、总费用120.00元，疑似低标准入院");
+        // A 3102 at another scene (住院执行医嘱) says nothing; a surgery uploaded earlier clears it.
+        c.trig_scen = Some(5);
+        assert!(evaluate(&rs, &c).hits.is_empty());
+        c.trig_scen = Some(9);
+        h.lines.push(PastLine::of(mid, &line("S1", "003300000010000", 1, 80000, "2025-10-09 10:00:00"), false));
+        c.history = Some(Arc::new(h));
         assert!(evaluate(&rs, &c).hits.is_empty());
     }
 }
