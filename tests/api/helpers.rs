@@ -265,3 +265,48 @@ pub fn line(
     }
     v
 }
+
+/// Debian's chromium, for the tests that render the office page and the report.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Whether the browser is there; CI (`CLAIMGATE_REQUIRE_BROWSER`) insists on it.
+pub fn browser(test: &str) -> bool {
+    if std::path::Path::new(CHROMIUM).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CLAIMGATE_REQUIRE_BROWSER").is_none(),
+        "CLAIMGATE_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install -y chromium)"
+    );
+    eprintln!("\n!!!!! SKIPPED {test}: {CHROMIUM} is not installed (apt-get install -y chromium; CI sets CLAIMGATE_REQUIRE_BROWSER) !!!!!\n");
+    false
+}
+
+/// Runs headless chromium on `url` with `extra` arguments (`--dump-dom`, `--print-to-pdf=…`);
+/// returns what it printed.
+pub async fn chromium_output(profile: &std::path::Path, extra: &[String], url: &str) -> std::process::Output {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--virtual-time-budget=10000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(url)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("chromium finished within two minutes")
+    .unwrap();
+    out
+}

@@ -4,12 +4,11 @@
 //! printed to PDF). Names must be visible, the summary present, no unnamed row above a named one,
 //! and no inpatient settlement blocked as 重复住院 for want of the recorded `mdtrt_id`s.
 
-use crate::helpers::{root, spawn_app_with, Options, TestApp};
+use crate::helpers::{browser, chromium_output, root, spawn_app_with, Options, TestApp};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 const TOKEN: &str = "secret-token";
-const CHROMIUM: &str = "/usr/bin/chromium";
 const FROM: &str = "2025-11-01";
 const TO: &str = "2025-11-30";
 
@@ -43,46 +42,9 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-/// Whether the browser is there; CI (`CLAIMGATE_REQUIRE_BROWSER`) insists on it.
-fn browser() -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CLAIMGATE_REQUIRE_BROWSER").is_none(),
-        "CLAIMGATE_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install -y chromium)"
-    );
-    eprintln!("\n!!!!! SKIPPED the chromium half of a month test: {CHROMIUM} is not installed !!!!!\n");
-    false
-}
-
-/// Runs headless chromium on `url` with `extra` arguments (`--dump-dom`, `--print-to-pdf=…`);
-/// returns its standard output.
+/// What headless chromium printed for `url` (see [`chromium_output`]).
 async fn chromium(profile: &Path, extra: &[String], url: &str) -> String {
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
-        tokio::process::Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--virtual-time-budget=10000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg(url)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("chromium finished within two minutes")
-    .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&chromium_output(profile, extra, url).await.stdout).into_owned()
 }
 
 /// A local page that logs the browser in to `/office` through the form (the token in no URL).
@@ -192,7 +154,7 @@ async fn the_office_and_the_report_of_a_generated_month_name_departments_and_doc
     assert_eq!(settlements[0][0].int(), Some(0), "every settlement attributed to its visit's department");
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("id=\"summary\"") && html.contains("新乡市某县人民医院 医保智能审核月度报告"));
-    if !browser() {
+    if !browser("the chromium half of the_office_and_the_report_of_a_generated_month_name_departments_and_doctors") {
         return;
     }
     // The office page, logged in through the form, as the browser renders it.

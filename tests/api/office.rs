@@ -1,13 +1,14 @@
 //! The office: statistics API, pages (in real headless chromium), report command, and the
 //! absence of personal data in everything the office reads.
 
-use crate::helpers::{envelope, line, pg, pg_rows, register, root, spawn_app, spawn_app_with, Options, TestApp};
+use crate::helpers::{
+    browser, chromium_output, envelope, line, pg, pg_rows, register, root, spawn_app, spawn_app_with, Options, TestApp,
+};
 use claimgate::demo::{replay, Row, DAY};
 use serde_json::Value;
 use std::path::Path;
 
 const TOKEN: &str = "secret-token";
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Replays the demo day through the proxy and waits until the journal holds all of it.
 async fn demo_day(app: &TestApp) -> Vec<Row> {
@@ -582,12 +583,7 @@ fn card(dom: &str, key: &str) -> Option<String> {
 /// its session cookie, and the rendered DOM must show the demo day's counts.
 #[actix_web::test]
 async fn the_office_page_in_headless_chromium_shows_the_demo_days_counts() {
-    if !Path::new(CHROMIUM).exists() {
-        assert!(
-            std::env::var_os("CLAIMGATE_REQUIRE_BROWSER").is_none(),
-            "CLAIMGATE_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install -y chromium)"
-        );
-        eprintln!("\n!!!!! SKIPPED the_office_page_in_headless_chromium_shows_the_demo_days_counts: {CHROMIUM} is not installed (apt-get install -y chromium; CI sets CLAIMGATE_REQUIRE_BROWSER) !!!!!\n");
+    if !browser("the_office_page_in_headless_chromium_shows_the_demo_days_counts") {
         return;
     }
     // Arrange
@@ -604,29 +600,9 @@ async fn the_office_page_in_headless_chromium_shows_the_demo_days_counts() {
     )
     .unwrap();
     // Act
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
-        tokio::process::Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--virtual-time-budget=10000",
-            ])
-            .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
-            .arg("--dump-dom")
-            .arg(format!("file://{}", login.display()))
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("chromium finished within two minutes")
-    .unwrap();
+    let out =
+        chromium_output(&dir.path().join("profile"), &["--dump-dom".into()], &format!("file://{}", login.display()))
+            .await;
     let dom = String::from_utf8_lossy(&out.stdout);
     // Assert: logged in, and the cards show what the demo day did.
     assert!(
