@@ -91,10 +91,12 @@ pub fn state(cfg: Config) -> anyhow::Result<State> {
 /// # Errors
 /// The store cannot be opened.
 pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    // History's tables and the doctors' answers (overrides), created when the engine opens.
+    // History's tables, the doctors' answers (overrides) and the CDS JWTs seen, created when the
+    // engine opens.
     fn schema(c: &mut dyn crate::store::Conn) -> Result<(), crate::store::StoreError> {
         crate::history::db::create_schema(c)?;
-        overrides::create_schema(c)
+        overrides::create_schema(c)?;
+        crate::cds::replay::create_schema(c)
     }
     let store: Arc<dyn Store> = match cfg.history_store.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {

@@ -14,6 +14,7 @@
 //! field names beyond the card texts it writes (`wire::cds` owns both vocabularies).
 
 pub mod cards;
+pub mod replay;
 
 use crate::claim::Claim;
 use crate::history::History;

@@ -6,11 +6,12 @@
 //! the listener's mTLS when configured; when EHR public keys are configured (`cds.jwt_issuers`),
 //! every service call and feedback must also carry the CDS Hooks JWT bearer (`iss` one of them,
 //! signed with its key, `aud` this endpoint, not expired and expiring within five minutes, with a
-//! `jti` not seen before from that issuer: a replayed token is refused). Refusals answer JSON.
+//! `jti` not seen before from that issuer — by this instance or, through the history store's
+//! `c_jti`, by any instance sharing it: a replayed token is refused). Refusals answer JSON.
 
 use super::rescue::ApiFailure;
 use super::{read_body, with_headers, State};
-use crate::cds::{self, cards, Env};
+use crate::cds::{self, cards, replay::first_use, Env};
 use crate::config::CdsConfig;
 use crate::telemetry::metrics;
 use crate::wire::cds::{CdsResponse, FeedbackRequest, HookRequest};
@@ -65,11 +66,12 @@ impl JwtKeys {
         !self.issuers.is_empty()
     }
 
-    /// Verifies the bearer JWT for `audience`; the issuer on success.
+    /// Verifies the bearer JWT for `audience`, and that this instance has not taken its `jti`
+    /// before; the token's `(iss, jti, exp)` on success, for the store's check ([`first_use`]).
     ///
     /// # Errors
     /// Why the token is refused (for the 401 answer; the token itself is never logged).
-    pub fn verify(&self, req: &HttpRequest, audience: &str) -> Result<String, &'static str> {
+    pub fn verify(&self, req: &HttpRequest, audience: &str) -> Result<(String, String, i64), &'static str> {
         let token = req
             .headers()
             .get("authorization")
@@ -97,9 +99,9 @@ impl JwtKeys {
                 }
                 // First use wins; the same token (or another with its jti) again is a replay.
                 if !self.seen.entry((iss.clone(), jti.to_owned())).or_insert(()).is_fresh() {
-                    return Err("JWT 已被使用过（jti 重复），请为每次调用签发新的 JWT");
+                    return Err(REPLAYED);
                 }
-                return Ok(iss.clone());
+                return Ok((iss.clone(), jti.to_owned(), exp));
             }
         }
         Err("JWT 验证失败（签发方未登记、签名不符、aud 不是本服务地址或已过期）")
@@ -113,7 +115,7 @@ fn called_url(req: &HttpRequest) -> String {
 }
 
 /// Keys, rate and (when configured) the JWT; a JSON refusal otherwise.
-fn admit(req: &HttpRequest, st: &State, jwt: bool) -> Result<(), Box<HttpResponse>> {
+async fn admit(req: &HttpRequest, st: &State, jwt: bool) -> Result<(), Box<HttpResponse>> {
     use super::guard::Refusal;
     if let Err(r) = st.guard.check(req) {
         return Err(Box::new(
@@ -129,18 +131,41 @@ fn admit(req: &HttpRequest, st: &State, jwt: bool) -> Result<(), Box<HttpRespons
     }
     if jwt && st.cds_jwt.enabled() {
         let aud = st.cfg.cds.jwt_audience.clone().unwrap_or_else(|| called_url(req));
-        if let Err(why) = st.cds_jwt.verify(req, &aud) {
+        let refused = |why: &str| {
             metrics::REFUSED.with_label_values(&["jwt"]).inc();
             tracing::warn!(peer = ?req.peer_addr(), "CDS call with a JWT that does not verify refused");
-            return Err(Box::new(ApiFailure::Unauthorized(why.into()).respond()));
+            Box::new(ApiFailure::Unauthorized(why.into()).respond())
+        };
+        let (iss, jti, exp) = st.cds_jwt.verify(req, &aud).map_err(refused)?;
+        // Other instances sharing the store, and this one before a restart, may have taken it.
+        let history = st.history.clone();
+        let now = chrono::Utc::now().timestamp();
+        let seen = tokio::task::spawn_blocking(move || {
+            first_use(history.store(), &iss, &jti, exp, now, LEEWAY_S).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err("panicked".into()));
+        match seen {
+            Ok(true) => {}
+            Ok(false) => return Err(refused(REPLAYED)),
+            // Whether the token was used cannot be told: refused, as a check that could not run.
+            Err(e) => {
+                tracing::error!(error = %e, "CDS JWT replay check failed; call refused");
+                return Err(Box::new(
+                    ApiFailure::Internal("无法确认 JWT 是否已被使用（存储不可用），请稍后重试".into()).respond(),
+                ));
+            }
         }
     }
     Ok(())
 }
 
+/// A `jti` taken before (by this instance's cache or the shared store).
+const REPLAYED: &str = "JWT 已被使用过（jti 重复），请为每次调用签发新的 JWT";
+
 /// `GET {base}`: the services and their prefetch templates.
 pub async fn discovery(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
-    if let Err(r) = admit(&req, &st, false) {
+    if let Err(r) = admit(&req, &st, false).await {
         return *r;
     }
     HttpResponse::Ok().json(cds::discovery())
@@ -170,7 +195,7 @@ async fn admitted<T: serde::de::DeserializeOwned>(
     st: &State,
     id: &str,
 ) -> Result<(&'static str, T), HttpResponse> {
-    admit(req, st, true).map_err(|r| *r)?;
+    admit(req, st, true).await.map_err(|r| *r)?;
     let hook = cds::hook_of(id).ok_or_else(|| ApiFailure::NotFound(format!("没有这个 CDS 服务：{id}")).respond())?;
     Ok((hook, body_json(req, payload, st.cfg.body_limit, st.cfg.client_body_timeout_ms).await?))
 }

@@ -247,30 +247,57 @@ async fn check_hits_carry_points_and_the_doctors_year_so_far() {
     );
 }
 
+/// An EHR holding a P-384 key whose public half claimgate trusts (`cds.jwt_issuers`), and the client
+/// key it calls with.
+struct Ehr {
+    _dir: tempfile::TempDir,
+    public_key: std::path::PathBuf,
+    key: jsonwebtoken::EncodingKey,
+}
+
+const EHR_ISS: &str = "https://ehr.example.cn";
+const EHR_KEY: (&str, &str) = ("x-claimgate-key", "k-ehr-0123456789abcdef");
+
+impl Ehr {
+    fn new() -> Ehr {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let public_key = dir.path().join("ehr.pem");
+        std::fs::write(&public_key, kp.public_key_pem()).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes()).unwrap();
+        Ehr { _dir: dir, public_key, key }
+    }
+
+    /// claimgate configured with this EHR's key and client key.
+    fn options(&self, history_store: Option<String>) -> Options {
+        let public_key = self.public_key.clone();
+        Options {
+            history_store,
+            tweak: Box::new(move |c| {
+                c.clients = vec![claimgate::config::ClientKey { name: "ehr".into(), key: EHR_KEY.1.into() }];
+                c.cds.jwt_issuers = vec![claimgate::config::JwtIssuer { iss: EHR_ISS.into(), public_key }];
+            }),
+            ..Options::default()
+        }
+    }
+
+    /// `Authorization` with a JWT for `aud`: `jti`, valid until `exp` (Unix seconds).
+    fn bearer(&self, aud: &str, jti: &str, exp: i64) -> String {
+        let claims = json!({"iss": EHR_ISS, "sub": "client-1", "aud": aud, "iat": chrono::Utc::now().timestamp(), "exp": exp, "jti": jti});
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES384);
+        format!("Bearer {}", jsonwebtoken::encode(&header, &claims, &self.key).unwrap())
+    }
+}
+
 #[actix_web::test]
 async fn cds_calls_need_the_client_key_and_a_verified_jwt_when_an_ehr_key_is_configured() {
     // Arrange: a client key, and an EHR's P-384 key whose public half claimgate trusts.
-    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let pub_path = dir.path().join("ehr.pem");
-    std::fs::write(&pub_path, kp.public_key_pem()).unwrap();
-    let app = spawn_app_with(Options {
-        tweak: Box::new(move |c| {
-            c.clients = vec![claimgate::config::ClientKey { name: "ehr".into(), key: "k-ehr-0123456789abcdef".into() }];
-            c.cds.jwt_issuers =
-                vec![claimgate::config::JwtIssuer { iss: "https://ehr.example.cn".into(), public_key: pub_path }];
-        }),
-        ..Options::default()
-    })
-    .await;
+    let ehr = Ehr::new();
+    let app = spawn_app_with(ehr.options(None)).await;
     let aud = format!("{}/cds-services/claimgate-order-sign", app.base);
     let now = chrono::Utc::now().timestamp();
-    let claims = |aud: &str| json!({"iss": "https://ehr.example.cn", "sub": "client-1", "aud": aud, "iat": now, "exp": now + 300, "jti": "j-1"});
-    let key = jsonwebtoken::EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes()).unwrap();
-    let sign =
-        |c: &Value| jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES384), c, &key).unwrap();
-    let good = format!("Bearer {}", sign(&claims(&aud)));
-    let wrong_aud = format!("Bearer {}", sign(&claims("https://elsewhere.example.cn/cds-services/x")));
+    let good = ehr.bearer(&aud, "j-1", now + 300);
+    let wrong_aud = ehr.bearer("https://elsewhere.example.cn/cds-services/x", "j-1", now + 300);
     let body = order_sign("P1", "V1");
     // Act
     let (no_key, _, _) = app.cds("/claimgate-order-sign", &body, &[("authorization", &good)]).await;
@@ -288,14 +315,10 @@ async fn cds_calls_need_the_client_key_and_a_verified_jwt_when_an_ehr_key_is_con
         .await;
     // The same token again (a replay), a token living longer than the spec's five minutes, and a
     // fresh one with the scheme in lower case (RFC 9110: the scheme is case-insensitive).
-    let key_h = ("x-claimgate-key", "k-ehr-0123456789abcdef");
+    let key_h = EHR_KEY;
     let (replayed, _, why) = app.cds("/claimgate-order-sign", &body, &[key_h, ("authorization", &good)]).await;
-    let with = |exp: i64, jti: &str| {
-        let mut c = claims(&aud);
-        (c["exp"], c["jti"]) = (json!(exp), json!(jti));
-        format!("bearer {}", sign(&c))
-    };
-    let (long, fresh) = (with(now + 3600, "j-2"), with(now + 300, "j-3"));
+    let (long, fresh) =
+        (ehr.bearer(&aud, "j-2", now + 3600), ehr.bearer(&aud, "j-3", now + 300).replacen("Bearer", "bearer", 1));
     let (too_long, _, _) = app.cds("/claimgate-order-sign", &body, &[key_h, ("authorization", &long)]).await;
     let (fresh_ok, _, _) = app.cds("/claimgate-order-sign", &body, &[key_h, ("authorization", &fresh)]).await;
     // Assert
@@ -354,4 +377,36 @@ async fn encounter_discharge_reminds_a_short_cheap_stay_of_a_listed_diagnosis() 
         .unwrap_or_else(|| panic!("no low-threshold card: {v}"));
     assert!(text(low).contains("住院2天、总费用100.00元"), "the stay from history: {}", text(low));
     assert_eq!(low["indicator"], "warning");
+}
+
+/// Two instances sharing PostgreSQL behind one address (the `shared-postgres` deployment): a token
+/// one of them took is refused by the other — the `jti`s taken live in the shared store.
+#[actix_web::test]
+async fn a_jwt_taken_by_one_instance_is_refused_as_a_replay_by_another_sharing_postgres() {
+    // Arrange
+    let Some(url) = pg("cds_jti_shared") else { return };
+    let ehr = Ehr::new();
+    let a = spawn_app_with(ehr.options(Some(url.clone()))).await;
+    let b = spawn_app_with(ehr.options(Some(url))).await;
+    // Each instance expects its own URL as the audience here (behind one address both would expect
+    // that address), so the EHR signs the same jti once for each: the jti, not the token's bytes,
+    // is what may be used once.
+    let now = chrono::Utc::now().timestamp();
+    let body = order_sign("P1", "V1");
+    let aud_a = format!("{}/cds-services/claimgate-order-sign", a.base);
+    let aud_b = format!("{}/cds-services/claimgate-order-sign", b.base);
+    let to_b = ehr.bearer(&aud_b, "shared-1", now + 300);
+    // Act: the token for b is first used at b; a different token with the same jti is then sent to a.
+    let (first, _, _) = b.cds("/claimgate-order-sign", &body, &[EHR_KEY, ("authorization", &to_b)]).await;
+    let (again_b, _, _) = b.cds("/claimgate-order-sign", &body, &[EHR_KEY, ("authorization", &to_b)]).await;
+    let same_jti_at_a = ehr.bearer(&aud_a, "shared-1", now + 300);
+    let (at_a, _, why) = a.cds("/claimgate-order-sign", &body, &[EHR_KEY, ("authorization", &same_jti_at_a)]).await;
+    let (fresh_at_a, _, _) = a
+        .cds("/claimgate-order-sign", &body, &[EHR_KEY, ("authorization", &ehr.bearer(&aud_a, "shared-2", now + 300))])
+        .await;
+    // Assert
+    assert_eq!((first, again_b), (200, 401));
+    assert_eq!(at_a, 401, "the jti taken at the other instance is a replay here: {why}");
+    assert!(why.to_string().contains("jti 重复"), "{why}");
+    assert_eq!(fresh_at_a, 200);
 }
