@@ -478,7 +478,9 @@ fn condition_counts(c: &Value) -> bool {
 /// discharge hook) with its orders as read and what could not be read.
 pub fn to_analysis(req: &HookRequest, head: &EnvelopeHead<'_>) -> Mapped {
     let user = req.context.user_id.as_deref();
-    let pf = |k: &str| req.prefetch.get(k).filter(|v| !v.is_null());
+    // CDS Hooks 2.0: a client that could not prefetch a resource may send an OperationOutcome in
+    // its place — that is a missing prefetch (its facts unchecked), never an empty resource.
+    let pf = |k: &str| req.prefetch.get(k).filter(|v| !v.is_null() && v["resourceType"] != "OperationOutcome");
     let mut missing_prefetch = Vec::new();
     let patient = pf("patient");
     if patient.is_none() {
@@ -643,6 +645,27 @@ mod tests {
         assert_eq!(o[1]["drord_dr_codg"], "u-9", "no requester: the hook's user");
         assert_eq!(m.missing_prefetch, vec!["conditions"]);
         assert!(m.skipped.is_empty());
+    }
+
+    #[test]
+    fn an_operation_outcome_in_place_of_a_prefetch_is_a_missing_prefetch() {
+        // CDS Hooks 2.0: a client that failed to prefetch may send an OperationOutcome instead.
+        let failed = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]});
+        let req: HookRequest = serde_json::from_value(json!({
+            "hook": "order-sign", "hookInstance": "h-2", "context": {"patientId": "p", "encounterId": "e"},
+            "prefetch": {"patient": {"resourceType": "Patient", "id": "p", "gender": "male"},
+                "encounter": failed.clone(), "conditions": failed}
+        }))
+        .unwrap();
+        let head = EnvelopeHead {
+            infno: "3101",
+            msgid: "M2",
+            fixmedins_code: "H1",
+            now: "2025-06-20 09:00:00",
+            trig_scen: "5",
+        };
+        let m = to_analysis(&req, &head);
+        assert_eq!(m.missing_prefetch, vec!["encounter", "conditions"], "unchecked, never read as empty");
     }
 
     #[test]
