@@ -438,9 +438,10 @@ pub async fn learn(history: &Arc<History>, ex: &Arc<Exchange>, env: &ResponseEnv
     let (history, env, ex) = (history.clone(), env.clone(), ex.clone());
     let learnt = tokio::task::spawn_blocking(move || {
         let (head, again);
-        if learnt.is_none() && ex.head().input.is_none() && ex.head().with_fee(|f| f.is_none()) {
-            // A check took the upload's lines and then did not finish (budget, a panic): the
-            // message went unchecked, and history reads its lines again.
+        if learnt.is_none() && ex.head().input.is_none() {
+            // A fee upload that went unchecked: its lines were parsed with the head, and a check
+            // that ran out of time may have taken them — or still be about to, on the blocking
+            // pool. History reads them again rather than race it (the unchecked path only).
             again =
                 parse_request_for(ex.body(), Some(ex.head().infno.as_str())).map_err(|e| format!("request: {e}"))?;
             head = &again;

@@ -367,7 +367,10 @@ async fn with_mtls_only_a_his_holding_a_certificate_from_the_configured_ca_is_se
 /// An upload of 3,000 lines: parsing, history and 200 rules over it take far more than the 1 ms
 /// budget the tests give the check (a real budget overrun, nothing mocked).
 fn big_upload(msgid: &str) -> serde_json::Value {
-    let (psn, visit) = ("41000011000000000099990001", "410700G0000201506109999");
+    big_upload_for(msgid, "41000011000000000099990001", "410700G0000201506109999")
+}
+
+fn big_upload_for(msgid: &str, psn: &str, visit: &str) -> serde_json::Value {
     let lines: Vec<_> = (0..3_000)
         .map(|i| line(&format!("FP{i:05}"), visit, psn, "001102000010000", 1, "15.00", "15.00", None))
         .collect();
@@ -427,6 +430,21 @@ async fn by_default_a_check_over_budget_is_forwarded_unchecked_and_counted() {
     // Filed under its visit, department and doctor, as its first line gives them.
     let filed: Vec<String> = row[0][1..].iter().map(|v| v.string()).collect();
     assert_eq!(filed, ["410700G0000201506109999", "100301", "D1"]);
+}
+
+/// The check that ran out of time had taken the upload's parsed lines; the gateway accepts the
+/// upload, and history learns its lines all the same (read again from the message).
+#[actix_web::test]
+async fn an_upload_forwarded_unchecked_after_its_budget_is_learnt_when_the_gateway_accepts_it() {
+    // Arrange: a registered visit (the simulated gateway refuses uploads to visits it does not know).
+    let app = spawn_app_with(Options { tweak: over_budget(None), ..Options::default() }).await;
+    let (psn, visit) = register(&app, "410702198003150031", "11", 41).await;
+    // Act
+    let r = app.call(&big_upload_for("FPL1", &psn, &visit)).await;
+    // Assert
+    assert_eq!((r.decision.as_deref(), r.json["infcode"].as_i64()), (Some("unchecked"), Some(0)), "{}", r.json);
+    let learnt = app.history_int(&format!("SELECT COUNT(*) FROM h_line WHERE mdtrt_id = '{visit}'"));
+    assert_eq!(learnt, 3_000, "an upload forwarded unchecked is learnt");
 }
 
 #[test]

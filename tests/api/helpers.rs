@@ -207,6 +207,25 @@ impl TestApp {
         self.journal_rows(sql, params).await.first().and_then(|r| r[0].int()).unwrap_or(-1)
     }
 
+    /// One integer from the history store itself (off the async executor: the PostgreSQL client is
+    /// sync).
+    pub fn history_int(&self, sql: &str) -> i64 {
+        let h = self.state.history.clone();
+        let sql = sql.to_owned();
+        std::thread::spawn(move || {
+            let mut out = -1;
+            h.store()
+                .read(&mut |c| {
+                    out = c.query(&sql, &[])?[0][0].int().unwrap_or(-1);
+                    Ok(())
+                })
+                .unwrap();
+            out
+        })
+        .join()
+        .unwrap()
+    }
+
     /// What the simulated gateway received so far.
     pub async fn received(&self) -> Vec<Value> {
         self.client.get(format!("{}/sim/received", self.sim)).send().await.unwrap().json().await.unwrap()

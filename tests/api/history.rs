@@ -223,29 +223,11 @@ async fn daily_cap_sequence_postgres() {
     }
 }
 
-/// One integer from the store itself (off the async executor: the PostgreSQL client is sync).
-fn count(app: &TestApp, sql: &str) -> i64 {
-    let h = app.state.history.clone();
-    let sql = sql.to_owned();
-    std::thread::spawn(move || {
-        let mut out = -1;
-        h.store()
-            .read(&mut |c| {
-                out = c.query(&sql, &[])?[0][0].int().unwrap_or(-1);
-                Ok(())
-            })
-            .unwrap();
-        out
-    })
-    .join()
-    .unwrap()
-}
-
 /// Settlement rows and the fund they paid.
 fn settled(app: &TestApp) -> (i64, i64) {
     (
-        count(app, "SELECT COUNT(*) FROM h_setl WHERE cancelled = 0"),
-        count(app, "SELECT CAST(COALESCE(SUM(hifp), 0) AS BIGINT) FROM h_setl WHERE cancelled = 0"),
+        app.history_int("SELECT COUNT(*) FROM h_setl WHERE cancelled = 0"),
+        app.history_int("SELECT CAST(COALESCE(SUM(hifp), 0) AS BIGINT) FROM h_setl WHERE cancelled = 0"),
     )
 }
 
@@ -282,7 +264,7 @@ async fn retries(store: Option<String>) {
         assert_eq!(t.await.unwrap(), 200);
     }
     assert_eq!(settled(&app), (1, 2000), "the day's fund total counted once");
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM h_line"), 1);
+    assert_eq!(app.history_int("SELECT COUNT(*) FROM h_line"), 1);
     // And the next claim of the day sees 20 used, not 20 000.
     let (_, v2) = outpatient(&app, CERT, DAY, "2").await;
     let r = upload_and_presettle(&app, &psn, &v2, "80.00", "2", DAY).await;
