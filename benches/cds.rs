@@ -1,6 +1,8 @@
 //! A CDS Hooks `order-sign` call with 20 draft orders against `/v1/check` of the same 20 lines as a
 //! 3101, both over loopback HTTP to the real server (national-baseline + national-liangku). The
-//! budget: the CDS call adds at most 2 ms. Run: `cargo bench --bench cds`.
+//! budget: the CDS call adds at most 2 ms. A second server trusts an EHR's key (`cds.jwt_issuers`):
+//! the same call with a fresh JWT each time (verified, its `jti` recorded in the history store).
+//! Run: `cargo bench --bench cds`.
 
 use claimgate::config::Config;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -66,16 +68,8 @@ fn analysis() -> Value {
                 "fsi_order_dtos": orders, "fsi_operation_dtos": []}]}]}}})
 }
 
-fn benches(c: &mut Criterion) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let data = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        listen: "127.0.0.1:0".into(),
-        rules: vec![root.join("rulesets/national-baseline"), root.join("rulesets/national-liangku")],
-        data: data.path().to_path_buf(),
-        institution_tier: Some("2".into()),
-        ..Config::default()
-    };
+/// A server on a loopback port with `cfg`; its address.
+fn serve(cfg: Config) -> std::net::SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -84,19 +78,52 @@ fn benches(c: &mut Criterion) {
             r.server.await.unwrap();
         })
     });
-    let addr = rx.recv().unwrap();
+    rx.recv().unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let (data, jwt_data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = |data: &std::path::Path| Config {
+        listen: "127.0.0.1:0".into(),
+        rules: vec![root.join("rulesets/national-baseline"), root.join("rulesets/national-liangku")],
+        data: data.to_path_buf(),
+        institution_tier: Some("2".into()),
+        ..Config::default()
+    };
+    let addr = serve(cfg(data.path()));
+    // The EHR's P-384 key; claimgate trusts its public half.
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let public_key = jwt_data.path().join("ehr.pem");
+    std::fs::write(&public_key, kp.public_key_pem()).unwrap();
+    let mut with_jwt = cfg(jwt_data.path());
+    with_jwt.cds.jwt_issuers = vec![claimgate::config::JwtIssuer { iss: "https://ehr.example.cn".into(), public_key }];
+    let jwt_addr = serve(with_jwt);
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes()).unwrap();
+    let jti = std::sync::atomic::AtomicU64::new(0);
+    let bearer = || {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({"iss": "https://ehr.example.cn", "aud": format!("http://{jwt_addr}/cds-services/claimgate-order-sign"),
+            "iat": now, "exp": now + 300, "jti": format!("bench-{}", jti.fetch_add(1, std::sync::atomic::Ordering::Relaxed))});
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES384);
+        format!("Bearer {}", jsonwebtoken::encode(&header, &claims, &key).unwrap())
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let client = reqwest::Client::new();
     let (cds_body, check_body) = (serde_json::to_vec(&order_sign()).unwrap(), serde_json::to_vec(&analysis()).unwrap());
-    let post = |path: &str, body: &[u8]| {
-        let rb =
+    let post_to = |addr: std::net::SocketAddr, path: &str, body: &[u8], auth: Option<String>| {
+        let mut rb =
             client.post(format!("http://{addr}{path}")).header("content-type", "application/json").body(body.to_vec());
+        if let Some(a) = auth {
+            rb = rb.header("authorization", a);
+        }
         rt.block_on(async move {
             let r = rb.send().await.unwrap();
             assert!(r.status().is_success());
             r.bytes().await.unwrap()
         })
     };
+    let post = |path: &str, body: &[u8]| post_to(addr, path, body, None);
     // Both find the 互斥 hit: the same work is being compared.
     let cards: Value = serde_json::from_slice(&post("/cds-services/claimgate-order-sign", &cds_body)).unwrap();
     let decision: Value = serde_json::from_slice(&post("/v1/check", &check_body)).unwrap();
@@ -109,6 +136,14 @@ fn benches(c: &mut Criterion) {
     g.bench_function("v1_check_3101_20_lines", |b| b.iter(|| post("/v1/check", &check_body)));
     g.bench_function("order_sign_20_draft_orders", |b| {
         b.iter(|| post("/cds-services/claimgate-order-sign", &cds_body))
+    });
+    // Signing the token is the EHR's work: outside the measured time.
+    g.bench_function("order_sign_20_draft_orders_with_jwt", |b| {
+        b.iter_batched(
+            bearer,
+            |auth| post_to(jwt_addr, "/cds-services/claimgate-order-sign", &cds_body, Some(auth)),
+            criterion::BatchSize::SmallInput,
+        )
     });
     g.finish();
 }
