@@ -45,6 +45,7 @@ impl Exchange {
         Parsed::try_new(body, |b| parse_request_for(b, routed)).map(Exchange)
     }
 
+    /// The head read from the bytes (with a fee upload's lines until the check takes them).
     pub fn head(&self) -> &RequestHead<'_> {
         self.0.borrow_dependent()
     }
