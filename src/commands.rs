@@ -192,10 +192,22 @@ pub fn report(
         },
         &crate::config::ProcessEnv,
     );
-    let location = match cfg
-        .map_err(|e| format!("{e:#}"))
-        .and_then(|c| crate::journal::Location::new(&c.data, c.history_store.as_deref()))
-    {
+    // The report is the auditor's: what went wrong in Chinese, and where an operator finds the
+    // parser's own words (`serve` reads the same file and says it in English).
+    let location = match cfg {
+        Ok(c) => crate::journal::Location::new(&c.data, c.history_store.as_deref())
+            .map_err(|_| "配置项 history_store 不是 PostgreSQL 地址（应以 postgres:// 开头）".to_owned()),
+        Err(_) => Err(match config {
+            Some(p) if !p.exists() => format!("找不到配置文件 {}", p.display()),
+            Some(p) => format!(
+                "配置文件 {} 无法读取或内容有误，请运维人员运行 claimgate serve --config {} 查看原因",
+                p.display(),
+                p.display()
+            ),
+            None => "环境变量中的配置有误（CLAIMGATE_*），请运维人员运行 claimgate serve 查看原因".to_owned(),
+        }),
+    };
+    let location = match location {
         Ok(l) => l,
         Err(e) => {
             eprintln!("claimgate report: 配置错误：{e}");

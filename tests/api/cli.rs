@@ -350,7 +350,11 @@ fn has_cjk(s: &str) -> bool {
 
 #[test]
 fn every_error_names_its_command_ends_in_one_newline_and_speaks_its_audiences_language() {
-    // Arrange: operators' commands answer in English, the auditor's report in Chinese.
+    // Arrange: operators' commands answer in English, the auditor's report in Chinese (a broken
+    // configuration file included: no parser's English in the auditor's message).
+    let dir = tempfile::tempdir().unwrap();
+    let bad_config = dir.path().join("claimgate.yaml");
+    std::fs::write(&bad_config, "listen: 127.0.0.1:8080\nno_such_key: 1\n").unwrap();
     let operator: &[&[&str]] = &[
         &["check", "/nope.json"],
         &["check", "--rules", "/nope", "x.json"],
@@ -371,6 +375,8 @@ fn every_error_names_its_command_ends_in_one_newline_and_speaks_its_audiences_la
     let auditor: &[&[&str]] = &[
         &["report", "--from", "2025-02-01", "--to", "2025-01-01"],
         &["report", "--from", "2025-01-01", "--to", "2025-01-31", "--data", "/nope"],
+        &["report", "--from", "2025-01-01", "--to", "2025-01-31", "--config", "/nope.yaml"],
+        &["report", "--from", "2025-01-01", "--to", "2025-01-31", "--config", bad_config.to_str().unwrap()],
     ];
     for (args, chinese) in operator.iter().map(|a| (a, false)).chain(auditor.iter().map(|a| (a, true))) {
         // Act
@@ -382,4 +388,8 @@ fn every_error_names_its_command_ends_in_one_newline_and_speaks_its_audiences_la
         assert!(err.ends_with('\n') && !err.ends_with("\n\n"), "{args:?}: one trailing newline: {err:?}");
         assert_eq!(has_cjk(&err), chinese, "{args:?}: {err:?}");
     }
+    let (_, _, err) =
+        claimgate(&["report", "--from", "2025-01-01", "--to", "2025-01-31", "--config", bad_config.to_str().unwrap()]);
+    assert!(!err.contains("unknown field"), "the parser's English is for `serve`: {err:?}");
+    assert!(err.contains("claimgate serve --config"), "the operator is told where to look: {err:?}");
 }
