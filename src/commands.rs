@@ -124,9 +124,16 @@ pub fn replay(rules: &[PathBuf], tier: Option<&str>, format: &str, file: &Path) 
     }
 }
 
-/// `claimgate gen-traffic`: a generated month of exchanges, one JSON object a line.
-pub fn gen_traffic(seed: u64, patients: usize, days: u32, output: &Path) -> ExitCode {
+/// `claimgate gen-traffic`: a generated month of exchanges, one JSON object a line; with
+/// `catalogue`, the generated hospital's item names beside it.
+pub fn gen_traffic(seed: u64, patients: usize, days: u32, output: &Path, catalogue: Option<&Path>) -> ExitCode {
     use std::io::Write;
+    if let Some(p) = catalogue {
+        if let Err(e) = std::fs::write(p, crate::gen::catalogue_csv()) {
+            eprintln!("claimgate gen-traffic: {}: {e}", p.display());
+            return ExitCode::from(2);
+        }
+    }
     let f = match std::fs::File::create(output) {
         Ok(f) => f,
         Err(e) => {

@@ -14,6 +14,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub const DAY: &str = include_str!("../tests/fixtures/demo/day.jsonl");
+/// The demo hospital's 医保目录对照 export (HIS code, national code, its name for the item): a fee
+/// upload carries codes only, and the hospital's catalogue names them (`item_catalogue`).
+pub const CATALOGUE: &str = include_str!("../tests/fixtures/demo/catalogue.csv");
 
 #[derive(serde::Deserialize)]
 struct Step {
@@ -267,6 +270,8 @@ pub fn run_blocking(rules: &[PathBuf], data: Option<&Path>) -> anyhow::Result<()
         let (sim_addr, sim_server) = sim::build("127.0.0.1:0")?;
         let sim_handle = sim_server.handle();
         actix_web::rt::spawn(sim_server);
+        let mut catalogue = tempfile::Builder::new().prefix("claimgate-demo-catalogue-").suffix(".csv").tempfile()?;
+        std::io::Write::write_all(&mut catalogue, CATALOGUE.as_bytes())?;
         let cfg = Config {
             listen: "127.0.0.1:0".into(),
             upstream: Some(format!("http://{sim_addr}/fsi/api/rsfComIfsService/callService")),
@@ -274,6 +279,7 @@ pub fn run_blocking(rules: &[PathBuf], data: Option<&Path>) -> anyhow::Result<()
             data: data.path().to_path_buf(),
             institution_tier: Some("2".into()),
             warn_msg_reminders: true,
+            item_catalogue: Some(catalogue.path().to_path_buf()),
             ..Config::default()
         };
         let g = crate::startup::build(cfg)?;

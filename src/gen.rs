@@ -55,6 +55,46 @@ pub const ITEMS: &[(&str, i64, bool)] = &[
     ("C0201010520000000000001", 3_500, false),
 ];
 
+/// The generated hospital's names for [`ITEMS`] (its 医保目录对照): a fee upload carries codes only.
+pub const ITEM_NAMES: &[(&str, &str)] = &[
+    ("001102000010000", "普通门诊诊查费"),
+    ("001103000010000", "急诊监护费"),
+    ("001109000010000", "普通病房床位费"),
+    ("001201000030000", "Ⅰ级护理"),
+    ("001201000040000", "Ⅱ级护理"),
+    ("003107010220000", "心电监测"),
+    ("003107010280000", "血氧饱和度监测"),
+    ("002503010010000", "钾测定"),
+    ("002503020010000", "葡萄糖测定"),
+    ("002503020020000", "葡萄糖耐量试验"),
+    ("002202020010000", "经阴道B超检查"),
+    ("002201000010000", "普通B超检查"),
+    ("003101000010000", "常规心电图检查"),
+    ("XA11DAW036A001010104127", "维生素B1片"),
+    ("XA11GAW043A001010201815", "维生素C片"),
+    ("XC08CAA079A001010104321", "硝苯地平控释片"),
+    ("XJ01MAZ001A001010100001", "左氧氟沙星片"),
+    ("XG01AFM015F001010100221", "甲硝唑阴道泡腾片"),
+    ("XB05BAA001B002010100011", "复方氨基酸注射液"),
+    ("ZA01AAA0001010100001A00", "板蓝根颗粒"),
+    ("C0201010520000000000001", "一次性使用输液器"),
+];
+
+/// The HIS code the generated hospital gives a national code (`medins_list_codg`).
+fn his_code(code: &str) -> String {
+    format!("H{}", &code[code.len() - 6..])
+}
+
+/// The generated hospital's 医保目录对照 export as `item_catalogue` reads it (CSV: HIS code,
+/// national code, name), so that what its traffic teaches names items as the hospital does.
+pub fn catalogue_csv() -> String {
+    let mut s = String::from("medins_list_codg,med_list_codg,medins_list_name\n");
+    for (code, name) in ITEM_NAMES {
+        s.push_str(&format!("{},{code},{name}\n", his_code(code)));
+    }
+    s
+}
+
 pub const DEPTS: &[(&str, &str)] =
     &[("100301", "心血管内科"), ("100201", "呼吸内科"), ("100501", "妇科"), ("100309", "骨科"), ("100701", "儿科")];
 /// The generated hospital's doctors: `D4107000nnnnn`, each with a name of its own (the same code
@@ -107,7 +147,7 @@ pub fn fee_upload(seed: u64, n: usize, inpatient: bool) -> Value {
             let dr = doctor(r.below(50));
             let mut l = json!({"feedetl_sn": format!("{}{:08}", if inpatient {"ZY"} else {"MZ"}, i + 1), "mdtrt_id": visit, "psn_no": psn,
                 "fee_ocur_time": at,
-                "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+                "med_list_codg": code, "medins_list_codg": his_code(code),
                 "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
                 "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": dr.0, "bilg_dr_name": dr.1,
                 "acord_dept_codg": dept, "acord_dept_name": dname, "orders_dr_code": "", "orders_dr_name": "",
@@ -279,7 +319,7 @@ fn stay_day(
             .map(|j| {
                 let (code, price, _) = ITEMS[[2, 4, 5, 8][j]];
                 json!({"feedetl_sn": format!("ZY{id}{day:02}{j}"), "init_feedetl_sn": "", "mdtrt_id": id, "psn_no": psn, "med_type": "21",
-                    "fee_ocur_time": t(6, 10), "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+                    "fee_ocur_time": t(6, 10), "med_list_codg": code, "medins_list_codg": his_code(code),
                     "det_item_fee_sumamt": money(price), "cnt": 1, "pric": money(price), "bilg_dept_codg": "100301", "bilg_dept_name": "心血管内科",
                     "bilg_dr_codg": WARD_DOCTOR.0, "bilg_dr_name": WARD_DOCTOR.1, "hosp_appr_flag": "0"})
             })
@@ -327,7 +367,7 @@ fn outpatient_lines(
         };
         let dr = doctor(r.below(40));
         let mut l = json!({"feedetl_sn": format!("MZ{seq}{j:02}"), "mdtrt_id": visit, "psn_no": psn, "chrg_bchno": format!("B{seq}"), "med_type": med_type,
-            "fee_ocur_time": at, "med_list_codg": code, "medins_list_codg": format!("H{}", &code[code.len() - 6..]),
+            "fee_ocur_time": at, "med_list_codg": code, "medins_list_codg": his_code(code),
             "det_item_fee_sumamt": money(price * cnt), "cnt": cnt, "pric": money(price),
             "bilg_dept_codg": dept, "bilg_dept_name": dname, "bilg_dr_codg": dr.0, "bilg_dr_name": dr.1, "hosp_appr_flag": "0"});
         if drug {
@@ -477,5 +517,19 @@ pub fn month(seed: u64, patients: usize, days: u32, out: &mut dyn FnMut(Value)) 
         }
         stays = stay_day(day, &people, stays, &mut discharged, &t, &send, out);
         discharged.retain(|d| day - d.1 < 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_generated_item_has_a_name_in_the_hospitals_catalogue() {
+        let cat = crate::claim::catalogue::Catalogue::parse(&catalogue_csv()).expect("the catalogue parses");
+        for (code, _, _) in ITEMS {
+            assert!(cat.name(&his_code(code), code).is_some(), "{code} has no name");
+        }
+        assert_eq!(cat.name("H104321", "").as_deref(), Some("硝苯地平控释片"), "found by the HIS code");
     }
 }

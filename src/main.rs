@@ -98,6 +98,10 @@ enum Cmd {
         /// The JSONL file to write.
         #[arg(short = 'o', long)]
         output: PathBuf,
+        /// Also write the generated hospital's 医保目录对照 (item names by code, CSV) here, for
+        /// `item_catalogue`: its fee uploads carry codes only.
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
     },
     /// Write the office's figures for a period (monthly report for the 医共体 leadership).
     Report {
@@ -212,8 +216,8 @@ fn main() -> ExitCode {
         Cmd::Replay { rules, tier, format, file } => {
             claimgate::commands::replay(&rules, tier.as_deref(), &format, &file)
         }
-        Cmd::GenTraffic { seed, patients, days, output } => {
-            claimgate::commands::gen_traffic(seed, patients, days, &output)
+        Cmd::GenTraffic { seed, patients, days, output, catalogue } => {
+            claimgate::commands::gen_traffic(seed, patients, days, &output, catalogue.as_deref())
         }
         Cmd::Check { rules, tier, files } => claimgate::commands::check(&rules, tier.as_deref(), &files),
         Cmd::Rules { cmd: RulesCmd::Test { dirs } } => match claimgate::cli::rules_test(&dirs, None) {

@@ -33,10 +33,12 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 SIM_PORT="$(free_port)"
 PORT="$(free_port)"
 
-"$BIN" gen-traffic --seed 21 --patients "$PATIENTS" --days "$DAYS" -o "$WORK/month.jsonl"
+"$BIN" gen-traffic --seed 21 --patients "$PATIENTS" --days "$DAYS" -o "$WORK/month.jsonl" \
+    --catalogue "$WORK/catalogue.csv"
 "$BIN" sim-gateway --listen "127.0.0.1:$SIM_PORT" >"$WORK/sim.log" 2>&1 &
 PIDS+=($!)
-CLAIMGATE_ADMIN_TOKEN="$TOKEN" "$BIN" serve --listen "127.0.0.1:$PORT" \
+# The hospital's 医保目录对照 names the items its fee uploads send as codes.
+CLAIMGATE_ADMIN_TOKEN="$TOKEN" CLAIMGATE_ITEM_CATALOGUE="$WORK/catalogue.csv" "$BIN" serve --listen "127.0.0.1:$PORT" \
     --upstream "http://127.0.0.1:$SIM_PORT/fsi/api/rsfComIfsService/callService" \
     --rules rulesets/national-baseline --rules rulesets/examples/xinxiang-2025 \
     --data "$WORK/data" >"$WORK/serve.log" 2>&1 &

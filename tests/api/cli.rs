@@ -104,6 +104,11 @@ fn the_demo_runs_and_shows_pass_remind_and_block() {
     for want in ["通过", "提醒", "拦截", "GZ10000302004000", "被拦截的交易未发往医保网关"] {
         assert!(out.contains(want), "demo output lacks {want}:\n{out}");
     }
+    // Items are named by the hospital's catalogue (a fee upload carries codes only), never shown
+    // as a bare national code in 【…】.
+    assert!(out.contains("【硝苯地平控释片】开药12天"), "the drug is named:\n{out}");
+    let bare = regex::Regex::new(r"【[A-Z0-9]{15,}】").unwrap();
+    assert!(!bare.is_match(&out), "an item shown by its code:\n{out}");
 }
 
 /// The display columns (CJK = 2) at which the demo table's header cells start.

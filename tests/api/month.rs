@@ -27,8 +27,13 @@ async fn send_month(app: &TestApp, seed: u64, patients: usize, days: u32) -> usi
 async fn month_app() -> TestApp {
     let app = spawn_app_with(Options {
         packs: vec!["national-baseline", "examples/xinxiang-2025"],
-        // A debug build on a busy machine must not turn claims into budget fallbacks here.
-        tweak: Box::new(|c| c.check_budget_ms = 10_000),
+        // The generated hospital's 医保目录对照 names its items (fee uploads carry codes only).
+        data_files: vec![("catalogue.csv", claimgate::gen::catalogue_csv().into_bytes())],
+        tweak: Box::new(|c| {
+            // A debug build on a busy machine must not turn claims into budget fallbacks here.
+            c.check_budget_ms = 10_000;
+            c.item_catalogue = Some(c.data.join("catalogue.csv"));
+        }),
         ..Options::default()
     })
     .await;
@@ -153,6 +158,13 @@ async fn the_office_and_the_report_of_a_generated_month_name_departments_and_doc
         .await;
     assert_eq!(settlements[0][0].int(), Some(0), "every settlement attributed to its visit's department");
     let html = std::fs::read_to_string(&report).unwrap();
+    // Every hit the office and the report show names its items as the hospital's catalogue does,
+    // none by a bare code in 【…】.
+    let bare = regex::Regex::new(r"【[A-Z0-9]{15,}】").unwrap();
+    let messages = app.journal_rows("SELECT message FROM j_hit", &[]).await;
+    assert!(messages.len() > 100, "the month has hits: {}", messages.len());
+    let coded: Vec<String> = messages.iter().map(|r| r[0].string()).filter(|m| bare.is_match(m)).take(3).collect();
+    assert!(coded.is_empty(), "items shown by their codes: {coded:?}");
     assert!(html.contains("id=\"summary\"") && html.contains("新乡市某县人民医院 医保智能审核月度报告"));
     if !browser("the chromium half of the_office_and_the_report_of_a_generated_month_name_departments_and_doctors") {
         return;
