@@ -274,6 +274,9 @@ pub fn run_blocking(cfg: Config) -> anyhow::Result<()> {
             "institution_tier is not set: 限医疗机构级别 is unchecked on fee uploads that carry no medins_lv"
         );
     }
+    if cfg.item_catalogue.is_none() {
+        tracing::warn!("{}", gate::CATALOGUE_UNSET);
+    }
     actix_web::rt::System::new().block_on(async move {
         let r = build(cfg)?;
         if r.state.rules.load().is_none() && !r.state.cfg.bundles.enabled() {

@@ -182,17 +182,24 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// The operators' warning when no 医保目录对照 is configured (`/readyz`, the log at start).
+pub const CATALOGUE_UNSET: &str = "item_catalogue is not set: items that no rule pack names appear by their codes in \
+     messages (set item_catalogue to the HIS's 医保目录对照 export)";
+
 async fn readyz(st: web::Data<State>) -> HttpResponse {
     let status = st.reload.status();
     let last_error =
         status.last_error.as_ref().map(|e| serde_json::json!({"at": e.at, "stage": e.stage, "error": e.error}));
-    // An unset tier leaves 限医疗机构级别 unchecked on every 2204/2301 that carries no medins_lv: ready,
-    // but said so where an operator looks.
-    let warnings: Vec<&str> = if st.cfg.tier().is_none() {
-        vec!["institution_tier is not set: 限医疗机构级别 is unchecked on fee uploads (set institution_tier)"]
-    } else {
-        vec![]
-    };
+    // Ready, but said where an operator looks: an unset tier leaves 限医疗机构级别 unchecked on every
+    // 2204/2301 that carries no medins_lv; without the hospital's catalogue, an item no pack names
+    // is shown by its code (a fee upload carries codes only).
+    let mut warnings: Vec<&str> = Vec::new();
+    if st.cfg.tier().is_none() {
+        warnings.push("institution_tier is not set: 限医疗机构级别 is unchecked on fee uploads (set institution_tier)");
+    }
+    if st.cfg.item_catalogue.is_none() {
+        warnings.push(CATALOGUE_UNSET);
+    }
     match st.rules.load_full() {
         Some(a) => HttpResponse::Ok().json(serde_json::json!({
             "ready": true, "ruleset": a.rs.revision(), "last_update_failed": status.last_update_failed, "last_error": last_error,

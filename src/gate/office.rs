@@ -331,6 +331,15 @@ async fn office(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
              请信息科在配置文件中设置 institution_tier（一级/二级/三级）。</p>",
         );
     }
+    if st.cfg.item_catalogue.is_none() {
+        // Fee uploads carry codes only: without the hospital's catalogue an item no pack names is
+        // shown to the cashier and here by its code.
+        body.push_str(
+            "<p class=\"banner\" role=\"status\" style=\"background:#eef6ff;border:1px solid #7aa7d9;padding:.5em 1em\">\
+             未配置医保目录对照（item_catalogue）：费用上传只带编码，规则包目录之外的项目在提示中只能以编码显示，\
+             请信息科配置 HIS 导出的医保目录对照文件。</p>",
+        );
+    }
     body.push_str(&filter_form(&f, &depts, &doctors, &rules));
     let link = |k: &str, v: &str| office_link(&f, k, v);
     body.push_str(&report::figures_html(&s, Some(&link)));

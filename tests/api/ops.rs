@@ -552,3 +552,33 @@ async fn healthcheck_exits_0_on_a_live_server_and_1_with_the_reason_otherwise() 
         assert!(err.starts_with("claimgate healthcheck: http://127.0.0.1:") && err.ends_with('\n'), "{err:?}");
     }
 }
+
+/// What a ready server still cannot do is said where an operator looks (`/readyz` `warnings`) and
+/// where the 医保办 looks (a banner on `/office`): no institution tier, no 医保目录对照.
+#[actix_web::test]
+async fn readiness_and_the_office_say_what_an_unset_tier_or_catalogue_leaves_undone() {
+    use crate::helpers::{spawn_app_with, Options};
+    // Arrange: one server with neither set, one with both.
+    let bare = spawn_app_with(Options { tweak: Box::new(|c| c.institution_tier = None), ..Options::default() }).await;
+    let full = spawn_app_with(Options {
+        data_files: vec![("catalogue.csv", claimgate::gen::catalogue_csv().into_bytes())],
+        tweak: Box::new(|c| c.item_catalogue = Some(c.data.join("catalogue.csv"))),
+        ..Options::default()
+    })
+    .await;
+    // Act
+    let warnings = |body: String| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_owned()).collect()
+    };
+    let (bare_ready, bare_body) = bare.get("/readyz", None).await;
+    let (full_ready, full_body) = full.get("/readyz", None).await;
+    let (_, office) = bare.get("/office", Some("secret-token")).await;
+    // Assert
+    assert_eq!((bare_ready, full_ready), (200, 200), "ready either way");
+    let w = warnings(bare_body);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].starts_with("institution_tier is not set") && w[1].starts_with("item_catalogue is not set"), "{w:?}");
+    assert!(warnings(full_body).is_empty());
+    assert!(office.contains("未设置本院医疗机构级别") && office.contains("未配置医保目录对照"), "the office's banners");
+}
