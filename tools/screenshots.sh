@@ -37,8 +37,9 @@ PORT="$(free_port)"
     --catalogue "$WORK/catalogue.csv"
 "$BIN" sim-gateway --listen "127.0.0.1:$SIM_PORT" >"$WORK/sim.log" 2>&1 &
 PIDS+=($!)
-# The hospital's 医保目录对照 names the items its fee uploads send as codes.
-CLAIMGATE_ADMIN_TOKEN="$TOKEN" CLAIMGATE_ITEM_CATALOGUE="$WORK/catalogue.csv" "$BIN" serve --listen "127.0.0.1:$PORT" \
+# Configured as the hospital would be: a 二级 hospital, its 医保目录对照 naming the items its fee
+# uploads send as codes.
+CLAIMGATE_ADMIN_TOKEN="$TOKEN" CLAIMGATE_INSTITUTION_TIER=2 CLAIMGATE_ITEM_CATALOGUE="$WORK/catalogue.csv" "$BIN" serve --listen "127.0.0.1:$PORT" \
     --upstream "http://127.0.0.1:$SIM_PORT/fsi/api/rsfComIfsService/callService" \
     --rules rulesets/national-baseline --rules rulesets/examples/xinxiang-2025 \
     --data "$WORK/data" >"$WORK/serve.log" 2>&1 &
