@@ -410,3 +410,23 @@ async fn a_jwt_taken_by_one_instance_is_refused_as_a_replay_by_another_sharing_p
     assert!(why.to_string().contains("jti 重复"), "{why}");
     assert_eq!(fresh_at_a, 200);
 }
+
+/// The store that keeps the `jti`s taken is unreachable: whether a token was used before cannot be
+/// told, so the call is refused (500, said in Chinese) rather than taken on trust.
+#[actix_web::test]
+async fn a_jwt_is_refused_when_the_store_cannot_say_whether_its_jti_was_used() {
+    // Arrange: a shared store on a closed port (the key copy a previous run left lets it start).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ehr = Ehr::new();
+    let mut options = ehr.options(Some(format!("postgres://claimgate@127.0.0.1:{closed}/claimgate")));
+    options.data_files = vec![("history.key", vec![7u8; 32])];
+    let app = spawn_app_with(options).await;
+    let aud = format!("{}/cds-services/claimgate-order-sign", app.base);
+    let token = ehr.bearer(&aud, "down-1", chrono::Utc::now().timestamp() + 300);
+    // Act
+    let (status, _, v) =
+        app.cds("/claimgate-order-sign", &order_sign("P1", "V1"), &[EHR_KEY, ("authorization", &token)]).await;
+    // Assert
+    assert_eq!(status, 500, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("无法确认 JWT 是否已被使用"), "{v}");
+}
