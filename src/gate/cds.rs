@@ -6,8 +6,8 @@
 //! the listener's mTLS when configured; when EHR public keys are configured (`cds.jwt_issuers`),
 //! every service call and feedback must also carry the CDS Hooks JWT bearer (`iss` one of them,
 //! signed with its key, `aud` this endpoint, not expired and expiring within five minutes, with a
-//! `jti` not seen before from that issuer — by this instance or, through the history store's
-//! `c_jti`, by any instance sharing it: a replayed token is refused). Refusals answer JSON.
+//! `jti` not taken before from that issuer — the history store's `c_jti` keeps them, so a token
+//! replayed to any instance sharing the store is refused). Refusals answer JSON.
 
 use super::rescue::ApiFailure;
 use super::{read_body, with_headers, State};
@@ -20,11 +20,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Datelike;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-/// The EHRs whose JWTs are trusted: `(iss, key, algorithms the key can verify)`, and the `jti`s
-/// already accepted (per issuer, kept past any token's lifetime).
+/// The EHRs whose JWTs are trusted: `(iss, key, algorithms the key can verify)`.
+#[derive(Default)]
 pub struct JwtKeys {
     issuers: Vec<(String, DecodingKey, Vec<Algorithm>)>,
-    seen: moka::sync::Cache<(String, String), ()>,
 }
 
 /// CDS Hooks 2.0: a JWT's `exp` "SHALL be no more than five minutes in the future".
@@ -55,19 +54,15 @@ impl JwtKeys {
             };
             issuers.push((i.iss.clone(), key, algs));
         }
-        // A token is refused once `exp` + leeway has passed, and `exp` is at most five minutes
-        // ahead (+ leeway): a `jti` remembered that long cannot be replayed.
-        let lifetime = std::time::Duration::from_secs((MAX_LIFETIME_S + 2 * LEEWAY_S) as u64);
-        let seen = moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(lifetime).build();
-        Ok(JwtKeys { issuers, seen })
+        Ok(JwtKeys { issuers })
     }
 
     pub fn enabled(&self) -> bool {
         !self.issuers.is_empty()
     }
 
-    /// Verifies the bearer JWT for `audience`, and that this instance has not taken its `jti`
-    /// before; the token's `(iss, jti, exp)` on success, for the store's check ([`first_use`]).
+    /// Verifies the bearer JWT for `audience`; the token's `(iss, jti, exp)` on success, for the
+    /// store's check that its `jti` is taken once ([`first_use`]).
     ///
     /// # Errors
     /// Why the token is refused (for the 401 answer; the token itself is never logged).
@@ -76,9 +71,7 @@ impl JwtKeys {
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
+            .and_then(super::bearer)
             .ok_or("缺少 CDS Hooks JWT（Authorization: Bearer）")?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| "JWT 格式错误")?;
         for (iss, key, algs) in &self.issuers {
@@ -96,10 +89,6 @@ impl JwtKeys {
                 let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64).unwrap_or(i64::MAX);
                 if exp > chrono::Utc::now().timestamp() + MAX_LIFETIME_S + LEEWAY_S {
                     return Err("JWT 有效期过长（exp 不得晚于签发后 5 分钟）");
-                }
-                // First use wins; the same token (or another with its jti) again is a replay.
-                if !self.seen.entry((iss.clone(), jti.to_owned())).or_insert(()).is_fresh() {
-                    return Err(REPLAYED);
                 }
                 return Ok((iss.clone(), jti.to_owned(), exp));
             }
@@ -160,7 +149,7 @@ async fn admit(req: &HttpRequest, st: &State, jwt: bool) -> Result<(), Box<HttpR
     Ok(())
 }
 
-/// A `jti` taken before (by this instance's cache or the shared store).
+/// A `jti` taken before (the store remembers it until its token has expired).
 const REPLAYED: &str = "JWT 已被使用过（jti 重复），请为每次调用签发新的 JWT";
 
 /// `GET {base}`: the services and their prefetch templates.

@@ -277,7 +277,7 @@ pub(crate) fn token_scope(given: &[u8], cfg: &Config) -> Option<Scope> {
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110
 /// §11.1), so `bearer` and `BEARER` are read too.
-fn bearer(v: &str) -> Option<&str> {
+pub(super) fn bearer(v: &str) -> Option<&str> {
     let (scheme, token) = v.trim_start().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

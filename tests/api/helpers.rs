@@ -329,3 +329,17 @@ pub async fn chromium_output(profile: &std::path::Path, extra: &[String], url: &
     .unwrap();
     out
 }
+
+/// A local page that logs the browser in to `/office` through the form (the token in no URL).
+pub fn login_page(dir: &std::path::Path, app: &TestApp) -> PathBuf {
+    let login = dir.join("login.html");
+    std::fs::write(
+        &login,
+        format!(
+            "<!DOCTYPE html><html><body><form method=\"post\" action=\"{}/office/login\"><input type=\"hidden\" name=\"token\" value=\"secret-token\"></form><script>document.forms[0].submit()</script></body></html>",
+            app.base
+        ),
+    )
+    .unwrap();
+    login
+}

@@ -4,9 +4,9 @@
 //! printed to PDF). Names must be visible, the summary present, no unnamed row above a named one,
 //! and no inpatient settlement blocked as 重复住院 for want of the recorded `mdtrt_id`s.
 
-use crate::helpers::{browser, chromium_output, root, spawn_app_with, Options, TestApp};
+use crate::helpers::{browser, chromium_output, login_page, root, spawn_app_with, Options, TestApp};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const TOKEN: &str = "secret-token";
 const FROM: &str = "2025-11-01";
@@ -50,20 +50,6 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
 /// What headless chromium printed for `url` (see [`chromium_output`]).
 async fn chromium(profile: &Path, extra: &[String], url: &str) -> String {
     String::from_utf8_lossy(&chromium_output(profile, extra, url).await.stdout).into_owned()
-}
-
-/// A local page that logs the browser in to `/office` through the form (the token in no URL).
-fn login_page(dir: &Path, app: &TestApp) -> PathBuf {
-    let login = dir.join("login.html");
-    std::fs::write(
-        &login,
-        format!(
-            "<!DOCTYPE html><html><body><form method=\"post\" action=\"{}/office/login\"><input type=\"hidden\" name=\"token\" value=\"{TOKEN}\"></form><script>document.forms[0].submit()</script></body></html>",
-            app.base
-        ),
-    )
-    .unwrap();
-    login
 }
 
 /// The table rows of the section `id` in a rendered DOM, each as its cells' text.

@@ -2,7 +2,8 @@
 //! absence of personal data in everything the office reads.
 
 use crate::helpers::{
-    browser, chromium_output, envelope, line, pg, pg_rows, register, root, spawn_app, spawn_app_with, Options, TestApp,
+    browser, chromium_output, envelope, line, login_page, pg, pg_rows, register, root, spawn_app, spawn_app_with,
+    Options, TestApp,
 };
 use claimgate::demo::{replay, Row, DAY};
 use serde_json::Value;
@@ -590,15 +591,7 @@ async fn the_office_page_in_headless_chromium_shows_the_demo_days_counts() {
     let app = spawn_app().await;
     let rows = demo_day(&app).await;
     let dir = tempfile::tempdir().unwrap();
-    let login = dir.path().join("login.html");
-    std::fs::write(
-        &login,
-        format!(
-            "<!DOCTYPE html><html><body><form method=\"post\" action=\"{}/office/login\"><input type=\"hidden\" name=\"token\" value=\"{TOKEN}\"></form><script>document.forms[0].submit()</script></body></html>",
-            app.base
-        ),
-    )
-    .unwrap();
+    let login = login_page(dir.path(), &app);
     // Act
     let out =
         chromium_output(&dir.path().join("profile"), &["--dump-dom".into()], &format!("file://{}", login.display()))
