@@ -85,7 +85,7 @@ impl Logic for LowLogic {
                 if !(matches!(c.stage, Stage::Settle | Stage::PreSettle) || analysed) || !inpatient {
                     return;
                 }
-                let end = c.encounter.discharged.map(|t| t.date()).or(c.day).or_else(|| c.service_day());
+                let end = c.encounter.discharged.map(|t| t.date()).or_else(|| c.service_day());
                 let (Some(adm), Some(end)) = (c.encounter.admitted.map(|t| t.date()), end) else {
                     return;
                 };
