@@ -5,13 +5,18 @@
 //! over [`gate::routes`].
 
 use crate::config::Config;
+use crate::gate::conn::Conn;
 use crate::gate::{self, guard, tls, upstream, State};
 use crate::history::History;
 use crate::pipeline::overrides;
 use crate::reload::{Active, Reloader};
 use crate::store::Store;
 use crate::telemetry::metrics;
-use actix_web::{web, App, HttpServer};
+use actix_http::{error::DispatchError, Protocol};
+use actix_service::{fn_service, map_config, ServiceFactory, ServiceFactoryExt};
+use actix_tls::accept::rustls_0_23::TlsStream;
+use actix_web::rt::net::TcpStream;
+use actix_web::{web, App};
 use arc_swap::ArcSwapOption;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -222,38 +227,107 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
         state.rules.clone(),
         state.cfg.history_retention_days,
     );
-    let st = state.clone();
     let tls = state.cfg.tls.as_ref().map(tls::server_config).transpose()?;
-    let (max_conn, workers, req_timeout) =
-        (state.cfg.max_connections, state.cfg.workers, state.cfg.client_request_timeout_ms);
-    let body_timeout = Duration::from_millis(state.cfg.client_body_timeout_ms);
-    let conns = gate::guard::Conns::new(state.cfg.max_connections_per_client);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(st.clone())
+    let conns = guard::Conns::new(state.cfg.max_connections_per_client);
+    let http = Http {
+        state: state.clone(),
+        proxy_path,
+        cds: cds_cfg,
+        addr,
+        head_timeout: Duration::from_millis(state.cfg.client_request_timeout_ms),
+        body_timeout: Duration::from_millis(state.cfg.client_body_timeout_ms),
+    };
+    // Connections above `max_connections` per worker wait in the backlog.
+    let mut builder =
+        actix_server::Server::build().max_concurrent_connections(state.cfg.max_connections).shutdown_timeout(30);
+    if state.cfg.workers > 0 {
+        builder = builder.workers(state.cfg.workers);
+    }
+    let shutdown = builder.graceful_shutdown_signal();
+    let head_ms = state.cfg.client_request_timeout_ms;
+    let refused = || DispatchError::Io(std::io::Error::other("over max_connections_per_client"));
+    // Each connection is counted against its peer address (one over `max_connections_per_client`
+    // is refused and closed before a byte of it is read) and wrapped in a `gate::conn::Conn`.
+    let builder = match tls {
+        None => builder.listen("claimgate", listener, move || {
+            let conns = conns.clone();
+            fn_service(move |io: TcpStream| {
+                let conn = Conn::plain(io, &conns, head_ms).ok_or_else(refused);
+                std::future::ready(conn.map(|c| {
+                    let peer = c.peer_addr();
+                    (c, Protocol::Http1, peer)
+                }))
+            })
+            .and_then(http.service(shutdown.clone()))
+        })?,
+        Some(tls) => builder.listen("claimgate-tls", listener, move || {
+            let conns = conns.clone();
+            actix_tls::accept::rustls_0_23::Acceptor::new(tls.clone())
+                .map_init_err(|()| ())
+                .map_err(|_| DispatchError::Io(std::io::Error::other("TLS handshake failed or timed out")))
+                .and_then(fn_service(move |io: TlsStream<TcpStream>| {
+                    let conn = Conn::tls(io, &conns, head_ms).ok_or_else(refused);
+                    std::future::ready(conn.map(|c| {
+                        let peer = c.peer_addr();
+                        (c, Protocol::Http1, peer)
+                    }))
+                }))
+                .and_then(http.service(shutdown.clone()))
+        })?,
+    };
+    let server = builder.run();
+    Ok(Running { addr, handle: server.handle(), state, server })
+}
+
+/// What each worker's HTTP service is built from: actix-web's `App` over [`gate::routes`], served
+/// by actix-http on a [`Conn`].
+#[derive(Clone)]
+struct Http {
+    state: web::Data<State>,
+    proxy_path: String,
+    cds: crate::config::CdsConfig,
+    addr: SocketAddr,
+    head_timeout: Duration,
+    body_timeout: Duration,
+}
+
+impl Http {
+    fn service(
+        &self,
+        shutdown: actix_server::GracefulShutdownSignal,
+    ) -> impl ServiceFactory<
+        (Conn, Protocol, Option<SocketAddr>),
+        Config = (),
+        Response = (),
+        Error = DispatchError,
+        InitError = (),
+    > {
+        let Http { state, proxy_path, cds, addr, head_timeout, body_timeout } = self.clone();
+        let app = App::new()
+            .app_data(state)
             // Outermost, before any route reads a byte: the body's deadline runs from the head.
             .wrap_fn(move |mut req, srv| {
                 gate::body_deadline(&mut req, body_timeout);
                 actix_web::dev::Service::call(srv, req)
             })
-            .configure(|app| gate::routes(app, &proxy_path, &cds_cfg))
-    })
-    // Each connection is counted against its peer address; one over `max_connections_per_client`
-    // is refused and closed before a byte of it is read.
-    .on_connect(move |io, ext| conns.on_connect(io, ext))
-    // A client that has not sent its whole request head within this time gets 408 and is cut
-    // (slow-loris); connections above `max_connections` per worker wait in the backlog.
-    .client_request_timeout(Duration::from_millis(req_timeout))
-    .client_disconnect_timeout(Duration::from_secs(1))
-    .max_connections(max_conn)
-    .shutdown_timeout(30);
-    let server = if workers > 0 { server.workers(workers) } else { server };
-    let server = match tls {
-        Some(t) => server.listen_rustls_0_23(listener, t)?,
-        None => server.listen(listener)?,
+            .configure(|app| gate::routes(app, &proxy_path, &cds));
+        actix_http::HttpService::build()
+            .keep_alive(actix_http::KeepAlive::default())
+            // A client that has not sent its whole request head within this time gets 408 and is
+            // cut (slow-loris); the body has its own deadline (`body_deadline`).
+            .client_request_timeout(head_timeout)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .local_addr(addr)
+            .graceful_shutdown_signal(move || {
+                let signal = shutdown.clone();
+                async move { signal.notified().await }
+            })
+            // Where a request's body deadline finds its connection.
+            .on_connect_ext(|io: &Conn, ext| {
+                ext.insert(io.slot().clone());
+            })
+            .finish(map_config(app, |()| actix_web::dev::AppConfig::default()))
     }
-    .run();
-    Ok(Running { addr, handle: server.handle(), state, server })
 }
 
 /// `claimgate serve`: runs until SIGINT/SIGTERM, then drains in-flight requests.

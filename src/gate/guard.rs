@@ -259,35 +259,23 @@ impl Conns {
         self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&ip).copied().unwrap_or(0)
     }
 
-    /// actix's `on_connect`: counts the connection in its extensions, or refuses it — a 503
-    /// envelope written straight to a plain TCP socket (a few hundred bytes into an empty send
-    /// buffer; best effort), then both directions shut, so the worker drops it at its first read.
-    /// Over TLS only the shutdown (no plain bytes inside a TLS session).
-    pub fn on_connect(self: &Arc<Self>, io: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
-        use actix_web::rt::net::TcpStream;
-        let (tcp, plain) = if let Some(t) = io.downcast_ref::<TcpStream>() {
-            (t, true)
-        } else if let Some(t) = io.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>() {
-            (t.get_ref().0, false)
-        } else {
-            return;
-        };
-        let Ok(peer) = tcp.peer_addr() else { return };
-        match self.open(peer.ip()) {
-            Some(mut slot) => {
-                use std::os::fd::AsFd;
-                slot.sock = tcp.as_fd().try_clone_to_owned().ok().map(socket2::Socket::from);
-                ext.insert(Arc::new(slot));
-            }
-            None => {
-                metrics::REFUSED.with_label_values(&["client_connections"]).inc();
-                let sock = socket2::SockRef::from(tcp);
-                if plain {
-                    let _ = sock.send(&Failure::TooManyConnections { per_client: self.cap }.raw_http());
-                }
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-            }
+    /// Counts a new connection from its peer's address, or refuses it: a 503 envelope written
+    /// straight to a plain socket (a few hundred bytes into an empty send buffer; best effort),
+    /// then both directions shut. Over TLS only the shutdown (no plain bytes inside a TLS session).
+    pub fn admit(self: &Arc<Self>, tcp: &actix_web::rt::net::TcpStream, plain: bool) -> Option<Arc<ConnSlot>> {
+        use std::os::fd::AsFd;
+        let peer = tcp.peer_addr().ok()?;
+        if let Some(mut slot) = self.open(peer.ip()) {
+            slot.sock = tcp.as_fd().try_clone_to_owned().ok().map(socket2::Socket::from);
+            return Some(Arc::new(slot));
         }
+        metrics::REFUSED.with_label_values(&["client_connections"]).inc();
+        let sock = socket2::SockRef::from(tcp);
+        if plain {
+            let _ = sock.send(&Failure::TooManyConnections { per_client: self.cap }.raw_http());
+        }
+        let _ = sock.shutdown(std::net::Shutdown::Both);
+        None
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod cds;
 pub mod check;
+pub mod conn;
 pub mod guard;
 pub mod office;
 pub mod proxy;

@@ -3,7 +3,8 @@
 //!
 //! | source | HTTP | envelope |
 //! |---|---|---|
-//! | HIS (bad input) | 200 (413 when too large) | `infcode -1`, `err_msg` names the field |
+//! | HIS (bad input) | 200 (413 when too large, 408 when its body stalls) | `infcode -1`, `err_msg` names the field |
+//! | HIS (not HTTP/1.1 claimgate can frame) | 400 / 408 / 431, connection closed | `infcode -1` (written by [`super::conn`] in place of actix's empty answer) |
 //! | rule block | 200 | `infcode -1`, `err_msg` has the hit messages |
 //! | gateway (down, slow, garbage) | 502 / 504 | `infcode -1`, `err_msg` says which, with the elapsed time |
 //! | internal | 500 / 503 | `infcode -1`, logged |
@@ -84,6 +85,13 @@ pub enum Failure<'a> {
     Unsupported,
     /// The claim route was called with another method than POST (405, `Allow: POST`).
     NotPost,
+    /// The request cannot be framed as HTTP/1.1 (400): Content-Length with Transfer-Encoding, a
+    /// negative or doubled Content-Length, bytes that are not HTTP.
+    Framing,
+    /// The request head is over actix's size limit (431).
+    HeadTooLarge,
+    /// The request head was not sent within `client_request_timeout_ms` (408).
+    HeadTimeout { ms: u64 },
     // The gateway (upstream).
     /// No gateway is configured (check-only mode) and the message must be forwarded (502).
     NoUpstream,
@@ -113,6 +121,9 @@ impl Failure<'_> {
             }
             Failure::NoKey => StatusCode::UNAUTHORIZED,
             Failure::NotPost => StatusCode::METHOD_NOT_ALLOWED,
+            Failure::Framing => StatusCode::BAD_REQUEST,
+            Failure::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Failure::HeadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Failure::BadKey => StatusCode::FORBIDDEN,
             Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Failure::Busy => StatusCode::CONFLICT,
@@ -143,6 +154,13 @@ impl Failure<'_> {
             Failure::FeedbackRefused(why) => format!("claimgate: 3103反馈未生效：{why}").into(),
             Failure::Unsupported => "claimgate: 不支持的交易".into(),
             Failure::NotPost => "claimgate: 医保交易接口只接受POST请求（请求体为JSON交易报文）".into(),
+            Failure::Framing => {
+                "claimgate: 请求无法按HTTP/1.1读取（Content-Length与Transfer-Encoding并存、长度为负数或重复，\
+                                 或不是HTTP报文），未处理，连接已关闭；请检查HIS接口程序"
+                    .into()
+            }
+            Failure::HeadTooLarge => "claimgate: 请求头过大，未处理，连接已关闭；请检查HIS接口程序".into(),
+            Failure::HeadTimeout { ms } => format!("claimgate: 请求头未在{ms}毫秒内传完，未处理，连接已关闭").into(),
             Failure::NoUpstream => "claimgate: 未配置上游医保网关（仅审核模式），该交易无法转发".into(),
             Failure::Upstream(e) => format!("claimgate: {e}").into(),
             Failure::NotReady => "claimgate: 审核规则尚未就绪".into(),

@@ -43,7 +43,9 @@ pub static UPSTREAM_ERRORS: Lazy<IntCounterVec> =
 pub static UPSTREAM_SECONDS: Lazy<HistogramVec> =
     Lazy::new(|| histogram("claimgate_upstream_seconds", "Gateway call latency", &["infno"], LAT.to_vec()));
 /// Requests refused before their body was read: `no_key`, `bad_key` (HIS client keys), `rate`
-/// (the client's rate limit). Never labelled with the key.
+/// (the client's rate limit), `jwt` (CDS Hooks), `body_timeout`, `client_connections` (over the
+/// per-client cap), `framing`, `head_too_large`, `head_timeout` (not HTTP/1.1 claimgate can
+/// frame; see `gate::conn`). Never labelled with the key.
 pub static REFUSED: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_refused_total", "HIS requests refused by access control", &["reason"]));
 /// Fallbacks: `budget` (over the time budget, forwarded), `budget_closed` (refused),
@@ -192,7 +194,17 @@ pub fn infno_label(code: &str) -> &'static str {
 /// over them works before the first event (an absent series is not a zero in PromQL).
 pub const FALLBACK_REASONS: &[&str] = &["budget", "budget_closed", "internal_open", "internal_closed"];
 pub const UPSTREAM_ERROR_KINDS: &[&str] = &["connect", "timeout", "io", "garbage", "too_large"];
-pub const REFUSED_REASONS: &[&str] = &["no_key", "bad_key", "rate", "jwt", "body_timeout", "client_connections"];
+pub const REFUSED_REASONS: &[&str] = &[
+    "no_key",
+    "bad_key",
+    "rate",
+    "jwt",
+    "body_timeout",
+    "client_connections",
+    "framing",
+    "head_too_large",
+    "head_timeout",
+];
 /// `applied` (a recorded 3103 answer let a claim through), `1` (continue) and `2` (modify).
 pub const OVERRIDE_WAYS: &[&str] = &["applied", "1", "2"];
 pub const HISTORY_WRITE_OUTCOMES: &[&str] = &["applied", "duplicate", "error", "read_error", "spilled"];

@@ -290,3 +290,77 @@ async fn the_infno_route_takes_the_transaction_from_its_path_when_the_body_lacks
     assert!(r["err_msg"].as_str().unwrap().contains("infno：与URL路径中的交易编号不一致"), "{r}");
     assert_eq!(app.received().await.len(), before);
 }
+
+#[actix_web::test]
+async fn framing_errors_and_overlong_or_slow_heads_are_answered_in_the_envelope_and_the_connection_closed() {
+    // Arrange: a short head deadline, so that a head never finished is answered within the test.
+    let app =
+        spawn_app_with(Options { tweak: Box::new(|c| c.client_request_timeout_ms = 500), ..Options::default() }).await;
+    let refused = |r: &str| metrics::REFUSED.with_label_values(&[r]).get();
+    let before = (refused("framing"), refused("head_too_large"), refused("head_timeout"));
+    let body = r#"{"infno":"9001","msgid":"H41070100001202506100910000011","input":{}}"#;
+    let n = body.len();
+    let not_http = "\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}\u{0}\u{1}\u{fc}\u{3}\u{3}garbage\r\n\r\n";
+    let framing = "请求无法按HTTP/1.1读取";
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "Content-Length with Transfer-Encoding",
+            format!("{HEAD}Content-Length: {n}\r\nTransfer-Encoding: chunked\r\n\r\n{body}"),
+            "400",
+            framing,
+        ),
+        ("a negative Content-Length", format!("{HEAD}Content-Length: -{n}\r\n\r\n{body}"), "400", framing),
+        (
+            "two different Content-Lengths",
+            format!("{HEAD}Content-Length: {n}\r\nContent-Length: 3\r\n\r\n{body}"),
+            "400",
+            framing,
+        ),
+        ("bytes that are not HTTP", not_http.to_owned(), "400", framing),
+        (
+            "more headers than the limit",
+            format!("{HEAD}{}\r\n", (0..100).map(|i| format!("X-F{i}: a\r\n")).collect::<String>()),
+            "431",
+            "请求头过大",
+        ),
+        ("a head never finished", format!("{HEAD}Content-Length: {n}\r\n"), "408", "请求头未在500毫秒内传完"),
+        // Framed, but its chunk size is not hex: actix hands claimgate a failed body.
+        (
+            "a broken chunk size",
+            format!("{HEAD}Transfer-Encoding: chunked\r\n\r\nzz\r\n{body}\r\n0\r\n\r\n"),
+            "200",
+            "报文无法处理",
+        ),
+    ];
+    for (what, bytes, status, reason) in cases {
+        // Act
+        let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+        s.write_all(bytes.as_bytes()).await.unwrap();
+        let answer = until_closed(&mut s).await;
+        // Assert: the status, then an envelope the HIS can read, saying why in Chinese.
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{what}: {answer}");
+        let env: Value = answer
+            .split_once("\r\n\r\n")
+            .and_then(|(_, b)| serde_json::from_str(b).ok())
+            .unwrap_or_else(|| panic!("{what}: no envelope in {answer}"));
+        assert_eq!(env["infcode"], -1, "{what}: {env}");
+        assert!(env["err_msg"].as_str().unwrap().contains(reason), "{what}: {env}");
+    }
+    assert!(app.received().await.is_empty(), "nothing reached the gateway");
+    assert_eq!(
+        (refused("framing"), refused("head_too_large"), refused("head_timeout")),
+        (before.0 + 4, before.1 + 1, before.2 + 1)
+    );
+    // A request pipelined before bytes that cannot be framed is answered first, then the envelope.
+    let ok = envelope("9001", "H41070100001202506100910000012", json!({"signIn": {"opter_no": "0153"}}));
+    let ok = serde_json::to_string(&ok).unwrap();
+    let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+    let pipelined = format!("{HEAD}Content-Length: {}\r\n\r\n{ok}{HEAD}Content-Length: -1\r\n\r\n", ok.len());
+    s.write_all(pipelined.as_bytes()).await.unwrap();
+    let answers = until_closed(&mut s).await;
+    assert!(answers.starts_with("HTTP/1.1 200"), "{answers}");
+    let second = answers.find("HTTP/1.1 400").unwrap_or_else(|| panic!("{answers}"));
+    assert!(answers[second..].contains(framing), "{answers}");
+    assert_eq!(app.received().await.len(), 1, "the sign-in reached the gateway");
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+}
