@@ -116,7 +116,7 @@ pub(crate) async fn read_body(
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
             PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ParseError::BodyTimeout(timeout_ms),
-            e => ParseError::Json(format!("body could not be read: {e}")),
+            e => ParseError::Body(e.to_string()),
         })?;
         if buf.len() + chunk.len() > limit {
             return Err(ParseError::TooLarge(limit));

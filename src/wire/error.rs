@@ -13,6 +13,10 @@ pub enum ParseError {
     TooLarge(usize),
     #[error("body not complete within {0} ms")]
     BodyTimeout(u64),
+    /// The head was read but the body could not be (a chunk size that is not hex, the connection
+    /// closed before the declared length).
+    #[error("body could not be read: {0}")]
+    Body(String),
     #[error("{0}: required field is missing or empty")]
     Missing(String),
     #[error("{path}: {reason}")]
@@ -44,10 +48,14 @@ impl ParseError {
     pub fn reason_zh(&self) -> String {
         match self {
             ParseError::Json(e) if e.contains("UTF-8") => "报文不是UTF-8编码的JSON".into(),
+            ParseError::Json(e) if e.starts_with("EOF while parsing a value at line 1 column 0") => {
+                "请求体为空（应为JSON交易报文）".into()
+            }
             ParseError::Json(_) => "报文不是合法的JSON".into(),
             ParseError::TooDeep(n) => format!("报文JSON嵌套超过{n}层"),
             ParseError::TooLarge(n) => format!("报文超过{n}字节"),
             ParseError::BodyTimeout(ms) => format!("请求体未在{ms}毫秒内传完，连接已关闭"),
+            ParseError::Body(_) => "请求体未能完整读取（分块编码有误或连接提前关闭），未处理".into(),
             ParseError::Missing(p) => format!("{p}：必填字段缺失或为空"),
             ParseError::Field { path, reason } => format!("{path}：{}", field_reason_zh(reason)),
             ParseError::NotAClaim(i) => format!("交易{i}中没有可审核的费用或结算信息"),

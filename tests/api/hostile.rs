@@ -324,6 +324,12 @@ async fn framing_errors_and_overlong_or_slow_heads_are_answered_in_the_envelope_
             "请求头过大",
         ),
         ("a head never finished", format!("{HEAD}Content-Length: {n}\r\n"), "408", "请求头未在500毫秒内传完"),
+        (
+            "a claim POST without a body",
+            format!("{HEAD}Content-Length: 0\r\nConnection: close\r\n\r\n"),
+            "200",
+            "请求体为空",
+        ),
         // Framed, but its chunk size is not hex: actix hands claimgate a failed body.
         (
             "a broken chunk size",
