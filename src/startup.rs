@@ -245,38 +245,40 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     }
     let shutdown = builder.graceful_shutdown_signal();
     let head_ms = state.cfg.client_request_timeout_ms;
-    let refused = || DispatchError::Io(std::io::Error::other("over max_connections_per_client"));
     // Each connection is counted against its peer address (one over `max_connections_per_client`
     // is refused and closed before a byte of it is read) and wrapped in a `gate::conn::Conn`.
     let builder = match tls {
         None => builder.listen("claimgate", listener, move || {
             let conns = conns.clone();
-            fn_service(move |io: TcpStream| {
-                let conn = Conn::plain(io, &conns, head_ms).ok_or_else(refused);
-                std::future::ready(conn.map(|c| {
-                    let peer = c.peer_addr();
-                    (c, Protocol::Http1, peer)
-                }))
-            })
-            .and_then(http.service(shutdown.clone()))
+            fn_service(move |io: TcpStream| served(Conn::plain(io, &conns, head_ms)))
+                .and_then(http.service(shutdown.clone()))
         })?,
         Some(tls) => builder.listen("claimgate-tls", listener, move || {
             let conns = conns.clone();
             actix_tls::accept::rustls_0_23::Acceptor::new(tls.clone())
                 .map_init_err(|()| ())
                 .map_err(|_| DispatchError::Io(std::io::Error::other("TLS handshake failed or timed out")))
-                .and_then(fn_service(move |io: TlsStream<TcpStream>| {
-                    let conn = Conn::tls(io, &conns, head_ms).ok_or_else(refused);
-                    std::future::ready(conn.map(|c| {
-                        let peer = c.peer_addr();
-                        (c, Protocol::Http1, peer)
-                    }))
-                }))
+                .and_then(fn_service(move |io: TlsStream<TcpStream>| served(Conn::tls(io, &conns, head_ms))))
                 .and_then(http.service(shutdown.clone()))
         })?,
     };
     let server = builder.run();
     Ok(Running { addr, handle: server.handle(), state, server })
+}
+
+/// What actix-http's service takes: a connection, its protocol and its peer.
+type Served = (Conn, Protocol, Option<SocketAddr>);
+
+/// What actix-http serves: an accepted connection as HTTP/1, or nothing for one refused over its
+/// client's cap (already answered and shut).
+fn served(conn: Option<Conn>) -> std::future::Ready<Result<Served, DispatchError>> {
+    std::future::ready(match conn {
+        Some(c) => {
+            let peer = c.peer_addr();
+            Ok((c, Protocol::Http1, peer))
+        }
+        None => Err(DispatchError::Io(std::io::Error::other("over max_connections_per_client"))),
+    })
 }
 
 /// What each worker's HTTP service is built from: actix-web's `App` over [`gate::routes`], served
