@@ -362,6 +362,55 @@ async fn with_mtls_only_a_his_holding_a_certificate_from_the_configured_ca_is_se
     assert_eq!(app.received().await.len(), 1, "only the authenticated HIS reached the gateway");
 }
 
+#[actix_web::test]
+async fn over_tls_a_request_that_cannot_be_framed_is_answered_in_the_envelope_too() {
+    // Arrange: the HIS's certificate and the server's CA, for a raw TLS client that can send bytes
+    // no HTTP client would.
+    let pki = Pki::new();
+    pki.issue("claimgate", &["localhost"], false);
+    pki.issue("his", &["his.hospital.local"], true);
+    let tls = pki.tls("claimgate", true);
+    let app = spawn_app_with(Options { tweak: Box::new(move |c| c.tls = Some(tls)), ..Options::default() }).await;
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let pem = |name: &str| std::fs::read(pki.path(name)).unwrap();
+    let (ca, chain, key) = (pem("ca.pem"), pem("his.pem"), pem("his.key"));
+    // Act: a negative Content-Length, then read until the server closes.
+    let answer = actix_web::rt::task::spawn_blocking(move || {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(&ca) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let chain = CertificateDer::pem_slice_iter(&chain).collect::<Result<Vec<_>, _>>().unwrap();
+        let cfg = rustls::ClientConfig::builder_with_provider(claimgate::gate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, PrivateKeyDer::from_pem_slice(&key).unwrap())
+            .unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        s.write_all(
+            b"POST /fsi/api/rsfComIfsService/callService HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n\r\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        // A peer that closes without close_notify is an error to rustls after the bytes it read.
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .unwrap();
+    // Assert
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains(r#""infcode":-1"#) && answer.contains("请求无法按HTTP/1.1读取"), "{answer}");
+    assert!(app.received().await.is_empty());
+}
+
 // === fail policy (#3) ===
 
 /// An upload of 3,000 lines: parsing, history and 200 rules over it take far more than the 1 ms
