@@ -276,28 +276,22 @@ pub fn readable(r: &Report) -> bool {
     r.lines > r.bad_lines
 }
 
+/// `  {label}：{part} N 条 + … = {total} 条`: a total with the parts it is made of, so a reader sees
+/// that they add up.
+fn sum_line(s: &mut String, label: &str, parts: &[(&str, u64)]) {
+    use std::fmt::Write;
+    let text = parts.iter().map(|(name, n)| format!("{name} {n} 条")).collect::<Vec<_>>().join(" + ");
+    let _ = writeln!(s, "  {label}：{text} = {} 条", parts.iter().map(|p| p.1).sum::<u64>());
+}
+
 /// The report as a table an office reads: the totals by message and by visit, how they relate, and
 /// the impact per rule.
 pub fn table(r: &Report) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "规则集 {}：回放 {} 条报文，用时 {} ms", r.ruleset, r.lines, r.elapsed_ms);
-    let _ = writeln!(
-        s,
-        "  报文：无法读取 {} 条 + 非结算类仅学习 {} 条 + 审核 {} 条 = {} 条",
-        r.bad_lines,
-        r.relayed,
-        r.checked,
-        r.bad_lines + r.relayed + r.checked
-    );
-    let _ = writeln!(
-        s,
-        "  审核的报文：通过 {} + 提醒 {} + 拦截 {} = {} 条",
-        r.passed,
-        r.reminded,
-        r.blocked,
-        r.passed + r.reminded + r.blocked
-    );
+    sum_line(&mut s, "报文", &[("无法读取", r.bad_lines), ("非结算类仅学习", r.relayed), ("审核", r.checked)]);
+    sum_line(&mut s, "审核的报文", &[("通过", r.passed), ("提醒", r.reminded), ("拦截", r.blocked)]);
     let _ = writeln!(
         s,
         "  就诊：审核涉及 {} 次就诊（{} 名患者），其中有拦截的 {} 次，仅有提醒的 {} 次",
