@@ -331,146 +331,210 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
     o.push_str(&trend_svg(s));
     o.push_str("</section>");
 
-    o.push_str("<section id=\"by-rule\"><h2>规则命中排行</h2><table><thead><tr><th>规则编码</th><th>规则名称</th><th class=\"n\">命中</th><th class=\"n\">拦截</th><th class=\"n\">提醒</th><th class=\"n\">涉及金额（元）</th><th class=\"n\">记分</th></tr></thead><tbody>");
+    let mut t = Table::open(
+        &mut o,
+        " id=\"by-rule\"",
+        "规则命中排行",
+        &["规则编码", "规则名称", "#命中", "#拦截", "#提醒", "#涉及金额（元）", "#记分"],
+    );
     for r in &s.by_rule {
-        let _ = write!(
-            o,
-            "<tr data-rule=\"{}\"><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(&r.rule_id),
-            cell("rule", &r.rule_id, &r.rule_id),
-            esc(or_dash(&r.rule_name)),
-            r.hits,
-            r.block,
-            r.remind,
-            stats::yuan(r.amount_fen),
-            r.points
+        t.row(
+            &mut o,
+            &format!(" data-rule=\"{}\"", esc(&r.rule_id)),
+            &[
+                &cell("rule", &r.rule_id, &r.rule_id),
+                &esc(or_dash(&r.rule_name)),
+                &r.hits,
+                &r.block,
+                &r.remind,
+                &stats::yuan(r.amount_fen),
+                &r.points,
+            ],
         );
     }
-    if s.by_rule.is_empty() {
-        o.push_str("<tr><td colspan=\"7\" class=\"muted\">无命中</td></tr>");
-    }
-    o.push_str("</tbody></table></section>");
+    t.close(&mut o, Some("无命中"), "");
 
     for (id, title, kind, rows) in
         [("by-dept", "科室排行", "dept", &s.by_dept), ("by-doctor", "医生排行", "doctor", &s.by_doctor)]
     {
         let head = if kind == "dept" { "科室" } else { "医生" };
-        let _ = write!(
-            o,
-            "<section id=\"{id}\"><h2>{title}</h2><table><thead><tr><th>{head}</th><th class=\"n\">审核笔数</th><th class=\"n\">提醒</th><th class=\"n\">拦截</th><th class=\"n\">命中</th><th class=\"n\">涉及金额（元）</th></tr></thead><tbody>"
-        );
+        let heads = [head, "#审核笔数", "#提醒", "#拦截", "#命中", "#涉及金额（元）"];
+        let mut t = Table::open(&mut o, &format!(" id=\"{id}\""), title, &heads);
         for g in rows {
-            let _ = write!(
-                o,
-                "<tr data-{kind}=\"{}\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                esc(&g.key),
-                cell(kind, &g.key, &named(&g.name, &g.key)),
-                g.decisions,
-                g.remind,
-                g.block,
-                g.hits,
-                stats::yuan(g.amount_fen)
+            t.row(
+                &mut o,
+                &format!(" data-{kind}=\"{}\"", esc(&g.key)),
+                &[
+                    &cell(kind, &g.key, &named(&g.name, &g.key)),
+                    &g.decisions,
+                    &g.remind,
+                    &g.block,
+                    &g.hits,
+                    &stats::yuan(g.amount_fen),
+                ],
             );
         }
-        o.push_str("</tbody></table></section>");
+        t.close(&mut o, None, "");
     }
 
-    o.push_str("<section id=\"points\"><h2>驾照式记分预警（若被拦截项目已结算，医生将被记分）</h2><table><thead><tr><th>医生</th><th>科室</th><th class=\"n\">被拦截项目</th><th class=\"n\">预计记分</th><th class=\"n\">涉及金额（元）</th></tr></thead><tbody>");
+    let mut t = Table::open(
+        &mut o,
+        " id=\"points\"",
+        "驾照式记分预警（若被拦截项目已结算，医生将被记分）",
+        &["医生", "科室", "#被拦截项目", "#预计记分", "#涉及金额（元）"],
+    );
     for p in &s.doctor_points {
-        let _ = write!(
-            o,
-            "<tr data-doctor=\"{}\"><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(&p.doctor),
-            cell("doctor", &p.doctor, &named(&p.name, &p.doctor)),
-            esc(or_dash(&p.dept_names)),
-            p.blocked_items,
-            p.points,
-            stats::yuan(p.amount_fen)
+        t.row(
+            &mut o,
+            &format!(" data-doctor=\"{}\"", esc(&p.doctor)),
+            &[
+                &cell("doctor", &p.doctor, &named(&p.name, &p.doctor)),
+                &esc(or_dash(&p.dept_names)),
+                &p.blocked_items,
+                &p.points,
+                &stats::yuan(p.amount_fen),
+            ],
         );
     }
-    if s.doctor_points.is_empty() {
-        o.push_str("<tr><td colspan=\"5\" class=\"muted\">无被拦截项目</td></tr>");
-    }
-    o.push_str("</tbody></table><p class=\"muted\">分值取自规则包各规则的 points 字段（示例值，待地方确认）；未设分值的规则记 0 分。</p></section>");
-
-    o.push_str("<section id=\"feedback\"><h2>医生反馈（3103）：提醒采纳率与继续执行率</h2><table><thead><tr><th>规则</th><th>名称</th><th class=\"n\">提示次数</th><th class=\"n\">已反馈</th><th class=\"n\">返回修改</th><th class=\"n\">继续执行</th><th class=\"n\">采纳率</th><th class=\"n\">继续执行率</th></tr></thead><tbody>");
-    for f in &s.feedback {
-        let _ = write!(
-            o,
-            "<tr data-rule=\"{}\"><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(&f.rule_id),
-            cell("rule", &f.rule_id, &f.rule_id),
-            esc(or_dash(&f.rule_name)),
-            f.prompted,
-            f.answered,
-            f.modified,
-            f.continued,
-            if f.answered > 0 { pct(f.acceptance_rate) } else { "—".into() },
-            if f.answered > 0 { pct(f.override_rate) } else { "—".into() },
-        );
-    }
-    if s.feedback.is_empty() {
-        o.push_str("<tr><td colspan=\"8\" class=\"muted\">无事前/事中分析提示</td></tr>");
-    }
-    o.push_str(
-        "</tbody></table><p class=\"muted\">继续执行率长期很高的规则，可能需要调整阈值或改为仅提示。</p></section>",
+    t.close(
+        &mut o,
+        Some("无被拦截项目"),
+        "<p class=\"muted\">分值取自规则包各规则的 points 字段（示例值，待地方确认）；未设分值的规则记 0 分。</p>",
     );
 
-    o.push_str("<section id=\"patients\"><h2>命中最多的患者（假名）</h2><table><thead><tr><th>患者假名</th><th class=\"n\">审核笔数</th><th class=\"n\">拦截</th><th class=\"n\">命中</th><th class=\"n\">涉及金额（元）</th></tr></thead><tbody>");
-    for p in &s.top_patients {
-        let _ = write!(
-            o,
-            "<tr><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(&short(&p.key)),
-            p.decisions,
-            p.block,
-            p.hits,
-            stats::yuan(p.amount_fen)
+    let mut t = Table::open(
+        &mut o,
+        " id=\"feedback\"",
+        "医生反馈（3103）：提醒采纳率与继续执行率",
+        &["规则", "名称", "#提示次数", "#已反馈", "#返回修改", "#继续执行", "#采纳率", "#继续执行率"],
+    );
+    for f in &s.feedback {
+        let rate = |r: f64| if f.answered > 0 { pct(r) } else { "—".into() };
+        t.row(
+            &mut o,
+            &format!(" data-rule=\"{}\"", esc(&f.rule_id)),
+            &[
+                &cell("rule", &f.rule_id, &f.rule_id),
+                &esc(or_dash(&f.rule_name)),
+                &f.prompted,
+                &f.answered,
+                &f.modified,
+                &f.continued,
+                &rate(f.acceptance_rate),
+                &rate(f.override_rate),
+            ],
         );
     }
-    o.push_str("</tbody></table><p class=\"muted\">假名为医保个人编号的密钥哈希，不可逆；同一患者在各记录中假名相同。</p></section>");
+    t.close(
+        &mut o,
+        Some("无事前/事中分析提示"),
+        "<p class=\"muted\">继续执行率长期很高的规则，可能需要调整阈值或改为仅提示。</p>",
+    );
+
+    let mut t = Table::open(
+        &mut o,
+        " id=\"patients\"",
+        "命中最多的患者（假名）",
+        &["患者假名", "#审核笔数", "#拦截", "#命中", "#涉及金额（元）"],
+    );
+    for p in &s.top_patients {
+        t.row(
+            &mut o,
+            "",
+            &[
+                &format!("<code>{}</code>", esc(&short(&p.key))),
+                &p.decisions,
+                &p.block,
+                &p.hits,
+                &stats::yuan(p.amount_fen),
+            ],
+        );
+    }
+    t.close(&mut o, None, "<p class=\"muted\">假名为医保个人编号的密钥哈希，不可逆；同一患者在各记录中假名相同。</p>");
     o
+}
+
+/// A `<section>` holding one table, written straight into the page. A head written `#名称` is a
+/// numeric column: it and its cells are right-aligned (`class="n"`).
+struct Table {
+    numeric: Vec<bool>,
+    rows: usize,
+}
+
+impl Table {
+    /// `attrs` go on the `<section>` as they are (` id="…"`); `title` is HTML.
+    fn open(o: &mut String, attrs: &str, title: &str, heads: &[&str]) -> Table {
+        let _ = write!(o, "<section{attrs}><h2>{title}</h2><table><thead><tr>");
+        let numeric = heads
+            .iter()
+            .map(|h| {
+                let (n, text) = h.strip_prefix('#').map_or((false, *h), |t| (true, t));
+                let _ = write!(o, "{}{text}</th>", if n { "<th class=\"n\">" } else { "<th>" });
+                n
+            })
+            .collect();
+        o.push_str("</tr></thead><tbody>");
+        Table { numeric, rows: 0 }
+    }
+
+    /// One row: its `<tr>` attributes (escaped, with a leading space) and its cells, as HTML.
+    fn row(&mut self, o: &mut String, tr: &str, cells: &[&dyn std::fmt::Display]) {
+        let _ = write!(o, "<tr{tr}>");
+        for (c, n) in cells.iter().zip(&self.numeric) {
+            let _ = write!(o, "{}{c}</td>", if *n { "<td class=\"n\">" } else { "<td>" });
+        }
+        o.push_str("</tr>");
+        self.rows += 1;
+    }
+
+    /// Closes it: `empty` as the only row of a table without rows (when given), then `after` (HTML
+    /// under the table, inside the section).
+    fn close(self, o: &mut String, empty: Option<&str>, after: &str) {
+        if let (0, Some(e)) = (self.rows, empty) {
+            let _ = write!(o, "<tr><td colspan=\"{}\" class=\"muted\">{e}</td></tr>", self.numeric.len());
+        }
+        let _ = write!(o, "</tbody></table>{after}</section>");
+    }
 }
 
 /// The decisions table of a listing page.
 pub fn listing_html(l: &Listing, detail: &dyn Fn(i64) -> String, page_link: &dyn Fn(u32) -> String) -> String {
-    let mut o = format!(
-        "<section id=\"journal\"><h2>审核明细（共 <span data-k=\"listed\">{}</span> 笔）</h2><table><thead><tr><th>审核时间</th><th>服务日期</th><th>交易</th><th>科室</th><th>医生</th><th>患者假名</th><th>结果</th><th>命中规则</th><th class=\"n\">涉及金额（元）</th></tr></thead><tbody>",
-        l.total
+    let mut o = String::new();
+    let mut t = Table::open(
+        &mut o,
+        " id=\"journal\"",
+        &format!("审核明细（共 <span data-k=\"listed\">{}</span> 笔）", l.total),
+        &["审核时间", "服务日期", "交易", "科室", "医生", "患者假名", "结果", "命中规则", "#涉及金额（元）"],
     );
     for e in &l.items {
         let rules = e.hits.iter().map(|h| esc(&h.rule_id)).collect::<Vec<_>>().join("<br>");
         let amount: i64 = e.hits.iter().map(|h| h.amount_fen).sum();
-        let _ = write!(
-            o,
-            "<tr data-decision=\"{}\"><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><span class=\"tag {}\">{}</span></td><td>{}</td><td class=\"n\">{}</td></tr>",
-            esc(&e.decision),
-            esc(&detail(e.id)),
-            esc(&time(&e.at)),
-            esc(&e.service_date),
-            esc(&e.infno),
-            esc(&named(&e.dept_name, &e.dept_code)),
-            esc(&named(&e.doctor_name, &e.doctor_code)),
-            esc(&short(&e.psn_hash)),
-            esc(&e.decision),
-            esc(decision_label(&e.decision)),
-            rules,
-            stats::yuan(amount)
+        t.row(
+            &mut o,
+            &format!(" data-decision=\"{}\"", esc(&e.decision)),
+            &[
+                &format!("<a href=\"{}\">{}</a>", esc(&detail(e.id)), esc(&time(&e.at))),
+                &esc(&e.service_date),
+                &esc(&e.infno),
+                &esc(&named(&e.dept_name, &e.dept_code)),
+                &esc(&named(&e.doctor_name, &e.doctor_code)),
+                &format!("<code>{}</code>", esc(&short(&e.psn_hash))),
+                &format!("<span class=\"tag {}\">{}</span>", esc(&e.decision), esc(decision_label(&e.decision))),
+                &rules,
+                &stats::yuan(amount),
+            ],
         );
     }
-    if l.items.is_empty() {
-        o.push_str("<tr><td colspan=\"9\" class=\"muted\">没有符合条件的记录</td></tr>");
-    }
-    o.push_str("</tbody></table>");
     let pages = ((l.total.max(0) as u64).div_ceil(u64::from(l.per_page.max(1)))).max(1);
-    let _ = write!(o, "<p class=\"pager\">第 {} / {pages} 页 ", l.page);
+    let mut pager = format!("<p class=\"pager\">第 {} / {pages} 页 ", l.page);
     if l.page > 1 {
-        let _ = write!(o, "<a href=\"{}\">上一页</a> ", esc(&page_link(l.page - 1)));
+        let _ = write!(pager, "<a href=\"{}\">上一页</a> ", esc(&page_link(l.page - 1)));
     }
     if u64::from(l.page) < pages {
-        let _ = write!(o, "<a href=\"{}\">下一页</a>", esc(&page_link(l.page + 1)));
+        let _ = write!(pager, "<a href=\"{}\">下一页</a>", esc(&page_link(l.page + 1)));
     }
-    o.push_str("</p></section>");
+    pager.push_str("</p>");
+    t.close(&mut o, Some("没有符合条件的记录"), &pager);
     o
 }
 
@@ -518,19 +582,26 @@ pub fn decision_html(e: &Entry) -> String {
     }
     o.push_str("</section>");
     if !e.answers.is_empty() {
-        o.push_str("<section id=\"answers\"><h2>医生反馈（3103）</h2><table><thead><tr><th>时间</th><th>审核结果ID</th><th>规则</th><th>处理方式</th><th>理由</th></tr></thead><tbody>");
+        let mut t = Table::open(
+            &mut o,
+            " id=\"answers\"",
+            "医生反馈（3103）",
+            &["时间", "审核结果ID", "规则", "处理方式", "理由"],
+        );
         for a in &e.answers {
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&time(&a.at)),
-                esc(&a.jr_id),
-                esc(&a.rule_id),
-                esc(way_label(&a.dspo_way)),
-                esc(or_dash(&a.reason))
+            t.row(
+                &mut o,
+                "",
+                &[
+                    &esc(&time(&a.at)),
+                    &esc(&a.jr_id),
+                    &esc(&a.rule_id),
+                    &esc(way_label(&a.dspo_way)),
+                    &esc(or_dash(&a.reason)),
+                ],
             );
         }
-        o.push_str("</tbody></table></section>");
+        t.close(&mut o, None, "");
     }
     o
 }
@@ -759,30 +830,44 @@ pub fn summary_sentences(s: &Stats, prev: Option<&Previous>) -> Vec<String> {
 
 /// The 记分 exposure table: each doctor's points against the 12-point cycle.
 fn exposure_html(s: &Stats) -> String {
-    let mut o = String::from("<section id=\"exposure\"><h2>驾照式记分风险（12 分周期）</h2><table><thead><tr><th>医生</th><th>科室</th><th class=\"n\">被拦截项目</th><th class=\"n\">预计记分</th><th class=\"n\">占 12 分</th><th>状态</th></tr></thead><tbody>");
+    let mut o = String::new();
+    let mut t = Table::open(
+        &mut o,
+        " id=\"exposure\"",
+        "驾照式记分风险（12 分周期）",
+        &["医生", "科室", "#被拦截项目", "#预计记分", "#占 12 分", "状态"],
+    );
     for p in &s.doctor_points {
-        let _ = write!(
-            o,
-            "<tr data-doctor=\"{}\"><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.0}%</td><td>{}</td></tr>",
-            esc(&p.doctor),
-            esc(&named(&p.name, &p.doctor)),
-            esc(or_dash(&p.dept_names)),
-            p.blocked_items,
-            p.points,
-            p.points as f64 * 100.0 / CYCLE_POINTS as f64,
-            points_status(p.points)
+        t.row(
+            &mut o,
+            &format!(" data-doctor=\"{}\"", esc(&p.doctor)),
+            &[
+                &esc(&named(&p.name, &p.doctor)),
+                &esc(or_dash(&p.dept_names)),
+                &p.blocked_items,
+                &p.points,
+                &format!("{:.0}%", p.points as f64 * 100.0 / CYCLE_POINTS as f64),
+                &points_status(p.points),
+            ],
         );
     }
-    if s.doctor_points.is_empty() {
-        o.push_str("<tr><td colspan=\"6\" class=\"muted\">本期无被拦截项目</td></tr>");
-    }
-    o.push_str("</tbody></table><p class=\"muted\">记分按自然年累计，全国共享；一年内累计 9 分暂停、12 分终止医保支付资格（医保发〔2024〕23号）。此处为本期若被拦截项目已结算将产生的记分，不含其他机构及往期记分。</p></section>");
+    t.close(
+        &mut o,
+        Some("本期无被拦截项目"),
+        "<p class=\"muted\">记分按自然年累计，全国共享；一年内累计 9 分暂停、12 分终止医保支付资格（医保发〔2024〕23号）。此处为本期若被拦截项目已结算将产生的记分，不含其他机构及往期记分。</p>",
+    );
     o
 }
 
 /// The appendix: the period's largest blocked claims.
 fn appendix_html(s: &Stats) -> String {
-    let mut o = String::from("<section class=\"appendix\" id=\"largest\"><h2>附录：本期拦截金额最大的交易</h2><table><thead><tr><th>服务日期</th><th>交易</th><th>科室</th><th>医生</th><th>患者假名</th><th>命中规则</th><th class=\"n\">拦截金额（元）</th></tr></thead><tbody>");
+    let mut o = String::new();
+    let mut t = Table::open(
+        &mut o,
+        " class=\"appendix\" id=\"largest\"",
+        "附录：本期拦截金额最大的交易",
+        &["服务日期", "交易", "科室", "医生", "患者假名", "命中规则", "#拦截金额（元）"],
+    );
     for e in &s.largest_blocks {
         let blocked: i64 = e.hits.iter().filter(|h| h.action == "block").map(|h| h.amount_fen).sum();
         let rules = e
@@ -791,23 +876,21 @@ fn appendix_html(s: &Stats) -> String {
             .map(|h| format!("{} {}", esc(&h.rule_id), esc(&h.rule_name)))
             .collect::<Vec<_>>()
             .join("<br>");
-        let _ = write!(
-            o,
-            "<tr data-largest=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td></tr>",
-            e.id,
-            esc(&e.service_date),
-            esc(&e.infno),
-            esc(&named(&e.dept_name, &e.dept_code)),
-            esc(&named(&e.doctor_name, &e.doctor_code)),
-            esc(&short(&e.psn_hash)),
-            rules,
-            stats::yuan(blocked)
+        t.row(
+            &mut o,
+            &format!(" data-largest=\"{}\"", e.id),
+            &[
+                &esc(&e.service_date),
+                &esc(&e.infno),
+                &esc(&named(&e.dept_name, &e.dept_code)),
+                &esc(&named(&e.doctor_name, &e.doctor_code)),
+                &format!("<code>{}</code>", esc(&short(&e.psn_hash))),
+                &rules,
+                &stats::yuan(blocked),
+            ],
         );
     }
-    if s.largest_blocks.is_empty() {
-        o.push_str("<tr><td colspan=\"7\" class=\"muted\">本期无拦截交易</td></tr>");
-    }
-    o.push_str("</tbody></table></section>");
+    t.close(&mut o, Some("本期无拦截交易"), "");
     o
 }
 
