@@ -327,6 +327,9 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
         }
     };
 
+    // A rule's row: marked with its code, which opens it (a link on the page), then its name.
+    let rule = |id: &str, name: &str| (format!(" data-rule=\"{}\"", esc(id)), cell("rule", id, id), esc(or_dash(name)));
+
     o.push_str("<section><h2>每日趋势（按服务日期）</h2>");
     o.push_str(&trend_svg(s));
     o.push_str("</section>");
@@ -338,19 +341,8 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
         &["规则编码", "规则名称", "#命中", "#拦截", "#提醒", "#涉及金额（元）", "#记分"],
     );
     for r in &s.by_rule {
-        t.row(
-            &mut o,
-            &format!(" data-rule=\"{}\"", esc(&r.rule_id)),
-            &[
-                &cell("rule", &r.rule_id, &r.rule_id),
-                &esc(or_dash(&r.rule_name)),
-                &r.hits,
-                &r.block,
-                &r.remind,
-                &stats::yuan(r.amount_fen),
-                &r.points,
-            ],
-        );
+        let (tr, code, name) = rule(&r.rule_id, &r.rule_name);
+        t.row(&mut o, &tr, &[&code, &name, &r.hits, &r.block, &r.remind, &stats::yuan(r.amount_fen), &r.points]);
     }
     t.close(&mut o, Some("无命中"), "");
 
@@ -410,12 +402,13 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
     );
     for f in &s.feedback {
         let rate = |r: f64| if f.answered > 0 { pct(r) } else { "—".into() };
+        let (tr, code, name) = rule(&f.rule_id, &f.rule_name);
         t.row(
             &mut o,
-            &format!(" data-rule=\"{}\"", esc(&f.rule_id)),
+            &tr,
             &[
-                &cell("rule", &f.rule_id, &f.rule_id),
-                &esc(or_dash(&f.rule_name)),
+                &code,
+                &name,
                 &f.prompted,
                 &f.answered,
                 &f.modified,

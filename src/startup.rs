@@ -210,7 +210,6 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     metrics::touch();
     let listener = std::net::TcpListener::bind(&cfg.listen).map_err(|e| anyhow::anyhow!("bind {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let (proxy_path, cds_cfg) = (cfg.proxy_path.clone(), cfg.cds.clone());
     let state = web::Data::new(self::state(cfg)?);
     // Local packs and the last-known-good bundle; a refused one leaves the server up but not ready
     // (/readyz 503). Then the bureau poller and the local watcher, on this runtime.
@@ -229,14 +228,7 @@ pub fn build(cfg: Config) -> anyhow::Result<Running> {
     );
     let tls = state.cfg.tls.as_ref().map(tls::server_config).transpose()?;
     let conns = guard::Conns::new(state.cfg.max_connections_per_client);
-    let http = Http {
-        state: state.clone(),
-        proxy_path,
-        cds: cds_cfg,
-        addr,
-        head_timeout: Duration::from_millis(state.cfg.client_request_timeout_ms),
-        body_timeout: Duration::from_millis(state.cfg.client_body_timeout_ms),
-    };
+    let http = Http { state: state.clone(), addr };
     // Connections above `max_connections` per worker wait in the backlog.
     let mut builder =
         actix_server::Server::build().max_concurrent_connections(state.cfg.max_connections).shutdown_timeout(30);
@@ -275,36 +267,30 @@ fn served(conn: Option<Conn>) -> std::future::Ready<Result<Served, DispatchError
     std::future::ready(match conn {
         Some(c) => {
             let peer = c.peer_addr();
-            Ok((c, Protocol::Http1, peer))
+            Ok((c, Protocol::Http1, Some(peer)))
         }
         None => Err(DispatchError::Io(std::io::Error::other("over max_connections_per_client"))),
     })
 }
 
 /// What each worker's HTTP service is built from: actix-web's `App` over [`gate::routes`], served
-/// by actix-http on a [`Conn`].
+/// by actix-http on a [`Conn`], as the configuration says.
 #[derive(Clone)]
 struct Http {
     state: web::Data<State>,
-    proxy_path: String,
-    cds: crate::config::CdsConfig,
     addr: SocketAddr,
-    head_timeout: Duration,
-    body_timeout: Duration,
 }
 
 impl Http {
     fn service(
         &self,
         shutdown: actix_server::GracefulShutdownSignal,
-    ) -> impl ServiceFactory<
-        (Conn, Protocol, Option<SocketAddr>),
-        Config = (),
-        Response = (),
-        Error = DispatchError,
-        InitError = (),
-    > {
-        let Http { state, proxy_path, cds, addr, head_timeout, body_timeout } = self.clone();
+    ) -> impl ServiceFactory<Served, Config = (), Response = (), Error = DispatchError, InitError = ()> {
+        let Http { state, addr } = self.clone();
+        let cfg = &state.cfg;
+        let (proxy_path, cds) = (cfg.proxy_path.clone(), cfg.cds.clone());
+        let head_timeout = Duration::from_millis(cfg.client_request_timeout_ms);
+        let body_timeout = Duration::from_millis(cfg.client_body_timeout_ms);
         let app = App::new()
             .app_data(state)
             // Outermost, before any route reads a byte: the body's deadline runs from the head.
@@ -314,7 +300,6 @@ impl Http {
             })
             .configure(|app| gate::routes(app, &proxy_path, &cds));
         actix_http::HttpService::build()
-            .keep_alive(actix_http::KeepAlive::default())
             // A client that has not sent its whole request head within this time gets 408 and is
             // cut (slow-loris); the body has its own deadline (`body_deadline`).
             .client_request_timeout(head_timeout)

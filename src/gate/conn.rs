@@ -12,6 +12,7 @@ use crate::telemetry::metrics;
 use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::rt::net::TcpStream;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -22,9 +23,26 @@ enum Io {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Io::Plain(t) => t,
+            Io::Tls(t) => t.get_ref().0,
+        }
+    }
+
+    fn pin(&mut self) -> Pin<&mut dyn AsyncReadWrite> {
+        match self {
+            Io::Plain(t) => Pin::new(t),
+            Io::Tls(t) => Pin::new(t.as_mut()),
+        }
+    }
+}
+
 /// One accepted HIS connection, counted until it drops.
 pub struct Conn {
     io: Io,
+    peer: SocketAddr,
     slot: Arc<ConnSlot>,
     head_timeout_ms: u64,
     /// The envelope that replaces an answer of actix's own, and how much of it is written.
@@ -36,14 +54,19 @@ impl Conn {
     /// A plain connection, or `None` when its client is at its cap ([`Conns::admit`] has then
     /// answered and shut it).
     pub fn plain(io: TcpStream, conns: &Arc<Conns>, head_timeout_ms: u64) -> Option<Conn> {
-        let slot = conns.admit(&io, true)?;
-        Some(Conn { io: Io::Plain(io), slot, head_timeout_ms, own: Vec::new(), own_sent: 0 })
+        Conn::accept(Io::Plain(io), conns, head_timeout_ms)
     }
 
     /// A TLS connection after its handshake, or `None` over the cap.
     pub fn tls(io: TlsStream<TcpStream>, conns: &Arc<Conns>, head_timeout_ms: u64) -> Option<Conn> {
-        let slot = conns.admit(io.get_ref().0, false)?;
-        Some(Conn { io: Io::Tls(Box::new(io)), slot, head_timeout_ms, own: Vec::new(), own_sent: 0 })
+        Conn::accept(Io::Tls(Box::new(io)), conns, head_timeout_ms)
+    }
+
+    /// A socket whose peer cannot be read is already gone: dropped, uncounted.
+    fn accept(io: Io, conns: &Arc<Conns>, head_timeout_ms: u64) -> Option<Conn> {
+        let peer = io.tcp().peer_addr().ok()?;
+        let slot = conns.admit(io.tcp(), peer.ip(), matches!(io, Io::Plain(_)))?;
+        Some(Conn { io, peer, slot, head_timeout_ms, own: Vec::new(), own_sent: 0 })
     }
 
     /// The connection's slot in its client's count (kept in the connection's data, where a
@@ -52,27 +75,14 @@ impl Conn {
         &self.slot
     }
 
-    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        match &self.io {
-            Io::Plain(t) => t.peer_addr().ok(),
-            Io::Tls(t) => t.get_ref().0.peer_addr().ok(),
-        }
-    }
-
-    fn io(&mut self) -> Pin<&mut dyn AsyncReadWrite> {
-        match &mut self.io {
-            Io::Plain(t) => Pin::new(t),
-            Io::Tls(t) => Pin::new(t.as_mut()),
-        }
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
     }
 
     /// Writes what is left of a replacement envelope.
     fn poll_own(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.own_sent < self.own.len() {
-            let (own, sent) = (std::mem::take(&mut self.own), self.own_sent);
-            let r = self.io().poll_write(cx, &own[sent..]);
-            self.own = own;
-            let n = ready!(r)?;
+            let n = ready!(self.io.pin().poll_write(cx, &self.own[self.own_sent..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -141,7 +151,7 @@ fn actix_answer(buf: &[u8]) -> Option<(usize, Own)> {
 
 impl AsyncRead for Conn {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().io().poll_read(cx, buf)
+        self.get_mut().io.pin().poll_read(cx, buf)
     }
 }
 
@@ -150,9 +160,9 @@ impl AsyncWrite for Conn {
         let this = self.get_mut();
         ready!(this.poll_own(cx))?;
         match actix_answer(buf) {
-            None => this.io().poll_write(cx, buf),
+            None => this.io.pin().poll_write(cx, buf),
             // What comes before it (answers to earlier pipelined requests) goes out as it is.
-            Some((start, _)) if start > 0 => this.io().poll_write(cx, &buf[..start]),
+            Some((start, _)) if start > 0 => this.io.pin().poll_write(cx, &buf[..start]),
             Some((_, own)) => {
                 metrics::REFUSED.with_label_values(&[own.reason()]).inc();
                 this.own = own.failure(this.head_timeout_ms).raw_http();
@@ -169,13 +179,13 @@ impl AsyncWrite for Conn {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_own(cx))?;
-        this.io().poll_flush(cx)
+        this.io.pin().poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_own(cx))?;
-        this.io().poll_shutdown(cx)
+        this.io.pin().poll_shutdown(cx)
     }
 }
 

@@ -259,13 +259,18 @@ impl Conns {
         self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&ip).copied().unwrap_or(0)
     }
 
-    /// Counts a new connection from its peer's address, or refuses it: a 503 envelope written
-    /// straight to a plain socket (a few hundred bytes into an empty send buffer; best effort),
-    /// then both directions shut. Over TLS only the shutdown (no plain bytes inside a TLS session).
-    pub fn admit(self: &Arc<Self>, tcp: &actix_web::rt::net::TcpStream, plain: bool) -> Option<Arc<ConnSlot>> {
+    /// Counts a new connection from `ip`, its peer's address, or refuses it: a 503 envelope
+    /// written straight to a plain socket (a few hundred bytes into an empty send buffer; best
+    /// effort), then both directions shut. Over TLS only the shutdown (no plain bytes inside a TLS
+    /// session).
+    pub fn admit(
+        self: &Arc<Self>,
+        tcp: &actix_web::rt::net::TcpStream,
+        ip: std::net::IpAddr,
+        plain: bool,
+    ) -> Option<Arc<ConnSlot>> {
         use std::os::fd::AsFd;
-        let peer = tcp.peer_addr().ok()?;
-        if let Some(mut slot) = self.open(peer.ip()) {
+        if let Some(mut slot) = self.open(ip) {
             slot.sock = tcp.as_fd().try_clone_to_owned().ok().map(socket2::Socket::from);
             return Some(Arc::new(slot));
         }
