@@ -66,8 +66,9 @@ pub struct History {
     facts_epoch: AtomicU64,
     /// Accepted exchanges whose write failed, applied later in order (`None`: in-memory histories).
     outbox: Option<outbox::Outbox>,
-    /// Serialises draining the outbox with writes that must queue behind it.
-    drain: std::sync::Mutex<()>,
+    /// Orders draining the outbox before the writes that must queue behind it: live writes share
+    /// it (so concurrent ones can share a group commit), the drain holds it alone.
+    drain: std::sync::RwLock<()>,
     /// The hospital's item names (its 医保目录对照 export), for lines a message sends without one.
     catalogue: Option<Arc<claim::catalogue::Catalogue>>,
 }
@@ -153,7 +154,7 @@ impl History {
             facts_epoch: AtomicU64::new(0),
             store,
             outbox: None,
-            drain: std::sync::Mutex::new(()),
+            drain: std::sync::RwLock::new(()),
             catalogue: None,
         })
     }
@@ -239,7 +240,7 @@ impl History {
             metrics::HISTORY_WRITES.with_label_values(&["spilled"]).inc();
             Ok(true)
         };
-        let _order = self.drain.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = self.drain.read().unwrap_or_else(|p| p.into_inner());
         if ob.pending() > 0 {
             return spill();
         }
@@ -259,7 +260,7 @@ impl History {
     /// The store (or the outbox) failed; what was not applied still waits.
     pub fn drain_outbox(&self) -> Result<u64, StoreError> {
         let Some(ob) = &self.outbox else { return Ok(0) };
-        let _order = self.drain.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = self.drain.write().unwrap_or_else(|p| p.into_inner());
         let mut n = 0;
         while let Some((seq, request, response)) = ob.first()? {
             let resp: Option<ResponseEnvelope> = response.and_then(|r| serde_json::from_str(&r).ok());
