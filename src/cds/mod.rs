@@ -4,7 +4,7 @@
 //! A service call is a 3101 in another dress: `wire::cds::to_analysis` writes the national envelope
 //! (3101 for `order-select`/`order-sign`, 3102 for `encounter-discharge`), and [`evaluate`] runs it
 //! through the life cycle of a 3101 on the intercepted route — `pipeline::prepare_with` (facts,
-//! the item catalogue, history within the set's lookback), `decide_each`, `analysis::answer_with`
+//! the item catalogue, history within the set's lookback), `decide_each`, `analysis::answer`
 //! (each hit's `jr_id` remembered in the durable override store), and the journal record with its
 //! `jr_id` links. A card's `uuid` *is* its `jr_id`, so feedback is a 3103 answer to that `jr_id`
 //! ([`feedback_answers`] → `wire::cds::to_feedback` → `pipeline::analysis::local`): the later fee
@@ -150,7 +150,7 @@ pub fn evaluate(req: &HookRequest, hook: &str, env: &Env<'_>) -> Result<Evaluate
     fill_from_history(&mut claims, &mapped, env.history);
     let decisions = crate::pipeline::decide_each(env.rs, &claims);
     let answered =
-        analysis::answer_with(env.rs, &claims, decisions, task_id.as_deref().unwrap_or(""), env.overrides, &mut uuid);
+        analysis::answer(env.rs, &claims, decisions, task_id.as_deref().unwrap_or(""), env.overrides, &mut uuid);
     let mut record =
         crate::pipeline::exchange::record_of(&head, &claims, Some(&answered.merged), &env.rs.revision(), env.pseudo);
     record.jr = answered.jr.clone();

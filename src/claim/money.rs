@@ -4,6 +4,29 @@ use crate::wire::num::{format_fixed, write_fixed};
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 
+/// `+`, `+=` and `-` that saturate: a sum of amounts or quantities never wraps around.
+macro_rules! saturating_ops {
+    ($t:ident) => {
+        impl Add for $t {
+            type Output = $t;
+            fn add(self, o: $t) -> $t {
+                $t(self.0.saturating_add(o.0))
+            }
+        }
+        impl AddAssign for $t {
+            fn add_assign(&mut self, o: $t) {
+                self.0 = self.0.saturating_add(o.0);
+            }
+        }
+        impl Sub for $t {
+            type Output = $t;
+            fn sub(self, o: $t) -> $t {
+                $t(self.0.saturating_sub(o.0))
+            }
+        }
+    };
+}
+
 /// An amount in fen (分, 0.01 元).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Fen(i64);
@@ -29,23 +52,7 @@ impl Fen {
     }
 }
 
-impl Add for Fen {
-    type Output = Fen;
-    fn add(self, o: Fen) -> Fen {
-        Fen(self.0.saturating_add(o.0))
-    }
-}
-impl AddAssign for Fen {
-    fn add_assign(&mut self, o: Fen) {
-        self.0 = self.0.saturating_add(o.0);
-    }
-}
-impl Sub for Fen {
-    type Output = Fen;
-    fn sub(self, o: Fen) -> Fen {
-        Fen(self.0.saturating_sub(o.0))
-    }
-}
+saturating_ops!(Fen);
 impl fmt::Display for Fen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.yuan())
@@ -82,23 +89,7 @@ impl Qty {
         (self.0 + Self::SCALE - 1).div_euclid(Self::SCALE)
     }
 }
-impl Add for Qty {
-    type Output = Qty;
-    fn add(self, o: Qty) -> Qty {
-        Qty(self.0.saturating_add(o.0))
-    }
-}
-impl AddAssign for Qty {
-    fn add_assign(&mut self, o: Qty) {
-        self.0 = self.0.saturating_add(o.0);
-    }
-}
-impl Sub for Qty {
-    type Output = Qty;
-    fn sub(self, o: Qty) -> Qty {
-        Qty(self.0.saturating_sub(o.0))
-    }
-}
+saturating_ops!(Qty);
 
 /// A unit price in 1/1000000 元 (`pric` is N16,6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -28,13 +28,11 @@ impl Outbox {
     /// # Errors
     /// The file cannot be opened.
     pub fn open(path: &Path) -> Result<Outbox, StoreError> {
-        let c = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        c.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        c.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        c.execute_batch(
+        let c = crate::store::sqlite::open_durable_file(
+            path,
+            "history outbox",
             "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, request BLOB NOT NULL, response TEXT)",
-        )
-        .map_err(err)?;
+        )?;
         let n: i64 = c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(err)?;
         Ok(Outbox { conn: Mutex::new(c), pending: AtomicU64::new(n.max(0) as u64) })
     }

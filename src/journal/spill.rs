@@ -40,16 +40,12 @@ impl Spill {
     /// # Errors
     /// The file cannot be opened.
     pub fn open(path: &Path) -> Result<Spill, StoreError> {
-        let c = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        c.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        c.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        // A spilled record is acknowledged as durable: fsync every batch.
-        c.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        c.execute_batch(
+        let c = crate::store::sqlite::open_durable_file(
+            path,
+            "journal spill",
             "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT, batch INTEGER NOT NULL, item TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS spill_order ON spill (batch, seq);",
-        )
-        .map_err(err)?;
+        )?;
         let (n, last): (i64, i64) = c
             .query_row("SELECT COUNT(*), COALESCE(MAX(batch), 0) FROM spill", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(err)?;

@@ -133,19 +133,9 @@ pub struct Answered {
     pub jr: Vec<crate::journal::JrLink>,
 }
 
-/// Answers a 3101/3102 whose claims were decided one by one (`decisions`, in claim order).
+/// Answers a 3101/3102 whose claims were decided one by one (`decisions`, in claim order), the
+/// `jr_id`s drawn from `ids`.
 pub fn answer(
-    rs: &crate::rules::CompiledRuleSet,
-    claims: &[Claim],
-    decisions: Vec<Decision>,
-    task_id: &str,
-    overrides: &super::overrides::Overrides,
-) -> Answered {
-    answer_with(rs, claims, decisions, task_id, overrides, &mut || next_id("JR"))
-}
-
-/// [`answer`] with the `jr_id`s drawn from `ids`.
-pub fn answer_with(
     rs: &crate::rules::CompiledRuleSet,
     claims: &[Claim],
     decisions: Vec<Decision>,
@@ -251,7 +241,10 @@ pub fn local(
     Ok(match super::prepare_with(head, history, rs.lookback_days(), None)? {
         super::Prepared::Claims { claims, task_id, .. } => {
             let decisions = super::decide_each(rs, &claims);
-            Local::Analysed(answer(rs, &claims, decisions, task_id.as_deref().unwrap_or(""), overrides), claims)
+            Local::Analysed(
+                answer(rs, &claims, decisions, task_id.as_deref().unwrap_or(""), overrides, &mut || next_id("JR")),
+                claims,
+            )
         }
         super::Prepared::Feedback(fb) => Local::Feedback(record_feedback(&fb, overrides)),
         super::Prepared::Relay(_) => Local::Unsupported,

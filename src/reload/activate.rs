@@ -576,14 +576,7 @@ impl Reloader {
 pub fn local_digest(dirs: &[PathBuf]) -> String {
     let mut h = Sha256::new();
     for pack in crate::rules::pack_dirs(dirs) {
-        let mut files = vec![pack.join("manifest.yaml")];
-        for sub in ["rules", "tables", "tests"] {
-            let mut v: Vec<PathBuf> =
-                std::fs::read_dir(pack.join(sub)).into_iter().flatten().flatten().map(|e| e.path()).collect();
-            v.sort();
-            files.extend(v);
-        }
-        for f in files {
+        for f in super::bundle::pack_paths(&pack) {
             hash_file(&mut h, &f);
         }
     }

@@ -262,6 +262,19 @@ pub fn is_pack_file(rel: &str) -> bool {
     }
 }
 
+/// A pack's files in a fixed order: `manifest.yaml`, then what `rules/`, `tables/` and `tests/`
+/// hold, each sorted by name (what a bundle packs and what the local digest hashes).
+pub fn pack_paths(dir: &Path) -> Vec<PathBuf> {
+    let mut files = vec![dir.join("manifest.yaml")];
+    for sub in ["rules", "tables", "tests"] {
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        v.sort();
+        files.extend(v);
+    }
+    files
+}
+
 /// The files of a pack folder that go into a bundle (those the loader reads), sorted.
 ///
 /// # Errors
@@ -269,14 +282,7 @@ pub fn is_pack_file(rel: &str) -> bool {
 pub fn pack_files(dir: &Path, max_file_bytes: u64) -> Result<Vec<(String, Vec<u8>)>, BundleError> {
     let io = |p: &Path, e: &dyn std::fmt::Display| BundleError::Archive(format!("{}: {e}", p.display()));
     let mut out = Vec::new();
-    let mut candidates = vec![dir.join("manifest.yaml")];
-    for sub in ["rules", "tables", "tests"] {
-        let mut v: Vec<PathBuf> =
-            std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten().map(|e| e.path()).collect();
-        v.sort();
-        candidates.extend(v);
-    }
-    for p in candidates {
+    for p in pack_paths(dir) {
         let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/");
         if !p.is_file() || !is_pack_file(&rel) {
             continue;

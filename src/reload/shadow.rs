@@ -217,24 +217,18 @@ fn worker(rx: &Receiver<Msg>) {
         // A std Mutex: held for a few map updates on this thread, while the admin API copies.
         let mut st = s.candidate.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.evaluated += 1;
+        // Each rule counts once per sample and side, however many lines it hit.
         let mut seen = std::collections::BTreeSet::new();
-        for (id, act, _) in &cand.hits {
-            if seen.insert((id.clone(), *act, true)) {
-                let e = st.rules.entry(id.clone()).or_default();
-                if *act == "block" {
-                    e.would_block += 1
-                } else {
-                    e.would_remind += 1
-                }
-            }
-        }
-        for (id, act, _) in &s.active.hits {
-            if seen.insert((id.clone(), *act, false)) {
-                let e = st.rules.entry(id.clone()).or_default();
-                if *act == "block" {
-                    e.active_block += 1
-                } else {
-                    e.active_remind += 1
+        for (candidate, hits) in [(true, &cand.hits), (false, &s.active.hits)] {
+            for (id, act, _) in hits {
+                if seen.insert((id.clone(), *act, candidate)) {
+                    let e = st.rules.entry(id.clone()).or_default();
+                    *match (candidate, *act == "block") {
+                        (true, true) => &mut e.would_block,
+                        (true, false) => &mut e.would_remind,
+                        (false, true) => &mut e.active_block,
+                        (false, false) => &mut e.active_remind,
+                    } += 1;
                 }
             }
         }

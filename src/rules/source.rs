@@ -85,26 +85,18 @@ pub struct RuleSource {
 
 /// Which lines a rule concerns.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Select {
-    #[serde(default)]
     pub codes: Vec<String>,
-    #[serde(default)]
     pub code_prefixes: Vec<String>,
-    #[serde(default)]
     pub code_patterns: Vec<String>,
-    #[serde(default)]
     pub his_codes: Vec<String>,
-    #[serde(default)]
     pub name_patterns: Vec<String>,
     /// A CSV knowledge table, relative to the pack folder.
-    #[serde(default)]
     pub table: Option<String>,
     /// `western_drug`, `patent_drug`, `drug`, `herbal`, `service`, `material`.
-    #[serde(default)]
     pub item_classes: Vec<String>,
     /// `med_chrgitm_type` values.
-    #[serde(default)]
     pub categories: Vec<String>,
 }
 
@@ -121,19 +113,14 @@ impl Select {
 
 /// Claim-level scope.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct When {
     /// `outpatient`, `inpatient`, `pharmacy`.
-    #[serde(default)]
     pub visit: Option<String>,
-    #[serde(default)]
     pub med_types: Vec<String>,
-    #[serde(default)]
     pub insutypes: Vec<String>,
     /// Ordering department codes; a trailing `%` is a prefix.
-    #[serde(default)]
     pub depts: Vec<String>,
-    #[serde(default)]
     pub not_depts: Vec<String>,
 }
 

@@ -239,6 +239,23 @@ impl SqliteStore {
     }
 }
 
+/// Opens (creating) a small local file that keeps what was acknowledged while its store could not
+/// take it (history's outbox, the journal's spill file): WAL, an fsync every commit, `schema` run
+/// once. `what` names the file in errors.
+///
+/// # Errors
+/// The file cannot be opened, or its schema created.
+pub fn open_durable_file(path: &Path, what: &str, schema: &str) -> Result<Connection, StoreError> {
+    let c = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+    let sql = |e: rusqlite::Error| StoreError::Sql(format!("{what}: {e}"));
+    c.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+    c.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+    // What is kept here was acknowledged as durable.
+    c.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+    c.execute_batch(schema).map_err(sql)?;
+    Ok(c)
+}
+
 /// One round of the background checkpointer: a passive checkpoint on its own connection, and once
 /// the log is longer than [`RESTART_FRAMES`] a restart on the writer's connection, between two
 /// group transactions (a RESTART from another connection waits for the writer lock, and back to

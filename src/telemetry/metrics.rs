@@ -2,20 +2,34 @@
 //! the known transaction codes or `other`, `rule` is a rule id.
 
 use once_cell::sync::Lazy;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 pub static REGISTRY: Lazy<Registry> = Lazy::new(Registry::new);
 
+/// Registers a metric whose definition is fixed in the code (so neither step can fail at run time).
+fn registered<M: Collector + Clone + 'static>(m: prometheus::Result<M>) -> M {
+    let m = m.expect("metric definition");
+    REGISTRY.register(Box::new(m.clone())).expect("metric registered once");
+    m
+}
+
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition");
-    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
-    c
+    registered(IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("metric definition");
-    REGISTRY.register(Box::new(h.clone())).expect("metric registered once");
-    h
+    registered(HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels))
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    registered(IntGauge::new(name, help))
+}
+
+fn total(name: &str, help: &str) -> IntCounter {
+    registered(IntCounter::new(name, help))
 }
 
 const LAT: &[f64] =
@@ -62,12 +76,8 @@ pub static SETTLE_TURNS: Lazy<IntCounterVec> =
 pub static HISTORY_WRITES: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_history_writes_total", "History writes by outcome", &["outcome"]));
 /// Accepted exchanges waiting in the history outbox (the store failed when they were acknowledged).
-pub static HISTORY_OUTBOX: Lazy<IntGauge> = Lazy::new(|| {
-    let g = IntGauge::new("claimgate_history_outbox_pending", "Accepted exchanges waiting to be written to history")
-        .expect("metric definition");
-    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
-    g
-});
+pub static HISTORY_OUTBOX: Lazy<IntGauge> =
+    Lazy::new(|| gauge("claimgate_history_outbox_pending", "Accepted exchanges waiting to be written to history"));
 /// History snapshot lookups: `warm` (cache) or `cold` (store).
 pub static HISTORY_LOOKUPS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_history_lookups_total", "History lookups by cache outcome", &["cache"]));
@@ -79,72 +89,37 @@ pub static HISTORY_SNAPSHOTS: Lazy<IntCounterVec> = Lazy::new(|| {
 pub static HISTORY_SECONDS: Lazy<HistogramVec> =
     Lazy::new(|| histogram("claimgate_history_seconds", "History store time by operation", &["op"], LAT.to_vec()));
 /// Journal writes that had to wait for room in the queue (back-pressure, never a drop).
-pub static JOURNAL_BACKPRESSURE: Lazy<prometheus::IntCounter> = Lazy::new(|| {
-    let c = prometheus::IntCounter::new(
-        "claimgate_journal_backpressure_total",
-        "Journal writes that waited for queue room",
-    )
-    .expect("metric definition");
-    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
-    c
-});
+pub static JOURNAL_BACKPRESSURE: Lazy<IntCounter> =
+    Lazy::new(|| total("claimgate_journal_backpressure_total", "Journal writes that waited for queue room"));
 /// Journal failures (a batch that could not be written is retried, not dropped).
-pub static JOURNAL_ERRORS: Lazy<prometheus::IntCounter> = Lazy::new(|| {
-    let c = prometheus::IntCounter::new("claimgate_journal_errors_total", "Journal write failures")
-        .expect("metric definition");
-    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
-    c
-});
+pub static JOURNAL_ERRORS: Lazy<IntCounter> =
+    Lazy::new(|| total("claimgate_journal_errors_total", "Journal write failures"));
 /// Journal decisions removed by retention (`journal_retention_days`).
-pub static JOURNAL_PRUNED: Lazy<prometheus::IntCounter> = Lazy::new(|| {
-    let c = prometheus::IntCounter::new("claimgate_journal_pruned_total", "Journal decisions removed by retention")
-        .expect("metric definition");
-    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
-    c
-});
+pub static JOURNAL_PRUNED: Lazy<IntCounter> =
+    Lazy::new(|| total("claimgate_journal_pruned_total", "Journal decisions removed by retention"));
 /// Journal records (decisions, 3103 answers) kept in the local spill file because the shared store
 /// was down or too slow; each is drained into the store later (never dropped).
-pub static JOURNAL_SPILLED: Lazy<prometheus::IntCounter> = Lazy::new(|| {
-    let c = prometheus::IntCounter::new(
+pub static JOURNAL_SPILLED: Lazy<IntCounter> = Lazy::new(|| {
+    total(
         "claimgate_journal_spilled_total",
         "Journal records kept in the local spill file while the shared store was down or slow",
     )
-    .expect("metric definition");
-    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
-    c
 });
 /// Journal records waiting in the spill file for the shared store.
-pub static JOURNAL_SPILL_PENDING: Lazy<IntGauge> = Lazy::new(|| {
-    let g = IntGauge::new("claimgate_journal_spill_pending", "Journal records waiting in the spill file")
-        .expect("metric definition");
-    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
-    g
-});
+pub static JOURNAL_SPILL_PENDING: Lazy<IntGauge> =
+    Lazy::new(|| gauge("claimgate_journal_spill_pending", "Journal records waiting in the spill file"));
 /// 1 while a rule set is active (`/readyz` answers 200), read when `/metrics` is scraped: the
 /// "not ready" alert needs no Kubernetes exporter.
-pub static READY: Lazy<IntGauge> = Lazy::new(|| {
-    let g = IntGauge::new("claimgate_ready", "1 when a rule set is active and /readyz answers 200")
-        .expect("metric definition");
-    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
-    g
-});
-pub static RULESET_RULES: Lazy<IntGauge> = Lazy::new(|| {
-    let g = IntGauge::new("claimgate_ruleset_rules", "Rules in the active rule set").expect("metric definition");
-    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
-    g
-});
+pub static READY: Lazy<IntGauge> =
+    Lazy::new(|| gauge("claimgate_ready", "1 when a rule set is active and /readyz answers 200"));
+pub static RULESET_RULES: Lazy<IntGauge> =
+    Lazy::new(|| gauge("claimgate_ruleset_rules", "Rules in the active rule set"));
 
-/// Rule-set activations by origin (`push`, `pull`, `last-known-good`, `local`, `rollback`).
 /// Bundles older than the running one pushed on purpose (`?force=true`).
-pub static RULESET_FORCED_OLDER: Lazy<prometheus::IntCounter> = Lazy::new(|| {
-    let c = prometheus::IntCounter::new(
-        "claimgate_ruleset_forced_older_total",
-        "Bundles created before the running one, pushed with force=true",
-    )
-    .expect("metric definition");
-    REGISTRY.register(Box::new(c.clone())).expect("metric registered once");
-    c
+pub static RULESET_FORCED_OLDER: Lazy<IntCounter> = Lazy::new(|| {
+    total("claimgate_ruleset_forced_older_total", "Bundles created before the running one, pushed with force=true")
 });
+/// Rule-set activations by origin (`push`, `pull`, `last-known-good`, `local`, `rollback`).
 pub static RULESET_ACTIVATIONS: Lazy<IntCounterVec> =
     Lazy::new(|| counter("claimgate_ruleset_activations_total", "Rule-set activations by origin", &["origin"]));
 /// Refused updates by origin and stage (`fetch`, `verify`, `compile`, `selftest`, `persist`, `rollback`).
@@ -156,12 +131,8 @@ pub static RULESET_FAILURES: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 /// 1 while the most recent update attempt failed.
-pub static RULESET_UPDATE_FAILED: Lazy<IntGauge> = Lazy::new(|| {
-    let g = IntGauge::new("claimgate_ruleset_last_update_failed", "1 when the most recent rule-set update failed")
-        .expect("metric definition");
-    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
-    g
-});
+pub static RULESET_UPDATE_FAILED: Lazy<IntGauge> =
+    Lazy::new(|| gauge("claimgate_ruleset_last_update_failed", "1 when the most recent rule-set update failed"));
 
 /// Bounded label for a transaction code.
 pub fn infno_label(code: &str) -> &'static str {
@@ -218,13 +189,10 @@ const CLAIM_INFNOS: &[&str] = &["2204", "2206", "2207", "2301", "2303", "2304", 
 
 /// `claimgate_build_info{version, profile}` = 1: which build answers, for dashboards and alerts.
 pub static BUILD_INFO: Lazy<prometheus::IntGaugeVec> = Lazy::new(|| {
-    let g = prometheus::IntGaugeVec::new(
+    registered(prometheus::IntGaugeVec::new(
         Opts::new("claimgate_build_info", "The running build: version and profile, always 1"),
         &["version", "profile"],
-    )
-    .expect("metric definition");
-    REGISTRY.register(Box::new(g.clone())).expect("metric registered once");
-    g
+    ))
 });
 
 /// CPU, memory, open files and start time of this process (`process_*`, Linux only).

@@ -46,11 +46,7 @@ struct CourseLogic {
 }
 
 fn days_param(s: &str) -> Result<i64, String> {
-    let n: i64 = s.trim().trim_end_matches(['d', '天']).parse().map_err(|_| format!("not a number of days: {s:?}"))?;
-    if !(1..=3660).contains(&n) {
-        return Err(format!("days out of range: {n}"));
-    }
-    Ok(n)
+    parse_days(s, 3660)
 }
 
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
@@ -64,11 +60,7 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
         }
         Some(o) => return Err(format!("params.window: {o:?} (visit, lookback)")),
     };
-    let span = match i.params.get("measure").map(value_text).transpose()?.as_deref() {
-        None | Some("days") => false,
-        Some("span") => true,
-        Some(o) => return Err(format!("params.measure: {o:?} (days, span)")),
-    };
+    let span = choice(i.params, "measure", &[("days", false), ("span", true)])?;
     let mut items: Vec<Item> = Vec::new();
     let mut by_name: rustc_hash::FxHashMap<(&str, i64), u32> = Default::default();
     let mut item_of = Vec::with_capacity(i.rows.len());

@@ -90,11 +90,8 @@ impl Caps {
         if caps.is_empty() {
             return Err("params.caps (or a table insutype,name,cap) is required".into());
         }
-        let field = match i.params.get("fund").map(value_text).transpose()?.as_deref() {
-            None | Some("hifp_pay") => FundField::Hifp,
-            Some("fund_pay_sumamt") => FundField::FundTotal,
-            Some(o) => return Err(format!("params.fund: {o:?} (hifp_pay or fund_pay_sumamt)")),
-        };
+        let field =
+            choice(i.params, "fund", &[("hifp_pay", FundField::Hifp), ("fund_pay_sumamt", FundField::FundTotal)])?;
         Ok(Caps { caps, field })
     }
     pub fn get(&self, insutype: &str) -> Option<(&str, Fen)> {

@@ -18,8 +18,7 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
 }
 
 pub(crate) fn compile_units(i: &KindInput<'_>, per_day: bool) -> Result<Compiled, String> {
-    only_params(i.params, &["max"])?;
-    let max = RowParams::build(i, "max", |v| parse_qty(&value_text(v)?), parse_qty)?;
+    let max = RowParams::only(i, "max", parse_qty)?;
     Ok(Compiled { logic: Box::new(UnitsLogic { max, per_day }), matchers: vec![] })
 }
 

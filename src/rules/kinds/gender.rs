@@ -20,8 +20,7 @@ struct GenderLogic {
 }
 
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
-    only_params(i.params, &["gender"])?;
-    let allowed = RowParams::build(i, "gender", |v| parse_gender(&value_text(v)?), parse_gender)?;
+    let allowed = RowParams::only(i, "gender", parse_gender)?;
     Ok(Compiled { logic: Box::new(GenderLogic { allowed }), matchers: vec![] })
 }
 

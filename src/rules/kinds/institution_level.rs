@@ -24,8 +24,7 @@ struct LevelLogic {
 }
 
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
-    only_params(i.params, &["min_tier"])?;
-    let min = RowParams::build(i, "min_tier", |v| parse_tier(&value_text(v)?), parse_tier)?;
+    let min = RowParams::only(i, "min_tier", parse_tier)?;
     Ok(Compiled { logic: Box::new(LevelLogic { min }), matchers: vec![] })
 }
 

@@ -15,17 +15,8 @@ struct IntervalLogic {
     min: RowParams<i64>,
 }
 
-fn days(s: &str) -> Result<i64, String> {
-    let n: i64 = s.trim().trim_end_matches(['d', '天']).parse().map_err(|_| format!("not a number of days: {s:?}"))?;
-    if !(1..=731).contains(&n) {
-        return Err(format!("days out of range: {n}"));
-    }
-    Ok(n)
-}
-
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
-    only_params(i.params, &["min_days"])?;
-    let min = RowParams::build(i, "min_days", |v| days(&value_text(v)?), days)?;
+    let min = RowParams::only(i, "min_days", |s| parse_days(s, 731))?;
     Ok(Compiled { logic: Box::new(IntervalLogic { min }), matchers: vec![] })
 }
 

@@ -318,9 +318,35 @@ impl<P> RowParams<P> {
         Ok(RowParams { default, rows })
     }
 
+    /// The kind's one parameter `key`: no other is taken, and the rule-level value and each row's
+    /// are read by `parse` from their text.
+    pub fn only(input: &KindInput<'_>, key: &str, parse: impl Fn(&str) -> Result<P, String>) -> Result<Self, String> {
+        only_params(input.params, &[key])?;
+        Self::build(input, key, |v| parse(&value_text(v)?), &parse)
+    }
+
     pub fn get(&self, tag: u32) -> Option<&P> {
         self.rows.get(tag as usize).and_then(Option::as_ref).or(self.default.as_ref())
     }
+}
+
+/// A parameter naming one of a few `choices`; absent, the first.
+pub(crate) fn choice<T: Copy>(p: &Map<String, Value>, key: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    let Some(v) = p.get(key) else { return Ok(choices[0].1) };
+    let v = value_text(v)?;
+    choices.iter().find(|(name, _)| *name == v).map(|&(_, t)| t).ok_or_else(|| {
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        format!("params.{key}: {v:?} ({})", names.join(", "))
+    })
+}
+
+/// A number of days (`7`, `"7d"`, `"7天"`) from 1 to `max`.
+pub(crate) fn parse_days(s: &str, max: i64) -> Result<i64, String> {
+    let n: i64 = s.trim().trim_end_matches(['d', '天']).parse().map_err(|_| format!("not a number of days: {s:?}"))?;
+    if !(1..=max).contains(&n) {
+        return Err(format!("days out of range: {n}"));
+    }
+    Ok(n)
 }
 
 /// Refuses parameters the kind does not know (a typo must not silently disable a rule).

@@ -57,11 +57,7 @@ struct PairLogic {
 
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     only_params(i.params, &["mode", "window", "pairs"])?;
-    let exclusive = match i.params.get("mode").map(value_text).transpose()?.as_deref() {
-        None | Some("includes") => false,
-        Some("exclusive") => true,
-        Some(o) => return Err(format!("params.mode: unknown mode {o:?} (includes, exclusive)")),
-    };
+    let exclusive = choice(i.params, "mode", &[("includes", false), ("exclusive", true)])?;
     let default_window = i.params.get("window").map(|v| value_text(v).and_then(|t| Window::parse(&t))).transpose()?;
     let mut rows: Vec<(String, crate::rules::source::PairRow)> =
         i.pairs.iter().map(|(l, r)| (format!("table line {l}"), r.clone())).collect();
@@ -206,20 +202,10 @@ impl Logic for PairLogic {
             .map(|&(li, tag)| (tag / 2, tag % 2, li))
             .collect();
         m.sort_unstable();
-        let mut i = 0;
-        while i < m.len() {
-            let pi = m[i].0;
-            let mut j = i;
-            while j < m.len() && m[j].0 == pi {
-                j += 1;
-            }
-            let Some(p) = self.pairs.get(pi as usize) else {
-                i = j;
-                continue;
-            };
-            let mains: Vec<u32> = m[i..j].iter().filter(|x| x.1 == 0).map(|x| x.2).collect();
-            let subs: Vec<u32> = m[i..j].iter().filter(|x| x.1 == 1 && !mains.contains(&x.2)).map(|x| x.2).collect();
-            i = j;
+        for run in m.chunk_by(|a, b| a.0 == b.0) {
+            let Some(p) = self.pairs.get(run[0].0 as usize) else { continue };
+            let mains: Vec<u32> = run.iter().filter(|x| x.1 == 0).map(|x| x.2).collect();
+            let subs: Vec<u32> = run.iter().filter(|x| x.1 == 1 && !mains.contains(&x.2)).map(|x| x.2).collect();
             if mains.is_empty() || subs.is_empty() {
                 // One of the two on this claim: the other may have been accepted in an earlier message.
                 self.against_history(r, c, p, if mains.is_empty() { &subs } else { &mains }, mains.is_empty(), out);

@@ -20,8 +20,7 @@ struct CapLogic {
 }
 
 fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
-    only_params(i.params, &["max_price"])?;
-    let max = RowParams::build(i, "max_price", |v| parse_price(&value_text(v)?), parse_price)?;
+    let max = RowParams::only(i, "max_price", parse_price)?;
     Ok(Compiled { logic: Box::new(CapLogic { max }), matchers: vec![] })
 }
 

@@ -34,21 +34,12 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     if !(1..=365).contains(&days) {
         return Err("params.days: between 1 and 365".into());
     }
-    let how = match i.params.get("match").map(value_text).transpose()?.as_deref() {
-        None | Some("category") => Match::Category,
-        Some("same") => Match::Same,
-        Some("any") => Match::Any,
-        Some(o) => return Err(format!("params.match: {o:?} (same, category, any)")),
-    };
+    let how = choice(i.params, "match", &[("category", Match::Category), ("same", Match::Same), ("any", Match::Any)])?;
     let exclude = match i.params.get("exclude") {
         Some(v) => CodeList::parse_prefixes(&value_list(v)?)?,
         None => CodeList::parse_prefixes(&["Z51".to_owned()])?,
     };
-    let overlap = match i.params.get("mode").map(value_text).transpose()?.as_deref() {
-        None | Some("readmission") => false,
-        Some("overlap") => true,
-        Some(o) => return Err(format!("params.mode: {o:?} (readmission, overlap)")),
-    };
+    let overlap = choice(i.params, "mode", &[("readmission", false), ("overlap", true)])?;
     Ok(Compiled { logic: Box::new(ReadmitLogic { days, how, exclude, overlap }), matchers: vec![] })
 }
 

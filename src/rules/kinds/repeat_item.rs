@@ -47,11 +47,7 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
         Some("frequency") => Mode::Frequency,
         o => return Err(format!("params.mode: {o:?} (exam, drug, frequency)")),
     };
-    let same_institution = match i.params.get("scope").map(value_text).transpose()?.as_deref() {
-        None | Some("institution") => true,
-        Some("all") => false,
-        Some(o) => return Err(format!("params.scope: {o:?} (institution, all)")),
-    };
+    let same_institution = choice(i.params, "scope", &[("institution", true), ("all", false)])?;
     let days = int(i, "days", if mode == Mode::Drug { 90 } else { 7 }, 1..=400)? as u32;
     let tolerance = int(i, "tolerance_days", 0, 0..=30)?;
     let max = int(i, "max", 2, 1..=1000)?;

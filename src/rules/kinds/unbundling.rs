@@ -94,15 +94,8 @@ impl Logic for UnbundleLogic {
             })
             .collect();
         m.sort_unstable();
-        let mut i = 0;
-        while i < m.len() {
-            let d = m[i].0;
-            let mut j = i;
-            while j < m.len() && m[j].0 == d {
-                j += 1;
-            }
-            let day = &m[i..j];
-            i = j;
+        for day in m.chunk_by(|a, b| a.0 == b.0) {
+            let d = day[0].0;
             let has_package = day.iter().any(|x| x.1 == 0);
             let comps: Vec<u32> =
                 day.iter().filter(|x| x.1 > 0 && !day.iter().any(|y| y.1 == 0 && y.2 == x.2)).map(|x| x.2).collect();

@@ -28,12 +28,11 @@ fn compile(i: &KindInput<'_>) -> Result<Compiled, String> {
     if max == 0 || !(1..=400).contains(&days) {
         return Err("params.max ≥ 1 and params.days between 1 and 400".into());
     }
-    let visit = match i.params.get("visit").map(value_text).transpose()?.as_deref() {
-        None | Some("outpatient") => Visit::Outpatient,
-        Some("inpatient") => Visit::Inpatient,
-        Some("pharmacy") => Visit::Pharmacy,
-        Some(o) => return Err(format!("params.visit: {o:?}")),
-    };
+    let visit = choice(
+        i.params,
+        "visit",
+        &[("outpatient", Visit::Outpatient), ("inpatient", Visit::Inpatient), ("pharmacy", Visit::Pharmacy)],
+    )?;
     Ok(Compiled { logic: Box::new(FreqLogic { max, days, visit }), matchers: vec![] })
 }
 
