@@ -681,6 +681,40 @@ mod outbox_tests {
         assert!(!h.learn_durably(&upload("B"), None, None).expect("retry"));
         assert_eq!(lines(&h), 4);
     }
+
+    /// Live learns share the outbox's order lock, so concurrent ones can share a group commit (an
+    /// exclusive lock here serialised every learn and the group commit never grouped); a drain
+    /// waits for the live learns in progress.
+    #[test]
+    fn live_learns_do_not_exclude_each_other_and_a_drain_waits_for_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let h = Arc::new(
+            History::new(
+                Arc::new(crate::store::sqlite::SqliteStore::memory(db::create_schema).expect("sqlite")),
+                None,
+                100,
+            )
+            .expect("history")
+            .with_outbox(outbox::Outbox::open(&dir.path().join("outbox.sqlite")).expect("outbox")),
+        );
+        let in_progress = h.drain.read().expect("a live learn's share");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = h.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(other.learn_durably(&upload("E"), None, None).expect("learn"));
+        });
+        let learnt = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(learnt, Ok(true), "a second live learn waited for the first");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let drainer = h.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(drainer.drain_outbox().expect("drain"));
+        });
+        let early = rx.recv_timeout(std::time::Duration::from_millis(200));
+        assert!(early.is_err(), "the drain ran beside a live learn");
+        drop(in_progress);
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)), Ok(0));
+    }
 }
 
 #[cfg(test)]
