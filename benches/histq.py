@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Latency quantiles (bucket upper bounds) of claimgate's histograms between two /metrics scrapes.
+"""Latency quantiles (bucket upper bounds) of claimgate's histograms between two /metrics scrapes, and the
+embedded store's mean transactions per commit (its group commit) over the same interval.
 Usage: python3 benches/histq.py BEFORE AFTER (files holding the two scrapes; used by benches/cpu.sh METRICS=1)
 """
 import sys,re
@@ -25,3 +26,9 @@ for name in ['claimgate_request_seconds','claimgate_check_seconds','claimgate_up
         for q in (0.5,0.99,0.999):
             le=next(l for l,c in bs if c>=q*tot); out.append(f"p{q*100:g}<={le*1000:g}ms")
         print(name,lab,int(tot),' '.join(out))
+name='claimgate_store_commit_transactions'
+for k in sorted(b):
+    if k.startswith(name+'_count'):
+        lab=k[len(name+'_count'):]
+        n=b[k]-a.get(k,0); t=b.get(name+'_sum'+lab,0)-a.get(name+'_sum'+lab,0)
+        if n>0: print(name,lab,int(n),'commits',f"mean {t/n:.2f} transactions a commit")

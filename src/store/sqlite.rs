@@ -24,6 +24,9 @@ pub struct SqliteStore {
     committed: Condvar,
     /// Stops the background WAL checkpointer of a file store when the store is dropped.
     checkpointer: Option<Arc<AtomicBool>>,
+    /// The `db` label of the commit-size histogram: `history`, `journal` or `other` (the file's stem,
+    /// bounded).
+    db: &'static str,
 }
 
 /// How often the background thread checkpoints the WAL of a file store.
@@ -118,6 +121,11 @@ impl SqliteStore {
         writer.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES).map_err(err)?;
         let readers = (0..readers.max(1)).map(|_| open(false).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
         let mut s = SqliteStore::with(writer, true, readers);
+        s.db = match path.file_stem().and_then(|s| s.to_str()) {
+            Some("history") => "history",
+            Some("journal") => "journal",
+            _ => "other",
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, ck, w) = (stop.clone(), open(false)?, s.writer.clone());
         let started = std::thread::Builder::new().name("claimgate-wal".into()).spawn(move || {
@@ -176,6 +184,7 @@ impl SqliteStore {
             done: Mutex::new(Done::default()),
             committed: Condvar::new(),
             checkpointer: None,
+            db: "other",
         }
     }
 
@@ -223,6 +232,9 @@ impl SqliteStore {
             })
         };
         w.open = None;
+        crate::telemetry::metrics::STORE_COMMIT_TRANSACTIONS
+            .with_label_values(&[self.db])
+            .observe(f64::from(members + 1));
         {
             let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
             done.group = group;
@@ -478,7 +490,9 @@ mod tests {
             })
             .collect();
         let kept: i64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        let grouped = crate::telemetry::metrics::STORE_COMMIT_TRANSACTIONS.with_label_values(&["other"]);
         // Assert
+        assert!(grouped.get_sample_sum() >= 400.0, "every transaction is counted in its commit's size");
         let expected_per_thread = (0..50).filter(|i| i % 7 != 6 && i % 5 != 4).count() as i64;
         assert_eq!(kept, 8 * expected_per_thread - 1, "one of the kept ones panicked instead");
         assert_eq!(count(&store), kept, "exactly the transactions that answered Ok(true) are in the store");

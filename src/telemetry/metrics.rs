@@ -86,6 +86,16 @@ pub static HISTORY_LOOKUPS: Lazy<IntCounterVec> =
 pub static HISTORY_SNAPSHOTS: Lazy<IntCounterVec> = Lazy::new(|| {
     counter("claimgate_history_snapshot_updates_total", "Cached snapshots after a write, by outcome", &["outcome"])
 });
+/// Transactions per commit of the embedded store's group commit (`history`, `journal`): how much
+/// concurrent learning shares each commit's WAL write.
+pub static STORE_COMMIT_TRANSACTIONS: Lazy<HistogramVec> = Lazy::new(|| {
+    histogram(
+        "claimgate_store_commit_transactions",
+        "Transactions per commit of the embedded store, by database",
+        &["db"],
+        vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0, 64.0],
+    )
+});
 pub static HISTORY_SECONDS: Lazy<HistogramVec> =
     Lazy::new(|| histogram("claimgate_history_seconds", "History store time by operation", &["op"], LAT.to_vec()));
 /// Journal writes that had to wait for room in the queue (back-pressure, never a drop).
@@ -243,6 +253,9 @@ pub fn touch() {
     }
     for op in ["read", "write"] {
         HISTORY_SECONDS.with_label_values(&[op]);
+    }
+    for db in ["history", "journal"] {
+        STORE_COMMIT_TRANSACTIONS.with_label_values(&[db]);
     }
     Lazy::force(&HISTORY_OUTBOX);
     Lazy::force(&READY);
