@@ -1,6 +1,6 @@
 //! What claimgate answers without the gateway: `/v1/check` (the decision JSON), 3101/3102 in the
 //! national format and 3103 recorded (`pipeline::analysis::local`), and the check every claim
-//! runs, on the blocking pool under the time budget (`pipeline::exchange::check`); the answers to
+//! runs, on history's threads (`History::run`) under the time budget (`pipeline::exchange::check`); the answers to
 //! invalid claim messages and to other methods than POST on the claim routes.
 
 use super::rescue::{self, ApiFailure, Failure};
@@ -85,7 +85,7 @@ async fn doctor_points(st: &web::Data<State>, claims: &[crate::claim::Claim]) ->
     serde_json::Value::Array(rows)
 }
 
-/// Runs [`exchange::check`] on the blocking pool (history may do I/O) under `budget` (the
+/// Runs [`exchange::check`] on history's threads (history may do I/O) under `budget` (the
 /// settlement path's; `None` waits: `/v1/check` is not in the settlement path). `answer`: the
 /// gateway's answer to a pre-settlement.
 pub(super) async fn run_check(
@@ -97,7 +97,7 @@ pub(super) async fn run_check(
 ) -> Checked {
     let (st2, ex, active) = (st.clone(), ex.clone(), active.clone());
     let t_check = Instant::now();
-    let job = tokio::task::spawn_blocking(move || {
+    let job = st.history.run(move || {
         // A candidate pack in shadow sees the same claims (queued; never waited for).
         let shadow = |c: &[crate::claim::Claim], d: &crate::rules::Decision| st2.reload.shadow().observe(c, d);
         exchange::check(ex.head(), &active.rs, &st2.history, &st2.overrides, answer.as_ref(), shadow)
@@ -108,7 +108,7 @@ pub(super) async fn run_check(
             Checked::Done { claims, decision, overridden }
         }
         Ok(Ok(other)) => other,
-        // A panic inside a kind: caught by the blocking pool, the process keeps serving.
+        // A panic inside a kind: caught on history's thread, the process keeps serving.
         Ok(Err(_)) => Checked::Failed("internal"),
         Err(_) => Checked::Failed("budget"),
     }

@@ -1,8 +1,8 @@
 //! The intercepted gateway route and `/v1/check`: HTTP around [`crate::pipeline::exchange`].
 //!
 //! Phases (docs/pipeline.md): admit → read body (bounded) → parse head → route by infno →
-//! [3101/3102/3103: answered locally (`pipeline::analysis::local`) | claim: `exchange::check` on the
-//! blocking pool under the budget → `Judge::verdict`] → block or answer: the envelope |
+//! [3101/3102/3103: answered locally (`pipeline::analysis::local`) | claim: `exchange::check` on
+//! history's threads under the budget → `Judge::verdict`] → block or answer: the envelope |
 //! forward: the same bytes → `Pending::settle` (journal, learn) → relay the gateway's bytes.
 
 use super::check::{invalid, validated};

@@ -3,8 +3,8 @@
 //! [`Exchange::begin`] parses a message once; the route, the check and history's learning share it.
 //! [`check`] reads the claims once (the head hands over a fee upload's parsed lines),
 //! attaches history, evaluates, lets a shadow candidate see the claims and applies the doctors'
-//! 3103 overrides; it blocks on the store, so the caller runs it on the blocking pool under the
-//! time budget. [`Judge::verdict`] turns what the check came to into what happens to the message —
+//! 3103 overrides; it blocks on the store, so the caller runs it on history's threads
+//! (`History::run`) under the time budget. [`Judge::verdict`] turns what the check came to into what happens to the message —
 //! the fail policy applied there — and [`Pending::settle`] turns the gateway's answer into the
 //! journal record and what history learns. `gate` only speaks HTTP around these; `claimgate
 //! check` and `claimgate replay` run the same [`check`].
@@ -31,7 +31,7 @@ self_cell::self_cell!(
 );
 
 /// One request as it was received: its bytes (forwarded byte for byte) and the head read from them
-/// once, owned together so the route, the check on the blocking pool and history's learning all
+/// once, owned together so the route, the check on history's threads and history's learning all
 /// read the same parse. A fee upload's lines are parsed with the head; the check takes them.
 pub struct Exchange(Parsed);
 
@@ -134,7 +134,7 @@ pub fn check_msgid(head: &RequestHead<'_>) -> Result<(), ParseError> {
 
 /// Checks the claim message `head` against `rs`: history within the set's lookback, the fund share
 /// of a pre-settlement's `answer`, `observe` (the shadow candidate) and the doctors' overrides.
-/// Blocks on the store: run it on the blocking pool.
+/// Blocks on the store: run it off the async executor (`History::run`).
 pub fn check(
     head: &RequestHead<'_>,
     rs: &CompiledRuleSet,
@@ -433,25 +433,27 @@ pub fn infcode_of(p: &ResponseEnvelope) -> Option<i64> {
     p.infcode.as_str().parse::<i64>().ok()
 }
 
-/// Learns an accepted exchange into history on the blocking pool; durable when this returns.
+/// Learns an accepted exchange into history on history's threads; durable when this returns.
 /// A store failure is logged and counted (the gateway has already committed; the answer goes on).
 pub async fn learn(history: &Arc<History>, ex: &Arc<Exchange>, env: &ResponseEnvelope, learnt: Learn, label: &str) {
-    let (history, env, ex) = (history.clone(), env.clone(), ex.clone());
-    let learnt = tokio::task::spawn_blocking(move || {
-        let (head, again);
-        if learnt.is_none() && ex.head().input.is_none() {
-            // A fee upload that went unchecked: its lines were parsed with the head, and a check
-            // that ran out of time may have taken them — or still be about to, on the blocking
-            // pool. History reads them again rather than race it (the unchecked path only).
-            again =
-                parse_request_for(ex.body(), Some(ex.head().infno.as_str())).map_err(|e| format!("request: {e}"))?;
-            head = &again;
-        } else {
-            head = ex.head();
-        }
-        history.learn_durably_parsed(head, ex.body(), Some(&env), learnt).map_err(|e| e.to_string())
-    })
-    .await;
+    let (h, env, ex) = (history.clone(), env.clone(), ex.clone());
+    let learnt = history
+        .run(move || {
+            let history = h;
+            let (head, again);
+            if learnt.is_none() && ex.head().input.is_none() {
+                // A fee upload that went unchecked: its lines were parsed with the head, and a check
+                // that ran out of time may have taken them — or still be about to, on the blocking
+                // pool. History reads them again rather than race it (the unchecked path only).
+                again = parse_request_for(ex.body(), Some(ex.head().infno.as_str()))
+                    .map_err(|e| format!("request: {e}"))?;
+                head = &again;
+            } else {
+                head = ex.head();
+            }
+            history.learn_durably_parsed(head, ex.body(), Some(&env), learnt).map_err(|e| e.to_string())
+        })
+        .await;
     match learnt {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(infno = label, error = %e, "accepted exchange not learnt into history"),
