@@ -172,7 +172,8 @@ impl History {
         })
     }
 
-    /// Runs the claim path's work with history (a check, a learn) on history's own threads.
+    /// Runs the claim path's work with history (a check, a learn) on history's threads: one pool
+    /// for the process (`POOL`), whichever `History` asks.
     pub fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,

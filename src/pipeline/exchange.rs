@@ -439,19 +439,19 @@ pub async fn learn(history: &Arc<History>, ex: &Arc<Exchange>, env: &ResponseEnv
     let (h, env, ex) = (history.clone(), env.clone(), ex.clone());
     let learnt = history
         .run(move || {
-            let history = h;
             let (head, again);
             if learnt.is_none() && ex.head().input.is_none() {
                 // A fee upload that went unchecked: its lines were parsed with the head, and a check
-                // that ran out of time may have taken them — or still be about to, on the blocking
-                // pool. History reads them again rather than race it (the unchecked path only).
+                // that ran out of time may have taken them — or still be about to, on another of
+                // history's threads. History reads them again rather than race it (the unchecked
+                // path only).
                 again = parse_request_for(ex.body(), Some(ex.head().infno.as_str()))
                     .map_err(|e| format!("request: {e}"))?;
                 head = &again;
             } else {
                 head = ex.head();
             }
-            history.learn_durably_parsed(head, ex.body(), Some(&env), learnt).map_err(|e| e.to_string())
+            h.learn_durably_parsed(head, ex.body(), Some(&env), learnt).map_err(|e| e.to_string())
         })
         .await;
     match learnt {

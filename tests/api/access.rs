@@ -413,8 +413,8 @@ async fn over_tls_a_request_that_cannot_be_framed_is_answered_in_the_envelope_to
 
 // === fail policy (#3) ===
 
-/// An upload of 3,000 lines: parsing, history and 200 rules over it take far more than the 1 ms
-/// budget the tests give the check (a real budget overrun, nothing mocked).
+/// An upload of [`BIG_LINES`] lines: parsing, history and 200 rules over it take far more than the
+/// 1 ms budget the tests give the check (a real budget overrun, nothing mocked).
 fn big_upload(msgid: &str) -> serde_json::Value {
     big_upload_for(msgid, "41000011000000000099990001", "410700G0000201506109999")
 }
