@@ -122,8 +122,10 @@ pub struct Reloader {
     layers: Mutex<Layers>,
     /// A std Mutex: held only to copy a small struct.
     status: Mutex<Status>,
-    /// The ETag of the last bundle fetched from the bureau.
-    pub(super) etag: Mutex<Option<String>>,
+    /// The ETag of the last bundle fetched from the bureau. A pull holds it from its activation
+    /// until it stores the new tag, so a pull fetching meanwhile (the poller's and an operator's)
+    /// asks with the tag of the bundle now running, never with the one before it.
+    pub(super) etag: tokio::sync::Mutex<Option<String>>,
     /// The bureau honoured `Prefer: wait` on the last poll.
     pub(super) long_polled: std::sync::atomic::AtomicBool,
     /// Counts activations, for whoever waits for one.
@@ -183,7 +185,7 @@ impl Reloader {
             tier,
             layers: Mutex::new(Layers::default()),
             status: Mutex::new(Status::default()),
-            etag: Mutex::new(None),
+            etag: tokio::sync::Mutex::new(None),
             long_polled: std::sync::atomic::AtomicBool::new(false),
             activations: tokio::sync::watch::Sender::new(0),
             shadow: super::shadow::Shadow::new(),

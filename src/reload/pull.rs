@@ -36,15 +36,15 @@ pub async fn pull_once(r: &Arc<Reloader>, client: &reqwest::Client) -> Result<Pu
         }
     };
     let rr = r.clone();
+    let mut remembered = r.etag.lock().await;
     let outcome = tokio::task::spawn_blocking(move || rr.activate_bundle(bytes, Origin::Pull))
         .await
         .map_err(|e| ActivateError::Fetch(format!("activation task: {e}")))?;
     // Remember the ETag only for a bundle we took (or already run), so a refused one is fetched
     // again after the bureau fixes it under the same tag or not.
     let outcome = outcome?;
-    if let Ok(mut g) = r.etag.lock() {
-        *g = etag;
-    }
+    *remembered = etag;
+    drop(remembered);
     Ok(match outcome {
         Outcome::Activated(a) => PullOutcome::Activated(a.rs.revision()),
         Outcome::Unchanged => PullOutcome::Unchanged,
@@ -57,7 +57,7 @@ async fn fetch(r: &Reloader, client: &reqwest::Client) -> Result<Option<(Vec<u8>
         return Err(ActivateError::Fetch("no bundles.url configured".into()));
     };
     let limit = r.config().max_bundle_bytes;
-    let etag = r.etag.lock().ok().and_then(|g| g.clone());
+    let etag = r.etag.lock().await.clone();
     let mut rb = client.get(&url);
     if let Some(t) = &etag {
         rb = rb.header(reqwest::header::IF_NONE_MATCH, t);
