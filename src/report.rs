@@ -424,15 +424,21 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
         "<p class=\"muted\">继续执行率长期很高的规则，可能需要调整阈值或改为仅提示。</p>",
     );
 
+    patients_table(&mut o, &s.top_patients);
+    o
+}
+
+/// The patients with the most hits, by pseudonym.
+fn patients_table(o: &mut String, top: &[stats::GroupRow]) {
     let mut t = Table::open(
-        &mut o,
+        o,
         " id=\"patients\"",
         "命中最多的患者（假名）",
         &["患者假名", "#审核笔数", "#拦截", "#命中", "#涉及金额（元）"],
     );
-    for p in &s.top_patients {
+    for p in top {
         t.row(
-            &mut o,
+            o,
             "",
             &[
                 &format!("<code>{}</code>", esc(&short(&p.key))),
@@ -443,8 +449,7 @@ pub fn figures_html(s: &Stats, link: Option<&Linker<'_>>) -> String {
             ],
         );
     }
-    t.close(&mut o, None, "<p class=\"muted\">假名为医保个人编号的密钥哈希，不可逆；同一患者在各记录中假名相同。</p>");
-    o
+    t.close(o, None, "<p class=\"muted\">假名为医保个人编号的密钥哈希，不可逆；同一患者在各记录中假名相同。</p>");
 }
 
 /// A `<section>` holding one table, written straight into the page. A head written `#名称` is a
