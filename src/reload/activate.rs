@@ -123,8 +123,9 @@ pub struct Reloader {
     /// A std Mutex: held only to copy a small struct.
     status: Mutex<Status>,
     /// The ETag of the last bundle fetched from the bureau. A pull holds it from its activation
-    /// until it stores the new tag, so a pull fetching meanwhile (the poller's and an operator's)
-    /// asks with the tag of the bundle now running, never with the one before it.
+    /// until it stores the new tag, so another `pull_once` fetching meanwhile (the poller pulls
+    /// one at a time; tests pull beside it) asks with the tag of the bundle now running, never
+    /// with the one before it.
     pub(super) etag: tokio::sync::Mutex<Option<String>>,
     /// The bureau honoured `Prefer: wait` on the last poll.
     pub(super) long_polled: std::sync::atomic::AtomicBool,
