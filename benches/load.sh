@@ -11,7 +11,7 @@
 # Per target: 2 s warm-up, FIXED_S at ~RATE (1k) req/s (connections each pausing 10 ms between requests,
 # as many as a 2 s calibration says offer RATE; wrk has no open-loop rate, so the achieved rate is shown),
 # SAT_S at saturation (32 connections, no pause). Bounded: about 90 s in all. Loopback only.
-# At saturation each line also splits the machine's CPU per request (/proc/stat and /proc/<pid>/task/*/stat):
+# At saturation each line also splits the machine's CPU per request (/proc/stat and /proc/<pid>/stat):
 # the simulated gateway, the proxy (nginx's master and workers, or claimgate), and the rest (wrk and its Lua,
 # the kernel's loopback work not charged to either, anything else running). With both cores busy, a proxy's
 # ratio to nginx is bounded by these: 0.7x nginx leaves claimgate 2 cores / (0.7 x nginx's req/s) minus the
@@ -93,15 +93,15 @@ run() { # name port tag connections seconds delay
     LOAD_START="$(cat "$WORK/start-$1" 2>/dev/null || echo 0)" LOAD_STATE="$WORK/start-$1" \
     wrk -t2 -c"$4" -d"$5"s -s benches/load.lua "http://127.0.0.1:$2" | grep '^RESULT'
 }
-# CPU ticks (user + system) of the given processes' threads, and of the whole machine (busy, not idle).
+# CPU ticks (user + system) of the given processes, all their threads counted (as cpu.sh reads
+# claimgate's), and of the whole machine (busy, not idle).
 ticks() {
-  local s=0 t
-  for t in $(for p in "$@"; do ls -d /proc/"$p"/task/* 2>/dev/null; done); do
-    s=$((s + $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)))
-  done
+  local s=0 p
+  for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
   echo "$s"
 }
 busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+HZ=$(getconf CLK_TCK)
 NGINX_PIDS="${PIDS[1]} $(pgrep -P "${PIDS[1]}" | tr '\n' ' ')"
 for target in direct:$SIM nginx:$NGX claimgate:$CG; do
   name=${target%%:*}; port=${target##*:}
@@ -117,8 +117,7 @@ for target in direct:$SIM nginx:$NGX claimgate:$CG; do
   sat=$(run "$name" "$port" "S${name:0:1}" 32 "$SAT_S" 0)
   b1=$(busy); g1=$(ticks "${PIDS[0]}"); p1=$(ticks $proxy)
   n=$(echo "$sat" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
-  hz=$(getconf CLK_TCK)
-  cpu=$(python3 -c "n=max(1,${n:-0}); ms=1000/$hz/n; b=$b1-$b0; g=$g1-$g0; p=$p1-$p0
+  cpu=$(python3 -c "n=max(1,${n:-0}); ms=1000/$HZ/n; b=$b1-$b0; g=$g1-$g0; p=$p1-$p0
 print('cpu_ms_per_request: all=%.3f gateway=%.3f proxy=%.3f rest=%.3f' % (b*ms, g*ms, p*ms, (b-g-p)*ms))")
   echo "$name saturation $sat $cpu"
 done
